@@ -1,0 +1,591 @@
+import CBuddySupport
+
+/// How a pool is configured. The defaults are the design document's (initial size 1 MiB,
+/// blocks 16 B to 1 MiB, growth factor 2.0, no limit).
+public struct PoolConfig: Equatable, Sendable {
+    /// Smallest block, a power of two >= 16.
+    public var minBlock = 16
+    /// Largest block, a power of two >= minBlock; larger requests are not the pool's.
+    public var maxBlock = 1 << 20
+    /// Bytes mapped when the pool is created (rounded up to a power of two >= the minimum segment).
+    public var initialSize = 1 << 20
+    /// A new segment grows the pool from `S` to about `S * growthFactor` bytes (>= 1.0).
+    public var growthFactor = 2.0
+    /// Upper bound on the bytes of all segments; 0 means no limit.
+    public var maxPoolSize = 0
+    /// When the pool takes its lock.
+    public var threadSafety = ThreadSafety.automatic
+    /// What happens after a bad pointer has been counted and reported.
+    public var errorStrategy = ErrorStrategy.abort
+
+    public init() {}
+
+    /// The smallest segment: a multiple of the segment map's granule and of the largest block.
+    public var minSegment: Int { max(1 << SegmentMap.granuleShift, maxBlock) }
+}
+
+public enum ThreadSafety: UInt8, Sendable {
+    /// Lock, but skip the lock while the process has a single thread.
+    case automatic
+    /// Always lock.
+    case always
+    /// Never lock: the pool is used from one thread at a time.
+    case off
+}
+
+public enum ErrorStrategy: UInt8, Sendable {
+    /// Report, then abort like glibc's "free(): invalid pointer".
+    case abort
+    /// Report and carry on, leaving the pool untouched.
+    case log
+}
+
+/// What a pointer is to a pool.
+public enum PointerKind: Equatable, Sendable {
+    /// No pool owns this address: it belongs to the system allocator (or to nobody).
+    case foreign
+    /// Inside another pool's segment.
+    case otherPool
+    /// The start of an allocated block of this order.
+    case allocated(order: Int)
+    /// The start of a free block: freeing it again is a double free.
+    case free
+    /// Inside a segment, but not the start of any block.
+    case interior
+}
+
+/// Event counters of a pool. Updated under the pool lock (or by its single thread).
+public struct PoolCounters: Equatable, Sendable {
+    public var allocations: UInt64 = 0
+    public var frees: UInt64 = 0
+    public var failedAllocations: UInt64 = 0
+    public var invalidPointers: UInt64 = 0
+    public var doubleFrees: UInt64 = 0
+    public var splits: UInt64 = 0
+    public var coalesces: UInt64 = 0
+    public var segmentsAdded: UInt64 = 0
+    public var segmentsReleased: UInt64 = 0
+    public var reallocInPlace: UInt64 = 0
+    public var peakAllocatedBytes: UInt64 = 0
+    /// Calls handed to the system allocator, and their bytes (updated atomically, lock-free).
+    public var systemCalls: UInt64 = 0
+    public var systemBytes: UInt64 = 0
+    public init() {}
+}
+
+/// A free block's list links, stored in the free block itself (every block holds >= 16 bytes).
+struct FreeLink {
+    var next: UnsafeMutablePointer<FreeLink>?
+    var prev: UnsafeMutablePointer<FreeLink>?
+}
+
+/// The free area of one order: a doubly linked list (so a buddy leaves it in O(1)) and its length.
+struct FreeArea {
+    var head: UnsafeMutablePointer<FreeLink>?
+    var count: Int
+}
+
+/// A pool's state, in memory the pool maps for itself (never Swift-allocated), followed by
+/// `maxOrder + 1` free areas.
+///
+/// Invariants (checked by `checkInvariants()`):
+///
+///     every free block is on exactly one free list, that of its order
+///     no free block has a free buddy of the same order (below maxOrder)
+///     freeBytes + allocatedBytes == segmentBytes
+///     nonEmpty bit k == (freeArea[k].count > 0)
+struct PoolState {
+    var lock: pthread_mutex_t
+    var config: PoolConfig
+    var geometry: Geometry
+    /// Bit k is set when the free area of order k is not empty.
+    var nonEmpty: UInt64
+    var segments: UnsafeMutablePointer<Segment>?
+    var segmentCount: Int
+    var segmentBytes: UInt
+    var freeBytes: UInt
+    var allocatedBytes: UInt
+    /// Bytes of segments above their frontier (counted in freeBytes, on no free list yet).
+    var uncarvedBytes: UInt
+    var counters: PoolCounters
+    var stateBytes: Int
+}
+
+/// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
+/// the process-wide allocator and private pools are instances of the same code.
+///
+/// The engine's operations do not lock; callers hold `lock()` when the pool is shared.
+public struct BuddyPool: Equatable {
+    let state: UnsafeMutablePointer<PoolState>
+
+    init(state: UnsafeMutablePointer<PoolState>) { self.state = state }
+
+    @inline(__always) var geometry: Geometry { state.pointee.geometry }
+    @inline(__always) var freeAreas: UnsafeMutablePointer<FreeArea> {
+        UnsafeMutableRawPointer(state + 1).assumingMemoryBound(to: FreeArea.self)
+    }
+    public var config: PoolConfig { state.pointee.config }
+    public var counters: PoolCounters { state.pointee.counters }
+    public var identity: UnsafeMutableRawPointer { UnsafeMutableRawPointer(state) }
+
+    // MARK: Life cycle
+
+    /// Validates a configuration: nil when usable, else what is wrong with it.
+    public static func problem(with config: PoolConfig) -> StaticString? {
+        if !powerOfTwo(config.minBlock) || config.minBlock < 16 { return "minimum block must be a power of two >= 16" }
+        if !powerOfTwo(config.maxBlock) || config.maxBlock < config.minBlock { return "maximum block must be a power of two >= the minimum block" }
+        if config.maxBlock > 1 << 30 { return "maximum block must be <= 1 GiB" }
+        if config.maxBlock.trailingZeroBitCount - config.minBlock.trailingZeroBitCount > Geometry.orderLimit { return "too many orders between minimum and maximum block" }
+        if !(config.growthFactor >= 1.0 && config.growthFactor <= 64.0) { return "growth factor must be between 1.0 and 64.0" }
+        if config.initialSize < 0 || config.maxPoolSize < 0 { return "sizes must not be negative" }
+        if config.maxPoolSize != 0 && config.maxPoolSize < config.minSegment { return "maximum pool size must be 0 (no limit) or >= the minimum segment" }
+        return nil
+    }
+
+    /// Creates a pool that maps its own segments; its first segment holds `config.initialSize`.
+    /// Returns nil when the configuration is invalid or the OS refuses memory.
+    public static func create(_ config: PoolConfig) -> BuddyPool? {
+        guard let pool = makeState(config) else { return nil }
+        if config.initialSize > 0 {
+            let size = min(roundUpToPowerOfTwo(max(config.initialSize, config.minSegment)),
+                           config.maxPoolSize == 0 ? Int.max : config.maxPoolSize)
+            if size >= config.minSegment, !pool.mapSegment(size: size) {
+                pool.destroy()
+                return nil
+            }
+        }
+        return pool
+    }
+
+    /// Creates a pool over memory the caller owns: `size` is a power of two >= `config.minSegment`
+    /// and `base` is aligned to `size`. The arena is never unmapped by the pool; the pool still
+    /// grows with mapped segments when the arena is full (unless `maxPoolSize` forbids it).
+    public static func create(_ config: PoolConfig, arena base: UnsafeMutableRawPointer, size: Int) -> BuddyPool? {
+        let address = UInt(bitPattern: base)
+        guard size >= config.minSegment, size & (size - 1) == 0, address & UInt(size - 1) == 0,
+              let pool = makeState(config) else { return nil }
+        guard pool.addSegment(base: address, size: UInt(size), orderMap: nil, ownsMemory: false) else {
+            pool.destroy()
+            return nil
+        }
+        return pool
+    }
+
+    private static func powerOfTwo(_ v: Int) -> Bool { v > 0 && v & (v - 1) == 0 }
+
+    private static func makeState(_ config: PoolConfig) -> BuddyPool? {
+        guard problem(with: config) == nil else { return nil }
+        let geometry = Geometry(minBlock: config.minBlock, maxBlock: config.maxBlock)
+        let page = buddy_os_page_size()
+        let bytes = (MemoryLayout<PoolState>.stride + (geometry.maxOrder + 1) * MemoryLayout<FreeArea>.stride + page - 1) & ~(page - 1)
+        guard let memory = buddy_os_map_aligned(bytes, page) else { return nil }
+        let state = memory.bindMemory(to: PoolState.self, capacity: 1)
+        state.initialize(to: PoolState(
+            lock: pthread_mutex_t(), config: config, geometry: geometry, nonEmpty: 0, segments: nil,
+            segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
+            counters: PoolCounters(), stateBytes: bytes))
+        buddy_lock_init(&state.pointee.lock)
+        let pool = BuddyPool(state: state)
+        pool.freeAreas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
+        return pool
+    }
+
+    /// Returns every segment the pool mapped to the OS and forgets the rest. Every pointer into
+    /// the pool dies with it.
+    public func destroy() {
+        while let segment = state.pointee.segments {
+            removeSegment(segment, unlinkFreeBlocks: false)
+        }
+        buddy_os_unmap(state, state.pointee.stateBytes)
+    }
+
+    /// Frees every block at once: the pool returns to its state just after creation, keeping
+    /// its first segment (if it mapped one) and the user's arena.
+    public func reset() {
+        var segment = state.pointee.segments
+        while let current = segment {
+            segment = current.pointee.next
+            if !current.pointee.pinned { removeSegment(current, unlinkFreeBlocks: false) }
+        }
+        state.pointee.nonEmpty = 0
+        freeAreas.update(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
+        state.pointee.allocatedBytes = 0
+        state.pointee.freeBytes = 0
+        state.pointee.uncarvedBytes = 0
+        segment = state.pointee.segments
+        while let current = segment {
+            current.pointee.orderMap.update(repeating: 0, count: current.pointee.orderMapBytes)
+            current.pointee.frontier = 0
+            current.pointee.freeBytes = current.pointee.size
+            state.pointee.freeBytes &+= current.pointee.size
+            state.pointee.uncarvedBytes &+= current.pointee.size
+            segment = current.pointee.next
+        }
+    }
+
+    // MARK: Locking
+
+    /// Takes the pool's lock if its thread-safety mode asks for one now; pass the result to unlock.
+    @inline(__always) public func lock() -> Bool {
+        switch state.pointee.config.threadSafety {
+        case .off: return false
+        case .automatic: if buddy_process_is_single_threaded() != 0 { return false }
+        case .always: break
+        }
+        buddy_lock(&state.pointee.lock)
+        return true
+    }
+
+    @inline(__always) public func unlock(_ locked: Bool) {
+        if locked { buddy_unlock(&state.pointee.lock) }
+    }
+
+    /// Takes the lock unconditionally (fork's prepare handler).
+    func forceLock() { buddy_lock(&state.pointee.lock) }
+    func forceUnlock() { buddy_unlock(&state.pointee.lock) }
+    /// Re-creates the lock in a forked child, where the parent's holder no longer exists.
+    func reinitializeLock() { buddy_lock_init(&state.pointee.lock) }
+
+    public func setThreadSafety(_ mode: ThreadSafety) { state.pointee.config.threadSafety = mode }
+    public func setErrorStrategy(_ strategy: ErrorStrategy) { state.pointee.config.errorStrategy = strategy }
+
+    // MARK: Pointers
+
+    /// The segment of this pool that covers `address`, or nil.
+    @inline(__always) func segment(containing address: UInt) -> UnsafeMutablePointer<Segment>? {
+        guard let segment = SegmentMap.lookup(address),
+              segment.pointee.pool == UnsafeMutableRawPointer(state),
+              segment.pointee.contains(address) else { return nil }
+        return segment
+    }
+
+    @inline(__always) func slot(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) -> Int {
+        Int((address &- segment.pointee.base) >> UInt(geometry.minShift))
+    }
+
+    /// What `pointer` is to this pool, from the order map alone.
+    public func classify(_ pointer: UnsafeRawPointer) -> PointerKind {
+        let address = UInt(bitPattern: pointer)
+        guard let segment = SegmentMap.lookup(address), segment.pointee.contains(address) else { return .foreign }
+        guard segment.pointee.pool == UnsafeMutableRawPointer(state) else {
+            return segment.pointee.pool == nil ? .foreign : .otherPool
+        }
+        if address & UInt(geometry.minBlock - 1) != 0 || address &- segment.pointee.base >= segment.pointee.frontier {
+            return .interior
+        }
+        let tag = segment.pointee.orderMap[slot(address, in: segment)]
+        if tag & Tag.used != 0 { return .allocated(order: Int(tag & Tag.orderMask)) }
+        if tag & Tag.free != 0 { return .free }
+        return .interior
+    }
+
+    /// Bytes in the allocated block that starts at `pointer`, or nil if there is none.
+    public func blockSize(of pointer: UnsafeRawPointer) -> Int? {
+        if case .allocated(let order) = classify(pointer) { return geometry.size(ofOrder: order) }
+        return nil
+    }
+
+    // MARK: Allocation
+
+    /// Allocates a block of `order`, splitting a larger one, carving a segment's untouched tail,
+    /// or mapping a new segment. Nil when the pool may not grow (or the OS says no).
+    public func allocate(order: Int) -> UnsafeMutableRawPointer? {
+        let geometry = self.geometry
+        let found = state.pointee.nonEmpty & (~0 &<< UInt64(order))
+        var block: UnsafeMutablePointer<FreeLink>
+        var blockOrder: Int
+        var segment: UnsafeMutablePointer<Segment>
+        if found != 0 {
+            blockOrder = found.trailingZeroBitCount
+            block = freeAreas[blockOrder].head!
+            remove(block, order: blockOrder)
+            segment = SegmentMap.lookup(UInt(bitPattern: block))!
+        } else {
+            guard let carved = carveTopBlock() ?? (grow() ? carveTopBlock() : nil) else {
+                state.pointee.counters.failedAllocations &+= 1
+                return nil
+            }
+            (block, segment) = carved
+            blockOrder = geometry.maxOrder
+        }
+        let address = UInt(bitPattern: block)
+        // Split: keep the lower half, put each upper half on the free area one order down.
+        while blockOrder > order {
+            blockOrder &-= 1
+            let upper = address &+ UInt(geometry.size(ofOrder: blockOrder))
+            segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(blockOrder)
+            push(UnsafeMutablePointer(bitPattern: upper)!, order: blockOrder)
+            state.pointee.counters.splits &+= 1
+        }
+        segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(order)
+        let bytes = UInt(geometry.size(ofOrder: order))
+        segment.pointee.freeBytes &-= bytes
+        state.pointee.freeBytes &-= bytes
+        state.pointee.allocatedBytes &+= bytes
+        state.pointee.counters.allocations &+= 1
+        if UInt64(state.pointee.allocatedBytes) > state.pointee.counters.peakAllocatedBytes {
+            state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
+        }
+        return UnsafeMutableRawPointer(block)
+    }
+
+    /// Outcome of a release.
+    public enum ReleaseOutcome: Equatable, Sendable {
+        case released
+        case doubleFree
+        case invalidPointer
+        case foreign
+        case otherPool
+    }
+
+    /// Frees the allocated block at `pointer`, coalescing it with its free buddy repeatedly.
+    /// Any other pointer is classified and the pool is left untouched.
+    public func release(_ pointer: UnsafeMutableRawPointer) -> ReleaseOutcome {
+        switch classify(pointer) {
+        case .allocated(let order):
+            let address = UInt(bitPattern: pointer)
+            releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+            return .released
+        case .free:
+            countBadPointer(.doubleFree)
+            return .doubleFree
+        case .interior:
+            countBadPointer(.invalidPointer)
+            return .invalidPointer
+        case .foreign: return .foreign
+        case .otherPool:
+            countBadPointer(.otherPool)
+            return .otherPool
+        }
+    }
+
+    /// Counts a bad pointer; atomic, since some callers (malloc_usable_size) hold no lock.
+    public func countBadPointer(_ outcome: ReleaseOutcome) {
+        if outcome == .doubleFree {
+            buddy_atomic_add_u64_relaxed(&state.pointee.counters.doubleFrees, 1)
+        } else if outcome == .invalidPointer || outcome == .otherPool {
+            buddy_atomic_add_u64_relaxed(&state.pointee.counters.invalidPointers, 1)
+        }
+    }
+
+    /// The outcome a release of a pointer of this kind would have.
+    public static func outcome(for kind: PointerKind) -> ReleaseOutcome {
+        switch kind {
+        case .allocated: return .released
+        case .free: return .doubleFree
+        case .interior: return .invalidPointer
+        case .foreign: return .foreign
+        case .otherPool: return .otherPool
+        }
+    }
+
+    func releaseBlock(_ start: UInt, order startOrder: Int, segment: UnsafeMutablePointer<Segment>) {
+        let geometry = self.geometry
+        let bytes = UInt(geometry.size(ofOrder: startOrder))
+        segment.pointee.freeBytes &+= bytes
+        state.pointee.freeBytes &+= bytes
+        state.pointee.allocatedBytes &-= bytes
+        state.pointee.counters.frees &+= 1
+        let map = segment.pointee.orderMap
+        map[slot(start, in: segment)] = 0
+        var address = start
+        var order = startOrder
+        // Coalesce: buddy = block ^ size(order); parent = block & ~size(order).
+        while order < geometry.maxOrder {
+            let size = UInt(geometry.size(ofOrder: order))
+            let buddy = address ^ size
+            let buddySlot = slot(buddy, in: segment)
+            guard map[buddySlot] == Tag.free | UInt8(order) else { break }
+            remove(UnsafeMutablePointer(bitPattern: buddy)!, order: order)
+            map[buddySlot] = 0
+            address &= ~size
+            order &+= 1
+            state.pointee.counters.coalesces &+= 1
+        }
+        map[slot(address, in: segment)] = Tag.free | UInt8(order)
+        push(UnsafeMutablePointer(bitPattern: address)!, order: order)
+        if segment.pointee.freeBytes == segment.pointee.size && !segment.pointee.pinned {
+            // Policy: a segment that becomes entirely free goes back to the OS at once, except
+            // the pool's first segment (the arena, or the initial mapping), which stays.
+            removeSegment(segment, unlinkFreeBlocks: true)
+        }
+    }
+
+    /// Resizes the allocated block at `pointer` (of `order`) to `newOrder` without moving it:
+    /// a shrink frees the upper halves; a growth absorbs free buddies above it, and fails
+    /// (returning false, changing nothing) unless each of them is free.
+    public func resizeInPlace(_ pointer: UnsafeMutableRawPointer, from order: Int, to newOrder: Int) -> Bool {
+        let geometry = self.geometry
+        let address = UInt(bitPattern: pointer)
+        let segment = SegmentMap.lookup(address)!
+        let map = segment.pointee.orderMap
+        if newOrder == order { return true }
+        if newOrder < order {
+            map[slot(address, in: segment)] = Tag.used | UInt8(newOrder)
+            var upperOrder = order
+            while upperOrder > newOrder {
+                upperOrder &-= 1
+                let upper = address &+ UInt(geometry.size(ofOrder: upperOrder))
+                map[slot(upper, in: segment)] = Tag.free | UInt8(upperOrder)
+                push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder)
+                state.pointee.counters.splits &+= 1
+            }
+        } else {
+            var level = order
+            while level < newOrder {
+                let size = UInt(geometry.size(ofOrder: level))
+                guard address & size == 0, map[slot(address &+ size, in: segment)] == Tag.free | UInt8(level) else {
+                    return false
+                }
+                level &+= 1
+            }
+            level = order
+            while level < newOrder {
+                let buddy = address &+ UInt(geometry.size(ofOrder: level))
+                remove(UnsafeMutablePointer(bitPattern: buddy)!, order: level)
+                map[slot(buddy, in: segment)] = 0
+                state.pointee.counters.coalesces &+= 1
+                level &+= 1
+            }
+            map[slot(address, in: segment)] = Tag.used | UInt8(newOrder)
+        }
+        let old = UInt(geometry.size(ofOrder: order)), new = UInt(geometry.size(ofOrder: newOrder))
+        segment.pointee.freeBytes = segment.pointee.freeBytes &+ old &- new
+        state.pointee.freeBytes = state.pointee.freeBytes &+ old &- new
+        state.pointee.allocatedBytes = state.pointee.allocatedBytes &- old &+ new
+        state.pointee.counters.reallocInPlace &+= 1
+        if UInt64(state.pointee.allocatedBytes) > state.pointee.counters.peakAllocatedBytes {
+            state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
+        }
+        return true
+    }
+
+    // MARK: Free areas
+
+    @inline(__always) func push(_ block: UnsafeMutablePointer<FreeLink>, order: Int) {
+        let area = freeAreas + order
+        block.pointee = FreeLink(next: area.pointee.head, prev: nil)
+        area.pointee.head?.pointee.prev = block
+        area.pointee.head = block
+        area.pointee.count &+= 1
+        state.pointee.nonEmpty |= 1 &<< UInt64(order)
+    }
+
+    @inline(__always) func remove(_ block: UnsafeMutablePointer<FreeLink>, order: Int) {
+        let area = freeAreas + order
+        let link = block.pointee
+        if let prev = link.prev { prev.pointee.next = link.next } else { area.pointee.head = link.next }
+        link.next?.pointee.prev = link.prev
+        area.pointee.count &-= 1
+        if area.pointee.count == 0 { state.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
+    }
+
+    // MARK: Segments
+
+    /// Hands out the next untouched top-order block of a segment, if any segment has one.
+    func carveTopBlock() -> (UnsafeMutablePointer<FreeLink>, UnsafeMutablePointer<Segment>)? {
+        guard state.pointee.uncarvedBytes > 0 else { return nil }
+        var segment = state.pointee.segments
+        while let current = segment {
+            if current.pointee.frontier < current.pointee.size {
+                let address = current.pointee.base &+ current.pointee.frontier
+                let bytes = UInt(geometry.maxBlock)
+                current.pointee.frontier &+= bytes
+                state.pointee.uncarvedBytes &-= bytes
+                return (UnsafeMutablePointer(bitPattern: address)!, current)
+            }
+            segment = current.pointee.next
+        }
+        return nil
+    }
+
+    /// Maps a new segment: the pool grows from S to about S * growthFactor bytes, in a power of
+    /// two >= the minimum segment, capped by maxPoolSize (falling back to the minimum segment).
+    func grow() -> Bool {
+        let config = state.pointee.config
+        let current = Int(state.pointee.segmentBytes)
+        var size = config.minSegment
+        let wanted = Double(current) * (config.growthFactor - 1.0)
+        if wanted > Double(size) { size = roundUpToPowerOfTwo(wanted >= 0x1p40 ? 1 << 40 : Int(wanted)) }
+        if config.maxPoolSize != 0 && current + size > config.maxPoolSize {
+            size = config.minSegment
+            if current + size > config.maxPoolSize { return false }
+        }
+        return mapSegment(size: size)
+    }
+
+    func mapSegment(size: Int) -> Bool {
+        guard let memory = buddy_os_map_aligned(size, size) else { return false }
+        guard addSegment(base: UInt(bitPattern: memory), size: UInt(size), orderMap: nil, ownsMemory: true) else {
+            buddy_os_unmap(memory, size)
+            return false
+        }
+        return true
+    }
+
+    func addSegment(base: UInt, size: UInt, orderMap: UnsafeMutablePointer<UInt8>?, ownsMemory: Bool) -> Bool {
+        let page = buddy_os_page_size()
+        let mapBytes = (Int(size >> UInt(geometry.minShift)) + page - 1) & ~(page - 1)
+        guard let map = buddy_os_map_aligned(mapBytes, page) else { return false }
+        guard let descriptor = SegmentTable.acquire() else {
+            buddy_os_unmap(map, mapBytes)
+            return false
+        }
+        descriptor.pointee = Segment(
+            base: base, size: size, pool: UnsafeMutableRawPointer(state),
+            orderMap: map.bindMemory(to: UInt8.self, capacity: mapBytes), orderMapBytes: mapBytes,
+            frontier: 0, freeBytes: size, next: state.pointee.segments, ownsMemory: ownsMemory,
+            pinned: state.pointee.segments == nil)
+        guard SegmentMap.assign(base, size, descriptor) else {
+            _ = SegmentMap.assign(base, size, nil)
+            buddy_os_unmap(map, mapBytes)
+            SegmentTable.release(descriptor)
+            return false
+        }
+        state.pointee.segments = descriptor
+        state.pointee.segmentCount &+= 1
+        state.pointee.segmentBytes &+= size
+        state.pointee.freeBytes &+= size
+        state.pointee.uncarvedBytes &+= size
+        state.pointee.counters.segmentsAdded &+= 1
+        return true
+    }
+
+    /// Takes a segment out of the pool. With `unlinkFreeBlocks`, the segment is entirely free
+    /// and its carved top-order blocks leave the free area first.
+    func removeSegment(_ segment: UnsafeMutablePointer<Segment>, unlinkFreeBlocks: Bool) {
+        let s = segment.pointee
+        if unlinkFreeBlocks {
+            var offset: UInt = 0
+            while offset < s.frontier {
+                remove(UnsafeMutablePointer(bitPattern: s.base &+ offset)!, order: geometry.maxOrder)
+                offset &+= UInt(geometry.maxBlock)
+            }
+            state.pointee.freeBytes &-= s.size
+        } else {
+            state.pointee.freeBytes &-= s.freeBytes
+            state.pointee.allocatedBytes &-= s.size &- s.freeBytes
+        }
+        _ = SegmentMap.assign(s.base, s.size, nil)
+        // Unlink from the pool's list.
+        if state.pointee.segments == segment {
+            state.pointee.segments = s.next
+        } else {
+            var previous = state.pointee.segments
+            while let p = previous, p.pointee.next != segment { previous = p.pointee.next }
+            previous?.pointee.next = s.next
+        }
+        state.pointee.segmentCount &-= 1
+        state.pointee.segmentBytes &-= s.size
+        state.pointee.uncarvedBytes &-= s.size &- s.frontier
+        state.pointee.counters.segmentsReleased &+= 1
+        if s.ownsMemory { buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: s.base), Int(s.size)) }
+        buddy_os_unmap(s.orderMap, s.orderMapBytes)
+        SegmentTable.release(segment)
+    }
+}
+
+/// The smallest power of two >= value (value >= 1).
+@inline(__always) func roundUpToPowerOfTwo(_ value: Int) -> Int {
+    value <= 1 ? 1 : 1 &<< (Int.bitWidth &- (value &- 1).leadingZeroBitCount)
+}

@@ -1,0 +1,160 @@
+import CBuddySupport
+
+/// The options table: every environment variable the allocator reads, its default as the README
+/// shows it, and its meaning. The README's table is checked against this one by the tests.
+public enum Option: Int, CaseIterable, Sendable {
+    case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, threadSafety, onError, report
+
+    public var variable: StaticString {
+        switch self {
+        case .minBlock: return "BUDDY_MIN_BLOCK"
+        case .maxBlock: return "BUDDY_MAX_BLOCK"
+        case .initialSize: return "BUDDY_INITIAL_SIZE"
+        case .growthFactor: return "BUDDY_GROWTH_FACTOR"
+        case .maxPoolSize: return "BUDDY_MAX_POOL"
+        case .threadSafety: return "BUDDY_THREAD_SAFETY"
+        case .onError: return "BUDDY_ON_ERROR"
+        case .report: return "BUDDY_REPORT"
+        }
+    }
+
+    public var defaultValue: StaticString {
+        switch self {
+        case .minBlock: return "16"
+        case .maxBlock: return "1M"
+        case .initialSize: return "1M"
+        case .growthFactor: return "2.0"
+        case .maxPoolSize: return "0"
+        case .threadSafety: return "auto"
+        case .onError: return "abort"
+        case .report: return "(unset)"
+        }
+    }
+
+    public var meaning: StaticString {
+        switch self {
+        case .minBlock: return "Smallest block in bytes, a power of two >= 16. Every pointer is aligned to it."
+        case .maxBlock: return "Largest block, a power of two <= 1G. Larger requests go to the system allocator."
+        case .initialSize: return "Bytes mapped for the first segment at the first call."
+        case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
+        case .maxPoolSize: return "Upper bound on the pool's segments; past it, requests fail with ENOMEM. 0: no limit."
+        case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
+        case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
+        case .report: return "Write a report at exit: stderr, or a file path (%p becomes the pid)."
+        }
+    }
+}
+
+/// Reads the options from the environment once, at the first call: without allocating, and
+/// with a one-line warning (never a crash) for a value it cannot use.
+enum OptionReader {
+    static func processConfig() -> PoolConfig {
+        let defaults = PoolConfig()
+        var config = defaults
+        if let v = size(.minBlock) { config.minBlock = v }
+        if let v = size(.maxBlock) { config.maxBlock = v }
+        if let v = size(.initialSize) { config.initialSize = v }
+        if let v = value(.growthFactor) {
+            if let f = parseDecimal(v) { config.growthFactor = f } else { warn(.growthFactor, v, "is not a number") }
+        }
+        if let v = size(.maxPoolSize) { config.maxPoolSize = v }
+        if let v = value(.threadSafety) {
+            if matches(v, "auto") { config.threadSafety = .automatic }
+            else if matches(v, "always") { config.threadSafety = .always }
+            else { warn(.threadSafety, v, "is neither auto nor always") }
+        }
+        if let v = value(.onError) {
+            if matches(v, "abort") { config.errorStrategy = .abort }
+            else if matches(v, "log") { config.errorStrategy = .log }
+            else { warn(.onError, v, "is neither abort nor log") }
+        }
+        if let problem = BuddyPool.problem(with: config) {
+            var line = LineBuffer()
+            line.append("buddy: BUDDY_* settings rejected: ")
+            line.append(problem)
+            line.append("; using the defaults\n")
+            line.write(to: 2)
+            config = defaults
+        }
+        buddy_report_target_set(value(.report))
+        return config
+    }
+
+    static func value(_ option: Option) -> UnsafePointer<CChar>? {
+        guard let v = buddy_os_getenv(UnsafeRawPointer(option.variable.utf8Start).assumingMemoryBound(to: CChar.self)),
+              v[0] != 0 else { return nil }
+        return v
+    }
+
+    static func size(_ option: Option) -> Int? {
+        guard let v = value(option) else { return nil }
+        guard let n = parseSize(v) else {
+            warn(option, v, "is not a size (digits with an optional K, M or G)")
+            return nil
+        }
+        return n
+    }
+
+    static func warn(_ option: Option, _ value: UnsafePointer<CChar>, _ problem: StaticString) {
+        var line = LineBuffer()
+        line.append("buddy: ignoring ")
+        line.append(option.variable)
+        line.append(byte: 61)
+        line.append(cString: value, limit: 40)
+        line.append(": it ")
+        line.append(problem)
+        line.append("; using the default ")
+        line.append(option.defaultValue)
+        line.append(byte: 10)
+        line.write(to: 2)
+    }
+
+    /// `123`, `64K`, `1M`, `2G` (also `KB`/`KiB`, any case) -> bytes; nil when malformed or huge.
+    static func parseSize(_ s: UnsafePointer<CChar>) -> Int? {
+        var i = 0
+        var n = 0
+        while s[i] >= 48 && s[i] <= 57 {
+            guard n < (1 << 50) else { return nil }
+            n = n * 10 + Int(s[i] - 48)
+            i += 1
+        }
+        if i == 0 { return nil }
+        var shift = 0
+        switch s[i] | 0x20 {
+        case 107: shift = 10 // k
+        case 109: shift = 20 // m
+        case 103: shift = 30 // g
+        default: break
+        }
+        if shift != 0 {
+            i += 1
+            if s[i] | 0x20 == 105 { i += 1 } // i
+            if s[i] | 0x20 == 98 { i += 1 }  // b
+        } else if s[i] | 0x20 == 98 {
+            i += 1
+        }
+        guard s[i] == 0, n <= (Int.max >> shift) else { return nil }
+        return n << shift
+    }
+
+    /// `2`, `2.0`, `1.25` -> the number; nil when malformed.
+    static func parseDecimal(_ s: UnsafePointer<CChar>) -> Double? {
+        var i = 0
+        var value = 0.0
+        var digits = 0
+        while s[i] >= 48 && s[i] <= 57 { value = value * 10 + Double(s[i] - 48); i += 1; digits += 1 }
+        if s[i] == 46 {
+            i += 1
+            var scale = 0.1
+            while s[i] >= 48 && s[i] <= 57 { value += Double(s[i] - 48) * scale; scale /= 10; i += 1; digits += 1 }
+        }
+        guard digits > 0, digits < 18, s[i] == 0 else { return nil }
+        return value
+    }
+
+    static func matches(_ s: UnsafePointer<CChar>, _ word: StaticString) -> Bool {
+        let w = word.utf8Start
+        for i in 0..<word.utf8CodeUnitCount where UInt8(bitPattern: s[i]) | 0x20 != w[i] | 0x20 { return false }
+        return s[word.utf8CodeUnitCount] == 0
+    }
+}

@@ -1,0 +1,63 @@
+import CBuddySupport
+
+/// The process-wide allocator: one instance of the engine, created from static state at the
+/// first call (which arrives before any constructor has run), with fork handlers.
+enum ProcessPool {
+    /// The pool, creating it on first use; nil when it could not be created (the system
+    /// allocator then serves everything). The caller is inside the allocator (depth > 0).
+    @inline(__always)
+    static func get() -> BuddyPool? {
+        if let state = buddy_process_pool_get() {
+            return BuddyPool(state: state.assumingMemoryBound(to: PoolState.self))
+        }
+        return create()
+    }
+
+    /// The pool if it exists, without creating it.
+    @inline(__always)
+    static var existing: BuddyPool? {
+        buddy_process_pool_get().map {
+            BuddyPool(state: $0.assumingMemoryBound(to: PoolState.self))
+        }
+    }
+
+    @inline(never)
+    static func create() -> BuddyPool? {
+        buddy_lock(buddy_process_lock())
+        defer { buddy_unlock(buddy_process_lock()) }
+        if let pool = existing { return pool }
+        if buddy_process_pool_has_failed() != 0 { return nil }
+        guard let pool = BuddyPool.create(OptionReader.processConfig()) else {
+            buddy_process_pool_set_failed()
+            var line = LineBuffer()
+            line.append("buddy: could not map the initial pool; the system allocator serves this process\n")
+            line.write(to: 2)
+            return nil
+        }
+        // pthread_atfork may allocate: the caller's depth sends that to the system allocator.
+        _ = buddy_register_atfork(
+            { ProcessPool.prepareFork() }, { ProcessPool.parentAfterFork() }, { ProcessPool.childAfterFork() })
+        buddy_process_pool_publish(pool.identity)
+        return pool
+    }
+
+    // Fork: the child must not inherit a lock held by a thread that does not exist there.
+    // Order: process-init lock, pool lock, then the segment-map lock (taken inside pool calls).
+    static func prepareFork() {
+        buddy_lock(buddy_process_lock())
+        existing?.forceLock()
+        buddy_lock(buddy_map_lock())
+    }
+
+    static func parentAfterFork() {
+        buddy_unlock(buddy_map_lock())
+        existing?.forceUnlock()
+        buddy_unlock(buddy_process_lock())
+    }
+
+    static func childAfterFork() {
+        buddy_lock_init(buddy_map_lock())
+        existing?.reinitializeLock()
+        buddy_lock_init(buddy_process_lock())
+    }
+}

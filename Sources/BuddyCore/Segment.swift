@@ -1,0 +1,88 @@
+import CBuddySupport
+
+/// The order map: one tag byte for each minimum block of a segment, the side metadata that
+/// replaces per-block headers. Tag values:
+///
+///     0                  the slot lies inside a block that starts earlier
+///     Tag.free | order   a free block of `order` starts here
+///     Tag.used | order   an allocated block of `order` starts here
+///
+/// Only the first slot of a block is ever non-zero, so a pointer is the start of an allocated
+/// block exactly when its slot holds `Tag.used | order` and it is a multiple of the minimum block.
+public enum Tag {
+    public static let free: UInt8 = 0x40
+    public static let used: UInt8 = 0x80
+    public static let orderMask: UInt8 = 0x3F
+}
+
+/// A segment: one contiguous region obtained from `mmap` (or given by the user), a power of two
+/// in size and aligned to its size, so `buddy = block ^ size(order)` never leaves it.
+///
+/// Descriptors live in the segment table and are never unmapped: a lock-free lookup that races
+/// with a release reads a stale but mapped descriptor, and rechecks it under the pool lock.
+///
+/// Invariant: `freeBytes == (bytes of free blocks in the order map) + (size - frontier)`.
+public struct Segment {
+    /// First byte of the segment.
+    public var base: UInt
+    /// Bytes in the segment.
+    public var size: UInt
+    /// The owning pool's state, or nil while the descriptor is unused.
+    var pool: UnsafeMutableRawPointer?
+    /// The order map: `size >> minShift` tag bytes, mapped separately from the segment.
+    var orderMap: UnsafeMutablePointer<UInt8>
+    var orderMapBytes: Int
+    /// Bytes below `frontier` are carved into blocks; above it, top-order blocks not yet handed
+    /// to the free area (so a new segment touches no page until it is used).
+    var frontier: UInt
+    /// Bytes in free blocks plus the uncarved tail.
+    var freeBytes: UInt
+    /// The pool's segment list.
+    var next: UnsafeMutablePointer<Segment>?
+    /// True when the pool mapped the memory itself and may return it to the OS.
+    var ownsMemory: Bool
+    /// True for a segment that stays for the pool's lifetime (its first one).
+    var pinned: Bool
+
+    @inline(__always) func contains(_ address: UInt) -> Bool {
+        address &- base < size
+    }
+}
+
+/// The segment table: descriptors, handed out from mapped chunks and recycled, never unmapped.
+/// Guarded by `buddy_init_lock`.
+enum SegmentTable {
+    static let chunkBytes = 64 * 1024
+
+    static func acquire() -> UnsafeMutablePointer<Segment>? {
+        buddy_lock(buddy_map_lock())
+        defer { buddy_unlock(buddy_map_lock()) }
+        let root = buddy_segment_table_free_list()!
+        if root.pointee == nil {
+            guard let chunk = buddy_os_map_aligned(chunkBytes, buddy_os_page_size()) else { return nil }
+            let count = chunkBytes / MemoryLayout<Segment>.stride
+            let first = chunk.bindMemory(to: Segment.self, capacity: count)
+            for i in 0..<count {
+                release(locked: first + i)
+            }
+        }
+        let descriptor = root.pointee!.assumingMemoryBound(to: Segment.self)
+        root.pointee = UnsafeMutableRawPointer(descriptor.pointee.next)
+        return descriptor
+    }
+
+    static func release(_ descriptor: UnsafeMutablePointer<Segment>) {
+        buddy_lock(buddy_map_lock())
+        release(locked: descriptor)
+        buddy_unlock(buddy_map_lock())
+    }
+
+    private static func release(locked descriptor: UnsafeMutablePointer<Segment>) {
+        let root = buddy_segment_table_free_list()!
+        descriptor.initialize(to: Segment(
+            base: 0, size: 0, pool: nil, orderMap: UnsafeMutablePointer(bitPattern: 1)!,
+            orderMapBytes: 0, frontier: 0, freeBytes: 0,
+            next: root.pointee?.assumingMemoryBound(to: Segment.self), ownsMemory: false, pinned: false))
+        root.pointee = UnsafeMutableRawPointer(descriptor)
+    }
+}

@@ -1,0 +1,20 @@
+// The project's own entry points, defined in Swift (BuddyCore, @_cdecl). The libc names in
+// override.c forward to them.
+#ifndef BUDDY_EXPORTS_H
+#define BUDDY_EXPORTS_H
+#include <stddef.h>
+void *buddy_malloc(size_t size);
+void buddy_free(void *ptr);
+void buddy_free_sized(void *ptr, size_t size);
+void buddy_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+void *buddy_calloc(size_t count, size_t size);
+void *buddy_realloc(void *ptr, size_t size);
+void *buddy_reallocarray(void *ptr, size_t count, size_t size);
+int buddy_posix_memalign(void **result, size_t alignment, size_t size);
+void *buddy_aligned_alloc(size_t alignment, size_t size);
+void *buddy_memalign(size_t alignment, size_t size);
+void *buddy_valloc(size_t size);
+void *buddy_pvalloc(size_t size);
+size_t buddy_malloc_usable_size(void *ptr);
+void buddy_exit_report(void);
+#endif

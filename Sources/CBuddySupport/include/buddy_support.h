@@ -1,0 +1,120 @@
+// C support for the BuddyMalloc engine: only what Swift cannot say.
+//   - thread-local state (Swift has no TLS): initial-exec model, one copy defined in support.c;
+//   - glibc's own allocator entry points, which no header declares;
+//   - atomics with explicit orderings, errno, and the OS calls behind one thin layer.
+// Everything here is allocation-free and safe to call from inside malloc.
+#ifndef BUDDY_SUPPORT_H
+#define BUDDY_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <pthread.h>
+
+// MARK: - glibc's allocator (exported by libc.so.6 since 2.2.5, declared nowhere)
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void __libc_free(void *ptr);
+extern void *__libc_memalign(size_t alignment, size_t size);
+
+/// glibc's malloc_usable_size for a pointer the system allocator owns (resolved with dlsym RTLD_NEXT).
+size_t buddy_system_usable_size(void *ptr);
+
+// MARK: - Thread-local state
+/// Per-thread allocator state. Zero is the valid initial state: a new thread's first call sees it.
+typedef struct buddy_thread_state {
+    /// Nesting depth inside the allocator: > 0 means a call re-entered (through libc or a signal
+    /// handler) and must go to the system allocator instead of taking the pool lock again.
+    uint32_t depth;
+    uint32_t reserved;
+    /// Pool blocks freed while re-entered; they are released at the thread's next outer call.
+    void *deferred_free;
+} buddy_thread_state;
+
+extern __thread buddy_thread_state buddy_thread __attribute__((tls_model("initial-exec")));
+
+static inline uint32_t buddy_thread_depth(void) { return buddy_thread.depth; }
+static inline void buddy_thread_enter(void) { buddy_thread.depth += 1; }
+static inline void buddy_thread_leave(void) { buddy_thread.depth -= 1; }
+static inline void *buddy_thread_deferred(void) { return buddy_thread.deferred_free; }
+static inline void buddy_thread_set_deferred(void *p) { buddy_thread.deferred_free = p; }
+
+// MARK: - Process state
+/// glibc keeps this non-zero until the process creates its first thread.
+extern char __libc_single_threaded;
+static inline int buddy_process_is_single_threaded(void) {
+    return __atomic_load_n(&__libc_single_threaded, __ATOMIC_RELAXED) != 0;
+}
+
+// MARK: - errno
+static inline int buddy_errno_get(void) { return errno; }
+static inline void buddy_errno_set(int value) { errno = value; }
+
+// MARK: - Atomics (every access names its ordering)
+static inline void *buddy_atomic_load_ptr_acquire(void *const *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void buddy_atomic_store_ptr_release(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t buddy_atomic_load_u64_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+
+// MARK: - Locks
+/// The lock of a pool lives inside the pool's own state; these keep pthread's types out of Swift.
+static inline void buddy_lock_init(pthread_mutex_t *m) { pthread_mutex_init(m, NULL); }
+static inline void buddy_lock(pthread_mutex_t *m) { pthread_mutex_lock(m); }
+static inline void buddy_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
+
+/// Guards the segment table and the segment map's leaves.
+extern pthread_mutex_t buddy_init_lock;
+static inline pthread_mutex_t *buddy_map_lock(void) { return &buddy_init_lock; }
+
+/// Guards the creation of the process-wide pool (taken before any other lock).
+extern pthread_mutex_t buddy_process_init_lock;
+static inline pthread_mutex_t *buddy_process_lock(void) { return &buddy_process_init_lock; }
+/// The process-wide pool's state once created (read with acquire ordering).
+extern void *buddy_process_pool;
+static inline void *buddy_process_pool_get(void) { return __atomic_load_n(&buddy_process_pool, __ATOMIC_ACQUIRE); }
+static inline void buddy_process_pool_publish(void *p) { __atomic_store_n(&buddy_process_pool, p, __ATOMIC_RELEASE); }
+/// Set when creating the process-wide pool failed: every call then goes to the system allocator.
+extern int buddy_process_pool_failed;
+static inline int buddy_process_pool_has_failed(void) { return buddy_process_pool_failed; }
+static inline void buddy_process_pool_set_failed(void) { buddy_process_pool_failed = 1; }
+/// The value of BUDDY_REPORT read at start-up (NULL: no exit report).
+extern const char *buddy_report_target;
+static inline const char *buddy_report_target_get(void) { return buddy_report_target; }
+static inline void buddy_report_target_set(const char *v) { buddy_report_target = v; }
+
+/// Registers fork handlers (prepare, parent, child) implemented in Swift.
+int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+// MARK: - Segment map
+/// Root of the process-wide radix map from address to segment descriptor (see SegmentMap.swift):
+/// 2^15 entries, each NULL or a leaf of 2^16 descriptor pointers, one per 64 KiB of address space.
+void **buddy_segment_map_root(void);
+
+/// Head of the list of unused segment descriptors (guarded by buddy_init_lock).
+void **buddy_segment_table_free_list(void);
+
+// MARK: - OS: the only calls the engine makes to the kernel (fault injection for tests)
+/// When > 0, counts down on each map call; the call that brings it to 0 fails (tests only).
+extern int buddy_os_fail_map_countdown;
+static inline void buddy_os_fail_map_after(int calls) { buddy_os_fail_map_countdown = calls; }
+/// Maps `size` bytes of zeroed, private, read-write memory aligned to `alignment` (a power of two
+/// that is at least the OS page), or returns NULL.
+void *buddy_os_map_aligned(size_t size, size_t alignment);
+/// Unmaps what buddy_os_map_aligned returned. Preserves errno (free must not change it).
+void buddy_os_unmap(void *base, size_t size);
+/// Writes all of `len` bytes to `fd`, retrying short writes; async-signal-safe; preserves errno.
+void buddy_os_write(int fd, const void *buf, size_t len);
+/// Opens (creating or truncating) a report file; -1 on failure. Preserves errno.
+int buddy_os_open_report(const char *path);
+void buddy_os_close(int fd);
+/// The process id, for report names and headers.
+int buddy_os_getpid(void);
+/// The OS page size.
+size_t buddy_os_page_size(void);
+/// Environment lookup that does not allocate (NULL when unset or before libc set up environ).
+const char *buddy_os_getenv(const char *name);
+/// The one failure path: writes a static message to stderr and aborts. Never returns.
+__attribute__((noreturn)) void buddy_os_abort(void);
+
+#endif

@@ -1,0 +1,98 @@
+// Definitions behind buddy_support.h. Nothing here may allocate: it runs inside malloc.
+#define _GNU_SOURCE
+#include "buddy_support.h"
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+__thread buddy_thread_state buddy_thread __attribute__((tls_model("initial-exec")));
+
+static void *segment_map_root[1 << 15];
+void **buddy_segment_map_root(void) { return segment_map_root; }
+
+static void *segment_table_free_list;
+void **buddy_segment_table_free_list(void) { return &segment_table_free_list; }
+
+pthread_mutex_t buddy_init_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t buddy_process_init_lock = PTHREAD_MUTEX_INITIALIZER;
+void *buddy_process_pool;
+int buddy_process_pool_failed;
+const char *buddy_report_target;
+int buddy_os_fail_map_countdown = 0;
+
+int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+    return pthread_atfork(prepare, parent, child);
+}
+
+typedef size_t (*usable_size_fn)(void *);
+static usable_size_fn system_usable_size;
+
+size_t buddy_system_usable_size(void *ptr) {
+    usable_size_fn fn = __atomic_load_n(&system_usable_size, __ATOMIC_ACQUIRE);
+    if (fn == NULL) {
+        fn = (usable_size_fn)dlsym(RTLD_NEXT, "malloc_usable_size");
+        if (fn == NULL) fn = (usable_size_fn)dlsym(RTLD_DEFAULT, "__malloc_usable_size");
+        if (fn == NULL) return 0;
+        __atomic_store_n(&system_usable_size, fn, __ATOMIC_RELEASE);
+    }
+    return fn(ptr);
+}
+
+void *buddy_os_map_aligned(size_t size, size_t alignment) {
+    if (buddy_os_fail_map_countdown > 0 && --buddy_os_fail_map_countdown == 0) return NULL;
+    // Over-map by the alignment and trim both ends: mmap only promises page alignment.
+    size_t span = size + (alignment > (size_t)getpagesize() ? alignment : 0);
+    if (span < size) return NULL;
+    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = span - head - size;
+    if (head) munmap(raw, head);
+    if (tail) munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void buddy_os_unmap(void *base, size_t size) {
+    int saved = errno;
+    munmap(base, size);
+    errno = saved;
+}
+
+int buddy_os_open_report(const char *path) {
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    errno = saved;
+    return fd;
+}
+
+void buddy_os_close(int fd) { int saved = errno; close(fd); errno = saved; }
+int buddy_os_getpid(void) { return (int)getpid(); }
+
+void buddy_os_write(int fd, const void *buf, size_t len) {
+    int saved = errno;
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) { if (errno == EINTR) continue; break; }
+        p += n; len -= (size_t)n;
+    }
+    errno = saved;
+}
+
+size_t buddy_os_page_size(void) { return (size_t)getpagesize(); }
+
+extern char **__environ;
+const char *buddy_os_getenv(const char *name) {
+    // getenv does not allocate, but guard against the very first calls before libc set __environ.
+    if (__environ == NULL) return NULL;
+    return getenv(name);
+}
+
+void buddy_os_abort(void) {
+    // abort() raises SIGABRT like glibc's own "free(): invalid pointer"; _exit if a handler returns.
+    abort();
+}
