@@ -34,6 +34,9 @@ let package = Package(
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/BuddyMallocExports/exports.map",
             ])]
         ),
+        // Engine tests: private pools over private arenas, exact addresses, seeded random runs.
         .testTarget(name: "BuddyCoreTests", dependencies: ["BuddyCore"]),
+        // The built library in real programs under LD_PRELOAD (C drivers live in Tests/Programs).
+        .testTarget(name: "PreloadTests"),
     ]
 )

@@ -21,7 +21,7 @@ pthread_mutex_t buddy_process_init_lock = PTHREAD_MUTEX_INITIALIZER;
 void *buddy_process_pool;
 int buddy_process_pool_failed;
 const char *buddy_report_target;
-int buddy_os_fail_map_countdown = 0;
+__thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec")));
 
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     return pthread_atfork(prepare, parent, child);

@@ -95,8 +95,9 @@ void **buddy_segment_map_root(void);
 void **buddy_segment_table_free_list(void);
 
 // MARK: - OS: the only calls the engine makes to the kernel (fault injection for tests)
-/// When > 0, counts down on each map call; the call that brings it to 0 fails (tests only).
-extern int buddy_os_fail_map_countdown;
+/// When > 0, counts down on each map call of this thread; the call that brings it to 0 fails.
+/// For tests: thread-local, so a test injecting a failure cannot disturb tests on other threads.
+extern __thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec")));
 static inline void buddy_os_fail_map_after(int calls) { buddy_os_fail_map_countdown = calls; }
 /// Maps `size` bytes of zeroed, private, read-write memory aligned to `alignment` (a power of two
 /// that is at least the OS page), or returns NULL.

@@ -1,0 +1,344 @@
+import CBuddySupport
+import Testing
+@testable import BuddyCore
+
+/// A private arena, aligned to its size as the engine requires, unmapped by the test's end.
+final class Arena {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+    init(size: Int) {
+        base = buddy_os_map_aligned(size, size)!
+        self.size = size
+    }
+    deinit { buddy_os_unmap(base, size) }
+    func at(_ offset: Int) -> UnsafeMutableRawPointer { base + offset }
+}
+
+func makePool(arena: Arena, minBlock: Int = 16, maxBlock: Int? = nil, maxPoolSize: Int? = nil) throws -> BuddyPool {
+    var config = PoolConfig()
+    config.minBlock = minBlock
+    config.maxBlock = maxBlock ?? arena.size
+    config.maxPoolSize = maxPoolSize ?? arena.size
+    return try #require(BuddyPool.create(config, arena: arena.base, size: arena.size))
+}
+
+/// Free blocks per order, lowest first: the pool's /proc/buddyinfo row.
+func buddyinfo(_ pool: BuddyPool) -> [Int] {
+    (0...pool.geometry.maxOrder).map { pool.freeBlockCount(order: $0) }
+}
+
+func expectInvariants(_ pool: BuddyPool, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+    let broken = pool.checkInvariants()
+    #expect(broken == nil, "\(broken.map { "\($0)" } ?? "") \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
+}
+
+@Suite struct GeometryTests {
+    @Test func conversionsArePairs() {
+        let g = Geometry(minBlock: 16, maxBlock: 1 << 20)
+        #expect(g.maxOrder == 16)
+        for order in 0...g.maxOrder {
+            #expect(g.order(forSize: g.size(ofOrder: order)) == order)
+            #expect(g.order(forSize: g.size(ofOrder: order) + 1) == min(order + 1, 17))
+        }
+        for size in [0, 1, 15, 16, 17, 100, 128, 129, 4095, 4096, 1 << 20] {
+            let order = g.order(forSize: size)
+            #expect(g.size(ofOrder: order) >= size)
+            #expect(order == 0 || g.size(ofOrder: order - 1) < size)
+        }
+        #expect(g.order(forSize: 100) == 3) // the worked example in Geometry's comment
+    }
+}
+
+@Suite struct ExactAddressTests {
+    @Test func splitsHandOutLowerHalvesFirst() throws {
+        let arena = Arena(size: 64 * 1024)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        #expect(pool.geometry.maxOrder == 12)
+        // The first 16-byte block is the arena's base; splitting left one free block per order.
+        let a = try #require(pool.allocate(order: 0))
+        #expect(a == arena.at(0))
+        #expect(buddyinfo(pool) == [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0])
+        expectInvariants(pool)
+        // Its buddy comes next: base ^ 16.
+        let b = try #require(pool.allocate(order: 0))
+        #expect(b == arena.at(16))
+        // A 64-byte block takes the free order-2 block at 64; the order-1 block at 32 stays.
+        let c = try #require(pool.allocate(order: 2))
+        #expect(c == arena.at(64))
+        #expect(buddyinfo(pool) == [0, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0])
+        expectInvariants(pool)
+        // Freeing a and b coalesces them with the 32-byte block at 32 into one order-2 block at 0.
+        #expect(pool.release(a) == .released)
+        #expect(buddyinfo(pool)[0] == 1)
+        #expect(pool.release(b) == .released)
+        #expect(buddyinfo(pool) == [0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0])
+        expectInvariants(pool)
+        // Freeing c coalesces all the way up: one free block of the top order.
+        #expect(pool.release(c) == .released)
+        #expect(buddyinfo(pool) == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1])
+        #expect(pool.usage.allocatedBytes == 0)
+        expectInvariants(pool)
+    }
+
+    @Test func everyBlockIsAlignedToItsSize() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for order in 0...pool.geometry.maxOrder - 1 {
+            let p = try #require(pool.allocate(order: order))
+            #expect(UInt(bitPattern: p) % UInt(pool.geometry.size(ofOrder: order)) == 0)
+            #expect(pool.blockSize(of: p) == pool.geometry.size(ofOrder: order))
+            blocks.append(p)
+        }
+        expectInvariants(pool)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+    }
+
+    @Test func badPointersAreDetectedAndLeaveThePoolUnchanged() throws {
+        let arena = Arena(size: 64 * 1024)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        let p = try #require(pool.allocate(order: 2))
+        let q = try #require(pool.allocate(order: 2))
+        let before = buddyinfo(pool)
+        #expect(pool.release(p + 16) == .invalidPointer)   // interior
+        #expect(pool.release(p + 1) == .invalidPointer)    // unaligned
+        #expect(pool.release(arena.at(60 * 1024)) == .invalidPointer) // free space, not a block start
+        #expect(buddyinfo(pool) == before)
+        expectInvariants(pool)
+        #expect(pool.release(p) == .released)
+        #expect(pool.release(p) == .doubleFree)
+        #expect(pool.counters.doubleFrees == 1)
+        #expect(pool.counters.invalidPointers == 3)
+        var local = 0
+        #expect(pool.release(&local) == .foreign)
+        expectInvariants(pool)
+        #expect(pool.release(q) == .released)
+        expectInvariants(pool)
+    }
+
+    @Test func aPointerOfAnotherPoolIsNotFreedHere() throws {
+        let arenaA = Arena(size: 64 * 1024), arenaB = Arena(size: 64 * 1024)
+        let a = try makePool(arena: arenaA), b = try makePool(arena: arenaB)
+        defer { a.destroy(); b.destroy() }
+        let p = try #require(b.allocate(order: 3))
+        #expect(a.classify(p) == .otherPool)
+        #expect(a.release(p) == .otherPool)
+        #expect(b.release(p) == .released)
+        expectInvariants(a)
+        expectInvariants(b)
+    }
+
+    @Test func resizeInPlaceGrowsIntoFreeBuddiesAndShrinksByFreeingUpperHalves() throws {
+        let arena = Arena(size: 64 * 1024)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        let p = try #require(pool.allocate(order: 0))
+        #expect(pool.resizeInPlace(p, from: 0, to: 4))      // absorbs the free 16, 32, 64, 128 blocks
+        #expect(pool.blockSize(of: p) == 256)
+        expectInvariants(pool)
+        let q = try #require(pool.allocate(order: 8))        // 4 KiB block right above the 256... at 4096
+        #expect(!pool.resizeInPlace(q, from: 8, to: 12))     // its lower buddy is in use: cannot grow
+        #expect(pool.blockSize(of: q) == 4096)
+        #expect(pool.resizeInPlace(p, from: 4, to: 1))       // shrink: 32 bytes stay, the rest is free
+        #expect(pool.blockSize(of: p) == 32)
+        #expect(pool.usage.allocatedBytes == 32 + 4096)
+        expectInvariants(pool)
+        #expect(pool.release(p) == .released)
+        #expect(pool.release(q) == .released)
+        #expect(buddyinfo(pool).last == 1)
+        expectInvariants(pool)
+    }
+
+    @Test func resetReleasesEveryBlockAtOnce() throws {
+        let arena = Arena(size: 64 * 1024)
+        let pool = try makePool(arena: arena, maxPoolSize: 0)
+        defer { pool.destroy() }
+        for _ in 0..<10 { _ = try #require(pool.allocate(order: 10)) } // 10 x 16 KiB > the 64 KiB arena
+        #expect(pool.usage.segmentCount >= 2)                // grew beyond the arena
+        pool.reset()
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.allocate(order: 0) == arena.at(0))
+    }
+}
+
+@Suite struct GrowthTests {
+    @Test func segmentsGrowByTheFactorAndEmptyOnesGoBack() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        config.growthFactor = 2.0
+        let pool = try #require(BuddyPool.create(config))
+        defer { pool.destroy() }
+        var sizes: [Int] = [pool.usage.segmentBytes]
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 {
+            blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+            if pool.usage.segmentBytes != sizes.last { sizes.append(pool.usage.segmentBytes) }
+            expectInvariants(pool)
+        }
+        // 64K, then a segment of (S * (2.0 - 1)) each time: 128K, 256K, 512K, 1M in total.
+        #expect(sizes == [65536, 131072, 262144, 524288, 1048576])
+        #expect(pool.counters.segmentsAdded == 5)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        // Every segment but the first went back to the OS.
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.counters.segmentsReleased == 4)
+        #expect(pool.usage.segmentBytes == 65536)
+    }
+
+    @Test func theMaximumPoolSizeIsAHardLimit() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        config.maxPoolSize = 256 * 1024
+        let pool = try #require(BuddyPool.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        while let p = pool.allocate(order: pool.geometry.maxOrder) { blocks.append(p) }
+        #expect(blocks.count == 4)
+        #expect(pool.usage.segmentBytes <= 256 * 1024)
+        #expect(pool.counters.failedAllocations == 1)
+        expectInvariants(pool)
+        #expect(pool.release(blocks.removeLast()) == .released)
+        #expect(pool.allocate(order: 0) != nil)
+        expectInvariants(pool)
+    }
+
+    @Test func aRefusedMapLeavesThePoolIntact() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        let pool = try #require(BuddyPool.create(config))
+        defer { pool.destroy() }
+        let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
+        buddy_os_fail_map_after(1)                         // the next mmap fails
+        #expect(pool.allocate(order: 0) == nil)
+        buddy_os_fail_map_after(0)
+        expectInvariants(pool)
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.allocate(order: 0) != nil)              // and the pool grows again afterwards
+        #expect(pool.release(p) == .released)
+        expectInvariants(pool)
+    }
+
+    @Test func invalidConfigurationsAreRefused() {
+        var c = PoolConfig()
+        c.minBlock = 8
+        #expect(BuddyPool.problem(with: c) != nil)
+        c = PoolConfig(); c.maxBlock = 3000
+        #expect(BuddyPool.problem(with: c) != nil)
+        c = PoolConfig(); c.growthFactor = 0.5
+        #expect(BuddyPool.problem(with: c) != nil)
+        c = PoolConfig(); c.maxPoolSize = 1000
+        #expect(BuddyPool.problem(with: c) != nil)
+        #expect(BuddyPool.create(c) == nil)
+        #expect(BuddyPool.problem(with: PoolConfig()) == nil)
+    }
+}
+
+/// A seeded generator, so a failing sequence can be replayed from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct RandomSequenceTests {
+    /// Random allocate / free / resize sequences checked against a model (live blocks by
+    /// address), with the invariant checker after every step.
+    @Test(arguments: [1, 2, 3, 42, 2024] as [UInt64])
+    func matchesTheModel(seed: UInt64) throws {
+        var rng = SplitMix64(state: seed)
+        let arena = Arena(size: 256 * 1024)
+        let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
+        defer { pool.destroy() }
+        var live: [UInt: Int] = [:]       // address -> order
+        var failures = 0
+        for step in 0..<3000 {
+            let choice = Int.random(in: 0..<10, using: &rng)
+            if choice < 5 || live.isEmpty {
+                // Small orders are common, large ones rare (log-uniform-ish).
+                let order = Int.random(in: 0...Int.random(in: 0...pool.geometry.maxOrder, using: &rng), using: &rng)
+                if let p = pool.allocate(order: order) {
+                    let a = UInt(bitPattern: p)
+                    let size = UInt(pool.geometry.size(ofOrder: order))
+                    #expect(a % size == 0)
+                    // No overlap with any live block.
+                    for (b, o) in live {
+                        let bs = UInt(pool.geometry.size(ofOrder: o))
+                        #expect(a + size <= b || b + bs <= a, "overlap at step \(step), seed \(seed)")
+                    }
+                    live[a] = order
+                    p.storeBytes(of: a, as: UInt.self)
+                } else {
+                    failures += 1
+                }
+            } else if choice < 9 {
+                let a = live.keys.randomElement(using: &rng)!
+                let p = UnsafeMutableRawPointer(bitPattern: a)!
+                #expect(p.load(as: UInt.self) == a, "block content overwritten at step \(step)")
+                #expect(pool.release(p) == .released)
+                live[a] = nil
+            } else {
+                let a = live.keys.randomElement(using: &rng)!
+                let p = UnsafeMutableRawPointer(bitPattern: a)!
+                let order = live[a]!
+                let target = Int.random(in: 0...pool.geometry.maxOrder, using: &rng)
+                if pool.resizeInPlace(p, from: order, to: target) { live[a] = target }
+                #expect(pool.blockSize(of: p) == pool.geometry.size(ofOrder: live[a]!))
+            }
+            let broken = pool.checkInvariants()
+            #expect(broken == nil, "seed \(seed) step \(step): \(broken.map { "\($0)" } ?? "")")
+            if broken != nil { return }
+            let modelBytes = live.values.reduce(0) { $0 + pool.geometry.size(ofOrder: $1) }
+            #expect(pool.usage.allocatedBytes == modelBytes)
+        }
+        for a in live.keys { #expect(pool.release(UnsafeMutableRawPointer(bitPattern: a)!) == .released) }
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+        #expect(pool.usage.segmentCount == 1)
+        _ = failures
+    }
+}
+
+@Suite struct OptionParsingTests {
+    func parse(_ text: String) -> Int? { text.withCString { OptionReader.parseSize($0) } }
+
+    @Test func sizes() {
+        #expect(parse("16") == 16)
+        #expect(parse("64K") == 65536)
+        #expect(parse("64kb") == 65536)
+        #expect(parse("1M") == 1 << 20)
+        #expect(parse("2GiB") == 2 << 30)
+        #expect(parse("0") == 0)
+        #expect(parse("") == nil)
+        #expect(parse("abc") == nil)
+        #expect(parse("12Q") == nil)
+        #expect(parse("-5") == nil)
+        #expect(parse("99999999999999999999") == nil)
+    }
+
+    @Test func decimalsAndWords() {
+        #expect("2.0".withCString { OptionReader.parseDecimal($0) } == 2.0)
+        #expect("1.5".withCString { OptionReader.parseDecimal($0) } == 1.5)
+        #expect("3".withCString { OptionReader.parseDecimal($0) } == 3.0)
+        #expect("zero".withCString { OptionReader.parseDecimal($0) } == nil)
+        #expect("1.5x".withCString { OptionReader.parseDecimal($0) } == nil)
+        #expect("LOG".withCString { OptionReader.matches($0, "log") })
+        #expect(!"logs".withCString { OptionReader.matches($0, "log") })
+        #expect(!"lo".withCString { OptionReader.matches($0, "log") })
+    }
+}
