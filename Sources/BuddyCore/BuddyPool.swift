@@ -361,10 +361,11 @@ public struct BuddyPool: Equatable {
 
     /// Counts a bad pointer; atomic, since some callers (malloc_usable_size) hold no lock.
     public func countBadPointer(_ outcome: ReleaseOutcome) {
-        if outcome == .doubleFree {
-            buddy_atomic_add_u64_relaxed(&state.pointee.counters.doubleFrees, 1)
-        } else if outcome == .invalidPointer || outcome == .otherPool {
-            buddy_atomic_add_u64_relaxed(&state.pointee.counters.invalidPointers, 1)
+        // A switch, not ==: Equatable's == is a generic call the debug build does not specialise.
+        switch outcome {
+        case .doubleFree: buddy_atomic_add_u64_relaxed(&state.pointee.counters.doubleFrees, 1)
+        case .invalidPointer, .otherPool: buddy_atomic_add_u64_relaxed(&state.pointee.counters.invalidPointers, 1)
+        case .released, .foreign: break
         }
     }
 

@@ -174,7 +174,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     let kind = pool.classify(pointer)
     guard case .allocated(let order) = kind else {
         pool.unlock(locked)
-        if kind == .foreign { return __libc_realloc(pointer, size) }
+        if case .foreign = kind { return __libc_realloc(pointer, size) }
         let outcome = BuddyPool.outcome(for: kind)
         pool.countBadPointer(outcome)
         reportBadPointer("realloc()", pointer, outcome, strategy: pool.config.errorStrategy)

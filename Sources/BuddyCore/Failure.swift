@@ -33,11 +33,16 @@ func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ o
         line.append(hex: UInt(bitPattern: pointer))
         line.append(" (inside the pool, not the start of an allocated block)")
     }
-    if strategy == .abort {
+    let aborting: Bool
+    switch strategy {
+    case .abort: aborting = true
+    case .log: aborting = false
+    }
+    if aborting {
         line.append("; aborting (BUDDY_ON_ERROR=log reports and continues)\n")
     } else {
         line.append("; ignored, the pool is unchanged\n")
     }
     line.write(to: 2)
-    if strategy == .abort { buddy_os_abort() }
+    if aborting { buddy_os_abort() }
 }

@@ -85,9 +85,19 @@ struct LineBuffer {
         while count < column { append(byte: 32) }
     }
 
-    /// The bytes as a C string (the caller appended a NUL).
-    func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
-        withUnsafeBytes(of: storage) { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+    /// Opens the file whose path this buffer holds (the caller appended a NUL); -1 on failure.
+    /// (Not a generic withCString: unspecialised generics call the runtime in debug builds.)
+    func openReportFile() -> Int32 {
+        var copy = storage
+        return withUnsafeMutableBytes(of: &copy) { raw in
+            buddy_os_open_report(raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+    }
+
+    /// The text, for tests.
+    var text: String {
+        var copy = storage
+        return withUnsafeMutableBytes(of: &copy) { String(decoding: $0.prefix(count), as: UTF8.self) }
     }
 
     func write(to fd: Int32) {

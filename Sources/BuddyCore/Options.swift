@@ -51,13 +51,29 @@ enum OptionReader {
     static func processConfig() -> PoolConfig {
         let defaults = PoolConfig()
         var config = defaults
-        if let v = size(.minBlock) { config.minBlock = v }
-        if let v = size(.maxBlock) { config.maxBlock = v }
-        if let v = size(.initialSize) { config.initialSize = v }
-        if let v = value(.growthFactor) {
-            if let f = parseDecimal(v) { config.growthFactor = f } else { warn(.growthFactor, v, "is not a number") }
+        // Each value is checked on its own, so a bad one names itself and leaves the others.
+        if case let (v, text)? = size(.minBlock) {
+            if v >= 16 && v <= 1 << 30 && v & (v - 1) == 0 { config.minBlock = v }
+            else { warn(.minBlock, text, "is not a power of two between 16 and 1G") }
         }
-        if let v = size(.maxPoolSize) { config.maxPoolSize = v }
+        if case let (v, text)? = size(.maxBlock) {
+            if v >= 16 && v <= 1 << 30 && v & (v - 1) == 0 { config.maxBlock = v }
+            else { warn(.maxBlock, text, "is not a power of two between 16 and 1G") }
+        }
+        if config.minBlock > config.maxBlock {
+            warn(.minBlock, value(.minBlock) ?? value(.maxBlock)!, "is larger than the maximum block")
+            config.minBlock = defaults.minBlock
+            config.maxBlock = max(config.maxBlock, defaults.minBlock)
+        }
+        if case let (v, _)? = size(.initialSize) { config.initialSize = v }
+        if let v = value(.growthFactor) {
+            if let f = parseDecimal(v), f >= 1.0, f <= 64.0 { config.growthFactor = f }
+            else { warn(.growthFactor, v, "is not a number from 1.0 to 64") }
+        }
+        if case let (v, text)? = size(.maxPoolSize) {
+            if v == 0 || v >= config.minSegment { config.maxPoolSize = v }
+            else { warn(.maxPoolSize, text, "is below the smallest segment (64K, or the maximum block if larger)") }
+        }
         if let v = value(.threadSafety) {
             if matches(v, "auto") { config.threadSafety = .automatic }
             else if matches(v, "always") { config.threadSafety = .always }
@@ -86,13 +102,13 @@ enum OptionReader {
         return v
     }
 
-    static func size(_ option: Option) -> Int? {
+    static func size(_ option: Option) -> (Int, UnsafePointer<CChar>)? {
         guard let v = value(option) else { return nil }
         guard let n = parseSize(v) else {
             warn(option, v, "is not a size (digits with an optional K, M or G)")
             return nil
         }
-        return n
+        return (n, v)
     }
 
     static func warn(_ option: Option, _ value: UnsafePointer<CChar>, _ problem: StaticString) {

@@ -126,7 +126,7 @@ public func buddy_exit_report() {
         }
     }
     path.append(byte: 0)
-    let fd = path.withCString { buddy_os_open_report($0) }
+    let fd = path.openReportFile()
     guard fd >= 0 else {
         var line = LineBuffer()
         line.append("buddy: cannot open the report file BUDDY_REPORT=")

@@ -33,8 +33,7 @@ import Testing
         func format(_ v: UInt64) -> String {
             var line = LineBuffer()
             line.append(bytes: v)
-            line.append(byte: 0)
-            return line.withCString { String(cString: $0) }
+            return line.text
         }
         #expect(format(512) == "512B")
         #expect(format(1536) == "1.5K")

@@ -70,8 +70,9 @@ enum Harness {
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "LD_PRELOAD")
         for (key, value) in environment { env[key] = value }
-        if preload { env["LD_PRELOAD"] = try library }
         process.environment = env
+        // `env LD_PRELOAD=lib PROGRAM`: the preload reaches PROGRAM only, not env itself.
+        if preload { process.arguments = ["LD_PRELOAD=\(try library)"] + argv }
         if let directory { process.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out

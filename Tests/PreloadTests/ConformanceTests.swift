@@ -1,0 +1,113 @@
+import Foundation
+import Synchronization
+import Testing
+
+// glibc's documented malloc-family semantics (Tests/Programs/conformance.c) under the preload.
+// The driver prints one "FAIL <rule>: <detail>" line per broken rule and "ok N checks" at the end.
+// Run without the preload it checks glibc itself (the reference: the rules are glibc's); with
+// --expect-buddy it also checks what only BuddyMalloc gives, and refuses (exit 3) to pass when the
+// library is not the process's malloc.
+
+/// Compiles each driver once per test run; tests of a suite run in parallel, and two gcc runs
+/// writing the same executable would race.
+private let conformanceBuild = Mutex<[String: String]>([:])
+
+private func conformanceProgram() throws -> String {
+    try conformanceBuild.withLock { built in
+        if let path = built["conformance"] { return path }
+        let path = try Harness.compileC("conformance")
+        built["conformance"] = path
+        return path
+    }
+}
+
+private func failLines(_ output: String) -> [Substring] {
+    output.split(separator: "\n").filter { $0.hasPrefix("FAIL ") }
+}
+
+/// N of the final "ok N checks" line, or nil.
+private func passedChecks(_ output: String) -> Int? {
+    guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("ok ") && $0.hasSuffix(" checks") }) else {
+        return nil
+    }
+    return Int(line.dropFirst(3).prefix { $0.isNumber })
+}
+
+@Suite("Conformance: glibc's malloc semantics")
+struct ConformanceTests {
+    @Test("every rule holds under the preload, including BuddyMalloc's own")
+    func conformsUnderPreload() throws {
+        let program = try conformanceProgram()
+        let reports = try Harness.temporaryDirectory()
+        let result = try Harness.run([program, "--expect-buddy"],
+                                     environment: ["BUDDY_REPORT": reports.appendingPathComponent("report.%p").path],
+                                     preload: true, timeout: 60)
+        let failures = failLines(result.stdout)
+        #expect(failures.isEmpty, "broken rules under BuddyMalloc:\n\(failures.joined(separator: "\n"))")
+        #expect(result.status == 0 && result.signal == 0,
+                "exit status \(result.status), signal \(result.signal)\nstdout:\n\(result.stdout.suffix(3000))\nstderr:\n\(result.stderr.suffix(2000))")
+        #expect(result.stdout.contains("= 128 (BuddyMalloc)"), "the preload was not active:\n\(result.stdout.prefix(500))")
+        // The BuddyMalloc-only checks ran too (glibc alone runs about 1400).
+        let passed = passedChecks(result.stdout)
+        #expect((passed ?? 0) >= 1600, "expected the full set of checks to pass, got \(String(describing: passed))")
+        // No warnings: the driver sets no options.
+        #expect(!result.stderr.contains("buddy:"), "unexpected messages:\n\(result.stderr.prefix(2000))")
+        // The exit report proves the calls reached the pool (forked children abort on purpose and
+        // write none).
+        let counts = try Harness.reports(in: reports).map(Harness.allocations(inReport:))
+        #expect((counts.max() ?? 0) > 10_000, "allocations counted by the exit reports: \(counts)")
+    }
+
+    @Test("the driver's glibc rules hold under glibc itself (the reference)")
+    func glibcRulesHoldUnderGlibc() throws {
+        let program = try conformanceProgram()
+        let result = try Harness.run([program], timeout: 60)
+        let failures = failLines(result.stdout)
+        #expect(failures.isEmpty, "rules glibc itself breaks (a wrong check):\n\(failures.joined(separator: "\n"))")
+        #expect(result.status == 0, "exit status \(result.status)\n\(result.stdout.suffix(2000))")
+        #expect(result.stdout.contains("(not BuddyMalloc)"), "glibc run looked like BuddyMalloc:\n\(result.stdout.prefix(300))")
+        #expect((passedChecks(result.stdout) ?? 0) >= 1000)
+    }
+
+    @Test("--expect-buddy fails without the preload")
+    func refusesToPassWithoutThePreload() throws {
+        let program = try conformanceProgram()
+        let result = try Harness.run([program, "--expect-buddy"], timeout: 60)
+        #expect(result.status == 3, "expected exit 3 (not under BuddyMalloc), got \(result.status):\n\(result.stdout.prefix(500))")
+        #expect(passedChecks(result.stdout) == nil)
+    }
+
+    @Test("the driver catches an allocator that breaks the rules")
+    func catchesABrokenAllocator() throws {
+        // A preloaded shim over glibc: free clobbers errno, calloc neither zeroes nor checks overflow.
+        let folder = try Harness.temporaryDirectory()
+        let source = folder.appendingPathComponent("broken.c")
+        try """
+        #include <errno.h>
+        #include <stddef.h>
+        #include <string.h>
+        extern void *__libc_malloc(size_t);
+        extern void __libc_free(void *);
+        void free(void *p) { __libc_free(p); errno = 99; }
+        void *calloc(size_t n, size_t s) {
+            size_t total = n * s;
+            void *p = __libc_malloc(total ? total : 1);
+            if (p) memset(p, 0xAA, total);
+            return p;
+        }
+        """.write(to: source, atomically: true, encoding: .utf8)
+        let shim = folder.appendingPathComponent("libbroken.so").path
+        let build = try Harness.run(["gcc", "-O2", "-shared", "-fPIC", "-o", shim, source.path])
+        try #require(build.status == 0, "gcc failed: \(build.stderr)")
+
+        let program = try conformanceProgram()
+        let result = try Harness.run([program], environment: ["LD_PRELOAD": shim], timeout: 60)
+        let failures = failLines(result.stdout).joined(separator: "\n")
+        #expect(result.status == 1, "expected exit 1, got \(result.status)")
+        for rule in ["FAIL free-errno/pool-block", "FAIL free-errno/large-block", "FAIL calloc/zeroed",
+                     "FAIL calloc/overflow-enomem"] {
+            #expect(failures.contains(rule), "\(rule) not reported; the driver printed:\n\(failures.prefix(3000))")
+        }
+        #expect(result.stdout.contains("FAILED "))
+    }
+}
