@@ -26,6 +26,21 @@ private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer?
     if size > limit || alignment > limit { return systemAllocate(size, alignment: alignment, pool: pool) }
     if buddy_thread_deferred() != nil { drainDeferredFrees(pool) }
     let order = max(geometry.order(forSize: Int(size)), geometry.order(forSize: Int(alignment)))
+    // Fast path: the thread's cache, no lock. (Any block of the order is aligned enough.)
+    if let cache = pool.threadCache(), order < cache.pointee.binCount {
+        cache.pointee.calls.allocations &+= 1
+        if let block = cache.pop(order) {
+            pool.retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+            return block
+        }
+        if let block = pool.refill(cache, order: order) { return block }
+        // The pool may not grow: give back what this thread holds, and try once more.
+        for cached in 0..<cache.pointee.binCount { pool.flush(cache, order: cached, keep: 0) }
+        if let block = pool.refill(cache, order: order) { return block }
+        buddy_errno_set(ENOMEM_)
+        return nil
+    }
+    buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.allocations, 1)
     let locked = pool.lock()
     let block = pool.allocate(order: order)
     pool.unlock(locked)
@@ -56,7 +71,7 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
     let outcome = pool.release(pointer)
     pool.unlock(locked)
     switch outcome {
-    case .released: return
+    case .released: buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.frees, 1)
     case .foreign: __libc_free(pointer) // the segment was released while we looked it up
     default: reportBadPointer(function, pointer, outcome, strategy: pool.config.errorStrategy)
     }
@@ -92,8 +107,9 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
 @_cdecl("buddy_free")
 public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     guard let pointer else { return }
+    let address = UInt(bitPattern: pointer)
     // Pointers no pool owns go back to glibc (which preserves errno itself).
-    guard isPoolPointer(pointer) else { return __libc_free(pointer) }
+    guard let segment = SegmentMap.lookup(address) else { return __libc_free(pointer) }
     if buddy_thread_depth() != 0 {
         // Re-entered while this thread may hold the pool lock: release it at the next outer call.
         pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
@@ -102,6 +118,21 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
+    // Fast path: an allocated block of a cached order goes to the thread's cache, no lock.
+    // Anything else (a bad pointer, a large block, no cache) takes the checked path below.
+    if let pool = ProcessPool.existing, segment.pointee.pool == pool.identity, segment.pointee.contains(address),
+       address & UInt(pool.geometry.minBlock - 1) == 0 {
+        let tag = segment.pointee.orderMap + pool.slot(address, in: segment)
+        let order = Int(tag.pointee & Tag.orderMask)
+        if tag.pointee & Tag.stateMask == Tag.used, let cache = pool.threadCache(), order < cache.pointee.binCount {
+            cache.pointee.calls.frees &+= 1
+            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
+            if cache.push(pointer, order) {
+                pool.flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
+            }
+            return
+        }
+    }
     releaseToPool(pointer, function: "free()")
 }
 
