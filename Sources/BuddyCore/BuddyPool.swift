@@ -117,6 +117,9 @@ struct PoolState {
     var directCalls: CallCounters
     /// Whether threads get caches (the process pool, once its thread-exit key exists).
     var cachesEnabled: Bool
+    /// Requests up to this many bytes are served by thread caches (0 while caches are off):
+    /// the malloc fast path's single size test.
+    var cachedSizeLimit: UInt
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -192,7 +195,7 @@ public struct BuddyPool: Equatable {
             lock: pthread_mutex_t(), config: config, geometry: geometry, nonEmpty: 0, segments: nil,
             segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
             counters: PoolCounters(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
-            directCalls: CallCounters(), cachesEnabled: false))
+            directCalls: CallCounters(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
         let pool = BuddyPool(state: state)
         pool.freeAreas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)

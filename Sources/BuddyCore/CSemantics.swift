@@ -101,7 +101,24 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
     if buddy_thread_depth() != 0 { return __libc_malloc(size) }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    return allocate(UInt(bitPattern: size), alignment: minimumAlignment)
+    // Fast path: a cached size, a thread with a cache, a bin with a block. One size test (the
+    // limit is 0 until the pool exists with caches on), then pop and retag; no lock.
+    let request = UInt(bitPattern: size)
+    if let raw = buddy_process_pool_get(), buddy_thread_deferred() == nil {
+        let state = raw.assumingMemoryBound(to: PoolState.self)
+        let cache = UInt(bitPattern: buddy_thread_cache())
+        if request <= state.pointee.cachedSizeLimit, cache > 1 {
+            let shift = UInt(state.pointee.geometry.minShift)
+            let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
+            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            if let block = threadCache.pop(order) {
+                threadCache.pointee.calls.allocations &+= 1
+                BuddyPool(state: state).retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+                return block
+            }
+        }
+    }
+    return allocate(request, alignment: minimumAlignment)
 }
 
 @_cdecl("buddy_free")
@@ -121,7 +138,7 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     // Fast path: an allocated block of a cached order goes to the thread's cache, no lock.
     // Anything else (a bad pointer, a large block, no cache) takes the checked path below.
     if let pool = ProcessPool.existing, segment.pointee.pool == pool.identity, segment.pointee.contains(address),
-       address & UInt(pool.geometry.minBlock - 1) == 0 {
+       address & (UInt(pool.geometry.minBlock) &- 1) == 0 {
         let tag = segment.pointee.orderMap + pool.slot(address, in: segment)
         let order = Int(tag.pointee & Tag.orderMask)
         if tag.pointee & Tag.stateMask == Tag.used, let cache = pool.threadCache(), order < cache.pointee.binCount {

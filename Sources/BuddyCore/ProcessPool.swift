@@ -36,7 +36,7 @@ enum ProcessPool {
         }
         // Thread caches need the key whose destructor flushes them when a thread exits.
         if buddy_thread_key_create({ buddy_thread_exit($0) }) == 0 {
-            pool.state.pointee.cachesEnabled = true
+            pool.enableThreadCaches()
         }
         // pthread_atfork may allocate: the caller's depth sends that to the system allocator.
         _ = buddy_register_atfork(

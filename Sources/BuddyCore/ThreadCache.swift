@@ -85,6 +85,12 @@ extension BuddyPool {
         return raw!.assumingMemoryBound(to: ThreadCache.self)
     }
 
+    /// Lets threads keep caches of this pool's blocks.
+    func enableThreadCaches() {
+        state.pointee.cachesEnabled = true
+        state.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
+    }
+
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
     var cachedOrderCount: Int {
         geometry.order(forSize: min(ThreadCache.largestCachedBlock, geometry.maxBlock)) + 1
