@@ -304,6 +304,12 @@ public struct BuddyPool: Equatable {
     /// Allocates a block of `order`, splitting a larger one, carving a segment's untouched tail,
     /// or mapping a new segment. Nil when the pool may not grow (or the OS says no).
     public func allocate(order: Int) -> UnsafeMutableRawPointer? {
+        allocate(order: order, mayGrow: true)
+    }
+
+    /// As `allocate(order:)`; with `mayGrow` false it fails (without counting a failure) rather
+    /// than map a segment, so a caller can first give back what it holds (its thread cache).
+    public func allocate(order: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
         let found = state.pointee.nonEmpty & (~0 &<< UInt64(order))
         var block: UnsafeMutablePointer<FreeLink>
@@ -315,8 +321,8 @@ public struct BuddyPool: Equatable {
             remove(block, order: blockOrder)
             segment = SegmentMap.lookup(UInt(bitPattern: block))!
         } else {
-            guard let carved = carveTopBlock() ?? (grow() ? carveTopBlock() : nil) else {
-                state.pointee.counters.failedAllocations &+= 1
+            guard let carved = carveTopBlock() ?? (mayGrow && grow() ? carveTopBlock() : nil) else {
+                if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
                 return nil
             }
             (block, segment) = carved

@@ -34,15 +34,21 @@ private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer?
             return block
         }
         if let block = pool.refill(cache, order: order) { return block }
-        // The pool may not grow: give back what this thread holds, and try once more.
-        for cached in 0..<cache.pointee.binCount { pool.flush(cache, order: cached, keep: 0) }
-        if let block = pool.refill(cache, order: order) { return block }
         buddy_errno_set(ENOMEM_)
         return nil
     }
     buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.allocations, 1)
-    let locked = pool.lock()
-    let block = pool.allocate(order: order)
+    var locked = pool.lock()
+    var block = pool.allocate(order: order, mayGrow: false)
+    if block == nil {
+        // Before mapping a segment, give back this thread's cached blocks (see refill).
+        pool.unlock(locked)
+        if let cache = pool.threadCache() {
+            for cached in 0..<cache.pointee.binCount { pool.flush(cache, order: cached, keep: 0) }
+        }
+        locked = pool.lock()
+        block = pool.allocate(order: order, mayGrow: true)
+    }
     pool.unlock(locked)
     if block == nil { buddy_errno_set(ENOMEM_) }
     return block

@@ -36,10 +36,11 @@ struct ThreadCache {
     var binCount: Int
     // Followed by `binCount` CacheBins.
 
-    /// Blocks up to this size are cached; larger ones go straight to the pool.
-    static let largestCachedBlock = 64 * 1024
+    /// Blocks up to this size are cached; larger ones go straight to the pool, where they
+    /// coalesce at once (a cached block keeps its buddy, and every block above, from forming).
+    static let largestCachedBlock = 4 * 1024
     /// Each bin holds at most this many bytes (and at most `maxBlocksPerBin` blocks).
-    static let bytesPerBin = 64 * 1024
+    static let bytesPerBin = 32 * 1024
     static let maxBlocksPerBin = 64
 }
 
@@ -127,13 +128,22 @@ extension BuddyPool {
     @inline(never)
     func refill(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int) -> UnsafeMutableRawPointer? {
         let batch = max(1, Int((cache.bins + order).pointee.limit) / 2)
-        let locked = lock()
-        guard let first = allocate(order: order) else {
+        var locked = lock()
+        var first = allocate(order: order, mayGrow: false)
+        if first == nil {
+            // Before the pool maps a new segment, this thread gives back what it holds: cached
+            // blocks keep their buddies from coalescing, and may make the block we need.
+            unlock(locked)
+            for cached in 0..<cache.pointee.binCount { flush(cache, order: cached, keep: 0) }
+            locked = lock()
+            first = allocate(order: order, mayGrow: true)
+        }
+        guard let first else {
             unlock(locked)
             return nil
         }
         var taken = 1
-        while taken < batch, let block = allocate(order: order) {
+        while taken < batch, let block = allocate(order: order, mayGrow: false) {
             retag(block, Tag.cached | UInt8(truncatingIfNeeded: order))
             _ = cache.push(block, order)
             taken &+= 1
