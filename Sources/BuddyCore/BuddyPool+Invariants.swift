@@ -10,6 +10,7 @@ extension BuddyPool {
     ///     the tags of each segment tile [base, base + frontier) with blocks
     ///     segment.freeBytes == free block bytes + (size - frontier)
     ///     freeBytes + allocatedBytes == segmentBytes
+    ///     (blocks in thread caches count as allocated: the pool handed them out)
     public func checkInvariants() -> StaticString? {
         let geometry = self.geometry
         let s = state.pointee
@@ -27,10 +28,10 @@ extension BuddyPool {
                 let address = UInt(bitPattern: b)
                 guard let segment = segment(containing: address) else { return "free block outside the pool's segments" }
                 if (address &- segment.pointee.base) & UInt(geometry.size(ofOrder: order) - 1) != 0 { return "free block not aligned to its size" }
-                if segment.pointee.orderMap[slot(address, in: segment)] != Tag.free | UInt8(order) { return "block on a free list is not tagged free with that order" }
+                if segment.pointee.orderMap[slot(address, in: segment)] != Tag.free | UInt8(truncatingIfNeeded: order) { return "block on a free list is not tagged free with that order" }
                 if order < geometry.maxOrder {
                     let buddy = address ^ UInt(geometry.size(ofOrder: order))
-                    if segment.pointee.orderMap[slot(buddy, in: segment)] == Tag.free | UInt8(order) { return "free block has a free buddy of the same order" }
+                    if segment.pointee.orderMap[slot(buddy, in: segment)] == Tag.free | UInt8(truncatingIfNeeded: order) { return "free block has a free buddy of the same order" }
                 }
                 previous = b
                 block = b.pointee.next
@@ -61,7 +62,7 @@ extension BuddyPool {
                     if seg.orderMap[index + inner] != 0 { return "tag inside a block" }
                     inner += 1
                 }
-                if tag & Tag.free != 0 { tagged += 1; segmentFree &+= size } else { usedTotal &+= size }
+                if tag & Tag.stateMask == Tag.free { tagged += 1; segmentFree &+= size } else { usedTotal &+= size }
                 offset &+= size
             }
             if offset != seg.frontier { return "blocks run past the frontier" }

@@ -109,6 +109,17 @@ struct PoolState {
     var uncarvedBytes: UInt
     var counters: PoolCounters
     var stateBytes: Int
+    /// The process pool's thread caches (see ThreadCache.swift); nil for private pools.
+    var caches: UnsafeMutablePointer<ThreadCache>?
+    /// Calls served by thread caches that have since been flushed (threads that exited).
+    var retiredCacheCalls: CallCounters
+    /// Calls served without a thread cache (updated atomically).
+    var directCalls: CallCounters
+    /// Whether threads get caches (the process pool, once its thread-exit key exists).
+    var cachesEnabled: Bool
+    /// Requests up to this many bytes are served by thread caches (0 while caches are off):
+    /// the malloc fast path's single size test.
+    var cachedSizeLimit: UInt
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -183,7 +194,8 @@ public struct BuddyPool: Equatable {
         state.initialize(to: PoolState(
             lock: pthread_mutex_t(), config: config, geometry: geometry, nonEmpty: 0, segments: nil,
             segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
-            counters: PoolCounters(), stateBytes: bytes))
+            counters: PoolCounters(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
+            directCalls: CallCounters(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
         let pool = BuddyPool(state: state)
         pool.freeAreas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
@@ -274,9 +286,11 @@ public struct BuddyPool: Equatable {
             return .interior
         }
         let tag = segment.pointee.orderMap[slot(address, in: segment)]
-        if tag & Tag.used != 0 { return .allocated(order: Int(tag & Tag.orderMask)) }
-        if tag & Tag.free != 0 { return .free }
-        return .interior
+        switch tag & Tag.stateMask {
+        case Tag.used: return .allocated(order: Int(tag & Tag.orderMask))
+        case Tag.free, Tag.cached: return .free
+        default: return .interior
+        }
     }
 
     /// Bytes in the allocated block that starts at `pointer`, or nil if there is none.
@@ -290,6 +304,12 @@ public struct BuddyPool: Equatable {
     /// Allocates a block of `order`, splitting a larger one, carving a segment's untouched tail,
     /// or mapping a new segment. Nil when the pool may not grow (or the OS says no).
     public func allocate(order: Int) -> UnsafeMutableRawPointer? {
+        allocate(order: order, mayGrow: true)
+    }
+
+    /// As `allocate(order:)`; with `mayGrow` false it fails (without counting a failure) rather
+    /// than map a segment, so a caller can first give back what it holds (its thread cache).
+    public func allocate(order: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
         let found = state.pointee.nonEmpty & (~0 &<< UInt64(order))
         var block: UnsafeMutablePointer<FreeLink>
@@ -301,8 +321,8 @@ public struct BuddyPool: Equatable {
             remove(block, order: blockOrder)
             segment = SegmentMap.lookup(UInt(bitPattern: block))!
         } else {
-            guard let carved = carveTopBlock() ?? (grow() ? carveTopBlock() : nil) else {
-                state.pointee.counters.failedAllocations &+= 1
+            guard let carved = carveTopBlock() ?? (mayGrow && grow() ? carveTopBlock() : nil) else {
+                if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
                 return nil
             }
             (block, segment) = carved
@@ -313,11 +333,11 @@ public struct BuddyPool: Equatable {
         while blockOrder > order {
             blockOrder &-= 1
             let upper = address &+ UInt(geometry.size(ofOrder: blockOrder))
-            segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(blockOrder)
+            segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: blockOrder)
             push(UnsafeMutablePointer(bitPattern: upper)!, order: blockOrder)
             state.pointee.counters.splits &+= 1
         }
-        segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(order)
+        segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: order)
         let bytes = UInt(geometry.size(ofOrder: order))
         segment.pointee.freeBytes &-= bytes
         state.pointee.freeBytes &-= bytes
@@ -396,14 +416,14 @@ public struct BuddyPool: Equatable {
             let size = UInt(geometry.size(ofOrder: order))
             let buddy = address ^ size
             let buddySlot = slot(buddy, in: segment)
-            guard map[buddySlot] == Tag.free | UInt8(order) else { break }
+            guard map[buddySlot] == Tag.free | UInt8(truncatingIfNeeded: order) else { break }
             remove(UnsafeMutablePointer(bitPattern: buddy)!, order: order)
             map[buddySlot] = 0
             address &= ~size
             order &+= 1
             state.pointee.counters.coalesces &+= 1
         }
-        map[slot(address, in: segment)] = Tag.free | UInt8(order)
+        map[slot(address, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: order)
         push(UnsafeMutablePointer(bitPattern: address)!, order: order)
         if segment.pointee.freeBytes == segment.pointee.size && !segment.pointee.pinned {
             // Policy: a segment that becomes entirely free goes back to the OS at once, except
@@ -422,12 +442,12 @@ public struct BuddyPool: Equatable {
         let map = segment.pointee.orderMap
         if newOrder == order { return true }
         if newOrder < order {
-            map[slot(address, in: segment)] = Tag.used | UInt8(newOrder)
+            map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)
             var upperOrder = order
             while upperOrder > newOrder {
                 upperOrder &-= 1
                 let upper = address &+ UInt(geometry.size(ofOrder: upperOrder))
-                map[slot(upper, in: segment)] = Tag.free | UInt8(upperOrder)
+                map[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: upperOrder)
                 push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder)
                 state.pointee.counters.splits &+= 1
             }
@@ -435,7 +455,7 @@ public struct BuddyPool: Equatable {
             var level = order
             while level < newOrder {
                 let size = UInt(geometry.size(ofOrder: level))
-                guard address & size == 0, map[slot(address &+ size, in: segment)] == Tag.free | UInt8(level) else {
+                guard address & size == 0, map[slot(address &+ size, in: segment)] == Tag.free | UInt8(truncatingIfNeeded: level) else {
                     return false
                 }
                 level &+= 1
@@ -448,7 +468,7 @@ public struct BuddyPool: Equatable {
                 state.pointee.counters.coalesces &+= 1
                 level &+= 1
             }
-            map[slot(address, in: segment)] = Tag.used | UInt8(newOrder)
+            map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)
         }
         let old = UInt(geometry.size(ofOrder: order)), new = UInt(geometry.size(ofOrder: newOrder))
         segment.pointee.freeBytes = segment.pointee.freeBytes &+ old &- new

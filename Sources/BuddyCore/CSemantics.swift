@@ -26,8 +26,29 @@ private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer?
     if size > limit || alignment > limit { return systemAllocate(size, alignment: alignment, pool: pool) }
     if buddy_thread_deferred() != nil { drainDeferredFrees(pool) }
     let order = max(geometry.order(forSize: Int(size)), geometry.order(forSize: Int(alignment)))
-    let locked = pool.lock()
-    let block = pool.allocate(order: order)
+    // Fast path: the thread's cache, no lock. (Any block of the order is aligned enough.)
+    if let cache = pool.threadCache(), order < cache.pointee.binCount {
+        cache.pointee.calls.allocations &+= 1
+        if let block = cache.pop(order) {
+            pool.retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+            return block
+        }
+        if let block = pool.refill(cache, order: order) { return block }
+        buddy_errno_set(ENOMEM_)
+        return nil
+    }
+    buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.allocations, 1)
+    var locked = pool.lock()
+    var block = pool.allocate(order: order, mayGrow: false)
+    if block == nil {
+        // Before mapping a segment, give back this thread's cached blocks (see refill).
+        pool.unlock(locked)
+        if let cache = pool.threadCache() {
+            for cached in 0..<cache.pointee.binCount { pool.flush(cache, order: cached, keep: 0) }
+        }
+        locked = pool.lock()
+        block = pool.allocate(order: order, mayGrow: true)
+    }
     pool.unlock(locked)
     if block == nil { buddy_errno_set(ENOMEM_) }
     return block
@@ -56,7 +77,7 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
     let outcome = pool.release(pointer)
     pool.unlock(locked)
     switch outcome {
-    case .released: return
+    case .released: buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.frees, 1)
     case .foreign: __libc_free(pointer) // the segment was released while we looked it up
     default: reportBadPointer(function, pointer, outcome, strategy: pool.config.errorStrategy)
     }
@@ -86,14 +107,32 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
     if buddy_thread_depth() != 0 { return __libc_malloc(size) }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    return allocate(UInt(bitPattern: size), alignment: minimumAlignment)
+    // Fast path: a cached size, a thread with a cache, a bin with a block. One size test (the
+    // limit is 0 until the pool exists with caches on), then pop and retag; no lock.
+    let request = UInt(bitPattern: size)
+    if let raw = buddy_process_pool_get(), buddy_thread_deferred() == nil {
+        let state = raw.assumingMemoryBound(to: PoolState.self)
+        let cache = UInt(bitPattern: buddy_thread_cache())
+        if request <= state.pointee.cachedSizeLimit, cache > 1 {
+            let shift = UInt(state.pointee.geometry.minShift)
+            let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
+            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            if let block = threadCache.pop(order) {
+                threadCache.pointee.calls.allocations &+= 1
+                BuddyPool(state: state).retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+                return block
+            }
+        }
+    }
+    return allocate(request, alignment: minimumAlignment)
 }
 
 @_cdecl("buddy_free")
 public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     guard let pointer else { return }
+    let address = UInt(bitPattern: pointer)
     // Pointers no pool owns go back to glibc (which preserves errno itself).
-    guard isPoolPointer(pointer) else { return __libc_free(pointer) }
+    guard let segment = SegmentMap.lookup(address) else { return __libc_free(pointer) }
     if buddy_thread_depth() != 0 {
         // Re-entered while this thread may hold the pool lock: release it at the next outer call.
         pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
@@ -102,6 +141,21 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
+    // Fast path: an allocated block of a cached order goes to the thread's cache, no lock.
+    // Anything else (a bad pointer, a large block, no cache) takes the checked path below.
+    if let pool = ProcessPool.existing, segment.pointee.pool == pool.identity, segment.pointee.contains(address),
+       address & (UInt(pool.geometry.minBlock) &- 1) == 0 {
+        let tag = segment.pointee.orderMap + pool.slot(address, in: segment)
+        let order = Int(tag.pointee & Tag.orderMask)
+        if tag.pointee & Tag.stateMask == Tag.used, let cache = pool.threadCache(), order < cache.pointee.binCount {
+            cache.pointee.calls.frees &+= 1
+            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
+            if cache.push(pointer, order) {
+                pool.flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
+            }
+            return
+        }
+    }
     releaseToPool(pointer, function: "free()")
 }
 

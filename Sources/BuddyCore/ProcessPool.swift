@@ -34,6 +34,10 @@ enum ProcessPool {
             line.write(to: 2)
             return nil
         }
+        // Thread caches need the key whose destructor flushes them when a thread exits.
+        if buddy_thread_key_create({ buddy_thread_exit($0) }) == 0 {
+            pool.enableThreadCaches()
+        }
         // pthread_atfork may allocate: the caller's depth sends that to the system allocator.
         _ = buddy_register_atfork(
             { ProcessPool.prepareFork() }, { ProcessPool.parentAfterFork() }, { ProcessPool.childAfterFork() })
@@ -58,6 +62,7 @@ enum ProcessPool {
     static func childAfterFork() {
         buddy_lock_init(buddy_map_lock())
         existing?.reinitializeLock()
+        existing?.dropOtherThreadsCaches()
         buddy_lock_init(buddy_process_lock())
     }
 }

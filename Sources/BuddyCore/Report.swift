@@ -16,6 +16,8 @@ enum Report {
             let counts = raw.baseAddress!.assumingMemoryBound(to: Int.self)
             for order in 0...geometry.maxOrder { counts[order] = pool.freeBlockCount(order: order) }
         }
+        let calls = pool.calls
+        let cached = pool.cachedBytes
         pool.unlock(locked)
         let c = s.counters
 
@@ -32,7 +34,9 @@ enum Report {
         line.append(decimal: s.segmentCount)
         line.append(" segments; allocated ")
         line.append(bytes: UInt64(s.allocatedBytes))
-        line.append(", free ")
+        line.append(" (")
+        line.append(bytes: UInt64(cached))
+        line.append(" in thread caches), free ")
         line.append(bytes: UInt64(s.freeBytes))
         line.append(", peak allocated ")
         line.append(bytes: c.peakAllocatedBytes)
@@ -41,9 +45,9 @@ enum Report {
 
         line = LineBuffer()
         line.append("  calls       allocations ")
-        line.append(decimal: c.allocations)
+        line.append(decimal: calls.allocations)
         line.append(", frees ")
-        line.append(decimal: c.frees)
+        line.append(decimal: calls.frees)
         line.append(", failed ")
         line.append(decimal: c.failedAllocations)
         line.append(", resized in place ")

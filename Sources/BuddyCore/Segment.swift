@@ -3,15 +3,19 @@ import CBuddySupport
 /// The order map: one tag byte for each minimum block of a segment, the side metadata that
 /// replaces per-block headers. Tag values:
 ///
-///     0                  the slot lies inside a block that starts earlier
-///     Tag.free | order   a free block of `order` starts here
-///     Tag.used | order   an allocated block of `order` starts here
+///     0                    the slot lies inside a block that starts earlier
+///     Tag.free | order     a free block of `order` starts here (on the pool's free area)
+///     Tag.used | order     an allocated block of `order` starts here
+///     Tag.cached | order   a block freed into a thread cache: free to the program, still
+///                          allocated to the pool (the lazy buddy: not coalesced yet)
 ///
 /// Only the first slot of a block is ever non-zero, so a pointer is the start of an allocated
 /// block exactly when its slot holds `Tag.used | order` and it is a multiple of the minimum block.
 public enum Tag {
     public static let free: UInt8 = 0x40
     public static let used: UInt8 = 0x80
+    public static let cached: UInt8 = 0xC0
+    public static let stateMask: UInt8 = 0xC0
     public static let orderMask: UInt8 = 0x3F
 }
 

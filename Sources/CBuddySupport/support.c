@@ -10,8 +10,7 @@
 
 __thread buddy_thread_state buddy_thread __attribute__((tls_model("initial-exec")));
 
-static void *segment_map_root[1 << 15];
-void **buddy_segment_map_root(void) { return segment_map_root; }
+void *buddy_segment_map_storage[1 << 15];
 
 static void *segment_table_free_list;
 void **buddy_segment_table_free_list(void) { return &segment_table_free_list; }
@@ -26,6 +25,14 @@ __thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec"
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     return pthread_atfork(prepare, parent, child);
 }
+
+static pthread_key_t cache_key;
+
+int buddy_thread_key_create(void (*destructor)(void *)) {
+    return pthread_key_create(&cache_key, destructor);
+}
+
+void buddy_thread_key_set(void *cache) { pthread_setspecific(cache_key, cache); }
 
 typedef size_t (*usable_size_fn)(void *);
 static usable_size_fn system_usable_size;

@@ -30,7 +30,12 @@ typedef struct buddy_thread_state {
     uint32_t reserved;
     /// Pool blocks freed while re-entered; they are released at the thread's next outer call.
     void *deferred_free;
+    /// The thread's cache (ThreadCache.swift): NULL until the first call, BUDDY_CACHE_DISABLED
+    /// once the thread has flushed it at exit (or could not get one).
+    void *cache;
 } buddy_thread_state;
+
+#define BUDDY_CACHE_DISABLED ((void *)1)
 
 extern __thread buddy_thread_state buddy_thread __attribute__((tls_model("initial-exec")));
 
@@ -39,6 +44,14 @@ static inline void buddy_thread_enter(void) { buddy_thread.depth += 1; }
 static inline void buddy_thread_leave(void) { buddy_thread.depth -= 1; }
 static inline void *buddy_thread_deferred(void) { return buddy_thread.deferred_free; }
 static inline void buddy_thread_set_deferred(void *p) { buddy_thread.deferred_free = p; }
+static inline void *buddy_thread_cache(void) { return buddy_thread.cache; }
+static inline void buddy_thread_set_cache(void *c) { buddy_thread.cache = c; }
+static inline void buddy_thread_disable_cache(void) { buddy_thread.cache = BUDDY_CACHE_DISABLED; }
+
+/// Creates the key whose destructor flushes a thread's cache when the thread exits; 0 on success.
+int buddy_thread_key_create(void (*destructor)(void *));
+/// Associates the calling thread's cache with the key (so the destructor sees it).
+void buddy_thread_key_set(void *cache);
 
 // MARK: - Process state
 /// glibc keeps this non-zero until the process creates its first thread.
@@ -89,7 +102,8 @@ int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*ch
 // MARK: - Segment map
 /// Root of the process-wide radix map from address to segment descriptor (see SegmentMap.swift):
 /// 2^15 entries, each NULL or a leaf of 2^16 descriptor pointers, one per 64 KiB of address space.
-void **buddy_segment_map_root(void);
+extern void *buddy_segment_map_storage[1 << 15];
+static inline void **buddy_segment_map_root(void) { return buddy_segment_map_storage; }
 
 /// Head of the list of unused segment descriptors (guarded by buddy_init_lock).
 void **buddy_segment_table_free_list(void);

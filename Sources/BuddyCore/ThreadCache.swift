@@ -1,0 +1,234 @@
+import CBuddySupport
+
+/// Calls of the C-semantics layer: per thread on the hot path, folded into totals when read or
+/// when the thread exits.
+public struct CallCounters: Equatable, Sendable {
+    public var allocations: UInt64 = 0
+    public var frees: UInt64 = 0
+    public init() {}
+
+    mutating func add(_ other: CallCounters) {
+        allocations &+= other.allocations
+        frees &+= other.frees
+    }
+}
+
+/// One order's cached blocks: a LIFO stack linked through the blocks themselves.
+struct CacheBin {
+    var head: UnsafeMutableRawPointer?
+    var count: Int32
+    var limit: Int32
+}
+
+/// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
+/// tagged `Tag.cached` and not coalesced, until the bin is full; the next allocation of that
+/// order takes it back without the pool lock. Bins refill from the pool and flush to it in
+/// batches of half their limit, so the lock is taken once per batch, not once per call.
+///
+/// The cache lives in a pool block (no thread-local storage beyond one pointer), is listed in
+/// the pool's registry (for statistics and fork), and is flushed by a pthread key destructor when
+/// its thread exits. Invariant: every block on a bin of order k is tagged `Tag.cached | k`.
+struct ThreadCache {
+    var pool: UnsafeMutablePointer<PoolState>
+    var next: UnsafeMutablePointer<ThreadCache>?
+    var prev: UnsafeMutablePointer<ThreadCache>?
+    var calls: CallCounters
+    var binCount: Int
+    // Followed by `binCount` CacheBins.
+
+    /// Blocks up to this size are cached; larger ones go straight to the pool, where they
+    /// coalesce at once (a cached block keeps its buddy, and every block above, from forming).
+    static let largestCachedBlock = 4 * 1024
+    /// Each bin holds at most this many bytes (and at most `maxBlocksPerBin` blocks).
+    static let bytesPerBin = 32 * 1024
+    static let maxBlocksPerBin = 64
+}
+
+extension UnsafeMutablePointer where Pointee == ThreadCache {
+    @inline(__always) var bins: UnsafeMutablePointer<CacheBin> {
+        UnsafeMutableRawPointer(self + 1).assumingMemoryBound(to: CacheBin.self)
+    }
+
+    /// Takes a cached block of `order` (the caller checked `order < binCount`), or nil.
+    @inline(__always) func pop(_ order: Int) -> UnsafeMutableRawPointer? {
+        let bin = bins + order
+        guard let block = bin.pointee.head else { return nil }
+        bin.pointee.head = block.load(as: UnsafeMutableRawPointer?.self)
+        bin.pointee.count &-= 1
+        return block
+    }
+
+    /// Keeps a block; returns true when the bin is now over its limit and must be flushed.
+    @inline(__always) func push(_ block: UnsafeMutableRawPointer, _ order: Int) -> Bool {
+        let bin = bins + order
+        block.storeBytes(of: bin.pointee.head, as: UnsafeMutableRawPointer?.self)
+        bin.pointee.head = block
+        bin.pointee.count &+= 1
+        return bin.pointee.count > bin.pointee.limit
+    }
+}
+
+extension BuddyPool {
+    /// Sets the tag of the block at `address` (thread caches retag blocks they hold, without the
+    /// pool lock: only the thread holding a block writes its tag).
+    @inline(__always) func retag(_ address: UnsafeMutableRawPointer, _ tag: UInt8) {
+        let a = UInt(bitPattern: address)
+        let segment = SegmentMap.lookup(a)!
+        segment.pointee.orderMap[slot(a, in: segment)] = tag
+    }
+
+    /// The calling thread's cache for this (the process) pool, creating it on the thread's first
+    /// call; nil when the thread has none (exiting, or no memory for one).
+    @inline(__always) func threadCache() -> UnsafeMutablePointer<ThreadCache>? {
+        let raw = buddy_thread_cache()
+        if raw == nil { return createThreadCache() }
+        if raw == UnsafeMutableRawPointer(bitPattern: 1) { return nil } // BUDDY_CACHE_DISABLED
+        return raw!.assumingMemoryBound(to: ThreadCache.self)
+    }
+
+    /// Lets threads keep caches of this pool's blocks.
+    func enableThreadCaches() {
+        state.pointee.cachesEnabled = true
+        state.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
+    }
+
+    /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
+    var cachedOrderCount: Int {
+        geometry.order(forSize: min(ThreadCache.largestCachedBlock, geometry.maxBlock)) + 1
+    }
+
+    @inline(never)
+    func createThreadCache() -> UnsafeMutablePointer<ThreadCache>? {
+        let geometry = self.geometry
+        let binCount = cachedOrderCount
+        let bytes = MemoryLayout<ThreadCache>.stride + binCount * MemoryLayout<CacheBin>.stride
+        let locked = lock()
+        guard state.pointee.cachesEnabled, let block = allocate(order: geometry.order(forSize: bytes)) else {
+            unlock(locked)
+            buddy_thread_disable_cache()
+            return nil
+        }
+        let cache = block.bindMemory(to: ThreadCache.self, capacity: 1)
+        cache.initialize(to: ThreadCache(pool: state, next: state.pointee.caches, prev: nil,
+                                         calls: CallCounters(), binCount: binCount))
+        for order in 0..<binCount {
+            let limit = min(ThreadCache.maxBlocksPerBin, max(1, ThreadCache.bytesPerBin / geometry.size(ofOrder: order)))
+            (cache.bins + order).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(limit)))
+        }
+        state.pointee.caches?.pointee.prev = cache
+        state.pointee.caches = cache
+        unlock(locked)
+        buddy_thread_set_cache(UnsafeMutableRawPointer(cache))
+        buddy_thread_key_set(UnsafeMutableRawPointer(cache)) // may allocate: we are inside (depth > 0)
+        return cache
+    }
+
+    /// An empty bin: takes half its limit in blocks from the pool under one lock, keeps all but
+    /// the first (tagged cached), and returns the first (tagged used); nil when the pool is full.
+    @inline(never)
+    func refill(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int) -> UnsafeMutableRawPointer? {
+        let batch = max(1, Int((cache.bins + order).pointee.limit) / 2)
+        var locked = lock()
+        var first = allocate(order: order, mayGrow: false)
+        if first == nil {
+            // Before the pool maps a new segment, this thread gives back what it holds: cached
+            // blocks keep their buddies from coalescing, and may make the block we need.
+            unlock(locked)
+            for cached in 0..<cache.pointee.binCount { flush(cache, order: cached, keep: 0) }
+            locked = lock()
+            first = allocate(order: order, mayGrow: true)
+        }
+        guard let first else {
+            unlock(locked)
+            return nil
+        }
+        var taken = 1
+        while taken < batch, let block = allocate(order: order, mayGrow: false) {
+            retag(block, Tag.cached | UInt8(truncatingIfNeeded: order))
+            _ = cache.push(block, order)
+            taken &+= 1
+        }
+        unlock(locked)
+        return first
+    }
+
+    /// Gives a bin's blocks back to the pool (which coalesces them) until `keep` remain.
+    @inline(never)
+    func flush(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int, keep: Int) {
+        let locked = lock()
+        while Int((cache.bins + order).pointee.count) > keep, let block = cache.pop(order) {
+            let address = UInt(bitPattern: block)
+            releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+        }
+        unlock(locked)
+    }
+
+    /// The thread is exiting: every cached block goes back, the counters are folded into the
+    /// pool, and the cache's own block is freed. Later calls of this thread use the pool directly.
+    func retire(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        for order in 0..<cache.pointee.binCount { flush(cache, order: order, keep: 0) }
+        let locked = lock()
+        unlinkCache(cache)
+        let address = UInt(bitPattern: cache)
+        if case .allocated(let order) = classify(UnsafeRawPointer(cache)) {
+            releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+        }
+        unlock(locked)
+    }
+
+    /// Takes a cache out of the registry, folding its call counters into the pool (lock held).
+    func unlinkCache(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        state.pointee.retiredCacheCalls.add(cache.pointee.calls)
+        if let prev = cache.pointee.prev { prev.pointee.next = cache.pointee.next } else { state.pointee.caches = cache.pointee.next }
+        cache.pointee.next?.pointee.prev = cache.pointee.prev
+    }
+
+    /// In a forked child only the forking thread exists: the other threads' caches are dropped
+    /// from the registry (their blocks stay allocated: a cache caught mid-update by fork cannot be
+    /// trusted to give them back safely).
+    func dropOtherThreadsCaches() {
+        let mine = buddy_thread_cache()
+        var cache = state.pointee.caches
+        while let current = cache {
+            cache = current.pointee.next
+            if UnsafeMutableRawPointer(current) != mine { unlinkCache(current) }
+        }
+    }
+
+    /// All calls served so far: direct ones, retired caches', and live caches' (read racily).
+    public var calls: CallCounters {
+        var total = state.pointee.retiredCacheCalls
+        total.allocations &+= buddy_atomic_load_u64_relaxed(&state.pointee.directCalls.allocations)
+        total.frees &+= buddy_atomic_load_u64_relaxed(&state.pointee.directCalls.frees)
+        var cache = state.pointee.caches
+        while let current = cache {
+            total.add(current.pointee.calls)
+            cache = current.pointee.next
+        }
+        return total
+    }
+
+    /// Bytes held in live thread caches (allocated to the pool, free to the program).
+    var cachedBytes: UInt {
+        var total: UInt = 0
+        var cache = state.pointee.caches
+        while let current = cache {
+            for order in 0..<current.pointee.binCount {
+                total &+= UInt((current.bins + order).pointee.count) &* UInt(geometry.size(ofOrder: order))
+            }
+            cache = current.pointee.next
+        }
+        return total
+    }
+}
+
+/// The pthread key destructor: a thread with a cache is exiting.
+@_cdecl("buddy_thread_exit")
+public func buddy_thread_exit(_ raw: UnsafeMutableRawPointer?) {
+    guard let raw, raw != UnsafeMutableRawPointer(bitPattern: 1) else { return }
+    let cache = raw.assumingMemoryBound(to: ThreadCache.self)
+    buddy_thread_enter()
+    BuddyPool(state: cache.pointee.pool).retire(cache)
+    buddy_thread_disable_cache()
+    buddy_thread_leave()
+}

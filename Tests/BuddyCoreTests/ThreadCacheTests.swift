@@ -1,0 +1,66 @@
+import CBuddySupport
+import Testing
+@testable import BuddyCore
+
+/// The lazy buddy on a private pool: the test thread's cache pointer is pointed at this pool's
+/// cache for the test's duration and cleared afterwards.
+@Suite struct ThreadCacheTests {
+    @Test func refillFlushAndRetireKeepTheInvariants() throws {
+        let arena = Arena(size: 256 * 1024)
+        let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
+        pool.state.pointee.cachesEnabled = true
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); pool.destroy() }
+
+        let cache = try #require(pool.threadCache())
+        #expect(cache.pointee.binCount == pool.cachedOrderCount)
+        expectInvariants(pool)
+        let cacheBytes = pool.usage.allocatedBytes
+
+        // An empty bin refills half its limit (64 blocks of 16 B: 32) under one lock.
+        let first = try #require(pool.refill(cache, order: 0))
+        #expect(pool.classify(first) == .allocated(order: 0))
+        #expect((cache.bins + 0).pointee.count == 31)
+        #expect(pool.cachedBytes == 31 * 16)
+        expectInvariants(pool)
+
+        // A cached block is free to the program: freeing it again is a double free.
+        let cached = try #require(cache.pop(0))
+        _ = cache.push(cached, 0)
+        #expect(pool.classify(cached) == .free)
+        #expect(pool.release(cached) == .doubleFree)
+        expectInvariants(pool)
+
+        // Flushing gives the blocks back; the pool coalesces them.
+        pool.flush(cache, order: 0, keep: 0)
+        #expect((cache.bins + 0).pointee.count == 0)
+        #expect(pool.usage.allocatedBytes == cacheBytes + 16)
+        expectInvariants(pool)
+
+        #expect(pool.release(first) == .released)
+        pool.retire(cache)
+        #expect(pool.usage.allocatedBytes == 0)
+        #expect(pool.state.pointee.caches == nil)
+        expectInvariants(pool)
+    }
+
+    @Test func binLimitsBoundWhatAThreadHolds() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makePool(arena: arena)
+        pool.state.pointee.cachesEnabled = true
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); pool.destroy() }
+        let cache = try #require(pool.threadCache())
+        var total = 0
+        for order in 0..<cache.pointee.binCount {
+            let limit = Int((cache.bins + order).pointee.limit)
+            #expect(limit >= 1 && limit <= ThreadCache.maxBlocksPerBin)
+            #expect(limit * pool.geometry.size(ofOrder: order) <= max(ThreadCache.bytesPerBin, pool.geometry.size(ofOrder: order)))
+            total += limit * pool.geometry.size(ofOrder: order)
+        }
+        // Every bin full at once: the most one thread can hold back from the pool.
+        #expect(total <= cache.pointee.binCount * ThreadCache.bytesPerBin)
+        pool.retire(cache)
+        expectInvariants(pool)
+    }
+}
