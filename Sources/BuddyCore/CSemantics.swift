@@ -56,7 +56,7 @@ private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer?
 
 /// The system allocator for what the pool does not serve (glibc sets errno itself).
 @inline(never)
-private func systemAllocate(_ size: UInt, alignment: UInt, pool: BuddyPool? = nil) -> UnsafeMutableRawPointer? {
+private func systemAllocate(_ size: UInt, alignment: UInt, pool: BuddyEngine? = nil) -> UnsafeMutableRawPointer? {
     if let pool {
         buddy_atomic_add_u64_relaxed(&pool.state.pointee.counters.systemCalls, 1)
         buddy_atomic_add_u64_relaxed(&pool.state.pointee.counters.systemBytes, UInt64(size))
@@ -86,7 +86,7 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
 /// Frees that arrived while the thread was inside the allocator wait on a per-thread list
 /// (linked through the blocks themselves) until its next outer call.
 @inline(never)
-private func drainDeferredFrees(_ pool: BuddyPool) {
+private func drainDeferredFrees(_ pool: BuddyEngine) {
     var next = buddy_thread_deferred()
     buddy_thread_set_deferred(nil)
     while let block = next {
@@ -119,7 +119,7 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
             if let block = threadCache.pop(order) {
                 threadCache.pointee.calls.allocations &+= 1
-                BuddyPool(state: state).retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+                BuddyEngine(state: state).retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
                 return block
             }
         }
@@ -229,7 +229,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     guard case .allocated(let order) = kind else {
         pool.unlock(locked)
         if case .foreign = kind { return __libc_realloc(pointer, size) }
-        let outcome = BuddyPool.outcome(for: kind)
+        let outcome = BuddyEngine.outcome(for: kind)
         pool.countBadPointer(outcome)
         reportBadPointer("realloc()", pointer, outcome, strategy: pool.config.errorStrategy)
         buddy_errno_set(EINVAL_)
@@ -338,7 +338,7 @@ public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
     case .allocated(let order): return pool.geometry.size(ofOrder: order)
     case .foreign: return buddy_system_usable_size(pointer)
     default:
-        let outcome = BuddyPool.outcome(for: kind)
+        let outcome = BuddyEngine.outcome(for: kind)
         pool.countBadPointer(outcome)
         reportBadPointer("malloc_usable_size()", pointer, outcome, strategy: pool.config.errorStrategy)
         return 0

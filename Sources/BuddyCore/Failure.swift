@@ -13,7 +13,7 @@ func buddyFatal(_ message: StaticString) -> Never {
 
 /// Reports a bad pointer on one line of stderr, naming the pointer, the function and the remedy.
 /// Called without any pool lock held. Aborts when the strategy says so.
-func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ outcome: BuddyPool.ReleaseOutcome,
+func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ outcome: BuddyEngine.ReleaseOutcome,
                       strategy: ErrorStrategy) {
     var line = LineBuffer()
     line.append("buddy: ")

@@ -84,7 +84,7 @@ enum OptionReader {
             else if matches(v, "log") { config.errorStrategy = .log }
             else { warn(.onError, v, "is neither abort nor log") }
         }
-        if let problem = BuddyPool.problem(with: config) {
+        if let problem = BuddyEngine.problem(with: config) {
             var line = LineBuffer()
             line.append("buddy: BUDDY_* settings rejected: ")
             line.append(problem)

@@ -6,28 +6,28 @@ enum ProcessPool {
     /// The pool, creating it on first use; nil when it could not be created (the system
     /// allocator then serves everything). The caller is inside the allocator (depth > 0).
     @inline(__always)
-    static func get() -> BuddyPool? {
+    static func get() -> BuddyEngine? {
         if let state = buddy_process_pool_get() {
-            return BuddyPool(state: state.assumingMemoryBound(to: PoolState.self))
+            return BuddyEngine(state: state.assumingMemoryBound(to: PoolState.self))
         }
         return create()
     }
 
     /// The pool if it exists, without creating it.
     @inline(__always)
-    static var existing: BuddyPool? {
+    static var existing: BuddyEngine? {
         buddy_process_pool_get().map {
-            BuddyPool(state: $0.assumingMemoryBound(to: PoolState.self))
+            BuddyEngine(state: $0.assumingMemoryBound(to: PoolState.self))
         }
     }
 
     @inline(never)
-    static func create() -> BuddyPool? {
+    static func create() -> BuddyEngine? {
         buddy_lock(buddy_process_lock())
         defer { buddy_unlock(buddy_process_lock()) }
         if let pool = existing { return pool }
         if buddy_process_pool_has_failed() != 0 { return nil }
-        guard let pool = BuddyPool.create(OptionReader.processConfig()) else {
+        guard let pool = BuddyEngine.create(OptionReader.processConfig()) else {
             buddy_process_pool_set_failed()
             var line = LineBuffer()
             line.append("buddy: could not map the initial pool; the system allocator serves this process\n")

@@ -3,7 +3,7 @@ import CBuddySupport
 /// The exit report (BUDDY_REPORT): a plain-text summary written with write(2) from a stack
 /// buffer, so it can run at exit without allocating.
 enum Report {
-    static func write(_ pool: BuddyPool, to fd: Int32) {
+    static func write(_ pool: BuddyEngine, to fd: Int32) {
         let locked = pool.lock()
         let s = pool.state.pointee
         let geometry = s.geometry

@@ -68,7 +68,7 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
     }
 }
 
-extension BuddyPool {
+extension BuddyEngine {
     /// Sets the tag of the block at `address` (thread caches retag blocks they hold, without the
     /// pool lock: only the thread holding a block writes its tag).
     @inline(__always) func retag(_ address: UnsafeMutableRawPointer, _ tag: UInt8) {
@@ -228,7 +228,7 @@ public func buddy_thread_exit(_ raw: UnsafeMutableRawPointer?) {
     guard let raw, raw != UnsafeMutableRawPointer(bitPattern: 1) else { return }
     let cache = raw.assumingMemoryBound(to: ThreadCache.self)
     buddy_thread_enter()
-    BuddyPool(state: cache.pointee.pool).retire(cache)
+    BuddyEngine(state: cache.pointee.pool).retire(cache)
     buddy_thread_disable_cache()
     buddy_thread_leave()
 }

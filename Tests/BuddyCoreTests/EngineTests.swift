@@ -14,20 +14,20 @@ final class Arena {
     func at(_ offset: Int) -> UnsafeMutableRawPointer { base + offset }
 }
 
-func makePool(arena: Arena, minBlock: Int = 16, maxBlock: Int? = nil, maxPoolSize: Int? = nil) throws -> BuddyPool {
+func makePool(arena: Arena, minBlock: Int = 16, maxBlock: Int? = nil, maxPoolSize: Int? = nil) throws -> BuddyEngine {
     var config = PoolConfig()
     config.minBlock = minBlock
     config.maxBlock = maxBlock ?? arena.size
     config.maxPoolSize = maxPoolSize ?? arena.size
-    return try #require(BuddyPool.create(config, arena: arena.base, size: arena.size))
+    return try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
 }
 
 /// Free blocks per order, lowest first: the pool's /proc/buddyinfo row.
-func buddyinfo(_ pool: BuddyPool) -> [Int] {
+func buddyinfo(_ pool: BuddyEngine) -> [Int] {
     (0...pool.geometry.maxOrder).map { pool.freeBlockCount(order: $0) }
 }
 
-func expectInvariants(_ pool: BuddyPool, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
     let broken = pool.checkInvariants()
     #expect(broken == nil, "\(broken.map { "\($0)" } ?? "") \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
 }
@@ -174,7 +174,7 @@ func expectInvariants(_ pool: BuddyPool, _ comment: Comment? = nil, sourceLocati
         config.maxBlock = 64 * 1024
         config.initialSize = 64 * 1024
         config.growthFactor = 2.0
-        let pool = try #require(BuddyPool.create(config))
+        let pool = try #require(BuddyEngine.create(config))
         defer { pool.destroy() }
         var sizes: [Int] = [pool.usage.segmentBytes]
         var blocks: [UnsafeMutableRawPointer] = []
@@ -199,7 +199,7 @@ func expectInvariants(_ pool: BuddyPool, _ comment: Comment? = nil, sourceLocati
         config.maxBlock = 64 * 1024
         config.initialSize = 64 * 1024
         config.maxPoolSize = 256 * 1024
-        let pool = try #require(BuddyPool.create(config))
+        let pool = try #require(BuddyEngine.create(config))
         defer { pool.destroy() }
         var blocks: [UnsafeMutableRawPointer] = []
         while let p = pool.allocate(order: pool.geometry.maxOrder) { blocks.append(p) }
@@ -216,7 +216,7 @@ func expectInvariants(_ pool: BuddyPool, _ comment: Comment? = nil, sourceLocati
         var config = PoolConfig()
         config.maxBlock = 64 * 1024
         config.initialSize = 64 * 1024
-        let pool = try #require(BuddyPool.create(config))
+        let pool = try #require(BuddyEngine.create(config))
         defer { pool.destroy() }
         let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
         buddy_os_fail_map_after(1)                         // the next mmap fails
@@ -232,15 +232,15 @@ func expectInvariants(_ pool: BuddyPool, _ comment: Comment? = nil, sourceLocati
     @Test func invalidConfigurationsAreRefused() {
         var c = PoolConfig()
         c.minBlock = 8
-        #expect(BuddyPool.problem(with: c) != nil)
+        #expect(BuddyEngine.problem(with: c) != nil)
         c = PoolConfig(); c.maxBlock = 3000
-        #expect(BuddyPool.problem(with: c) != nil)
+        #expect(BuddyEngine.problem(with: c) != nil)
         c = PoolConfig(); c.growthFactor = 0.5
-        #expect(BuddyPool.problem(with: c) != nil)
+        #expect(BuddyEngine.problem(with: c) != nil)
         c = PoolConfig(); c.maxPoolSize = 1000
-        #expect(BuddyPool.problem(with: c) != nil)
-        #expect(BuddyPool.create(c) == nil)
-        #expect(BuddyPool.problem(with: PoolConfig()) == nil)
+        #expect(BuddyEngine.problem(with: c) != nil)
+        #expect(BuddyEngine.create(c) == nil)
+        #expect(BuddyEngine.problem(with: PoolConfig()) == nil)
     }
 }
 

@@ -1,6 +1,6 @@
 /// The executable form of the pool's invariants. Tests call it after every step; it walks every
 /// free list and every segment's order map, so it is O(pool size) and never on the malloc path.
-extension BuddyPool {
+extension BuddyEngine {
     /// Returns nil when every invariant holds, else the first one found broken:
     ///
     ///     sum over orders of freeArea[k].count == number of free tags in all order maps

@@ -126,7 +126,7 @@ struct PoolState {
 /// the process-wide allocator and private pools are instances of the same code.
 ///
 /// The engine's operations do not lock; callers hold `lock()` when the pool is shared.
-public struct BuddyPool: Equatable {
+public struct BuddyEngine: Equatable {
     let state: UnsafeMutablePointer<PoolState>
 
     init(state: UnsafeMutablePointer<PoolState>) { self.state = state }
@@ -155,7 +155,7 @@ public struct BuddyPool: Equatable {
 
     /// Creates a pool that maps its own segments; its first segment holds `config.initialSize`.
     /// Returns nil when the configuration is invalid or the OS refuses memory.
-    public static func create(_ config: PoolConfig) -> BuddyPool? {
+    public static func create(_ config: PoolConfig) -> BuddyEngine? {
         guard let pool = makeState(config) else { return nil }
         if config.initialSize > 0 {
             let size = min(roundUpToPowerOfTwo(max(config.initialSize, config.minSegment)),
@@ -171,7 +171,7 @@ public struct BuddyPool: Equatable {
     /// Creates a pool over memory the caller owns: `size` is a power of two >= `config.minSegment`
     /// and `base` is aligned to `size`. The arena is never unmapped by the pool; the pool still
     /// grows with mapped segments when the arena is full (unless `maxPoolSize` forbids it).
-    public static func create(_ config: PoolConfig, arena base: UnsafeMutableRawPointer, size: Int) -> BuddyPool? {
+    public static func create(_ config: PoolConfig, arena base: UnsafeMutableRawPointer, size: Int) -> BuddyEngine? {
         let address = UInt(bitPattern: base)
         guard size >= config.minSegment, size & (size - 1) == 0, address & UInt(size - 1) == 0,
               let pool = makeState(config) else { return nil }
@@ -184,7 +184,7 @@ public struct BuddyPool: Equatable {
 
     private static func powerOfTwo(_ v: Int) -> Bool { v > 0 && v & (v - 1) == 0 }
 
-    private static func makeState(_ config: PoolConfig) -> BuddyPool? {
+    private static func makeState(_ config: PoolConfig) -> BuddyEngine? {
         guard problem(with: config) == nil else { return nil }
         let geometry = Geometry(minBlock: config.minBlock, maxBlock: config.maxBlock)
         let page = buddy_os_page_size()
@@ -197,7 +197,7 @@ public struct BuddyPool: Equatable {
             counters: PoolCounters(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
             directCalls: CallCounters(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
-        let pool = BuddyPool(state: state)
+        let pool = BuddyEngine(state: state)
         pool.freeAreas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
         return pool
     }
