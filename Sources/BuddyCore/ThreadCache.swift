@@ -197,6 +197,13 @@ extension BuddyEngine {
 
     /// All calls served so far: direct ones, retired caches', and live caches' (read racily).
     public var calls: CallCounters {
+        // A pool without thread caches (a private pool) serves each call with one engine call.
+        if !state.pointee.cachesEnabled && state.pointee.caches == nil {
+            var direct = CallCounters()
+            direct.allocations = state.pointee.counters.allocations
+            direct.frees = state.pointee.counters.frees
+            return direct
+        }
         var total = state.pointee.retiredCacheCalls
         total.allocations &+= buddy_atomic_load_u64_relaxed(&state.pointee.directCalls.allocations)
         total.frees &+= buddy_atomic_load_u64_relaxed(&state.pointee.directCalls.frees)
