@@ -46,8 +46,12 @@ enum Harness {
             .appendingPathComponent("buddy-tests-\(getpid())-bin").appendingPathComponent(name)
         try FileManager.default.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: out.path) {
-            let result = try run(["gcc", "-O2", "-g", "-fno-builtin", "-pthread", "-o", out.path, source] + extraFlags + ["-ldl"])
+            // Compile to a private name and rename: tests running in parallel may compile the same
+            // driver at once, and rename(2) makes the finished file appear whole.
+            let partial = out.path + ".\(UUID().uuidString)"
+            let result = try run(["gcc", "-O2", "-g", "-fno-builtin", "-pthread", "-o", partial, source] + extraFlags + ["-ldl"])
             guard result.status == 0 else { throw HarnessError("gcc failed for \(name).c:\n\(result.stderr)") }
+            guard rename(partial, out.path) == 0 else { throw HarnessError("cannot rename \(partial)") }
         }
         return out.path
     }
