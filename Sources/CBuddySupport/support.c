@@ -20,6 +20,15 @@ pthread_mutex_t buddy_process_init_lock = PTHREAD_MUTEX_INITIALIZER;
 void *buddy_process_pool;
 int buddy_process_pool_failed;
 const char *buddy_report_target;
+static char report_target_copy[1024];
+
+void buddy_report_target_set(const char *v) {
+    if (v == NULL) { buddy_report_target = NULL; return; }
+    size_t i = 0;
+    for (; v[i] != 0 && i < sizeof report_target_copy - 1; i++) report_target_copy[i] = v[i];
+    report_target_copy[i] = 0;
+    buddy_report_target = report_target_copy;
+}
 __thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec")));
 
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {

@@ -288,3 +288,18 @@ struct OptionsAndErrorsTests {
         #expect(failing.status == 2 && control.status == 2, "statuses \(failing.status) and \(control.status), expected 2")
     }
 }
+
+@Suite("Report target")
+struct ReportTargetTests {
+    @Test("the report is written even when the program rewrites its environment (setproctitle)")
+    func reportSurvivesEnvironmentRewrite() throws {
+        let program = try Harness.compileC("env_clobber")
+        let dir = try Harness.temporaryDirectory()
+        let result = try Harness.run([program], environment: ["BUDDY_REPORT": dir.path + "/report.%p"], preload: true)
+        #expect(result.status == 0)
+        #expect(!result.stderr.contains("cannot open the report file"), "\(result.stderr)")
+        let reports = try Harness.reports(in: dir)
+        #expect(reports.count == 1)
+        #expect(reports.first.map(Harness.allocations(inReport:)) ?? 0 > 0)
+    }
+}

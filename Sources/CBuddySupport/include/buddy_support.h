@@ -94,7 +94,9 @@ static inline void buddy_process_pool_set_failed(void) { buddy_process_pool_fail
 /// The value of BUDDY_REPORT read at start-up (NULL: no exit report).
 extern const char *buddy_report_target;
 static inline const char *buddy_report_target_get(void) { return buddy_report_target; }
-static inline void buddy_report_target_set(const char *v) { buddy_report_target = v; }
+/// Keeps a copy of the value (up to 1023 bytes): programs such as redis rewrite their environment
+/// (setproctitle), so the string getenv returned may be gone by exit time.
+void buddy_report_target_set(const char *v);
 
 /// Registers fork handlers (prepare, parent, child) implemented in Swift.
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
