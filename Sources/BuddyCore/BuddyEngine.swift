@@ -17,6 +17,9 @@ public struct PoolConfig: Equatable, Sendable {
     public var threadSafety = ThreadSafety.automatic
     /// What happens after a bad pointer has been counted and reported.
     public var errorStrategy = ErrorStrategy.abort
+    /// Seconds a free top-order block keeps its pages, and an empty segment its mapping, before
+    /// they go back to the OS (checked when blocks are freed; 0: at once).
+    public var releaseDelay = 1.0
 
     public init() {}
 
@@ -67,6 +70,8 @@ public struct PoolCounters: Equatable, Sendable {
     public var segmentsReleased: UInt64 = 0
     public var reallocInPlace: UInt64 = 0
     public var peakAllocatedBytes: UInt64 = 0
+    /// Bytes given back to the OS (pages advised away, segments unmapped).
+    public var releasedBytes: UInt64 = 0
     /// Calls handed to the system allocator, and their bytes (updated atomically, lock-free).
     public var systemCalls: UInt64 = 0
     public var systemBytes: UInt64 = 0
@@ -115,6 +120,8 @@ struct PoolState {
     var retiredCacheCalls: CallCounters
     /// Calls served without a thread cache (updated atomically).
     var directCalls: CallCounters
+    /// When the free top-order blocks and empty segments were last given back (monotonic ns).
+    var lastRelease: UInt64
     /// Whether threads get caches (the process pool, once its thread-exit key exists).
     var cachesEnabled: Bool
     /// Requests up to this many bytes are served by thread caches (0 while caches are off):
@@ -150,6 +157,7 @@ public struct BuddyEngine: Equatable {
         if !(config.growthFactor >= 1.0 && config.growthFactor <= 64.0) { return "growth factor must be between 1.0 and 64.0" }
         if config.initialSize < 0 || config.maxPoolSize < 0 { return "sizes must not be negative" }
         if config.maxPoolSize != 0 && config.maxPoolSize < config.minSegment { return "maximum pool size must be 0 (no limit) or >= the minimum segment" }
+        if !(config.releaseDelay >= 0 && config.releaseDelay <= 86400) { return "release delay must be 0 to 86400 seconds" }
         return nil
     }
 
@@ -195,7 +203,7 @@ public struct BuddyEngine: Equatable {
             lock: pthread_mutex_t(), config: config, geometry: geometry, nonEmpty: 0, segments: nil,
             segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
             counters: PoolCounters(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
-            directCalls: CallCounters(), cachesEnabled: false, cachedSizeLimit: 0))
+            directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
         let pool = BuddyEngine(state: state)
         pool.freeAreas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
@@ -425,11 +433,63 @@ public struct BuddyEngine: Equatable {
         }
         map[slot(address, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: order)
         push(UnsafeMutablePointer(bitPattern: address)!, order: order)
-        if segment.pointee.freeBytes == segment.pointee.size && !segment.pointee.pinned {
-            // Policy: a segment that becomes entirely free goes back to the OS at once, except
-            // the pool's first segment (the arena, or the initial mapping), which stays.
-            removeSegment(segment, unlinkFreeBlocks: true)
+        if order == geometry.maxOrder { releaseMemoryIfDue() }
+    }
+
+    // MARK: Returning memory to the OS
+    //
+    // Policy: when a block coalesces to the top order and `releaseDelay` has passed since the
+    // last release, (1) every segment that is entirely free is unmapped, except the pool's first
+    // one, and (2) the pages of the free top-order blocks go back with MADV_DONTNEED, all but the
+    // two most recently freed (the likeliest to be reused at once). A free block keeps its first
+    // page, which holds its free-list links. `trim()` does the same at once, for all free blocks
+    // of two pages or more.
+
+    @inline(__always) func releaseMemoryIfDue() {
+        let delay = state.pointee.config.releaseDelay
+        if delay > 0 {
+            let now = buddy_os_monotonic_ns()
+            if Double(now &- state.pointee.lastRelease) < delay * 1e9 { return }
+            state.pointee.lastRelease = now
         }
+        releaseMemory(minimumOrder: geometry.maxOrder, keepRecent: 2)
+    }
+
+    /// Returns free memory to the OS now: `malloc_trim`. The caller holds the lock. Returns the
+    /// bytes whose pages were given back or unmapped.
+    @discardableResult
+    public func trim() -> Int {
+        state.pointee.lastRelease = buddy_os_monotonic_ns()
+        let page = buddy_os_page_size()
+        return releaseMemory(minimumOrder: max(0, geometry.order(forSize: 2 * page)), keepRecent: 0)
+    }
+
+    @discardableResult
+    func releaseMemory(minimumOrder: Int, keepRecent: Int) -> Int {
+        var released = 0
+        var segment = state.pointee.segments
+        while let current = segment {
+            segment = current.pointee.next
+            if current.pointee.freeBytes == current.pointee.size && !current.pointee.pinned {
+                released &+= Int(current.pointee.size)
+                removeSegment(current, unlinkFreeBlocks: true)
+            }
+        }
+        let page = buddy_os_page_size()
+        guard minimumOrder <= geometry.maxOrder, geometry.size(ofOrder: minimumOrder) >= 2 * page else { return released }
+        for order in minimumOrder...geometry.maxOrder {
+            let size = geometry.size(ofOrder: order)
+            var skip = order == geometry.maxOrder ? keepRecent : 0
+            var block = freeAreas[order].head
+            while let b = block {
+                block = b.pointee.next
+                if skip > 0 { skip &-= 1; continue }
+                buddy_os_release_pages(UnsafeMutableRawPointer(b) + page, size &- page)
+                released &+= size &- page
+            }
+        }
+        state.pointee.counters.releasedBytes &+= UInt64(released)
+        return released
     }
 
     /// Resizes the allocated block at `pointer` (of `order`) to `newOrder` without moving it:

@@ -3,7 +3,7 @@ import CBuddySupport
 /// The options table: every environment variable the allocator reads, its default as the README
 /// shows it, and its meaning. The README's table is checked against this one by the tests.
 public enum Option: Int, CaseIterable, Sendable {
-    case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, threadSafety, onError, report
+    case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, releaseDelay, threadSafety, onError, report
 
     public var variable: StaticString {
         switch self {
@@ -12,6 +12,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .initialSize: return "BUDDY_INITIAL_SIZE"
         case .growthFactor: return "BUDDY_GROWTH_FACTOR"
         case .maxPoolSize: return "BUDDY_MAX_POOL"
+        case .releaseDelay: return "BUDDY_RELEASE_DELAY"
         case .threadSafety: return "BUDDY_THREAD_SAFETY"
         case .onError: return "BUDDY_ON_ERROR"
         case .report: return "BUDDY_REPORT"
@@ -25,6 +26,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .initialSize: return "1M"
         case .growthFactor: return "2.0"
         case .maxPoolSize: return "0"
+        case .releaseDelay: return "1.0"
         case .threadSafety: return "auto"
         case .onError: return "abort"
         case .report: return "(unset)"
@@ -38,6 +40,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .initialSize: return "Bytes mapped for the first segment at the first call."
         case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
         case .maxPoolSize: return "Upper bound on the pool's segments; past it, requests fail with ENOMEM. 0: no limit."
+        case .releaseDelay: return "Seconds before free top-order blocks (their pages) and empty segments go back to the OS (0: at once)."
         case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
         case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
         case .report: return "Write a report at exit: stderr, or a file path (%p becomes the pid)."
@@ -73,6 +76,10 @@ enum OptionReader {
         if case let (v, text)? = size(.maxPoolSize) {
             if v == 0 || v >= config.minSegment { config.maxPoolSize = v }
             else { warn(.maxPoolSize, text, "is below the smallest segment (64K, or the maximum block if larger)") }
+        }
+        if let v = value(.releaseDelay) {
+            if let f = parseDecimal(v), f <= 86400 { config.releaseDelay = f }
+            else { warn(.releaseDelay, v, "is not a number of seconds from 0 to 86400") }
         }
         if let v = value(.threadSafety) {
             if matches(v, "auto") { config.threadSafety = .automatic }

@@ -3,6 +3,7 @@
 #include "buddy_support.h"
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <time.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -76,6 +77,18 @@ void buddy_os_unmap(void *base, size_t size) {
     int saved = errno;
     munmap(base, size);
     errno = saved;
+}
+
+void buddy_os_release_pages(void *base, size_t size) {
+    int saved = errno;
+    madvise(base, size, MADV_DONTNEED);
+    errno = saved;
+}
+
+uint64_t buddy_os_monotonic_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 int buddy_os_open_report(const char *path) {

@@ -1,4 +1,5 @@
 import CBuddySupport
+import Glibc
 import Testing
 @testable import BuddyCore
 
@@ -19,6 +20,8 @@ func makePool(arena: Arena, minBlock: Int = 16, maxBlock: Int? = nil, maxPoolSiz
     config.minBlock = minBlock
     config.maxBlock = maxBlock ?? arena.size
     config.maxPoolSize = maxPoolSize ?? arena.size
+    // Release at once: the model checks that empty segments go, and madvise runs on every step.
+    config.releaseDelay = 0
     return try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
 }
 
@@ -174,6 +177,7 @@ func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLoca
         config.maxBlock = 64 * 1024
         config.initialSize = 64 * 1024
         config.growthFactor = 2.0
+        config.releaseDelay = 0
         let pool = try #require(BuddyEngine.create(config))
         defer { pool.destroy() }
         var sizes: [Int] = [pool.usage.segmentBytes]
@@ -188,7 +192,7 @@ func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLoca
         #expect(pool.counters.segmentsAdded == 5)
         for p in blocks { #expect(pool.release(p) == .released) }
         expectInvariants(pool)
-        // Every segment but the first went back to the OS.
+        // With no release delay, every segment but the first went back to the OS.
         #expect(pool.usage.segmentCount == 1)
         #expect(pool.counters.segmentsReleased == 4)
         #expect(pool.usage.segmentBytes == 65536)
@@ -340,5 +344,61 @@ struct SplitMix64: RandomNumberGenerator {
         #expect("LOG".withCString { OptionReader.matches($0, "log") })
         #expect(!"logs".withCString { OptionReader.matches($0, "log") })
         #expect(!"lo".withCString { OptionReader.matches($0, "log") })
+    }
+}
+
+@Suite struct ReleaseTests {
+    /// Resident pages of [base, base + size), from mincore.
+    func residentPages(_ base: UnsafeMutableRawPointer, _ size: Int) -> Int {
+        let page = Int(buddy_os_page_size())
+        var vector = [UInt8](repeating: 0, count: size / page)
+        _ = mincore(base, size, &vector)
+        return vector.reduce(0) { $0 + Int($1 & 1) }
+    }
+
+    @Test func trimGivesFreePagesBackAndKeepsTheFreeLists() throws {
+        var config = PoolConfig()
+        config.initialSize = 4 << 20
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<4 {
+            let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
+            p.initializeMemory(as: UInt8.self, repeating: 0xAB, count: pool.geometry.maxBlock)   // touch every page
+            blocks.append(p)
+        }
+        let before = residentPages(blocks[0], 4 << 20)
+        #expect(before == 1024)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        let released = pool.trim()
+        #expect(released == 4 * (pool.geometry.maxBlock - Int(buddy_os_page_size())))
+        // Each free block keeps only its first page (its free-list links).
+        #expect(residentPages(blocks[0], 4 << 20) == 4)
+        expectInvariants(pool)
+        // The blocks are still there to be allocated, and their memory reads as zero.
+        let again = try #require(pool.allocate(order: pool.geometry.maxOrder))
+        #expect(again.load(fromByteOffset: 8192, as: UInt8.self) == 0)
+        expectInvariants(pool)
+    }
+
+    @Test func emptySegmentsWaitForTheDelay() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        config.releaseDelay = 3600   // never due during the test
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<4 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentCount == 3)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        // Not due yet: the empty segments stay mapped (no unmap/map thrash at a boundary)...
+        #expect(pool.usage.segmentCount == 3)
+        expectInvariants(pool)
+        // ...and malloc_trim's path releases them at once.
+        pool.trim()
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.counters.segmentsReleased == 2)
+        expectInvariants(pool)
     }
 }

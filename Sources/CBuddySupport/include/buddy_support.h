@@ -118,6 +118,11 @@ static inline void buddy_os_fail_map_after(int calls) { buddy_os_fail_map_countd
 /// Maps `size` bytes of zeroed, private, read-write memory aligned to `alignment` (a power of two
 /// that is at least the OS page), or returns NULL.
 void *buddy_os_map_aligned(size_t size, size_t alignment);
+/// Gives the pages of [base, base + size) back to the OS (MADV_DONTNEED: they read as zero
+/// afterwards). Preserves errno.
+void buddy_os_release_pages(void *base, size_t size);
+/// A coarse monotonic clock in nanoseconds (vDSO, no system call).
+uint64_t buddy_os_monotonic_ns(void);
 /// Unmaps what buddy_os_map_aligned returned. Preserves errno (free must not change it).
 void buddy_os_unmap(void *base, size_t size);
 /// Writes all of `len` bytes to `fd`, retrying short writes; async-signal-safe; preserves errno.
