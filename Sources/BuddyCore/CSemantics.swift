@@ -29,8 +29,8 @@ private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer?
     // Fast path: the thread's cache, no lock. (Any block of the order is aligned enough.)
     if let cache = pool.threadCache(), order < cache.pointee.binCount {
         cache.pointee.calls.allocations &+= 1
-        if let block = cache.pop(order) {
-            pool.retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+        if let (block, tag) = cache.pop(order) {
+            tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
             return block
         }
         if let block = pool.refill(cache, order: order) { return block }
@@ -104,27 +104,36 @@ private func isPoolPointer(_ pointer: UnsafeRawPointer) -> Bool {
 
 @_cdecl("buddy_malloc")
 public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
-    if buddy_thread_depth() != 0 { return __libc_malloc(size) }
-    buddy_thread_enter()
-    defer { buddy_thread_leave() }
-    // Fast path: a cached size, a thread with a cache, a bin with a block. One size test (the
-    // limit is 0 until the pool exists with caches on), then pop and retag; no lock.
+    // Fast path: a cached size, a thread with a cache, a bin with a block: one size test (the
+    // limit is 0 until the pool exists with caches on), then pop and retag; no lock, no call.
+    // The depth is still raised around the pop, so a signal handler's malloc cannot interleave.
     let request = UInt(bitPattern: size)
-    if let raw = buddy_process_pool_get(), buddy_thread_deferred() == nil {
+    if buddy_thread_depth() == 0, let raw = buddy_process_pool_get(), buddy_thread_deferred() == nil {
         let state = raw.assumingMemoryBound(to: PoolState.self)
         let cache = UInt(bitPattern: buddy_thread_cache())
         if request <= state.pointee.cachedSizeLimit, cache > 1 {
             let shift = UInt(state.pointee.geometry.minShift)
             let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            if let block = threadCache.pop(order) {
+            buddy_thread_enter()
+            if let (block, tag) = threadCache.pop(order) {
                 threadCache.pointee.calls.allocations &+= 1
-                BuddyEngine(state: state).retag(block, Tag.used | UInt8(truncatingIfNeeded: order))
+                tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
+                buddy_thread_leave()
                 return block
             }
+            buddy_thread_leave()
         }
     }
-    return allocate(request, alignment: minimumAlignment)
+    return mallocSlow(size)
+}
+
+@inline(never)
+private func mallocSlow(_ size: Int) -> UnsafeMutableRawPointer? {
+    if buddy_thread_depth() != 0 { return __libc_malloc(size) }
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    return allocate(UInt(bitPattern: size), alignment: minimumAlignment)
 }
 
 @_cdecl("buddy_free")
@@ -133,6 +142,41 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     let address = UInt(bitPattern: pointer)
     // Pointers no pool owns go back to glibc (which preserves errno itself).
     guard let segment = SegmentMap.lookup(address) else { return __libc_free(pointer) }
+    // Fast path: an allocated block of a cached order, freed by a thread with a cache, goes on
+    // its bin: no lock, no call. (The segment map covers exactly the live segments, so a hit
+    // whose pool is ours contains the address.) Anything else takes the checked path.
+    if buddy_thread_depth() == 0, let raw = buddy_process_pool_get(), segment.pointee.pool == raw {
+        let state = raw.assumingMemoryBound(to: PoolState.self)
+        let cache = UInt(bitPattern: buddy_thread_cache())
+        let shift = UInt(state.pointee.geometry.minShift)
+        if cache > 1, address & ((1 &<< shift) &- 1) == 0 {
+            let tag = segment.pointee.orderMap + Int(truncatingIfNeeded: (address &- segment.pointee.base) &>> shift)
+            let value = tag.pointee
+            let order = Int(value & Tag.orderMask)
+            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
+                buddy_thread_enter()
+                threadCache.pointee.calls.frees &+= 1
+                tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
+                let full = threadCache.push(pointer, order, tag: tag)
+                buddy_thread_leave()
+                if full { flushFullBin(threadCache, order: order) }
+                return
+            }
+        }
+    }
+    freeSlow(pointer)
+}
+
+@inline(never)
+private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int) {
+    buddy_thread_enter()
+    BuddyEngine(state: cache.pointee.pool).flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
+    buddy_thread_leave()
+}
+
+@inline(never)
+private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
     if buddy_thread_depth() != 0 {
         // Re-entered while this thread may hold the pool lock: release it at the next outer call.
         pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
@@ -141,21 +185,6 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    // Fast path: an allocated block of a cached order goes to the thread's cache, no lock.
-    // Anything else (a bad pointer, a large block, no cache) takes the checked path below.
-    if let pool = ProcessPool.existing, segment.pointee.pool == pool.identity, segment.pointee.contains(address),
-       address & (UInt(pool.geometry.minBlock) &- 1) == 0 {
-        let tag = segment.pointee.orderMap + pool.slot(address, in: segment)
-        let order = Int(tag.pointee & Tag.orderMask)
-        if tag.pointee & Tag.stateMask == Tag.used, let cache = pool.threadCache(), order < cache.pointee.binCount {
-            cache.pointee.calls.frees &+= 1
-            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
-            if cache.push(pointer, order) {
-                pool.flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
-            }
-            return
-        }
-    }
     releaseToPool(pointer, function: "free()")
 }
 

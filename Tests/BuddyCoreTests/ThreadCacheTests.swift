@@ -25,8 +25,9 @@ import Testing
         expectInvariants(pool)
 
         // A cached block is free to the program: freeing it again is a double free.
-        let cached = try #require(cache.pop(0))
-        _ = cache.push(cached, 0)
+        let (cached, tag) = try #require(cache.pop(0))
+        #expect(tag == pool.tagAddress(cached))
+        _ = cache.push(cached, 0, tag: tag)
         #expect(pool.classify(cached) == .free)
         #expect(pool.release(cached) == .doubleFree)
         expectInvariants(pool)
