@@ -4,7 +4,7 @@ extension BuddyEngine {
     /// Returns nil when every invariant holds, else the first one found broken:
     ///
     ///     sum over orders of freeArea[k].count == number of free tags in all order maps
-    ///     every block on freeArea[k] has tag (free | k), lies in a segment of this pool,
+    ///     every block on a segment's freeArea[k] has tag (free | k), lies in that segment,
     ///         and is aligned to size(k)                  => on exactly one list, its order's
     ///     tag(block ^ size(k)) != (free | k)  for each free block with k < maxOrder
     ///     the tags of each segment tile [base, base + frontier) with blocks
@@ -15,29 +15,33 @@ extension BuddyEngine {
         let geometry = self.geometry
         let s = state.pointee
         var listed = 0
-        for order in 0...geometry.maxOrder {
-            let area = freeAreas[order]
-            if (s.nonEmpty >> UInt64(order)) & 1 != (area.count > 0 ? 1 : 0) { return "nonEmpty bit disagrees with the free area count" }
-            var walked = 0
-            var previous: UnsafeMutablePointer<FreeLink>? = nil
-            var block = area.head
-            while let b = block {
-                walked += 1
-                if walked > area.count { return "free list longer than its count (a cycle or a stray block)" }
-                if b.pointee.prev != previous { return "free list back link broken" }
-                let address = UInt(bitPattern: b)
-                guard let segment = segment(containing: address) else { return "free block outside the pool's segments" }
-                if (address &- segment.pointee.base) & UInt(geometry.size(ofOrder: order) - 1) != 0 { return "free block not aligned to its size" }
-                if segment.pointee.orderMap[slot(address, in: segment)] != Tag.free | UInt8(truncatingIfNeeded: order) { return "block on a free list is not tagged free with that order" }
-                if order < geometry.maxOrder {
-                    let buddy = address ^ UInt(geometry.size(ofOrder: order))
-                    if segment.pointee.orderMap[slot(buddy, in: segment)] == Tag.free | UInt8(truncatingIfNeeded: order) { return "free block has a free buddy of the same order" }
+        var owner = s.segments
+        while let segment = owner {
+            for order in 0...geometry.maxOrder {
+                let area = segment.pointee.freeAreas[order]
+                if (segment.pointee.nonEmpty >> UInt64(order)) & 1 != (area.count > 0 ? 1 : 0) { return "nonEmpty bit disagrees with the free area count" }
+                var walked = 0
+                var previous: UnsafeMutablePointer<FreeLink>? = nil
+                var block = area.head
+                while let b = block {
+                    walked += 1
+                    if walked > area.count { return "free list longer than its count (a cycle or a stray block)" }
+                    if b.pointee.prev != previous { return "free list back link broken" }
+                    let address = UInt(bitPattern: b)
+                    guard self.segment(containing: address) == segment else { return "free block on another segment's free area" }
+                    if (address &- segment.pointee.base) & UInt(geometry.size(ofOrder: order) - 1) != 0 { return "free block not aligned to its size" }
+                    if segment.pointee.orderMap[slot(address, in: segment)] != Tag.free | UInt8(order) { return "block on a free list is not tagged free with that order" }
+                    if order < geometry.maxOrder {
+                        let buddy = address ^ UInt(geometry.size(ofOrder: order))
+                        if segment.pointee.orderMap[slot(buddy, in: segment)] == Tag.free | UInt8(order) { return "free block has a free buddy of the same order" }
+                    }
+                    previous = b
+                    block = b.pointee.next
                 }
-                previous = b
-                block = b.pointee.next
+                if walked != area.count { return "free list shorter than its count" }
+                listed += walked
             }
-            if walked != area.count { return "free list shorter than its count" }
-            listed += walked
+            owner = segment.pointee.next
         }
         var tagged = 0
         var freeTotal: UInt = 0, usedTotal: UInt = 0, bytesTotal: UInt = 0, uncarved: UInt = 0, count = 0
@@ -88,7 +92,15 @@ extension BuddyEngine {
     }
 
     /// Free blocks per order (what /proc/buddyinfo shows for the kernel), lowest order first.
-    public func freeBlockCount(order: Int) -> Int { freeAreas[order].count }
+    public func freeBlockCount(order: Int) -> Int {
+        var count = 0
+        var segment = state.pointee.segments
+        while let current = segment {
+            count &+= current.pointee.freeAreas[order].count
+            segment = current.pointee.next
+        }
+        return count
+    }
 }
 
 /// Memory figures of a pool.

@@ -90,21 +90,20 @@ struct FreeArea {
     var count: Int
 }
 
-/// A pool's state, in memory the pool maps for itself (never Swift-allocated), followed by
-/// `maxOrder + 1` free areas.
+/// A pool's state, in memory the pool maps for itself (never Swift-allocated). The free areas
+/// live in the segments (see Segment).
 ///
 /// Invariants (checked by `checkInvariants()`):
 ///
-///     every free block is on exactly one free list, that of its order
+///     every free block is on exactly one free list: that of its order, in its own segment
 ///     no free block has a free buddy of the same order (below maxOrder)
 ///     freeBytes + allocatedBytes == segmentBytes
-///     nonEmpty bit k == (freeArea[k].count > 0)
+///     segment.nonEmpty bit k == (segment.freeAreas[k].count > 0)
 struct PoolState {
     var lock: pthread_mutex_t
     var config: PoolConfig
     var geometry: Geometry
-    /// Bit k is set when the free area of order k is not empty.
-    var nonEmpty: UInt64
+    /// The segments, oldest first.
     var segments: UnsafeMutablePointer<Segment>?
     var segmentCount: Int
     var segmentBytes: UInt
@@ -139,9 +138,6 @@ public struct BuddyEngine: Equatable {
     init(state: UnsafeMutablePointer<PoolState>) { self.state = state }
 
     @inline(__always) var geometry: Geometry { state.pointee.geometry }
-    @inline(__always) var freeAreas: UnsafeMutablePointer<FreeArea> {
-        UnsafeMutableRawPointer(state + 1).assumingMemoryBound(to: FreeArea.self)
-    }
     public var config: PoolConfig { state.pointee.config }
     public var counters: PoolCounters { state.pointee.counters }
     public var identity: UnsafeMutableRawPointer { UnsafeMutableRawPointer(state) }
@@ -168,7 +164,7 @@ public struct BuddyEngine: Equatable {
         if config.initialSize > 0 {
             let size = min(roundUpToPowerOfTwo(max(config.initialSize, config.minSegment)),
                            config.maxPoolSize == 0 ? Int.max : config.maxPoolSize)
-            if size >= config.minSegment, !pool.mapSegment(size: size) {
+            if size >= config.minSegment, pool.mapSegment(size: size) == nil {
                 pool.destroy()
                 return nil
             }
@@ -183,7 +179,7 @@ public struct BuddyEngine: Equatable {
         let address = UInt(bitPattern: base)
         guard size >= config.minSegment, size & (size - 1) == 0, address & UInt(size - 1) == 0,
               let pool = makeState(config) else { return nil }
-        guard pool.addSegment(base: address, size: UInt(size), orderMap: nil, ownsMemory: false) else {
+        guard pool.addSegment(base: address, size: UInt(size), orderMap: nil, ownsMemory: false) != nil else {
             pool.destroy()
             return nil
         }
@@ -196,18 +192,16 @@ public struct BuddyEngine: Equatable {
         guard problem(with: config) == nil else { return nil }
         let geometry = Geometry(minBlock: config.minBlock, maxBlock: config.maxBlock)
         let page = buddy_os_page_size()
-        let bytes = (MemoryLayout<PoolState>.stride + (geometry.maxOrder + 1) * MemoryLayout<FreeArea>.stride + page - 1) & ~(page - 1)
+        let bytes = (MemoryLayout<PoolState>.stride + page - 1) & ~(page - 1)
         guard let memory = buddy_os_map_aligned(bytes, page) else { return nil }
         let state = memory.bindMemory(to: PoolState.self, capacity: 1)
         state.initialize(to: PoolState(
-            lock: pthread_mutex_t(), config: config, geometry: geometry, nonEmpty: 0, segments: nil,
+            lock: pthread_mutex_t(), config: config, geometry: geometry, segments: nil,
             segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
             counters: PoolCounters(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
             directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
-        let pool = BuddyEngine(state: state)
-        pool.freeAreas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
-        return pool
+        return BuddyEngine(state: state)
     }
 
     /// Returns every segment the pool mapped to the OS and forgets the rest. Every pointer into
@@ -227,14 +221,14 @@ public struct BuddyEngine: Equatable {
             segment = current.pointee.next
             if !current.pointee.pinned { removeSegment(current, unlinkFreeBlocks: false) }
         }
-        state.pointee.nonEmpty = 0
-        freeAreas.update(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
         state.pointee.allocatedBytes = 0
         state.pointee.freeBytes = 0
         state.pointee.uncarvedBytes = 0
         segment = state.pointee.segments
         while let current = segment {
-            current.pointee.orderMap.update(repeating: 0, count: current.pointee.orderMapBytes)
+            current.pointee.orderMap.update(repeating: 0, count: Int(current.pointee.size >> UInt(geometry.minShift)))
+            current.pointee.freeAreas.update(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
+            current.pointee.nonEmpty = 0
             current.pointee.frontier = 0
             current.pointee.freeBytes = current.pointee.size
             state.pointee.freeBytes &+= current.pointee.size
@@ -319,22 +313,32 @@ public struct BuddyEngine: Equatable {
     /// than map a segment, so a caller can first give back what it holds (its thread cache).
     public func allocate(order: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
-        let found = state.pointee.nonEmpty & (~0 &<< UInt64(order))
-        var block: UnsafeMutablePointer<FreeLink>
-        var blockOrder: Int
-        var segment: UnsafeMutablePointer<Segment>
-        if found != 0 {
-            blockOrder = found.trailingZeroBitCount
-            block = freeAreas[blockOrder].head!
-            remove(block, order: blockOrder)
-            segment = SegmentMap.lookup(UInt(bitPattern: block))!
-        } else {
-            guard let carved = carveTopBlock() ?? (mayGrow && grow() ? carveTopBlock() : nil) else {
-                if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
-                return nil
+        var block: UnsafeMutablePointer<FreeLink>? = nil
+        var blockOrder = geometry.maxOrder
+        // The oldest segment that can serve the request serves it: first from its free areas
+        // (the smallest order that fits), else from its uncarved tail. Newer segments drain.
+        var candidate = state.pointee.segments
+        while let current = candidate {
+            let found = current.pointee.nonEmpty & (~0 &<< UInt64(order))
+            if found != 0 {
+                blockOrder = found.trailingZeroBitCount
+                block = current.pointee.freeAreas[blockOrder].head!
+                remove(block!, order: blockOrder, in: current)
+                break
             }
-            (block, segment) = carved
-            blockOrder = geometry.maxOrder
+            if let carved = carveTopBlock(from: current) {
+                block = carved
+                break
+            }
+            candidate = current.pointee.next
+        }
+        if block == nil, mayGrow, let grown = grow() {
+            candidate = grown
+            block = carveTopBlock(from: grown)
+        }
+        guard let block, let segment = candidate else {
+            if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
+            return nil
         }
         let address = UInt(bitPattern: block)
         // Split: keep the lower half, put each upper half on the free area one order down.
@@ -342,7 +346,7 @@ public struct BuddyEngine: Equatable {
             blockOrder &-= 1
             let upper = address &+ UInt(geometry.size(ofOrder: blockOrder))
             segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: blockOrder)
-            push(UnsafeMutablePointer(bitPattern: upper)!, order: blockOrder)
+            push(UnsafeMutablePointer(bitPattern: upper)!, order: blockOrder, in: segment)
             state.pointee.counters.splits &+= 1
         }
         segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: order)
@@ -425,14 +429,14 @@ public struct BuddyEngine: Equatable {
             let buddy = address ^ size
             let buddySlot = slot(buddy, in: segment)
             guard map[buddySlot] == Tag.free | UInt8(truncatingIfNeeded: order) else { break }
-            remove(UnsafeMutablePointer(bitPattern: buddy)!, order: order)
+            remove(UnsafeMutablePointer(bitPattern: buddy)!, order: order, in: segment)
             map[buddySlot] = 0
             address &= ~size
             order &+= 1
             state.pointee.counters.coalesces &+= 1
         }
         map[slot(address, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: order)
-        push(UnsafeMutablePointer(bitPattern: address)!, order: order)
+        push(UnsafeMutablePointer(bitPattern: address)!, order: order, in: segment)
         if order == geometry.maxOrder { releaseMemoryIfDue() }
     }
 
@@ -477,16 +481,20 @@ public struct BuddyEngine: Equatable {
         }
         let page = buddy_os_page_size()
         guard minimumOrder <= geometry.maxOrder, geometry.size(ofOrder: minimumOrder) >= 2 * page else { return released }
-        for order in minimumOrder...geometry.maxOrder {
-            let size = geometry.size(ofOrder: order)
-            var skip = order == geometry.maxOrder ? keepRecent : 0
-            var block = freeAreas[order].head
-            while let b = block {
-                block = b.pointee.next
-                if skip > 0 { skip &-= 1; continue }
-                buddy_os_release_pages(UnsafeMutableRawPointer(b) + page, size &- page)
-                released &+= size &- page
+        var skip = keepRecent
+        segment = state.pointee.segments
+        while let current = segment {
+            for order in minimumOrder...geometry.maxOrder {
+                let size = geometry.size(ofOrder: order)
+                var block = current.pointee.freeAreas[order].head
+                while let b = block {
+                    block = b.pointee.next
+                    if order == geometry.maxOrder && skip > 0 { skip &-= 1; continue }
+                    buddy_os_release_pages(UnsafeMutableRawPointer(b) + page, size &- page)
+                    released &+= size &- page
+                }
             }
+            segment = current.pointee.next
         }
         state.pointee.counters.releasedBytes &+= UInt64(released)
         return released
@@ -508,7 +516,7 @@ public struct BuddyEngine: Equatable {
                 upperOrder &-= 1
                 let upper = address &+ UInt(geometry.size(ofOrder: upperOrder))
                 map[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: upperOrder)
-                push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder)
+                push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder, in: segment)
                 state.pointee.counters.splits &+= 1
             }
         } else {
@@ -523,7 +531,7 @@ public struct BuddyEngine: Equatable {
             level = order
             while level < newOrder {
                 let buddy = address &+ UInt(geometry.size(ofOrder: level))
-                remove(UnsafeMutablePointer(bitPattern: buddy)!, order: level)
+                remove(UnsafeMutablePointer(bitPattern: buddy)!, order: level, in: segment)
                 map[slot(buddy, in: segment)] = 0
                 state.pointee.counters.coalesces &+= 1
                 level &+= 1
@@ -543,46 +551,40 @@ public struct BuddyEngine: Equatable {
 
     // MARK: Free areas
 
-    @inline(__always) func push(_ block: UnsafeMutablePointer<FreeLink>, order: Int) {
-        let area = freeAreas + order
+    @inline(__always) func push(_ block: UnsafeMutablePointer<FreeLink>, order: Int, in segment: UnsafeMutablePointer<Segment>) {
+        let area = segment.pointee.freeAreas + order
         block.pointee = FreeLink(next: area.pointee.head, prev: nil)
         area.pointee.head?.pointee.prev = block
         area.pointee.head = block
         area.pointee.count &+= 1
-        state.pointee.nonEmpty |= 1 &<< UInt64(order)
+        segment.pointee.nonEmpty |= 1 &<< UInt64(order)
     }
 
-    @inline(__always) func remove(_ block: UnsafeMutablePointer<FreeLink>, order: Int) {
-        let area = freeAreas + order
+    @inline(__always) func remove(_ block: UnsafeMutablePointer<FreeLink>, order: Int, in segment: UnsafeMutablePointer<Segment>) {
+        let area = segment.pointee.freeAreas + order
         let link = block.pointee
         if let prev = link.prev { prev.pointee.next = link.next } else { area.pointee.head = link.next }
         link.next?.pointee.prev = link.prev
         area.pointee.count &-= 1
-        if area.pointee.count == 0 { state.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
+        if area.pointee.count == 0 { segment.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
     }
 
     // MARK: Segments
 
-    /// Hands out the next untouched top-order block of a segment, if any segment has one.
-    func carveTopBlock() -> (UnsafeMutablePointer<FreeLink>, UnsafeMutablePointer<Segment>)? {
-        guard state.pointee.uncarvedBytes > 0 else { return nil }
-        var segment = state.pointee.segments
-        while let current = segment {
-            if current.pointee.frontier < current.pointee.size {
-                let address = current.pointee.base &+ current.pointee.frontier
-                let bytes = UInt(geometry.maxBlock)
-                current.pointee.frontier &+= bytes
-                state.pointee.uncarvedBytes &-= bytes
-                return (UnsafeMutablePointer(bitPattern: address)!, current)
-            }
-            segment = current.pointee.next
-        }
-        return nil
+    /// Hands out the segment's next untouched top-order block, if it has one.
+    @inline(__always)
+    func carveTopBlock(from segment: UnsafeMutablePointer<Segment>) -> UnsafeMutablePointer<FreeLink>? {
+        guard segment.pointee.frontier < segment.pointee.size else { return nil }
+        let address = segment.pointee.base &+ segment.pointee.frontier
+        let bytes = UInt(geometry.maxBlock)
+        segment.pointee.frontier &+= bytes
+        state.pointee.uncarvedBytes &-= bytes
+        return UnsafeMutablePointer(bitPattern: address)!
     }
 
     /// Maps a new segment: the pool grows from S to about S * growthFactor bytes, in a power of
     /// two >= the minimum segment, capped by maxPoolSize (falling back to the minimum segment).
-    func grow() -> Bool {
+    func grow() -> UnsafeMutablePointer<Segment>? {
         let config = state.pointee.config
         let current = Int(state.pointee.segmentBytes)
         var size = config.minSegment
@@ -590,58 +592,66 @@ public struct BuddyEngine: Equatable {
         if wanted > Double(size) { size = roundUpToPowerOfTwo(wanted >= 0x1p40 ? 1 << 40 : Int(wanted)) }
         if config.maxPoolSize != 0 && current + size > config.maxPoolSize {
             size = config.minSegment
-            if current + size > config.maxPoolSize { return false }
+            if current + size > config.maxPoolSize { return nil }
         }
         return mapSegment(size: size)
     }
 
-    func mapSegment(size: Int) -> Bool {
-        guard let memory = buddy_os_map_aligned(size, size) else { return false }
-        guard addSegment(base: UInt(bitPattern: memory), size: UInt(size), orderMap: nil, ownsMemory: true) else {
+    @discardableResult
+    func mapSegment(size: Int) -> UnsafeMutablePointer<Segment>? {
+        guard let memory = buddy_os_map_aligned(size, size) else { return nil }
+        guard let segment = addSegment(base: UInt(bitPattern: memory), size: UInt(size), orderMap: nil, ownsMemory: true) else {
             buddy_os_unmap(memory, size)
-            return false
+            return nil
         }
-        return true
+        return segment
     }
 
-    func addSegment(base: UInt, size: UInt, orderMap: UnsafeMutablePointer<UInt8>?, ownsMemory: Bool) -> Bool {
+    func addSegment(base: UInt, size: UInt, orderMap: UnsafeMutablePointer<UInt8>?, ownsMemory: Bool) -> UnsafeMutablePointer<Segment>? {
         let page = buddy_os_page_size()
-        let mapBytes = (Int(size >> UInt(geometry.minShift)) + page - 1) & ~(page - 1)
-        guard let map = buddy_os_map_aligned(mapBytes, page) else { return false }
+        // One mapping holds the order map (a byte per minimum block) and the free areas.
+        let tagBytes = (Int(size >> UInt(geometry.minShift)) + 15) & ~15
+        let areaBytes = (geometry.maxOrder + 1) * MemoryLayout<FreeArea>.stride
+        let mapBytes = (tagBytes + areaBytes + page - 1) & ~(page - 1)
+        guard let map = buddy_os_map_aligned(mapBytes, page) else { return nil }
         guard let descriptor = SegmentTable.acquire() else {
             buddy_os_unmap(map, mapBytes)
-            return false
+            return nil
         }
+        let areas = (map + tagBytes).bindMemory(to: FreeArea.self, capacity: geometry.maxOrder + 1)
+        areas.initialize(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
         descriptor.pointee = Segment(
             base: base, size: size, pool: UnsafeMutableRawPointer(state),
-            orderMap: map.bindMemory(to: UInt8.self, capacity: mapBytes), orderMapBytes: mapBytes,
-            frontier: 0, freeBytes: size, next: state.pointee.segments, ownsMemory: ownsMemory,
+            orderMap: map.bindMemory(to: UInt8.self, capacity: tagBytes), orderMapBytes: mapBytes,
+            frontier: 0, freeBytes: size, freeAreas: areas, nonEmpty: 0, next: nil, ownsMemory: ownsMemory,
             pinned: state.pointee.segments == nil)
         guard SegmentMap.assign(base, size, descriptor) else {
             _ = SegmentMap.assign(base, size, nil)
             buddy_os_unmap(map, mapBytes)
             SegmentTable.release(descriptor)
-            return false
+            return nil
         }
-        state.pointee.segments = descriptor
+        // Append: the list stays oldest first.
+        if var last = state.pointee.segments {
+            while let next = last.pointee.next { last = next }
+            last.pointee.next = descriptor
+        } else {
+            state.pointee.segments = descriptor
+        }
         state.pointee.segmentCount &+= 1
         state.pointee.segmentBytes &+= size
         state.pointee.freeBytes &+= size
         state.pointee.uncarvedBytes &+= size
         state.pointee.counters.segmentsAdded &+= 1
-        return true
+        return descriptor
     }
 
     /// Takes a segment out of the pool. With `unlinkFreeBlocks`, the segment is entirely free
     /// and its carved top-order blocks leave the free area first.
     func removeSegment(_ segment: UnsafeMutablePointer<Segment>, unlinkFreeBlocks: Bool) {
         let s = segment.pointee
+        // The segment's free areas go with it: nothing to unlink elsewhere.
         if unlinkFreeBlocks {
-            var offset: UInt = 0
-            while offset < s.frontier {
-                remove(UnsafeMutablePointer(bitPattern: s.base &+ offset)!, order: geometry.maxOrder)
-                offset &+= UInt(geometry.maxBlock)
-            }
             state.pointee.freeBytes &-= s.size
         } else {
             state.pointee.freeBytes &-= s.freeBytes

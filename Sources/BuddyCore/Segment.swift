@@ -41,7 +41,12 @@ public struct Segment {
     var frontier: UInt
     /// Bytes in free blocks plus the uncarved tail.
     var freeBytes: UInt
-    /// The pool's segment list.
+    /// The segment's free areas, one per order (stored after the order map), and a bitmask
+    /// whose bit k is set when the free area of order k is not empty. Free areas are per segment
+    /// so that allocation can prefer the oldest segments, leaving the newer ones to drain.
+    var freeAreas: UnsafeMutablePointer<FreeArea>
+    var nonEmpty: UInt64
+    /// The pool's segment list, oldest first (the order in which allocation tries them).
     var next: UnsafeMutablePointer<Segment>?
     /// True when the pool mapped the memory itself and may return it to the OS.
     var ownsMemory: Bool
@@ -86,6 +91,7 @@ enum SegmentTable {
         descriptor.initialize(to: Segment(
             base: 0, size: 0, pool: nil, orderMap: UnsafeMutablePointer(bitPattern: 1)!,
             orderMapBytes: 0, frontier: 0, freeBytes: 0,
+            freeAreas: UnsafeMutablePointer(bitPattern: MemoryLayout<FreeArea>.alignment)!, nonEmpty: 0,
             next: root.pointee?.assumingMemoryBound(to: Segment.self), ownsMemory: false, pinned: false))
         root.pointee = UnsafeMutableRawPointer(descriptor)
     }
