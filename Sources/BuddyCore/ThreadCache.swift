@@ -38,7 +38,7 @@ struct ThreadCache {
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they
     /// coalesce at once (a cached block keeps its buddy, and every block above, from forming).
-    static let largestCachedBlock = 4 * 1024
+    static let largestCachedBlock = 32 * 1024
     /// Each bin holds at most this many bytes (and at most `maxBlocksPerBin` blocks).
     static let bytesPerBin = 32 * 1024
     static let maxBlocksPerBin = 64
