@@ -62,6 +62,12 @@ ALLOWED_FUNCTIONS = {
 ALLOWED_INDIRECT_CALLERS = {
     "buddy_system_usable_size":
         "calls glibc's malloc_usable_size through the pointer dlsym(RTLD_NEXT) returned (a libc function)",
+    "system_mallinfo2":
+        "calls glibc's mallinfo2 through the pointer dlsym(RTLD_NEXT) returned (a libc function)",
+    "buddy_backtrace":
+        "calls libunwind's unw_backtrace through the pointer dlsym returned (libunwind.so.8, loaded RTLD_LOCAL)",
+    "buddy_report_chain_previous":
+        "calls the signal handler the program installed before the library's (chained, as sigaction's contract asks)",
 }
 
 

@@ -32,6 +32,11 @@ required=(
     "sqlite3 sqlite3"
     "sort coreutils"
     "tar tar"
+    "pkg-config pkgconf"
+)
+# Debian packages the library itself builds against (headers, no command to look for)
+required_packages=(
+    libunwind-dev
 )
 optional=(
     "node nodejs"
@@ -44,6 +49,9 @@ check() {
     if ! command -v "$cmd" >/dev/null 2>&1; then missing+=("$pkg"); fi
 }
 for entry in "${required[@]}"; do check $entry; done
+for pkg in "${required_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
 if [ "$with_jit" = 1 ]; then
     for entry in "${optional[@]}"; do check $entry; done
 fi

@@ -112,6 +112,8 @@ struct PoolState {
     /// Bytes of segments above their frontier (counted in freeBytes, on no free list yet).
     var uncarvedBytes: UInt
     var counters: PoolCounters
+    /// Per-order and sampling statistics (Stats.swift).
+    var stats: PoolStats
     var stateBytes: Int
     /// The process pool's thread caches (see ThreadCache.swift); nil for private pools.
     var caches: UnsafeMutablePointer<ThreadCache>?
@@ -198,7 +200,7 @@ public struct BuddyEngine: Equatable {
         state.initialize(to: PoolState(
             lock: pthread_mutex_t(), config: config, geometry: geometry, segments: nil,
             segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
-            counters: PoolCounters(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
+            counters: PoolCounters(), stats: PoolStats(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
             directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
         return BuddyEngine(state: state)
@@ -348,6 +350,7 @@ public struct BuddyEngine: Equatable {
             segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: blockOrder)
             push(UnsafeMutablePointer(bitPattern: upper)!, order: blockOrder, in: segment)
             state.pointee.counters.splits &+= 1
+            state.pointee.stats.splits.add(blockOrder &+ 1)
         }
         segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: order)
         let bytes = UInt(geometry.size(ofOrder: order))
@@ -432,6 +435,7 @@ public struct BuddyEngine: Equatable {
             remove(UnsafeMutablePointer(bitPattern: buddy)!, order: order, in: segment)
             map[buddySlot] = 0
             address &= ~size
+            state.pointee.stats.coalesces.add(order)
             order &+= 1
             state.pointee.counters.coalesces &+= 1
         }
@@ -518,6 +522,7 @@ public struct BuddyEngine: Equatable {
                 map[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: upperOrder)
                 push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder, in: segment)
                 state.pointee.counters.splits &+= 1
+                state.pointee.stats.splits.add(upperOrder &+ 1)
             }
         } else {
             var level = order
@@ -534,6 +539,7 @@ public struct BuddyEngine: Equatable {
                 remove(UnsafeMutablePointer(bitPattern: buddy)!, order: level, in: segment)
                 map[slot(buddy, in: segment)] = 0
                 state.pointee.counters.coalesces &+= 1
+                state.pointee.stats.coalesces.add(level)
                 level &+= 1
             }
             map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)

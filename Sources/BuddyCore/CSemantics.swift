@@ -17,27 +17,34 @@ private let minimumAlignment: UInt = 16
 // MARK: - Shared paths
 
 /// Allocates `size` bytes aligned to `alignment` (a power of two); sets ENOMEM on failure.
+/// Counts the block for `entry`, and the call itself when `call` (see Stats.swift).
 /// The caller has entered the allocator.
 @inline(__always)
-private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -> UnsafeMutableRawPointer? {
     guard let pool = ProcessPool.get() else { return systemAllocate(size, alignment: alignment) }
+    if call { pool.countCall(entry) }
+    if entry.aligned { pool.countAlignment(alignment) }
     let geometry = pool.geometry
     let limit = UInt(geometry.maxBlock)
-    if size > limit || alignment > limit { return systemAllocate(size, alignment: alignment, pool: pool) }
+    if size > limit || alignment > limit { return systemAllocate(size, alignment: alignment, pool: pool, entry: entry) }
     if buddy_thread_deferred() != nil { drainDeferredFrees(pool) }
     let order = max(geometry.order(forSize: Int(size)), geometry.order(forSize: Int(alignment)))
     // Fast path: the thread's cache, no lock. (Any block of the order is aligned enough.)
     if let cache = pool.threadCache(), order < cache.pointee.binCount {
-        cache.pointee.calls.allocations &+= 1
         if let (block, tag) = cache.pop(order) {
             tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
+            pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block, entry: entry)
             return block
         }
-        if let block = pool.refill(cache, order: order) { return block }
+        if let block = pool.refill(cache, order: order) {
+            pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block, entry: entry)
+            pool.stampActivity()
+            return block
+        }
+        pool.countFailure(entry)
         buddy_errno_set(ENOMEM_)
         return nil
     }
-    buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.allocations, 1)
     var locked = pool.lock()
     var block = pool.allocate(order: order, mayGrow: false)
     if block == nil {
@@ -50,19 +57,24 @@ private func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer?
         block = pool.allocate(order: order, mayGrow: true)
     }
     pool.unlock(locked)
-    if block == nil { buddy_errno_set(ENOMEM_) }
+    if block == nil {
+        pool.countFailure(entry)
+        buddy_errno_set(ENOMEM_)
+    } else {
+        pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block!, entry: entry)
+        pool.stampActivity()
+    }
     return block
 }
 
 /// The system allocator for what the pool does not serve (glibc sets errno itself).
 @inline(never)
-private func systemAllocate(_ size: UInt, alignment: UInt, pool: BuddyEngine? = nil) -> UnsafeMutableRawPointer? {
-    if let pool {
-        buddy_atomic_add_u64_relaxed(&pool.state.pointee.counters.systemCalls, 1)
-        buddy_atomic_add_u64_relaxed(&pool.state.pointee.counters.systemBytes, UInt64(size))
-    }
-    if alignment <= minimumAlignment { return __libc_malloc(Int(bitPattern: size)) }
-    return __libc_memalign(Int(bitPattern: alignment), Int(bitPattern: size))
+private func systemAllocate(_ size: UInt, alignment: UInt, pool: BuddyEngine? = nil, entry: Entry = .malloc) -> UnsafeMutableRawPointer? {
+    pool?.countSystemRequest(size)
+    let block = alignment <= minimumAlignment ? __libc_malloc(Int(bitPattern: size))
+        : __libc_memalign(Int(bitPattern: alignment), Int(bitPattern: size))
+    if block == nil { pool?.countFailure(entry) }
+    return block
 }
 
 /// Frees a pointer some pool segment covers. The caller has entered the allocator.
@@ -73,11 +85,23 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
         return
     }
     if buddy_thread_deferred() != nil { drainDeferredFrees(pool) }
+    // A sampled block leaves the profile before it can be handed out again.
+    if pool.state.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
     let locked = pool.lock()
-    let outcome = pool.release(pointer)
+    // pool.release(pointer), keeping the block's order for the statistics.
+    let kind = pool.classify(pointer)
+    if case .allocated(let order) = kind {
+        let address = UInt(bitPattern: pointer)
+        pool.releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+        pool.unlock(locked)
+        pool.countSlowFree(order: order)
+        return
+    }
+    let outcome = BuddyEngine.outcome(for: kind)
+    pool.countBadPointer(outcome)
     pool.unlock(locked)
     switch outcome {
-    case .released: buddy_atomic_add_u64_relaxed(&pool.state.pointee.directCalls.frees, 1)
+    case .released: break
     case .foreign: __libc_free(pointer) // the segment was released while we looked it up
     default: reportBadPointer(function, pointer, outcome, strategy: pool.config.errorStrategy)
     }
@@ -104,74 +128,140 @@ private func isPoolPointer(_ pointer: UnsafeRawPointer) -> Bool {
 
 @_cdecl("buddy_malloc")
 public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
-    // Fast path: a cached size, a thread with a cache, a bin with a block: one size test (the
-    // limit is 0 until the pool exists with caches on), then pop and retag; no lock, no call.
-    // The depth is still raised around the pop, so a signal handler's malloc cannot interleave.
+    mallocFast(size, sampling: true)
+}
+
+/// malloc's fast path: a thread with a cache, a cached size, a bin with a block: the sampling
+/// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop,
+/// count and retag; no lock, no call. The depth is still raised around the pop, so a signal
+/// handler's malloc cannot interleave. With `sampling`, one call in the pool's instrument period
+/// takes the instrumented path instead (which runs this same code without `sampling`).
+@inline(__always)
+private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer? {
     let request = UInt(bitPattern: size)
     if buddy_thread_depth() == 0, let raw = buddy_process_pool_get(), buddy_thread_deferred() == nil {
         let state = raw.assumingMemoryBound(to: PoolState.self)
         let cache = UInt(bitPattern: buddy_thread_cache())
-        if request <= state.pointee.cachedSizeLimit, cache > 1 {
-            let shift = UInt(state.pointee.geometry.minShift)
-            let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
+        if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            buddy_thread_enter()
-            if let (block, tag) = threadCache.pop(order) {
-                threadCache.pointee.calls.allocations &+= 1
-                tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
-                buddy_thread_leave()
-                return block
+            if sampling {
+                threadCache.pointee.calls.countdown &-= 1
+                if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
             }
-            buddy_thread_leave()
+            if request <= state.pointee.cachedSizeLimit {
+                let shift = UInt(state.pointee.geometry.minShift)
+                let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
+                buddy_thread_enter()
+                if let (block, tag) = threadCache.pop(order) {
+                    threadCache.pointee.calls.allocated.add(order)
+                    threadCache.pointee.calls.requestedBytes &+= UInt64(request)
+                    tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
+                    buddy_thread_leave()
+                    return block
+                }
+                buddy_thread_leave()
+            }
         }
     }
     return mallocSlow(size)
 }
 
+/// One call in the instrument period: timed (latency), and profiled (allocation sites).
+@inline(never)
+private func mallocInstrumented(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    let timed = cache.beginInstrumentedCall()
+    let start = timed ? buddy_os_precise_ns() : 0
+    let block = mallocFast(size, sampling: false)
+    if timed { cache.recordLatency(allocation: true, since: start) }
+    if let block, cache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
+        AllocationProfile.allocated(block, size: UInt(bitPattern: size), cache: cache)
+    }
+    return block
+}
+
 @inline(never)
 private func mallocSlow(_ size: Int) -> UnsafeMutableRawPointer? {
-    if buddy_thread_depth() != 0 { return __libc_malloc(size) }
+    if buddy_thread_depth() != 0 {
+        ProcessPool.existing?.countReentrantCall()
+        return __libc_malloc(size)
+    }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    return allocate(UInt(bitPattern: size), alignment: minimumAlignment)
+    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
+    return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
 }
 
 @_cdecl("buddy_free")
 public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
+    freeFast(pointer, sampling: true)
+}
+
+/// free's fast path: an allocated block of a cached order, freed by a thread with a cache, goes
+/// on its bin after the sampling countdown: no lock, no call. (The segment map covers exactly the
+/// live segments, so a hit whose pool is ours contains the address.) Anything else takes the
+/// checked path. `sampling` as in mallocFast.
+@inline(__always)
+private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
     guard let pointer else { return }
     let address = UInt(bitPattern: pointer)
     // Pointers no pool owns go back to glibc (which preserves errno itself).
-    guard let segment = SegmentMap.lookup(address) else { return __libc_free(pointer) }
-    // Fast path: an allocated block of a cached order, freed by a thread with a cache, goes on
-    // its bin: no lock, no call. (The segment map covers exactly the live segments, so a hit
-    // whose pool is ours contains the address.) Anything else takes the checked path.
+    guard let segment = SegmentMap.lookup(address) else { return freeForeign(pointer) }
     if buddy_thread_depth() == 0, let raw = buddy_process_pool_get(), segment.pointee.pool == raw {
         let state = raw.assumingMemoryBound(to: PoolState.self)
         let cache = UInt(bitPattern: buddy_thread_cache())
-        let shift = UInt(state.pointee.geometry.minShift)
-        if cache > 1, address & ((1 &<< shift) &- 1) == 0 {
-            let tag = segment.pointee.orderMap + Int(truncatingIfNeeded: (address &- segment.pointee.base) &>> shift)
-            let value = tag.pointee
-            let order = Int(value & Tag.orderMask)
+        if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
-                buddy_thread_enter()
-                threadCache.pointee.calls.frees &+= 1
-                tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
-                let full = threadCache.push(pointer, order, tag: tag)
-                buddy_thread_leave()
-                if full { flushFullBin(threadCache, order: order) }
-                return
+            if sampling {
+                threadCache.pointee.calls.countdown &-= 1
+                if threadCache.pointee.calls.countdown == 0 { return freeInstrumented(pointer, threadCache) }
+            }
+            let shift = UInt(state.pointee.geometry.minShift)
+            if address & ((1 &<< shift) &- 1) == 0 {
+                let tag = segment.pointee.orderMap + Int(truncatingIfNeeded: (address &- segment.pointee.base) &>> shift)
+                let value = tag.pointee
+                let order = Int(value & Tag.orderMask)
+                if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
+                    buddy_thread_enter()
+                    threadCache.pointee.calls.freed.add(order)
+                    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
+                    let full = threadCache.push(pointer, order, tag: tag)
+                    buddy_thread_leave()
+                    if full { flushFullBin(threadCache, order: order) }
+                    return
+                }
             }
         }
     }
     freeSlow(pointer)
 }
 
+/// One call in the instrument period (see mallocInstrumented).
+@inline(never)
+private func freeInstrumented(_ pointer: UnsafeMutableRawPointer, _ cache: UnsafeMutablePointer<ThreadCache>) {
+    let timed = cache.beginInstrumentedCall()
+    // Before the free: once freed, the block may be handed out again by another thread.
+    if cache.pointee.pool.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
+    let start = timed ? buddy_os_precise_ns() : 0
+    freeFast(pointer, sampling: false)
+    if timed { cache.recordLatency(allocation: false, since: start) }
+}
+
+/// A pointer no pool owns: glibc's (counted as a free call of the program, unless re-entrant).
+@inline(never)
+private func freeForeign(_ pointer: UnsafeMutableRawPointer) {
+    if let pool = ProcessPool.existing {
+        if buddy_thread_depth() == 0 { pool.countCall(.free) } else { pool.countReentrantCall() }
+    }
+    __libc_free(pointer)
+}
+
 @inline(never)
 private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int) {
     buddy_thread_enter()
-    BuddyEngine(state: cache.pointee.pool).flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
+    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
+    let pool = BuddyEngine(state: cache.pointee.pool)
+    pool.flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
+    pool.stampActivity()
     buddy_thread_leave()
 }
 
@@ -179,24 +269,42 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int
 private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
     if buddy_thread_depth() != 0 {
         // Re-entered while this thread may hold the pool lock: release it at the next outer call.
+        ProcessPool.existing?.countReentrantCall()
         pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
         buddy_thread_set_deferred(pointer)
         return
     }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
+    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
+    ProcessPool.existing?.countCall(.free)
     releaseToPool(pointer, function: "free()")
 }
 
+/// Counts a call of an entry point without a fast path (not when re-entered: those are glibc's).
+@inline(__always)
+private func countEntry(_ entry: Entry) {
+    if buddy_thread_depth() == 0, let pool = ProcessPool.existing { pool.countCall(entry) }
+}
+
+/// Counts a failed call (the pool exists: the call was counted).
+@inline(__always)
+private func countFailure(_ entry: Entry) {
+    if buddy_thread_depth() == 0, let pool = ProcessPool.existing { pool.countFailure(entry) }
+}
+
 /// C23 `free_sized`: the size is a hint the pool does not need (the order map knows).
+/// (Counted as free_sized, and as free.)
 @_cdecl("buddy_free_sized")
 public func buddy_free_sized(_ pointer: UnsafeMutableRawPointer?, _ size: Int) {
+    countEntry(.freeSized)
     buddy_free(pointer)
 }
 
-/// C23 `free_aligned_sized`.
+/// C23 `free_aligned_sized`. (Counted as free_aligned_sized, and as free.)
 @_cdecl("buddy_free_aligned_sized")
 public func buddy_free_aligned_sized(_ pointer: UnsafeMutableRawPointer?, _ alignment: Int, _ size: Int) {
+    countEntry(.freeAlignedSized)
     buddy_free(pointer)
 }
 
@@ -205,23 +313,29 @@ public func buddy_free_aligned_sized(_ pointer: UnsafeMutableRawPointer?, _ alig
 public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     let (total, overflow) = UInt(bitPattern: count).multipliedReportingOverflow(by: UInt(bitPattern: size))
     if overflow {
+        countEntry(.calloc)
+        countFailure(.calloc)
         buddy_errno_set(ENOMEM_)
         return nil
     }
-    if buddy_thread_depth() != 0 { return __libc_calloc(count, size) }
+    if buddy_thread_depth() != 0 {
+        ProcessPool.existing?.countReentrantCall()
+        return __libc_calloc(count, size)
+    }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    if let pool = ProcessPool.get(), total <= UInt(pool.geometry.maxBlock) {
-        guard let block = allocate(total, alignment: minimumAlignment) else { return nil }
+    guard let pool = ProcessPool.get() else { return __libc_calloc(count, size) }
+    pool.countCall(.calloc)
+    if total <= UInt(pool.geometry.maxBlock) {
+        guard let block = allocate(total, alignment: minimumAlignment, entry: .calloc, call: false) else { return nil }
         // Recycled blocks hold old data (and free-list links): always clear what was asked for.
         block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
         return block
     }
-    if let pool = ProcessPool.existing {
-        buddy_atomic_add_u64_relaxed(&pool.state.pointee.counters.systemCalls, 1)
-        buddy_atomic_add_u64_relaxed(&pool.state.pointee.counters.systemBytes, UInt64(total))
-    }
-    return __libc_calloc(count, size)
+    pool.countSystemRequest(total)
+    let block = __libc_calloc(count, size)
+    if block == nil { pool.countFailure(.calloc) }
+    return block
 }
 
 /// realloc, by glibc's rules:
@@ -231,6 +345,8 @@ public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? 
 ///   a block that already fits (or whose free buddies above it make it fit) stays in place.
 @_cdecl("buddy_realloc")
 public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+    // Every realloc counts as one; realloc(NULL, n) and realloc(p, 0) also count as malloc / free.
+    countEntry(.realloc)
     guard let pointer else { return buddy_malloc(size) }
     if size == 0 {
         buddy_free(pointer)
@@ -240,6 +356,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     let newSize = UInt(bitPattern: size)
     if buddy_thread_depth() != 0 {
         // Re-entered: the block is the caller's, so its tag is stable; move it to the system.
+        ProcessPool.existing?.countReentrantCall()
         guard let moved = __libc_malloc(size) else { return nil }
         let old = ProcessPool.existing?.blockSize(of: pointer) ?? 0
         moved.copyMemory(from: pointer, byteCount: min(old, size))
@@ -266,11 +383,13 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     }
     if newSize <= UInt(geometry.maxBlock),
        pool.resizeInPlace(pointer, from: order, to: geometry.order(forSize: size)) {
+        pool.countResize(from: order, to: geometry.order(forSize: size))
         pool.unlock(locked)
+        pool.stampActivity()
         return pointer
     }
     pool.unlock(locked)
-    guard let moved = allocate(newSize, alignment: minimumAlignment) else { return nil }
+    guard let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
     moved.copyMemory(from: pointer, byteCount: min(geometry.size(ofOrder: order), size))
     releaseToPool(pointer, function: "realloc()")
     return moved
@@ -279,8 +398,11 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
 /// reallocarray: ENOMEM when count * size overflows (p untouched), else realloc.
 @_cdecl("buddy_reallocarray")
 public func buddy_reallocarray(_ pointer: UnsafeMutableRawPointer?, _ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
+    // Counted as reallocarray, and as the realloc it becomes.
+    countEntry(.reallocarray)
     let (total, overflow) = UInt(bitPattern: count).multipliedReportingOverflow(by: UInt(bitPattern: size))
     if overflow {
+        countFailure(.reallocarray)
         buddy_errno_set(ENOMEM_)
         return nil
     }
@@ -292,9 +414,13 @@ public func buddy_reallocarray(_ pointer: UnsafeMutableRawPointer?, _ count: Int
 @_cdecl("buddy_posix_memalign")
 public func buddy_posix_memalign(_ result: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ alignment: Int, _ size: Int) -> Int32 {
     let a = UInt(bitPattern: alignment)
-    guard a != 0, a & (a - 1) == 0, a % UInt(MemoryLayout<UnsafeRawPointer>.size) == 0 else { return EINVAL_ }
+    guard a != 0, a & (a - 1) == 0, a % UInt(MemoryLayout<UnsafeRawPointer>.size) == 0 else {
+        countEntry(.posixMemalign)
+        countFailure(.posixMemalign)
+        return EINVAL_
+    }
     let saved = buddy_errno_get()
-    let block = alignedAllocate(UInt(bitPattern: size), alignment: a)
+    let block = alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .posixMemalign)
     buddy_errno_set(saved)
     guard let block else { return ENOMEM_ }
     result?.pointee = block
@@ -306,10 +432,12 @@ public func buddy_posix_memalign(_ result: UnsafeMutablePointer<UnsafeMutableRaw
 public func buddy_aligned_alloc(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     let a = UInt(bitPattern: alignment)
     guard a != 0, a & (a - 1) == 0 else {
+        countEntry(.alignedAlloc)
+        countFailure(.alignedAlloc)
         buddy_errno_set(EINVAL_)
         return nil
     }
-    return alignedAllocate(UInt(bitPattern: size), alignment: a)
+    return alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .alignedAlloc)
 }
 
 /// memalign, as glibc implements it: an alignment that is not a power of two is rounded up to
@@ -318,17 +446,19 @@ public func buddy_aligned_alloc(_ alignment: Int, _ size: Int) -> UnsafeMutableR
 public func buddy_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     var a = UInt(bitPattern: alignment)
     if a > UInt.max / 2 + 1 {
+        countEntry(.memalign)
+        countFailure(.memalign)
         buddy_errno_set(EINVAL_)
         return nil
     }
     if a & (a &- 1) != 0 { a = 1 << UInt(UInt.bitWidth - a.leadingZeroBitCount) }
-    return alignedAllocate(UInt(bitPattern: size), alignment: a)
+    return alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .memalign)
 }
 
 /// valloc: aligned to the page.
 @_cdecl("buddy_valloc")
 public func buddy_valloc(_ size: Int) -> UnsafeMutableRawPointer? {
-    alignedAllocate(UInt(bitPattern: size), alignment: UInt(buddy_os_page_size()))
+    alignedAllocate(UInt(bitPattern: size), alignment: UInt(buddy_os_page_size()), entry: .valloc)
 }
 
 /// pvalloc: aligned to the page, the size rounded up to whole pages (ENOMEM on overflow).
@@ -337,27 +467,31 @@ public func buddy_pvalloc(_ size: Int) -> UnsafeMutableRawPointer? {
     let page = UInt(buddy_os_page_size())
     let (padded, overflow) = UInt(bitPattern: size).addingReportingOverflow(page - 1)
     if overflow {
+        countEntry(.pvalloc)
+        countFailure(.pvalloc)
         buddy_errno_set(ENOMEM_)
         return nil
     }
     let rounded = max(padded & ~(page - 1), page)
-    return alignedAllocate(rounded, alignment: page)
+    return alignedAllocate(rounded, alignment: page, entry: .pvalloc)
 }
 
-private func alignedAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+private func alignedAllocate(_ size: UInt, alignment: UInt, entry: Entry) -> UnsafeMutableRawPointer? {
     let a = max(alignment, minimumAlignment)
     if buddy_thread_depth() != 0 {
+        ProcessPool.existing?.countReentrantCall()
         return a <= minimumAlignment ? __libc_malloc(Int(bitPattern: size)) : __libc_memalign(Int(bitPattern: a), Int(bitPattern: size))
     }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    return allocate(size, alignment: a)
+    return allocate(size, alignment: a, entry: entry, call: true)
 }
 
 /// malloc_usable_size: exactly the block's size (every byte of it is the caller's to write);
 /// 0 for NULL; glibc's answer for a pointer the system allocator owns.
 @_cdecl("buddy_malloc_usable_size")
 public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int {
+    countEntry(.mallocUsableSize)
     guard let pointer else { return 0 }
     guard isPoolPointer(pointer) else { return buddy_system_usable_size(pointer) }
     guard let pool = ProcessPool.existing else { return 0 }
@@ -372,4 +506,23 @@ public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
         reportBadPointer("malloc_usable_size()", pointer, outcome, strategy: pool.config.errorStrategy)
         return 0
     }
+}
+
+/// malloc_trim: this thread's cached blocks go back to the pool, then the pages of every free
+/// block of two pages or more, and every empty segment, go back to the OS (BuddyEngine.trim()).
+/// Returns 1 when memory was released, like glibc. `pad` is ignored (the pool keeps no top pad).
+@_cdecl("buddy_malloc_trim")
+public func buddy_malloc_trim(_ pad: Int) -> Int32 {
+    if buddy_thread_depth() != 0 { return 0 }
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    guard let pool = ProcessPool.existing else { return 0 }
+    if let cache = BuddyEngine.threadCounters() {
+        for order in 0..<cache.pointee.binCount { pool.flush(cache, order: order, keep: 0) }
+    }
+    let locked = pool.lock()
+    let released = pool.trim()
+    pool.unlock(locked)
+    pool.stampActivity()
+    return released > 0 ? 1 : 0
 }

@@ -44,5 +44,7 @@ func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ o
         line.append("; ignored, the pool is unchanged\n")
     }
     line.write(to: 2)
+    // The call stack that passed the pointer, on the following lines; kept for the report.
+    BadPointerLog.record(function, pointer, outcome)
     if aborting { buddy_os_abort() }
 }

@@ -4,6 +4,7 @@ import CBuddySupport
 /// shows it, and its meaning. The README's table is checked against this one by the tests.
 public enum Option: Int, CaseIterable, Sendable {
     case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, releaseDelay, threadSafety, onError, report
+    case reportFormat, reportSignal, reportInterval, profileSample, statsLatency
 
     public var variable: StaticString {
         switch self {
@@ -16,6 +17,11 @@ public enum Option: Int, CaseIterable, Sendable {
         case .threadSafety: return "BUDDY_THREAD_SAFETY"
         case .onError: return "BUDDY_ON_ERROR"
         case .report: return "BUDDY_REPORT"
+        case .reportFormat: return "BUDDY_REPORT_FORMAT"
+        case .reportSignal: return "BUDDY_REPORT_SIGNAL"
+        case .reportInterval: return "BUDDY_REPORT_INTERVAL"
+        case .profileSample: return "BUDDY_PROFILE_SAMPLE"
+        case .statsLatency: return "BUDDY_STATS_LATENCY"
         }
     }
 
@@ -30,6 +36,11 @@ public enum Option: Int, CaseIterable, Sendable {
         case .threadSafety: return "auto"
         case .onError: return "abort"
         case .report: return "(unset)"
+        case .reportFormat: return "text"
+        case .reportSignal: return "USR1"
+        case .reportInterval: return "0"
+        case .profileSample: return "0"
+        case .statsLatency: return "sampled"
         }
     }
 
@@ -44,6 +55,11 @@ public enum Option: Int, CaseIterable, Sendable {
         case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
         case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
         case .report: return "Write a report at exit: stderr, or a file path (%p becomes the pid)."
+        case .reportFormat: return "The report's format: text (tables for people) or json (the versioned format tools read)."
+        case .reportSignal: return "With BUDDY_REPORT: the signal that writes a report while the program runs (USR1, USR2, HUP, WINCH, a number), or none."
+        case .reportInterval: return "With BUDDY_REPORT: also write a report every this many seconds, from a background thread (0: never)."
+        case .profileSample: return "Allocation-site profile: one allocation sampled per this many bytes, its call stack kept while it lives (e.g. 1M; 0: off)."
+        case .statsLatency: return "Latency statistics: sampled (one call in 64 timed), exact (every call timed), or off."
         }
     }
 }
@@ -100,6 +116,7 @@ enum OptionReader {
             config = defaults
         }
         buddy_report_target_set(value(.report))
+        readReportSettings()
         return config
     }
 

@@ -1,15 +1,44 @@
 import CBuddySupport
 
 /// Calls of the C-semantics layer: per thread on the hot path, folded into totals when read or
-/// when the thread exits.
-public struct CallCounters: Equatable, Sendable {
-    public var allocations: UInt64 = 0
-    public var frees: UInt64 = 0
+/// when the thread exits (see Stats.swift for who counts what).
+public struct CallCounters {
+    /// Blocks handed to the program, and blocks it freed, per order (fast and slow paths).
+    var allocated = OrderCounts()
+    var freed = OrderCounts()
+    /// Bytes the program asked for in the allocations counted by `allocated`.
+    var requestedBytes: UInt64 = 0
+    /// Of the blocks in `allocated` and `freed`, those the slow paths handed out or released:
+    /// the rest are malloc and free calls served by the fast paths.
+    var slowAllocations: UInt64 = 0
+    var slowFrees: UInt64 = 0
+    /// Calls that took a slow path (or have no fast path), per entry point; failed calls.
+    var entries = EntryCounts()
+    var failures = EntryCounts()
+    /// Calls until the next instrumented one (a latency sample, the profile): the fast paths
+    /// count it down; 1 so that a new thread's first call sets it from the pool's settings.
+    var countdown: Int = 1
+    /// With the profile on, every call is instrumented; latency samples keep their own period.
+    var latencyCountdown: Int = 1
+    var latency = LatencyCounters()
+    /// Bytes until the next allocation-site sample (BUDDY_PROFILE_SAMPLE).
+    var profileCountdown: Int = 0
+
     public init() {}
 
+    /// Blocks handed to the program, and freed by it.
+    public var allocations: UInt64 { allocated.total }
+    public var frees: UInt64 { freed.total }
+
     mutating func add(_ other: CallCounters) {
-        allocations &+= other.allocations
-        frees &+= other.frees
+        allocated.add(other.allocated)
+        freed.add(other.freed)
+        requestedBytes &+= other.requestedBytes
+        slowAllocations &+= other.slowAllocations
+        slowFrees &+= other.slowFrees
+        entries.add(other.entries)
+        failures.add(other.failures)
+        latency.add(other.latency)
     }
 }
 
@@ -209,17 +238,10 @@ extension BuddyEngine {
     }
 
     /// All calls served so far: direct ones, retired caches', and live caches' (read racily).
+    /// (A pool without thread caches, a private pool, counts nothing here: see Stats+Snapshot.)
     public var calls: CallCounters {
-        // A pool without thread caches (a private pool) serves each call with one engine call.
-        if !state.pointee.cachesEnabled && state.pointee.caches == nil {
-            var direct = CallCounters()
-            direct.allocations = state.pointee.counters.allocations
-            direct.frees = state.pointee.counters.frees
-            return direct
-        }
         var total = state.pointee.retiredCacheCalls
-        total.allocations &+= buddy_atomic_load_u64_relaxed(&state.pointee.directCalls.allocations)
-        total.frees &+= buddy_atomic_load_u64_relaxed(&state.pointee.directCalls.frees)
+        total.add(state.pointee.directCalls)
         var cache = state.pointee.caches
         while let current = cache {
             total.add(current.pointee.calls)

@@ -24,6 +24,12 @@ FORWARD(void *pvalloc(size_t size), buddy_pvalloc)
 FORWARD(size_t malloc_usable_size(void *ptr), buddy_malloc_usable_size)
 FORWARD(void free_sized(void *ptr, size_t size), buddy_free_sized)
 FORWARD(void free_aligned_sized(void *ptr, size_t alignment, size_t size), buddy_free_aligned_sized)
+// glibc's introspection, answered from the pool's statistics (introspection.c).
+FORWARD(struct mallinfo2 mallinfo2(void), buddy_mallinfo2)
+FORWARD(struct mallinfo mallinfo(void), buddy_mallinfo)
+FORWARD(void malloc_stats(void), buddy_malloc_stats)
+FORWARD(int malloc_info(int options, FILE *fp), buddy_malloc_info)
+FORWARD(int malloc_trim(size_t pad), buddy_malloc_trim)
 
 // The exit report (BUDDY_REPORT), after the program's own destructors have run.
 __attribute__((destructor)) static void buddy_at_exit(void) { buddy_exit_report(); }

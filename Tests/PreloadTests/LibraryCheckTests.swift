@@ -14,6 +14,12 @@ private let expectedExports: Set<String> = [
     "buddy_malloc", "buddy_free", "buddy_calloc", "buddy_realloc", "buddy_reallocarray", "buddy_posix_memalign",
     "buddy_aligned_alloc", "buddy_memalign", "buddy_valloc", "buddy_pvalloc", "buddy_malloc_usable_size",
     "buddy_free_sized", "buddy_free_aligned_sized", "buddy_exit_report",
+    // glibc's introspection and the statistics API (include/buddy_stats.h).
+    "malloc_stats", "malloc_info", "mallinfo", "mallinfo2", "malloc_trim", "buddy_stats_get", "buddy_report_write",
+    // Private pools (include/buddy.h).
+    "buddy_pool_config_problem", "buddy_pool_create", "buddy_pool_destroy", "buddy_pool_alloc",
+    "buddy_pool_alloc_ex", "buddy_pool_free", "buddy_pool_reset", "buddy_pool_owns",
+    "buddy_pool_block_size", "buddy_pool_stats", "buddy_pool_report",
 ]
 
 private enum Libraries {

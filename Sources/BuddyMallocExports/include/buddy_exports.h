@@ -17,4 +17,20 @@ void *buddy_valloc(size_t size);
 void *buddy_pvalloc(size_t size);
 size_t buddy_malloc_usable_size(void *ptr);
 void buddy_exit_report(void);
+
+// glibc's introspection (introspection.c; malloc_trim in CSemantics.swift).
+#include <stdio.h>
+#include <malloc.h>
+struct mallinfo2 buddy_mallinfo2(void);
+struct mallinfo buddy_mallinfo(void);
+void buddy_malloc_stats(void);
+int buddy_malloc_info(int options, FILE *fp);
+int buddy_malloc_trim(size_t pad);
+
+// Statistics and reports (buddy_stats.h is the public API; these are the hooks' entry points in
+// ReportTriggers.swift).
+#include "buddy_stats.h"
+void buddy_report_prepare(void);
+void buddy_report_on_signal(void);
+void buddy_report_on_interval(_Bool interval);
 #endif

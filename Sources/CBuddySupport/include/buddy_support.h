@@ -139,4 +139,9 @@ const char *buddy_os_getenv(const char *name);
 /// The one failure path: writes a static message to stderr and aborts. Never returns.
 __attribute__((noreturn)) void buddy_os_abort(void);
 
+// Statistics and reports: clocks, residency, files, backtraces, the writers' flags. (Included
+// here so that every importer of this module sees it, and a build folder made before the file
+// existed rebuilds the module.)
+#include "buddy_report_support.h"
+
 #endif

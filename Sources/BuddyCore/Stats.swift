@@ -1,0 +1,431 @@
+import CBuddySupport
+
+// The statistics' storage: fixed-size counter tables (no Swift allocation anywhere), the
+// per-pool counters the engine and the C layer keep, and how the per-thread ones are updated.
+//
+// Who counts what (the README's "The report" defines each figure):
+//   - per thread (CallCounters, in the thread's cache; plain adds by its owner, folded into the
+//     pool when the thread exits, summed when read): blocks handed out and freed per order,
+//     requested bytes, calls that took a slow path per entry point, failures, latency samples;
+//   - threads without a cache use the pool's `directCalls` with atomic adds;
+//   - per pool (PoolStats, in PoolState): splits and coalesces per order (under the lock), the
+//     size histogram's corrections and the alignments (atomic), times, the sampling settings.
+// The malloc and free fast paths add to two per-thread counters each (the order's counter and
+// the sampling countdown; malloc also adds the requested bytes): see CSemantics.swift.
+
+/// One counter per order (orders 0...Geometry.orderLimit).
+struct OrderCounts {
+    static let count = 41
+    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    init() {}
+
+    @inline(__always) subscript(_ i: Int) -> UInt64 {
+        get { withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) } }
+        set { withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue, toByteOffset: i &* 8, as: UInt64.self) } }
+    }
+
+    /// Adds `n` (wrapping: a negative correction is `0 &- n`).
+    @inline(__always) mutating func add(_ i: Int, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            let slot = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i
+            slot.pointee &+= n
+        }
+    }
+
+    /// Adds `n` atomically (counters shared by threads without a cache).
+    @inline(__always) mutating func atomicAdd(_ i: Int, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            buddy_atomic_add_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i, n)
+        }
+    }
+
+    /// Reads slot `i` with an atomic load (another thread may be adding to it).
+    @inline(__always) mutating func atomicLoad(_ i: Int) -> UInt64 {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            buddy_atomic_load_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i)
+        }
+    }
+
+    mutating func add(_ other: OrderCounts) {
+        for i in 0..<OrderCounts.count { add(i, other[i]) }
+    }
+
+    var total: UInt64 {
+        var sum: UInt64 = 0
+        for i in 0..<OrderCounts.count { sum &+= self[i] }
+        return sum
+    }
+}
+
+/// One counter per C entry point (`Entry`; 13 used, room to grow).
+struct EntryCounts {
+    static let count = 16
+    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    init() {}
+
+    @inline(__always) subscript(_ i: Int) -> UInt64 {
+        get { withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) } }
+        set { withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue, toByteOffset: i &* 8, as: UInt64.self) } }
+    }
+
+    /// Adds `n` (wrapping: a negative correction is `0 &- n`).
+    @inline(__always) mutating func add(_ i: Int, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            let slot = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i
+            slot.pointee &+= n
+        }
+    }
+
+    /// Adds `n` atomically (counters shared by threads without a cache).
+    @inline(__always) mutating func atomicAdd(_ i: Int, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            buddy_atomic_add_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i, n)
+        }
+    }
+
+    /// Reads slot `i` with an atomic load (another thread may be adding to it).
+    @inline(__always) mutating func atomicLoad(_ i: Int) -> UInt64 {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            buddy_atomic_load_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i)
+        }
+    }
+
+    mutating func add(_ other: EntryCounts) {
+        for i in 0..<EntryCounts.count { add(i, other[i]) }
+    }
+
+    var total: UInt64 {
+        var sum: UInt64 = 0
+        for i in 0..<EntryCounts.count { sum &+= self[i] }
+        return sum
+    }
+}
+
+/// One counter per power of two: slot b counts values v with 2^(b-1) < v <= 2^b (slot 0: v <= 1).
+struct BucketCounts {
+    static let count = 64
+    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    init() {}
+
+    @inline(__always) subscript(_ i: Int) -> UInt64 {
+        get { withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) } }
+        set { withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue, toByteOffset: i &* 8, as: UInt64.self) } }
+    }
+
+    /// Adds `n` (wrapping: a negative correction is `0 &- n`).
+    @inline(__always) mutating func add(_ i: Int, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            let slot = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i
+            slot.pointee &+= n
+        }
+    }
+
+    /// Adds `n` atomically (counters shared by threads without a cache).
+    @inline(__always) mutating func atomicAdd(_ i: Int, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            buddy_atomic_add_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i, n)
+        }
+    }
+
+    /// Reads slot `i` with an atomic load (another thread may be adding to it).
+    @inline(__always) mutating func atomicLoad(_ i: Int) -> UInt64 {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            buddy_atomic_load_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i)
+        }
+    }
+
+    mutating func add(_ other: BucketCounts) {
+        for i in 0..<BucketCounts.count { add(i, other[i]) }
+    }
+
+    var total: UInt64 {
+        var sum: UInt64 = 0
+        for i in 0..<BucketCounts.count { sum &+= self[i] }
+        return sum
+    }
+}
+
+/// The C entry points, in the order of `enum buddy_entry_point` (buddy_stats.h).
+enum Entry: Int {
+    case malloc, calloc, realloc, reallocarray, free, posixMemalign, alignedAlloc, memalign, valloc, pvalloc
+    case mallocUsableSize, freeSized, freeAlignedSized
+
+    static let count = 13
+
+    /// The name in reports (the C function's). Not inlined: inside a loop, the optimizer hoists
+    /// its jump table's base out of sight of tools/check-malloc-path.py's jump-table recognizer.
+    var name: StaticString {
+        @inline(never) get { entryName(self) }
+    }
+}
+
+@inline(never) private func entryName(_ entry: Entry) -> StaticString {
+    switch entry {
+    case .malloc: return "malloc"
+    case .calloc: return "calloc"
+    case .realloc: return "realloc"
+    case .reallocarray: return "reallocarray"
+    case .free: return "free"
+    case .posixMemalign: return "posix_memalign"
+    case .alignedAlloc: return "aligned_alloc"
+    case .memalign: return "memalign"
+    case .valloc: return "valloc"
+    case .pvalloc: return "pvalloc"
+    case .mallocUsableSize: return "malloc_usable_size"
+    case .freeSized: return "free_sized"
+    case .freeAlignedSized: return "free_aligned_sized"
+    }
+}
+
+extension Entry {
+
+    /// Whether the caller chose the alignment (the alignment histogram counts these).
+    var aligned: Bool {
+        switch self {
+        case .posixMemalign, .alignedAlloc, .memalign, .valloc, .pvalloc: return true
+        default: return false
+        }
+    }
+
+    /// Whether the entry point allocates (and so can fail).
+    var allocates: Bool {
+        switch self {
+        case .free, .mallocUsableSize, .freeSized, .freeAlignedSized: return false
+        default: return true
+        }
+    }
+}
+
+/// Latency samples of one thread (or the sum of several): CLOCK_MONOTONIC around whole calls.
+struct LatencyCounters {
+    var allocSamples: UInt64 = 0
+    var allocTotalNs: UInt64 = 0
+    var allocMaxNs: UInt64 = 0
+    var freeSamples: UInt64 = 0
+    var freeTotalNs: UInt64 = 0
+    var freeMaxNs: UInt64 = 0
+
+    init() {}
+
+    mutating func add(_ other: LatencyCounters) {
+        allocSamples &+= other.allocSamples
+        allocTotalNs &+= other.allocTotalNs
+        allocMaxNs = max(allocMaxNs, other.allocMaxNs)
+        freeSamples &+= other.freeSamples
+        freeTotalNs &+= other.freeTotalNs
+        freeMaxNs = max(freeMaxNs, other.freeMaxNs)
+    }
+
+    @inline(__always) mutating func record(allocation: Bool, _ ns: UInt64) {
+        if allocation {
+            allocSamples &+= 1
+            allocTotalNs &+= ns
+            if ns > allocMaxNs { allocMaxNs = ns }
+        } else {
+            freeSamples &+= 1
+            freeTotalNs &+= ns
+            if ns > freeMaxNs { freeMaxNs = ns }
+        }
+    }
+}
+
+/// A pool's own statistics, beside its engine counters (PoolCounters). Splits and coalesces are
+/// counted by the engine under the lock; the rest atomically by the C layer.
+struct PoolStats {
+    /// Blocks of each order split into two of the order below; pairs of free buddies of each
+    /// order merged into one of the order above.
+    var splits = OrderCounts()
+    var coalesces = OrderCounts()
+    /// Live blocks moved between orders by in-place reallocs (+1 at the new order, -1 at the
+    /// old one, wrapping): live[k] = allocated[k] - freed[k] + resizeDelta[k].
+    var resizeDelta = OrderCounts()
+    /// Corrections of the size histogram, which is derived from the blocks handed out per order:
+    /// an over-aligned request moves its count from its block's bucket to its size's; a request
+    /// served by the system allocator adds one (wrapping, atomic).
+    var sizeDelta = BucketCounts()
+    /// Explicit alignments asked for (posix_memalign, aligned_alloc, memalign, valloc, pvalloc).
+    var alignments = BucketCounts()
+    /// Calls made from inside the allocator (libc, the runtime, a signal handler): glibc served them.
+    var reentrantCalls: UInt64 = 0
+    /// Creation time, wall clock and monotonic (ns), and the last activity (monotonic ns).
+    var createdNs: UInt64
+    var createdMonotonicNs: UInt64
+    var lastActivityMonotonicNs: UInt64
+    /// The most live allocations seen at a snapshot.
+    var peakLiveAllocations: UInt64 = 0
+    /// A thread's countdown restarts at this many calls: 1 when every call is instrumented
+    /// (exact latency, or the allocation-site profile), the latency period when sampling.
+    var instrumentPeriod: Int
+    /// Latency: off, sampled or exact (enum buddy_latency_mode), and one call in `latencyPeriod`.
+    var latencyMode: Int32
+    var latencyPeriod: Int
+    /// The allocation-site profile's sampling period in bytes (0: off).
+    var profileSampleBytes: UInt64
+
+    /// A new pool's statistics, with the sampling settings the options asked for.
+    init() {
+        createdNs = buddy_os_realtime_ns()
+        createdMonotonicNs = buddy_os_precise_ns()
+        lastActivityMonotonicNs = createdMonotonicNs
+        let settings = buddy_report_settings_get()!
+        latencyMode = settings.pointee.latency_mode
+        latencyPeriod = max(1, Int(settings.pointee.latency_period))
+        profileSampleBytes = settings.pointee.profile_sample
+        if profileSampleBytes != 0 || latencyMode == Int32(BUDDY_LATENCY_EXACT.rawValue) {
+            instrumentPeriod = 1
+        } else if latencyMode == Int32(BUDDY_LATENCY_SAMPLED.rawValue) {
+            instrumentPeriod = latencyPeriod
+        } else {
+            instrumentPeriod = Int.max
+        }
+    }
+}
+
+/// A power-of-two bucket: the smallest b with value <= 2^b.
+@inline(__always) func bucket(of value: UInt) -> Int {
+    value <= 1 ? 0 : UInt.bitWidth &- (value &- 1).leadingZeroBitCount
+}
+
+// MARK: - Counting from the C layer
+
+extension BuddyEngine {
+    /// The calling thread's counters when it has a cache (plain adds), else nil (the caller
+    /// uses the pool's direct counters, atomically).
+    @inline(__always) static func threadCounters() -> UnsafeMutablePointer<ThreadCache>? {
+        let raw = UInt(bitPattern: buddy_thread_cache())
+        return raw > 1 ? UnsafeMutablePointer<ThreadCache>(bitPattern: raw) : nil
+    }
+
+    /// A call of `entry` that took a slow path (or has none).
+    @inline(__always) func countCall(_ entry: Entry) {
+        if let cache = BuddyEngine.threadCounters() {
+            cache.pointee.calls.entries.add(entry.rawValue)
+        } else {
+            state.pointee.directCalls.entries.atomicAdd(entry.rawValue)
+        }
+    }
+
+    /// A call of `entry` that failed (NULL, ENOMEM or EINVAL).
+    @inline(never) func countFailure(_ entry: Entry) {
+        if let cache = BuddyEngine.threadCounters() {
+            cache.pointee.calls.failures.add(entry.rawValue)
+        } else {
+            state.pointee.directCalls.failures.atomicAdd(entry.rawValue)
+        }
+    }
+
+    /// A block of `order` handed to the program by a slow path, for a request of `size` bytes
+    /// aligned to `alignment`. (malloc's blocks are profiled by its instrumented path; the other
+    /// entry points' here.)
+    @inline(__always) func countSlowAllocation(order: Int, size: UInt, alignment: UInt, block: UnsafeMutableRawPointer, entry: Entry) {
+        if let cache = BuddyEngine.threadCounters() {
+            cache.pointee.calls.allocated.add(order)
+            cache.pointee.calls.slowAllocations &+= 1
+            cache.pointee.calls.requestedBytes &+= UInt64(size)
+            if case .malloc = entry {} else if state.pointee.stats.profileSampleBytes != 0 {
+                AllocationProfile.allocated(block, size: size, cache: cache)
+            }
+        } else {
+            state.pointee.directCalls.allocated.atomicAdd(order)
+            buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.slowAllocations, 1)
+            buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.requestedBytes, UInt64(size))
+        }
+        if alignment > 16 { correctSizeHistogram(order: order, size: size) }
+    }
+
+    /// An over-aligned request's block may be larger than its size needs: the size histogram
+    /// counts the block's order, so move this request to its size's bucket.
+    @inline(never) func correctSizeHistogram(order: Int, size: UInt) {
+        let shift = geometry.minShift
+        let sizeBucket = max(bucket(of: size), shift)
+        let blockBucket = shift &+ order
+        if sizeBucket != blockBucket {
+            state.pointee.stats.sizeDelta.atomicAdd(sizeBucket)
+            state.pointee.stats.sizeDelta.atomicAdd(blockBucket, 0 &- 1)
+        }
+    }
+
+    /// An explicit alignment asked for (posix_memalign, aligned_alloc, memalign, valloc, pvalloc).
+    @inline(never) func countAlignment(_ alignment: UInt) {
+        state.pointee.stats.alignments.atomicAdd(bucket(of: alignment))
+    }
+
+    /// A request handed to the system allocator (larger than the maximum block).
+    @inline(never) func countSystemRequest(_ size: UInt) {
+        buddy_atomic_add_u64_relaxed(&state.pointee.counters.systemCalls, 1)
+        buddy_atomic_add_u64_relaxed(&state.pointee.counters.systemBytes, UInt64(size))
+        state.pointee.stats.sizeDelta.atomicAdd(max(bucket(of: size), geometry.minShift))
+    }
+
+    /// A block of `order` the program freed, released by a slow path.
+    @inline(__always) func countSlowFree(order: Int) {
+        if let cache = BuddyEngine.threadCounters() {
+            cache.pointee.calls.freed.add(order)
+            cache.pointee.calls.slowFrees &+= 1
+        } else {
+            state.pointee.directCalls.freed.atomicAdd(order)
+            buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.slowFrees, 1)
+        }
+        stampActivity()
+    }
+
+    /// A call made from inside the allocator, served by glibc.
+    @inline(never) func countReentrantCall() {
+        buddy_atomic_add_u64_relaxed(&state.pointee.stats.reentrantCalls, 1)
+    }
+
+    /// An in-place realloc moved a live block from `old` to `new` (the caller holds the lock).
+    @inline(__always) func countResize(from old: Int, to new: Int) {
+        if old == new { return }
+        state.pointee.stats.resizeDelta.add(new)
+        state.pointee.stats.resizeDelta.add(old, 0 &- 1)
+    }
+
+    /// The pool was used now (coarse clock: a store, no system call). Racy by design.
+    @inline(__always) func stampActivity() {
+        state.pointee.stats.lastActivityMonotonicNs = buddy_os_monotonic_ns()
+    }
+}
+
+// MARK: - Instrumented calls (latency samples, the allocation-site profile)
+
+extension UnsafeMutablePointer where Pointee == ThreadCache {
+    /// An instrumented call begins: restarts the thread's countdown and says whether to time it.
+    /// (Every call is instrumented when the profile is on; latency then keeps its own period.)
+    @inline(__always) func beginInstrumentedCall() -> Bool {
+        let pool = pointee.pool
+        let period = pool.pointee.stats.instrumentPeriod
+        pointee.calls.countdown = period
+        switch pool.pointee.stats.latencyMode {
+        case Int32(BUDDY_LATENCY_EXACT.rawValue): return true
+        case Int32(BUDDY_LATENCY_SAMPLED.rawValue):
+            let latencyPeriod = pool.pointee.stats.latencyPeriod
+            if period == latencyPeriod { return true }
+            pointee.calls.latencyCountdown &-= 1
+            if pointee.calls.latencyCountdown > 0 { return false }
+            pointee.calls.latencyCountdown = latencyPeriod
+            return true
+        default: return false
+        }
+    }
+
+    /// Records a timed call that started at `start` (CLOCK_MONOTONIC ns).
+    @inline(__always) func recordLatency(allocation: Bool, since start: UInt64) {
+        let end = buddy_os_precise_ns()
+        pointee.calls.latency.record(allocation: allocation, end &- start)
+        pointee.pool.pointee.stats.lastActivityMonotonicNs = end
+    }
+}

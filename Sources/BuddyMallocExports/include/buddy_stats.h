@@ -1,0 +1,120 @@
+// buddy_stats.h: the statistics and report API of libBuddyMalloc.so, for programs that link or
+// preload it and want the figures themselves (self-contained: copy it next to your program).
+//
+//   struct buddy_stats s = { .size = sizeof s };
+//   if (buddy_stats_get(&s) == 0) printf("%llu bytes in use\n", (unsigned long long)s.used);
+//   buddy_report_write(2, BUDDY_REPORT_JSON);      // the report, as BUDDY_REPORT writes it
+//
+// Both functions are safe to call from any thread, never allocate, and do not take the pool lock
+// longer than a snapshot takes. Resolve them with dlsym(RTLD_DEFAULT, "buddy_stats_get") when the
+// library may be absent. The README ("The report") defines every figure.
+#ifndef BUDDY_STATS_H
+#define BUDDY_STATS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// The layout version buddy_stats_get writes. Fields are only ever appended: a program built
+/// against an older header passes its smaller `size` and gets the fields it knows.
+#define BUDDY_STATS_VERSION 1
+/// Orders a pool can have (0 ... 40: the minimum block to 2^40 times it).
+#define BUDDY_STATS_MAX_ORDERS 41
+/// Power-of-two buckets: bucket b counts the values v with 2^(b-1) < v <= 2^b (bucket 0: v <= 1).
+#define BUDDY_STATS_BUCKETS 64
+
+/// The allocator's entry points, in the order of `calls` and `failures`.
+enum buddy_entry_point {
+    BUDDY_CALL_MALLOC, BUDDY_CALL_CALLOC, BUDDY_CALL_REALLOC, BUDDY_CALL_REALLOCARRAY, BUDDY_CALL_FREE,
+    BUDDY_CALL_POSIX_MEMALIGN, BUDDY_CALL_ALIGNED_ALLOC, BUDDY_CALL_MEMALIGN, BUDDY_CALL_VALLOC,
+    BUDDY_CALL_PVALLOC, BUDDY_CALL_MALLOC_USABLE_SIZE, BUDDY_CALL_FREE_SIZED, BUDDY_CALL_FREE_ALIGNED_SIZED,
+    BUDDY_CALL_COUNT
+};
+
+enum buddy_health { BUDDY_HEALTHY = 0, BUDDY_WARNING = 1, BUDDY_CRITICAL = 2 };
+enum buddy_latency_mode { BUDDY_LATENCY_OFF = 0, BUDDY_LATENCY_SAMPLED = 1, BUDDY_LATENCY_EXACT = 2 };
+enum buddy_report_format { BUDDY_REPORT_TEXT = 0, BUDDY_REPORT_JSON = 1 };
+
+/// One order's blocks (block_size = min_block << order).
+struct buddy_order_stats {
+    uint64_t block_size;
+    uint64_t live;          ///< blocks the program holds
+    uint64_t free;          ///< blocks on the free areas (a segment's untouched tail counts as top-order blocks)
+    uint64_t cached;        ///< blocks in thread caches (free to the program, not yet coalesced)
+    uint64_t allocations;   ///< blocks of this order handed to the program so far
+    uint64_t splits;        ///< blocks of this order split into two of the order below
+    uint64_t coalesces;     ///< pairs of free buddies of this order merged into one of the order above
+    uint64_t frees;         ///< blocks of this order the program freed so far
+};
+
+struct buddy_stats {
+    uint32_t version;       ///< BUDDY_STATS_VERSION of what was written
+    uint32_t size;          ///< in: sizeof the caller's struct (0: this header's); out: bytes written
+
+    // Time: seconds since the epoch (CLOCK_REALTIME); uptime = now - created.
+    double created, now, uptime, last_activity;
+
+    // Configuration (the BUDDY_* options in effect).
+    uint64_t min_block, max_block, initial_size, max_pool_size;
+    double growth_factor;
+    uint32_t thread_safety; ///< 0 auto, 1 always, 2 off
+    uint32_t on_error;      ///< 0 abort, 1 log
+
+    // Memory, in bytes. reserved = used + cached + free.
+    uint64_t reserved;      ///< in segments (mapped)
+    uint64_t resident;      ///< of those, in RAM (mincore); 0 when unknown
+    uint64_t used;          ///< in blocks the program holds (the pool's allocated blocks minus thread caches)
+    uint64_t cached;        ///< in thread caches (their blocks and their descriptors)
+    uint64_t free;          ///< in free blocks and segments' untouched tails
+    uint64_t metadata;      ///< outside the segments: order maps, the pool's state (not in reserved)
+    uint64_t requested;     ///< asked for by the program, live: an estimate (used x requested_total / allocated_total)
+    uint64_t requested_total;   ///< asked for, by every pool allocation so far
+    uint64_t allocated_total;   ///< block bytes that served those requests
+    uint64_t largest_free_block;
+    uint64_t peak_used;     ///< the most bytes the pool had allocated at once (thread caches included)
+    uint64_t live_allocations;
+    uint64_t peak_live_allocations; ///< the most seen at a snapshot (reports, buddy_stats_get, mallinfo): a lower bound
+    double usage;                   ///< used / reserved
+    double internal_fragmentation;  ///< 1 - requested_total / allocated_total
+    double external_fragmentation;  ///< 1 - largest_free_block / min(free, max_block); 0 when free is 0
+
+    // Calls by entry point, and those that failed (NULL, ENOMEM or EINVAL).
+    uint64_t calls[BUDDY_CALL_COUNT];
+    uint64_t failures[BUDDY_CALL_COUNT];
+    uint64_t invalid_pointers, double_frees;
+    uint64_t system_calls;      ///< requests handed to glibc: larger than the maximum block
+    uint64_t system_bytes;
+    uint64_t reentrant_calls;   ///< calls made from inside the allocator (libc, signal handlers), served by glibc
+    uint64_t segments, segments_added, segments_released;
+    uint64_t released_bytes;    ///< given back to the OS (madvise, munmap) so far
+    uint64_t realloc_in_place;
+
+    uint32_t order_count;       ///< orders of this pool: max_order + 1
+    uint32_t health;            ///< enum buddy_health
+    struct buddy_order_stats orders[BUDDY_STATS_MAX_ORDERS];
+    uint64_t sizes[BUDDY_STATS_BUCKETS];       ///< requested sizes (bucket of min_block and below first)
+    uint64_t alignments[BUDDY_STATS_BUCKETS];  ///< explicit alignments (2^b) asked for
+
+    // Latency of the allocator's calls, timed with CLOCK_MONOTONIC around a call.
+    uint32_t latency_mode;      ///< enum buddy_latency_mode
+    uint32_t latency_period;    ///< sampled: one call in this many is timed
+    uint64_t alloc_samples, alloc_total_ns, alloc_max_ns;
+    uint64_t free_samples, free_total_ns, free_max_ns;
+};
+
+/// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means
+/// sizeof(struct buddy_stats) of this header). Returns 0, or -1 when stats is NULL or its size
+/// is below 8, or when the pool does not exist (the system allocator serves the process).
+int buddy_stats_get(struct buddy_stats *stats);
+
+/// Writes the report (BUDDY_REPORT_TEXT or BUDDY_REPORT_JSON) to `fd`, with reason "api".
+/// Returns 0, or -1 for a bad format or when the pool does not exist.
+int buddy_report_write(int fd, int format);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,121 @@
+// C support for statistics and reports (Report.swift, Stats*.swift, ReportTriggers.swift):
+// clocks, residency, files, the report writers' coordination flags, and backtraces. Every
+// function here is allocation-free and async-signal-safe unless its comment says otherwise.
+#ifndef BUDDY_REPORT_SUPPORT_H
+#define BUDDY_REPORT_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+// The public statistics layout has one definition, in the library's public header.
+#include "../../BuddyMallocExports/include/buddy_stats.h"
+
+// MARK: - Clocks (vDSO: no system call)
+/// Wall-clock time in nanoseconds since the epoch (CLOCK_REALTIME).
+uint64_t buddy_os_realtime_ns(void);
+/// A precise monotonic clock in nanoseconds (CLOCK_MONOTONIC), for latency samples.
+uint64_t buddy_os_precise_ns(void);
+
+// MARK: - Memory
+/// Bytes of [base, base + size) resident in RAM (mincore, in chunks from a stack vector);
+/// 0 for memory that is not mapped. Preserves errno.
+uint64_t buddy_os_resident_bytes(const void *base, size_t size);
+
+// MARK: - Process and files
+/// Copies the process's name (/proc/self/comm, without its newline) into `out`, NUL-terminated;
+/// returns its length (0 when unknown). Preserves errno.
+size_t buddy_os_program_name(char *out, size_t capacity);
+/// Renames a finished report file into place (atomic for readers). 0 on success. Preserves errno.
+int buddy_os_rename(const char *from, const char *to);
+/// Removes a file (a report that could not be finished). Preserves errno.
+void buddy_os_unlink(const char *path);
+/// Sleeps for `ns` nanoseconds (nanosleep). Preserves errno.
+void buddy_os_nap(uint64_t ns);
+
+// MARK: - Report settings (read with the other options at the first call; see Options.swift)
+typedef struct buddy_report_settings {
+    int32_t format;            ///< enum buddy_report_format
+    int32_t signal;            ///< the signal that asks for a report; 0: none
+    uint64_t interval_ns;      ///< periodic reports; 0: none
+    uint64_t profile_sample;   ///< allocation-site profile: one sample per this many bytes; 0: off
+    int32_t latency_mode;      ///< enum buddy_latency_mode
+    int32_t latency_period;    ///< sampled mode: one call in this many is timed
+} buddy_report_settings;
+
+extern buddy_report_settings buddy_report_config;
+static inline buddy_report_settings *buddy_report_settings_get(void) { return &buddy_report_config; }
+
+// MARK: - Report writers' coordination (atomics, so a signal handler may use them)
+/// Takes the writer's flag (one report at a time: they share the sequence number and the file
+/// names); 1 when taken, 0 when another writer holds it.
+int buddy_report_try_begin(void);
+void buddy_report_end(void);
+/// Reports asked for (by the signal) but not written yet.
+uint32_t buddy_report_pending(void);
+void buddy_report_add_pending(void);
+/// Takes every pending request at once; returns how many there were.
+uint32_t buddy_report_take_pending(void);
+/// The number of the next report this process writes: 0, 1, 2...
+uint64_t buddy_report_next_sequence(void);
+/// Set by the exit report: the interval thread stops.
+int buddy_report_is_shutting_down(void);
+void buddy_report_set_shutting_down(void);
+/// In a forked child: nobody is writing, nothing is pending, the numbering restarts.
+void buddy_report_reset_after_fork(void);
+
+// MARK: - Locks a snapshot may take without waiting
+/// pthread_mutex_trylock: 1 when taken. Never blocks (a signal handler may call it).
+static inline int buddy_try_lock(pthread_mutex_t *m) { return pthread_mutex_trylock(m) == 0; }
+
+// MARK: - More atomics (every access names its ordering)
+static inline void buddy_atomic_max_u64_relaxed(uint64_t *p, uint64_t v) {
+    uint64_t seen = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v > seen && !__atomic_compare_exchange_n(p, &seen, v, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+}
+static inline void buddy_atomic_store_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t buddy_atomic_load_u64_acquire(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+static inline void buddy_atomic_store_u64_release(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+static inline uint64_t buddy_atomic_fetch_add_u64_relaxed(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline int buddy_atomic_exchange_int_acquire(int *p, int v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQUIRE); }
+static inline void buddy_atomic_store_int_release(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+
+// MARK: - Tables in mapped memory, created on first use and never unmapped
+/// The bad-pointer log and the allocation-site profile (Stats+BadPointers.swift,
+/// Stats+Profile.swift): NULL until published; publishing is a compare-and-swap, so two threads
+/// that map one at once agree on the winner (the loser unmaps its own).
+extern void *buddy_bad_pointer_log;
+extern void *buddy_profile_table;
+static inline void *buddy_bad_pointer_log_get(void) { return __atomic_load_n(&buddy_bad_pointer_log, __ATOMIC_ACQUIRE); }
+static inline int buddy_bad_pointer_log_publish(void *p) {
+    void *expected = NULL;
+    return __atomic_compare_exchange_n(&buddy_bad_pointer_log, &expected, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+static inline void *buddy_profile_table_get(void) { return __atomic_load_n(&buddy_profile_table, __ATOMIC_ACQUIRE); }
+static inline int buddy_profile_table_publish(void *p) {
+    void *expected = NULL;
+    return __atomic_compare_exchange_n(&buddy_profile_table, &expected, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+/// A spin lock on a word of mapped memory (the profile's stripes): never held across a call
+/// that could allocate or wait.
+static inline void buddy_spin_lock(uint32_t *word) {
+    while (__atomic_exchange_n(word, 1, __ATOMIC_ACQUIRE) != 0) {
+        while (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) __builtin_ia32_pause();
+    }
+}
+static inline void buddy_spin_unlock(uint32_t *word) { __atomic_store_n(word, 0, __ATOMIC_RELEASE); }
+
+// MARK: - Backtraces (bad pointers, the allocation-site profile)
+/// Fills `frames` with up to `max` return addresses of the calling thread, innermost first,
+/// skipping the frames inside this library; returns how many. Uses libunwind's unw_backtrace
+/// (libunwind.so.8, dlopen'ed RTLD_LOCAL on first use so that its _Unwind_* names never
+/// interpose on the host's C++ runtime), else glibc's backtrace(). NOT async-signal-safe (the
+/// first call loads a library); call it with the allocator's depth raised, so that whatever it
+/// allocates goes to glibc. libunwind's unw_backtrace itself allocates nothing (see the README).
+int buddy_backtrace(void **frames, int max);
+/// Writes "symbol+0xoffset (object path)" for a code address (or "object+0xoffset" without a
+/// symbol) into `out`, NUL-terminated, at most `capacity` bytes; returns its length. dladdr
+/// (takes the loader's lock: never call it with a pool lock or report flag held).
+size_t buddy_symbolize(const void *address, char *out, size_t capacity);
+
+#endif

@@ -1,0 +1,221 @@
+// Definitions behind buddy_report_support.h. Nothing here allocates; everything but the
+// backtrace and symbolization functions is async-signal-safe (system calls and atomics only).
+#define _GNU_SOURCE
+#include "buddy_report_support.h"
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <stdio.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+buddy_report_settings buddy_report_config = {
+    .format = BUDDY_REPORT_TEXT, .signal = 0, .interval_ns = 0, .profile_sample = 0,
+    .latency_mode = BUDDY_LATENCY_SAMPLED, .latency_period = 64,
+};
+
+void *buddy_bad_pointer_log;
+void *buddy_profile_table;
+
+// MARK: - Clocks
+
+uint64_t buddy_os_realtime_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+uint64_t buddy_os_precise_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+// MARK: - Memory
+
+uint64_t buddy_os_resident_bytes(const void *base, size_t size) {
+    int saved = errno;
+    size_t page = (size_t)getpagesize();
+    unsigned char vector[4096];
+    uint64_t resident = 0;
+    uintptr_t start = (uintptr_t)base & ~(uintptr_t)(page - 1);
+    uintptr_t end = (uintptr_t)base + size;
+    while (start < end) {
+        size_t pages = (end - start + page - 1) / page;
+        if (pages > sizeof vector) pages = sizeof vector;
+        if (mincore((void *)start, pages * page, vector) != 0) break;
+        for (size_t i = 0; i < pages; i++) resident += (vector[i] & 1) ? page : 0;
+        start += pages * page;
+    }
+    errno = saved;
+    return resident;
+}
+
+// MARK: - Process and files
+
+size_t buddy_os_program_name(char *out, size_t capacity) {
+    if (capacity == 0) return 0;
+    out[0] = 0;
+    int saved = errno;
+    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    size_t length = 0;
+    if (fd >= 0) {
+        ssize_t n = read(fd, out, capacity - 1);
+        if (n > 0) length = (size_t)n;
+        close(fd);
+    }
+    while (length > 0 && (out[length - 1] == '\n' || out[length - 1] == 0)) length--;
+    out[length] = 0;
+    errno = saved;
+    return length;
+}
+
+int buddy_os_rename(const char *from, const char *to) {
+    int saved = errno;
+    int result = rename(from, to);
+    errno = saved;
+    return result;
+}
+
+void buddy_os_unlink(const char *path) {
+    int saved = errno;
+    unlink(path);
+    errno = saved;
+}
+
+void buddy_os_nap(uint64_t ns) {
+    int saved = errno;
+    struct timespec t = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
+    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
+    errno = saved;
+}
+
+// MARK: - Report writers' coordination
+
+static int writer_busy;
+static uint32_t pending_reports;
+static uint64_t report_sequence;
+static int shutting_down;
+
+int buddy_report_try_begin(void) { return __atomic_exchange_n(&writer_busy, 1, __ATOMIC_ACQUIRE) == 0; }
+void buddy_report_end(void) { __atomic_store_n(&writer_busy, 0, __ATOMIC_RELEASE); }
+uint32_t buddy_report_pending(void) { return __atomic_load_n(&pending_reports, __ATOMIC_RELAXED); }
+void buddy_report_add_pending(void) { __atomic_fetch_add(&pending_reports, 1, __ATOMIC_RELAXED); }
+uint32_t buddy_report_take_pending(void) { return __atomic_exchange_n(&pending_reports, 0, __ATOMIC_ACQUIRE); }
+uint64_t buddy_report_next_sequence(void) { return __atomic_fetch_add(&report_sequence, 1, __ATOMIC_RELAXED); }
+int buddy_report_is_shutting_down(void) { return __atomic_load_n(&shutting_down, __ATOMIC_ACQUIRE); }
+void buddy_report_set_shutting_down(void) { __atomic_store_n(&shutting_down, 1, __ATOMIC_RELEASE); }
+
+void buddy_report_reset_after_fork(void) {
+    writer_busy = 0;
+    pending_reports = 0;
+    report_sequence = 0;
+}
+
+// MARK: - Backtraces
+
+typedef int (*unw_backtrace_fn)(void **buffer, int size);
+typedef int (*glibc_backtrace_fn)(void **buffer, int size);
+static unw_backtrace_fn unwind_backtrace;   // NULL until loaded
+static int unwind_state;                    // 0 not tried, 1 libunwind, 2 glibc's backtrace
+
+static void load_unwinder(void) {
+    // RTLD_LOCAL: libunwind.so.8 also defines _Unwind_RaiseException and friends; in the global
+    // scope they would take the place of libgcc_s's for the host's C++ exceptions.
+    void *handle = dlopen("libunwind.so.8", RTLD_LAZY | RTLD_LOCAL);
+    unw_backtrace_fn fn = handle ? (unw_backtrace_fn)dlsym(handle, "unw_backtrace") : NULL;
+    if (fn != NULL) {
+        __atomic_store_n(&unwind_backtrace, fn, __ATOMIC_RELEASE);
+        __atomic_store_n(&unwind_state, 1, __ATOMIC_RELEASE);
+    } else {
+        __atomic_store_n(&unwind_state, 2, __ATOMIC_RELEASE);
+    }
+}
+
+/// The object (library or executable) this code was loaded from: frames inside it are the
+/// allocator's own and are skipped.
+static void *own_object_base(void) {
+    static void *base;
+    void *b = __atomic_load_n(&base, __ATOMIC_ACQUIRE);
+    if (b == NULL) {
+        Dl_info info;
+        if (dladdr((void *)&own_object_base, &info) != 0) b = info.dli_fbase;
+        __atomic_store_n(&base, b, __ATOMIC_RELEASE);
+    }
+    return b;
+}
+
+int buddy_backtrace(void **frames, int max) {
+    if (max <= 0) return 0;
+    int saved = errno;
+    if (__atomic_load_n(&unwind_state, __ATOMIC_ACQUIRE) == 0) load_unwinder();
+    void *raw[96];
+    int n;
+    unw_backtrace_fn fn = __atomic_load_n(&unwind_backtrace, __ATOMIC_ACQUIRE);
+    if (fn != NULL) n = fn(raw, (int)(sizeof raw / sizeof raw[0]));
+    else n = backtrace(raw, (int)(sizeof raw / sizeof raw[0]));
+    // Skip the leading frames inside this object (the allocator itself, the unwinder's caller).
+    void *own = own_object_base();
+    int first = 0;
+    while (first < n) {
+        Dl_info info;
+        if (own == NULL || dladdr(raw[first], &info) == 0 || info.dli_fbase != own) break;
+        first++;
+    }
+    if (first == n) first = 0;  // a stack entirely inside this object (a test binary): keep it
+    int count = 0;
+    for (int i = first; i < n && count < max; i++) frames[count++] = raw[i];
+    errno = saved;
+    return count;
+}
+
+static size_t append(char *out, size_t capacity, size_t at, const char *text) {
+    while (*text && at + 1 < capacity) out[at++] = *text++;
+    out[at < capacity ? at : capacity - 1] = 0;
+    return at;
+}
+
+static size_t append_hex(char *out, size_t capacity, size_t at, uintptr_t value) {
+    char digits[2 + 2 * sizeof value + 1];
+    int n = 0;
+    char reversed[2 * sizeof value];
+    do { reversed[n++] = "0123456789abcdef"[value & 15]; value >>= 4; } while (value != 0);
+    int k = 0;
+    digits[k++] = '0';
+    digits[k++] = 'x';
+    while (n > 0) digits[k++] = reversed[--n];
+    digits[k] = 0;
+    return append(out, capacity, at, digits);
+}
+
+size_t buddy_symbolize(const void *address, char *out, size_t capacity) {
+    if (capacity == 0) return 0;
+    out[0] = 0;
+    int saved = errno;
+    Dl_info info;
+    size_t at = 0;
+    // A return address points after its call: look up the byte before, so that a call at the
+    // very end of a function is not attributed to the next one.
+    uintptr_t lookup = (uintptr_t)address > 0 ? (uintptr_t)address - 1 : 0;
+    if (dladdr((void *)lookup, &info) != 0 && info.dli_fname != NULL) {
+        if (info.dli_sname != NULL && info.dli_saddr != NULL) {
+            at = append(out, capacity, at, info.dli_sname);
+            at = append(out, capacity, at, "+");
+            at = append_hex(out, capacity, at, (uintptr_t)address - (uintptr_t)info.dli_saddr);
+            at = append(out, capacity, at, " (");
+            at = append(out, capacity, at, info.dli_fname[0] ? info.dli_fname : "?");
+            at = append(out, capacity, at, ")");
+        } else {
+            at = append(out, capacity, at, info.dli_fname[0] ? info.dli_fname : "?");
+            at = append(out, capacity, at, "+");
+            at = append_hex(out, capacity, at, (uintptr_t)address - (uintptr_t)info.dli_fbase);
+        }
+    } else {
+        at = append_hex(out, capacity, at, (uintptr_t)address);
+    }
+    errno = saved;
+    return at;
+}
