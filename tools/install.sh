@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs libBuddyMalloc.so, its public headers and buddymalloc.pc under a prefix:
+#
+#   tools/install.sh PREFIX [BUILD-DIR]    # default BUILD-DIR .build/release (built if missing)
+#   DESTDIR=/tmp/stage tools/install.sh /usr/local     # stage for packaging
+#
+# Result: PREFIX/lib/libBuddyMalloc.so, PREFIX/include/buddy.h (private pools) and, when the
+# build has it, buddy_stats.h (the process pool's statistics), PREFIX/lib/pkgconfig/buddymalloc.pc.
+# Then: PKG_CONFIG_PATH=PREFIX/lib/pkgconfig cc app.c $(pkg-config --cflags --libs buddymalloc)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+
+case "${1:-}" in
+    ""|-h|--help) sed -n '2,9p' "$0"; [ -n "${1:-}" ]; exit ;;
+esac
+prefix="$1"
+case "$prefix" in /*) ;; *) echo "install.sh: PREFIX must be an absolute path: $prefix" >&2; exit 2 ;; esac
+build="${2:-}"
+if [ -z "$build" ]; then
+    build="$root/.build/release"
+    if [ ! -f "$build/libBuddyMalloc.so" ]; then
+        (cd "$root" && swift build -c release --product BuddyMalloc)
+    fi
+fi
+[ -f "$build/libBuddyMalloc.so" ] || { echo "install.sh: no libBuddyMalloc.so in $build" >&2; exit 1; }
+
+destination="${DESTDIR:-}$prefix"
+install -d "$destination/lib/pkgconfig" "$destination/include"
+install -m 755 "$build/libBuddyMalloc.so" "$destination/lib/libBuddyMalloc.so"
+# The public headers only (buddy_exports.h is the library's internal list of its entry points).
+for header in buddy.h buddy_stats.h; do
+    source="$root/Sources/BuddyMallocExports/include/$header"
+    if [ -f "$source" ]; then install -m 644 "$source" "$destination/include/$header"; fi
+done
+version="$(git -C "$root" describe --tags 2>/dev/null || echo "0.0.0+$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")"
+sed -e "s|@prefix@|$prefix|" -e 's|@libdir@|${prefix}/lib|' -e 's|@includedir@|${prefix}/include|' \
+    -e "s|@version@|$version|" "$root/tools/buddymalloc.pc.in" > "$destination/lib/pkgconfig/buddymalloc.pc"
+echo "installed under $destination: lib/libBuddyMalloc.so, include/buddy.h, lib/pkgconfig/buddymalloc.pc"
