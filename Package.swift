@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
 
 // The allocator's Swift code is always optimized, in debug builds too: at -Onone, runtime type
@@ -14,6 +14,16 @@ let package = Package(
     products: [
         // libBuddyMalloc.so: LD_PRELOAD it, or link it, and the buddy pool is the process's malloc.
         .library(name: "BuddyMalloc", type: .dynamic, targets: ["BuddyMallocExports"]),
+        // buddy-report: shows, compares and plots the library's JSON reports, and runs a program
+        // under the library. It reads only the report format, never links the allocator.
+        .executable(name: "buddy-report", targets: ["BuddyReport"]),
+        // Private pools for Swift code (MemoryPool, PoolArray). It links the engine, never the
+        // libc names: a program using it keeps its own malloc.
+        .library(name: "BuddyPool", targets: ["BuddyPool"]),
+    ],
+    dependencies: [
+        // For buddy-report's command line only; the allocator targets depend on nothing.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // Layer 1: what Swift cannot say (initial-exec TLS, glibc's __libc_* names, OS calls).
@@ -38,5 +48,22 @@ let package = Package(
         .testTarget(name: "BuddyCoreTests", dependencies: ["BuddyCore"]),
         // The built library in real programs under LD_PRELOAD (C drivers live in Tests/Programs).
         .testTarget(name: "PreloadTests"),
+        // buddy-report: the report model, text, diff and SVG in a library (tested on the
+        // fixtures in Tests/Fixtures/reports), and the command line over it.
+        .target(name: "BuddyReportKit"),
+        .executableTarget(
+            name: "BuddyReport",
+            dependencies: ["BuddyReportKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "BuddyReportTests", dependencies: ["BuddyReportKit"]),
+        // Private pools: the Swift API over the engine (the C API is BuddyCore/PoolAPI.swift),
+        // its tests, and the design document's examples (section 9) ported to Swift; the C and
+        // C++ examples in Examples/c build with pkg-config (tools/pkgconfig.sh) in the tests.
+        .target(name: "BuddyPool", dependencies: ["BuddyCore"]),
+        .testTarget(name: "BuddyPoolTests", dependencies: ["BuddyPool", "BuddyCore"]),
+        .executableTarget(name: "PoolExampleBasic", dependencies: ["BuddyPool"], path: "Examples/Basic"),
+        .executableTarget(name: "PoolExampleThreads", dependencies: ["BuddyPool"], path: "Examples/Threads"),
+        .executableTarget(name: "PoolExampleContainers", dependencies: ["BuddyPool"], path: "Examples/Containers"),
+        .executableTarget(name: "PoolExampleReadme", dependencies: ["BuddyPool"], path: "Examples/Readme"),
     ]
 )

@@ -1,0 +1,376 @@
+import ArgumentParser
+import BuddyReportKit
+import Foundation
+
+/// buddy-report: shows, compares and plots BuddyMalloc's JSON reports, and runs programs under
+/// the library. It reads the documented report format only (never the allocator's memory).
+@main
+struct BuddyReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "buddy-report",
+        abstract: "Show, compare and plot BuddyMalloc's JSON reports; run a program under the allocator.",
+        discussion: """
+        Reports are the JSON documents libBuddyMalloc.so writes with BUDDY_REPORT=PATH and \
+        BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
+        stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
+        """,
+        subcommands: [Show.self, Diff.self, Plot.self, Run.self]
+    )
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
+}
+
+extension ChartKind: ExpressibleByArgument {}
+extension ProgramRunner.Progress: ExpressibleByArgument {}
+
+/// Errors end the command with one line on stderr ("buddy-report: FILE: what is wrong") and a
+/// non-zero status, never a stack trace.
+func failing<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as ReportError {
+        printError(error.description)
+        throw ExitCode(1)
+    } catch let error as ToolError {
+        printError(error.description)
+        throw ExitCode(error.exitCode)
+    } catch let error as PlotError {
+        printError(error.description)
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("buddy-report: \(message)\n".utf8))
+}
+
+func printWarnings(_ warnings: [String]) {
+    for warning in warnings { printError("warning: \(warning)") }
+}
+
+/// Reads a report file ("-": standard input).
+func loadReports(_ path: String) throws -> ReportFile {
+    if path == "-" {
+        return try ReportLoader.parse(FileHandle.standardInput.readDataToEndOfFile(), file: "(stdin)")
+    }
+    return try ReportLoader.load(path: path)
+}
+
+/// A document's JSON, pretty-printed with sorted keys (unknown fields kept).
+func prettyJSON(_ document: ReportDocument) -> String {
+    guard let object = try? JSONSerialization.jsonObject(with: document.raw),
+          let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) else {
+        return String(decoding: document.raw, as: UTF8.self)
+    }
+    return String(decoding: data, as: UTF8.self)
+}
+
+// MARK: - show
+
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a report: memory, blocks per order, calls, errors, latency, sizes, sites, bad pointers.",
+        discussion: "A file with several reports (a stream) shows its last one, or all of them with --all."
+    )
+
+    @Argument(help: "A report file (\"-\" reads standard input).")
+    var report: String
+
+    @Option(help: "The output format.")
+    var format: OutputFormat = .text
+
+    @Flag(help: "Show every report of a stream, not only the last.")
+    var all = false
+
+    @Flag(help: "Draw bars with # instead of Unicode blocks.")
+    var ascii = false
+
+    @Option(help: "How many allocation sites to list.")
+    var top = 10
+
+    @Option(help: "The width of the bars, in characters.")
+    var barWidth = 30
+
+    func run() throws {
+        try failing {
+            let file = try loadReports(report)
+            printWarnings(file.warnings)
+            let documents = all ? file.documents : [file.documents.last!]
+            let renderer = ShowRenderer(ascii: ascii, barWidth: max(4, barWidth), topSites: top)
+            var outputs: [String] = []
+            for document in documents {
+                switch format {
+                case .json:
+                    outputs.append(prettyJSON(document))
+                case .text:
+                    var text = renderer.render(document.report)
+                    if documents.count > 1 {
+                        text = "=== \(document.label) ===\n" + text
+                    } else if file.documents.count > 1 {
+                        text = "(the last of \(file.documents.count) reports in \(document.file); --all shows them all)\n" + text
+                    }
+                    outputs.append(text)
+                }
+            }
+            print(outputs.joined(separator: format == .json ? "\n" : "\n"), terminator: format == .json ? "\n" : "")
+        }
+    }
+}
+
+// MARK: - diff
+
+struct Diff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What grew or shrank between two reports (memory, calls, orders, sizes, sites).",
+        discussion: """
+        Each file's last report is compared; given one file holding a stream, its first and last \
+        reports are. Rows are sorted by the size of their change within each section.
+        """
+    )
+
+    @Argument(help: "The earlier report (A) and the later one (B).")
+    var files: [String]
+
+    @Option(help: "The output format.")
+    var format: OutputFormat = .text
+
+    @Flag(help: "Include the rows that did not change.")
+    var all = false
+
+    func validate() throws {
+        guard (1...2).contains(files.count) else {
+            throw ValidationError("diff takes two report files (A B), or one file holding a stream of reports")
+        }
+    }
+
+    func run() throws {
+        try failing {
+            let a: ReportDocument
+            let b: ReportDocument
+            if files.count == 1 {
+                let file = try loadReports(files[0])
+                printWarnings(file.warnings)
+                guard file.documents.count > 1 else {
+                    throw ToolError("\(files[0]) holds one report: diff needs two files, or a stream of reports")
+                }
+                (a, b) = (file.documents.first!, file.documents.last!)
+            } else {
+                let fa = try loadReports(files[0])
+                let fb = try loadReports(files[1])
+                printWarnings(fa.warnings + fb.warnings)
+                (a, b) = (fa.documents.last!, fb.documents.last!)
+            }
+            let diff = ReportDiff(a, b)
+            switch format {
+            case .text: print(diff.render(includeUnchanged: all), terminator: "")
+            case .json: print(String(decoding: try diff.json(includeUnchanged: all), as: UTF8.self))
+            }
+        }
+    }
+}
+
+// MARK: - plot
+
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw SVG charts: bytes per order, requested sizes, and over a series fragmentation and memory.",
+        discussion: """
+        The per-order and sizes charts show the newest report; fragmentation and usage need a series \
+        of reports of one process (several files, or one stream, e.g. from BUDDY_REPORT_INTERVAL).
+        """
+    )
+
+    @Argument(help: "Report files (each one report or a stream).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("A folder for every chart, or a file ending in .svg for one chart.", valueName: "dir|file.svg"))
+    var output: String
+
+    @Option(help: "A chart to draw (repeatable; default: every chart the reports allow, or per-order for one .svg file).")
+    var chart: [ChartKind] = []
+
+    func validate() throws {
+        if reports.isEmpty { throw ValidationError("plot needs at least one report file") }
+        if output.hasSuffix(".svg") && chart.count > 1 {
+            throw ValidationError("one .svg file holds one chart: give one --chart, or a folder with --output")
+        }
+    }
+
+    func run() throws {
+        try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents += file.documents
+            }
+            let plotter = try Plotter(documents: documents)
+            printWarnings(plotter.notes)
+            var written: [String] = []
+            if output.hasSuffix(".svg") {
+                let kind = chart.first ?? .perOrder
+                try write(try plotter.svg(kind), to: output)
+                written.append(output)
+            } else {
+                do {
+                    try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true)
+                } catch {
+                    throw ToolError("\(output): cannot create the folder (\(error.localizedDescription))")
+                }
+                let kinds = chart.isEmpty ? plotter.available : chart
+                if chart.isEmpty {
+                    let skipped = ChartKind.allCases.filter { !kinds.contains($0) }
+                    if !skipped.isEmpty {
+                        printError("note: not drawn: \(skipped.map(\.rawValue).joined(separator: ", ")) (\(skipped.contains(where: \.needsSeries) ? "over time needs several reports of one process" : "no data"))")
+                    }
+                }
+                for kind in kinds {
+                    let path = (output as NSString).appendingPathComponent(kind.fileName)
+                    try write(try plotter.svg(kind), to: path)
+                    written.append(path)
+                }
+            }
+            for path in written { print(path) }
+        }
+    }
+
+    func write(_ svg: String, to path: String) throws {
+        do {
+            try Data(svg.utf8).write(to: URL(fileURLWithPath: path))
+        } catch {
+            throw ToolError("\(path): cannot write (\(error.localizedDescription))")
+        }
+    }
+}
+
+// MARK: - run
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run PROGRAM under libBuddyMalloc.so and show its report.",
+        discussion: """
+        LD_PRELOAD reaches PROGRAM (and its children) only. The reports go to a temporary folder \
+        (BUDDY_REPORT=DIR/report.%p, BUDDY_REPORT_FORMAT=json); the report of PROGRAM's own process is \
+        shown, the others are listed. Exits with PROGRAM's status (128 + N after signal N). \
+        The library: --lib, else $BUDDY_LIB, else .build/release/libBuddyMalloc.so of the package.
+        """
+    )
+
+    @Option(help: "The output format.")
+    var format: OutputFormat = .text
+
+    @Option(help: ArgumentHelp("Seconds between periodic reports (BUDDY_REPORT_INTERVAL), shown live while PROGRAM runs.", valueName: "seconds"))
+    var interval: Double?
+
+    @Option(help: ArgumentHelp("Keep the reports in this folder (with --interval, also each process's series as series.PID.jsonl).", valueName: "dir"))
+    var keep: String?
+
+    @Option(help: ArgumentHelp("The libBuddyMalloc.so to preload.", valueName: "path"))
+    var lib: String?
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("An allocator option, e.g. --set MAX_BLOCK=4M (BUDDY_MAX_BLOCK=4M); repeatable.", valueName: "name=value"))
+    var settings: [String] = []
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Write the report to this file instead of stderr.", valueName: "file"))
+    var output: String?
+
+    @Option(help: "The progress line while PROGRAM runs: auto (when stderr is a terminal), always, never.")
+    var progress: ProgramRunner.Progress = .auto
+
+    @Flag(help: "Draw bars with # instead of Unicode blocks.")
+    var ascii = false
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The program to run and its arguments, after --.", valueName: "program"))
+    var command: [String] = []
+
+    var program: [String] { command.first == "--" ? Array(command.dropFirst()) : command }
+
+    func validate() throws {
+        // The captured command swallows --help when it comes first.
+        if command.first == "--help" || command.first == "-h" { throw CleanExit.helpRequest(self) }
+        if program.isEmpty { throw ValidationError("no program given: buddy-report run [options] -- PROGRAM [ARGS...]") }
+        if let interval, !(interval > 0) { throw ValidationError("--interval must be a positive number of seconds") }
+        for setting in settings where !setting.contains("=") {
+            throw ValidationError("--set \(setting): expected NAME=VALUE, e.g. MAX_BLOCK=4M")
+        }
+    }
+
+    func run() throws {
+        let status: Int32 = try failing {
+            let library = try LibraryLocator.locate(
+                explicit: lib, environment: ProcessInfo.processInfo.environment,
+                executable: LibraryLocator.currentExecutable,
+                currentDirectory: FileManager.default.currentDirectoryPath)
+            var runner = ProgramRunner(program: program, library: library)
+            runner.interval = interval
+            runner.keep = keep
+            runner.progress = progress
+            runner.ascii = ascii
+            for setting in settings {
+                let name = String(setting.prefix { $0 != "=" })
+                let key = name.hasPrefix("BUDDY_") ? name : "BUDDY_" + name
+                runner.settings[key] = String(setting.drop { $0 != "=" }.dropFirst())
+            }
+            let outcome = try runner.run()
+            try show(outcome, library: library)
+            return outcome.exitStatus
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    func show(_ outcome: ProgramRunner.Outcome, library: String) throws {
+        var out = ""
+        printWarnings(outcome.warnings)
+        let name = (program[0] as NSString).lastPathComponent
+        if let main = outcome.main {
+            out += format == .json ? prettyJSON(main) + "\n" : ShowRenderer(ascii: ascii).render(main.report)
+        } else if !outcome.textReports.isEmpty {
+            printError("warning: \(library) wrote text reports, not JSON: it predates BUDDY_REPORT_FORMAT=json; rebuild it (swift build -c release --product BuddyMalloc)")
+            if format == .text, let text = outcome.textReports["report.\(outcome.pid)"] { out += text }
+        } else {
+            printError("warning: no report from \(name) (pid \(outcome.pid)): it may have made no allocation, be statically linked or setuid (LD_PRELOAD does not reach it), have cleared its environment, or have been killed by SIGKILL")
+        }
+        for problem in outcome.problems {
+            printError("warning: \(problem.description)")
+        }
+        let others = outcome.others
+        if format == .text && !others.isEmpty {
+            // A shell script may start hundreds: the first few, then the rest by program.
+            let listed = others.prefix(12)
+            out += "\nother processes (\(others.count), their last reports)\n"
+            for d in listed {
+                let r = d.report
+                let m = r.memory
+                out += "  pid \(r.pid) \(r.program.isEmpty ? "(unnamed)" : r.program): used \(Units.bytes(m.used)) of \(Units.bytes(m.reserved)), "
+                    + "peak \(Units.bytes(m.peakUsed)), \(r.calls.values.reduce(0, +)) calls, \(r.errorCount) errors"
+                    + (r.health.map { ", \($0.status)" } ?? "")
+                    + (outcome.kept ? "  \(d.file)" : "") + "\n"
+            }
+            let rest = others.dropFirst(listed.count)
+            if !rest.isEmpty {
+                let byProgram = Dictionary(grouping: rest) { $0.report.program.isEmpty ? "(unnamed)" : $0.report.program }
+                let summary = byProgram.sorted { ($1.value.count, $0.key) < ($0.value.count, $1.key) }.map { "\($0.key) x\($0.value.count)" }
+                out += "  ... and \(rest.count) more: \(summary.joined(separator: ", "))" + (outcome.kept ? "" : " (--keep DIR keeps their reports)") + "\n"
+            }
+        }
+        if format == .text {
+            let ending = outcome.signal != 0 ? "killed by signal \(outcome.signal)" : "exit status \(outcome.exitStatus)"
+            out += "\n\(name) ran \(Units.duration(outcome.elapsed)), \(ending)"
+                + (outcome.kept ? "; reports kept in \(outcome.directory)" : "") + "\n"
+            for file in outcome.seriesFiles {
+                out += "series of periodic reports: \(file) (buddy-report plot \(file) -o DIR)\n"
+            }
+        }
+        if let output {
+            do {
+                try Data(out.utf8).write(to: URL(fileURLWithPath: output))
+            } catch {
+                throw ToolError("\(output): cannot write the report (\(error.localizedDescription))")
+            }
+        } else {
+            FileHandle.standardError.write(Data(out.utf8))
+        }
+    }
+}

@@ -1,0 +1,311 @@
+/// One BuddyMalloc report: the JSON document the library writes with `BUDDY_REPORT_FORMAT=json`
+/// (format "buddymalloc-report", version 1; the contract is the report schema).
+///
+/// Required: `format`, `version`, `pid`, `memory.reserved`, `memory.used`, `memory.free`, `calls`,
+/// `orders` (each with `order`, `block_size`, `live`, `free`). Everything else may be absent and
+/// reads as zero, empty or derived from the required figures; unknown fields are ignored.
+public struct Report: Sendable, Equatable, Decodable {
+    /// The newest format version this reader understands.
+    public static let newestVersion = 1
+    public static let formatName = "buddymalloc-report"
+
+    public var format: String
+    public var version: Int
+    public var pid: Int
+    /// The process's name (/proc/self/comm); may be "".
+    public var program: String
+    /// Why the report was written: "exit", "signal", "interval" or "api".
+    public var reason: String
+    /// 0, 1, 2... for the reports written by one process.
+    public var sequence: Int
+    /// "process" (the process's malloc) or "private".
+    public var pool: String
+    public var time: Time?
+    public var config: Config?
+    public var memory: Memory
+    /// Calls by entry point ("malloc", "free", ...), including entry points this reader does not know.
+    public var calls: [String: Int]
+    /// Failed calls (ENOMEM and the like) by entry point.
+    public var failures: [String: Int]
+    /// Bad pointers by kind ("invalid_pointer", "double_free").
+    public var errors: [String: Int]
+    public var system: System
+    public var segments: Segments?
+    public var orders: [Order]
+    public var sizes: [SizeBucket]
+    public var alignments: [AlignmentCount]
+    public var latency: Latency?
+    public var health: Health?
+    public var profile: Profile?
+    public var badPointers: [BadPointer]
+
+    public struct Time: Sendable, Equatable, Decodable {
+        /// Seconds since the epoch: the pool's creation, and the report.
+        public var created: Double
+        public var now: Double
+        /// Seconds between the two.
+        public var uptime: Double
+        public var lastActivity: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case created, now, uptime
+            case lastActivity = "last_activity"
+        }
+    }
+
+    public struct Config: Sendable, Equatable, Decodable {
+        public var minBlock: Int
+        public var maxBlock: Int
+        public var initialSize: Int?
+        public var growthFactor: Double?
+        /// 0: no limit.
+        public var maxPoolSize: Int?
+        public var threadSafety: String?
+        public var onError: String?
+
+        enum CodingKeys: String, CodingKey {
+            case minBlock = "min_block", maxBlock = "max_block", initialSize = "initial_size"
+            case growthFactor = "growth_factor", maxPoolSize = "max_pool_size"
+            case threadSafety = "thread_safety", onError = "on_error"
+        }
+    }
+
+    /// The pool's bytes. Invariant: reserved = used + cached + free.
+    public struct Memory: Sendable, Equatable {
+        /// Bytes in segments (mapped).
+        public var reserved: Int
+        /// Of those, resident; 0 when unknown.
+        public var resident: Int
+        /// Bytes in blocks handed to the program (excluding thread caches).
+        public var used: Int
+        /// Bytes in thread caches.
+        public var cached: Int
+        /// Bytes in free blocks and not yet carved.
+        public var free: Int
+        /// used / reserved.
+        public var usage: Double
+        /// Bytes the program asked for, live.
+        public var requested: Int
+        /// 1 - requested / used.
+        public var internalFragmentation: Double
+        public var largestFreeBlock: Int
+        /// 1 - largest_free_block / free (0 when free == 0).
+        public var externalFragmentation: Double
+        public var peakUsed: Int
+        public var liveAllocations: Int
+        public var peakLiveAllocations: Int
+    }
+
+    /// Calls handed to glibc: larger than the maximum block, or re-entrant.
+    public struct System: Sendable, Equatable, Decodable {
+        public var calls: Int
+        public var bytes: Int
+        public init(calls: Int = 0, bytes: Int = 0) { self.calls = calls; self.bytes = bytes }
+    }
+
+    public struct Segments: Sendable, Equatable, Decodable {
+        public var count: Int
+        public var added: Int
+        public var released: Int
+    }
+
+    /// One order's blocks: `block_size = min_block << order`.
+    public struct Order: Sendable, Equatable {
+        public var order: Int
+        public var blockSize: Int
+        public var live: Int
+        public var free: Int
+        public var cached: Int
+        public var allocations: Int
+        public var splits: Int
+        public var coalesces: Int
+
+        public var liveBytes: Int { live * blockSize }
+        public var freeBytes: Int { free * blockSize }
+        public var cachedBytes: Int { cached * blockSize }
+    }
+
+    /// Requested sizes in power-of-two buckets: `count` requests of at most `upto` bytes
+    /// (and more than the bucket below).
+    public struct SizeBucket: Sendable, Equatable, Decodable {
+        public var upto: Int
+        public var count: Int
+    }
+
+    public struct AlignmentCount: Sendable, Equatable, Decodable {
+        public var alignment: Int
+        public var count: Int
+    }
+
+    public struct Latency: Sendable, Equatable, Decodable {
+        /// "off", "sampled" or "exact".
+        public var mode: String
+        public var samplePeriod: Int?
+        public var allocAvgNs: Double?
+        public var allocMaxNs: Double?
+        public var freeAvgNs: Double?
+        public var freeMaxNs: Double?
+        public var samples: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case mode, samples
+            case samplePeriod = "sample_period"
+            case allocAvgNs = "alloc_avg_ns", allocMaxNs = "alloc_max_ns"
+            case freeAvgNs = "free_avg_ns", freeMaxNs = "free_max_ns"
+        }
+    }
+
+    public struct Health: Sendable, Equatable, Decodable {
+        /// "HEALTHY", "WARNING" or "CRITICAL".
+        public var status: String
+        public var message: String?
+    }
+
+    public struct Profile: Sendable, Equatable, Decodable {
+        public var sampleBytes: Int?
+        /// Sorted by live bytes, largest first.
+        public var sites: [Site]?
+
+        enum CodingKeys: String, CodingKey {
+            case sites
+            case sampleBytes = "sample_bytes"
+        }
+    }
+
+    /// Where live memory was allocated: a call stack, innermost frame first.
+    public struct Site: Sendable, Equatable, Decodable {
+        public var liveBytes: Int
+        public var liveCount: Int
+        public var frames: [String]
+
+        enum CodingKeys: String, CodingKey {
+            case frames
+            case liveBytes = "live_bytes", liveCount = "live_count"
+        }
+    }
+
+    public struct BadPointer: Sendable, Equatable, Decodable {
+        /// "double_free", "invalid_pointer", ...
+        public var kind: String
+        /// The entry point that received it ("free", "realloc", ...).
+        public var function: String?
+        /// The pointer as the library printed it ("0x7f3a1c2000a0").
+        public var pointer: String?
+        public var frames: [String]?
+    }
+}
+
+extension Report {
+    /// The entry points in the schema's order; reports may add others.
+    public static let entryPoints = [
+        "malloc", "calloc", "realloc", "reallocarray", "free", "posix_memalign", "aligned_alloc",
+        "memalign", "valloc", "pvalloc", "malloc_usable_size", "free_sized", "free_aligned_sized",
+    ]
+
+    /// Entry points in a stable order: the schema's first, then unknown ones by name.
+    public static func ordered(_ names: some Sequence<String>) -> [String] {
+        let known = Set(entryPoints)
+        let set = Set(names)
+        return entryPoints.filter(set.contains) + set.subtracting(known).sorted()
+    }
+
+    /// The sites of the profile, or none when profiling is off.
+    public var sites: [Site] { profile?.sites ?? [] }
+
+    /// The number of bad pointers seen (all kinds).
+    public var errorCount: Int { errors.values.reduce(0, +) }
+
+    /// The program's name, or "pid N" when the report has none.
+    public var displayName: String { program.isEmpty ? "pid \(pid)" : program }
+
+    /// Seconds since the pool was created, when the report says.
+    public var uptime: Double? { time?.uptime }
+}
+
+// MARK: - Decoding
+
+extension Report {
+    enum CodingKeys: String, CodingKey {
+        case format, version, pid, program, reason, sequence, pool, time, config, memory, calls, failures
+        case errors, system, segments, orders, sizes, alignments, latency, health, profile
+        case badPointers = "bad_pointers"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        format = try c.decode(String.self, forKey: .format)
+        version = try c.decode(Int.self, forKey: .version)
+        pid = try c.decode(Int.self, forKey: .pid)
+        program = try c.decodeIfPresent(String.self, forKey: .program) ?? ""
+        reason = try c.decodeIfPresent(String.self, forKey: .reason) ?? "exit"
+        sequence = try c.decodeIfPresent(Int.self, forKey: .sequence) ?? 0
+        pool = try c.decodeIfPresent(String.self, forKey: .pool) ?? "process"
+        time = try c.decodeIfPresent(Time.self, forKey: .time)
+        config = try c.decodeIfPresent(Config.self, forKey: .config)
+        memory = try c.decode(Memory.self, forKey: .memory)
+        calls = try c.decode([String: Int].self, forKey: .calls)
+        failures = try c.decodeIfPresent([String: Int].self, forKey: .failures) ?? [:]
+        errors = try c.decodeIfPresent([String: Int].self, forKey: .errors) ?? [:]
+        system = try c.decodeIfPresent(System.self, forKey: .system) ?? System()
+        segments = try c.decodeIfPresent(Segments.self, forKey: .segments)
+        orders = try c.decode([Order].self, forKey: .orders)
+        sizes = try c.decodeIfPresent([SizeBucket].self, forKey: .sizes) ?? []
+        alignments = try c.decodeIfPresent([AlignmentCount].self, forKey: .alignments) ?? []
+        latency = try c.decodeIfPresent(Latency.self, forKey: .latency)
+        health = try c.decodeIfPresent(Health.self, forKey: .health)
+        profile = try c.decodeIfPresent(Profile.self, forKey: .profile)
+        badPointers = try c.decodeIfPresent([BadPointer].self, forKey: .badPointers) ?? []
+    }
+}
+
+extension Report.Memory: Decodable {
+    enum CodingKeys: String, CodingKey {
+        case reserved, resident, used, cached, free, usage, requested
+        case internalFragmentation = "internal_fragmentation"
+        case largestFreeBlock = "largest_free_block"
+        case externalFragmentation = "external_fragmentation"
+        case peakUsed = "peak_used"
+        case liveAllocations = "live_allocations"
+        case peakLiveAllocations = "peak_live_allocations"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        reserved = try c.decode(Int.self, forKey: .reserved)
+        used = try c.decode(Int.self, forKey: .used)
+        free = try c.decode(Int.self, forKey: .free)
+        resident = try c.decodeIfPresent(Int.self, forKey: .resident) ?? 0
+        cached = try c.decodeIfPresent(Int.self, forKey: .cached) ?? 0
+        requested = try c.decodeIfPresent(Int.self, forKey: .requested) ?? 0
+        largestFreeBlock = try c.decodeIfPresent(Int.self, forKey: .largestFreeBlock) ?? 0
+        peakUsed = try c.decodeIfPresent(Int.self, forKey: .peakUsed) ?? used
+        liveAllocations = try c.decodeIfPresent(Int.self, forKey: .liveAllocations) ?? 0
+        peakLiveAllocations = try c.decodeIfPresent(Int.self, forKey: .peakLiveAllocations) ?? liveAllocations
+        // The ratios as the schema defines them, when the report leaves them out.
+        usage = try c.decodeIfPresent(Double.self, forKey: .usage)
+            ?? (reserved > 0 ? Double(used) / Double(reserved) : 0)
+        internalFragmentation = try c.decodeIfPresent(Double.self, forKey: .internalFragmentation)
+            ?? (used > 0 && requested > 0 ? 1 - Double(requested) / Double(used) : 0)
+        externalFragmentation = try c.decodeIfPresent(Double.self, forKey: .externalFragmentation)
+            ?? (free > 0 ? 1 - Double(largestFreeBlock) / Double(free) : 0)
+    }
+}
+
+extension Report.Order: Decodable {
+    enum CodingKeys: String, CodingKey {
+        case order, live, free, cached, allocations, splits, coalesces
+        case blockSize = "block_size"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        order = try c.decode(Int.self, forKey: .order)
+        blockSize = try c.decode(Int.self, forKey: .blockSize)
+        live = try c.decode(Int.self, forKey: .live)
+        free = try c.decode(Int.self, forKey: .free)
+        cached = try c.decodeIfPresent(Int.self, forKey: .cached) ?? 0
+        allocations = try c.decodeIfPresent(Int.self, forKey: .allocations) ?? 0
+        splits = try c.decodeIfPresent(Int.self, forKey: .splits) ?? 0
+        coalesces = try c.decodeIfPresent(Int.self, forKey: .coalesces) ?? 0
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+
+/// `buddy-report show`: one report as text, in sections (memory, blocks per order with bars, calls,
+/// errors, latency, requested sizes, allocation sites, bad pointers).
+public struct ShowRenderer {
+    public var style: BarStyle
+    /// How many allocation sites to list.
+    public var topSites: Int
+    /// How many frames of each site and bad pointer to print.
+    public var maxFrames: Int
+
+    public init(ascii: Bool = false, barWidth: Int = 30, topSites: Int = 10, maxFrames: Int = 8) {
+        style = BarStyle(ascii: ascii, width: barWidth)
+        self.topSites = topSites
+        self.maxFrames = maxFrames
+    }
+
+    public func render(_ report: Report) -> String {
+        var sections: [[String]] = [header(report), memory(report), orders(report), calls(report), errors(report)]
+        sections.append(latency(report))
+        sections.append(sizes(report))
+        sections.append(sites(report))
+        sections.append(badPointers(report))
+        return sections.filter { !$0.isEmpty }.map { $0.joined(separator: "\n") }.joined(separator: "\n\n") + "\n"
+    }
+
+    // MARK: - Sections
+
+    func header(_ r: Report) -> [String] {
+        var lines = ["BuddyMalloc report: \(r.program.isEmpty ? "(unnamed)" : r.program), pid \(r.pid), \(Self.reasonText(r.reason))"
+            + (r.sequence > 0 || r.reason == "interval" ? ", report #\(r.sequence)" : "")]
+        var facts: [String] = []
+        if r.pool != "process" { facts.append("\(r.pool) pool") }
+        if let time = r.time {
+            facts.append("uptime \(Units.duration(time.uptime))")
+            facts.append("written \(Self.date(time.now))")
+            if let last = time.lastActivity, time.now - last >= 1 {
+                facts.append("idle for \(Units.duration(time.now - last))")
+            }
+        }
+        if !facts.isEmpty { lines.append("  " + facts.joined(separator: ", ")) }
+        if let health = r.health {
+            // The library's message may start with the status itself.
+            let message = health.message.map { $0.hasPrefix(health.status) ? String($0.dropFirst(health.status.count).drop { $0 == ":" || $0 == " " }) : $0 }
+            lines.append("  health \(health.status)" + (message.map { $0.isEmpty ? "" : ": \($0)" } ?? ""))
+        }
+        if let c = r.config {
+            var parts = ["min block \(Units.bytes(c.minBlock))", "max block \(Units.bytes(c.maxBlock))"]
+            if let initial = c.initialSize { parts.append("initial \(Units.bytes(initial))") }
+            if let growth = c.growthFactor { parts.append(String(format: "growth x%.1f", growth)) }
+            if let limit = c.maxPoolSize { parts.append("max pool \(limit == 0 ? "unlimited" : Units.bytes(limit))") }
+            if let safety = c.threadSafety { parts.append("thread safety \(safety)") }
+            if let onError = c.onError { parts.append("on error \(onError)") }
+            lines.append("  config " + parts.joined(separator: ", "))
+        }
+        return lines
+    }
+
+    func memory(_ r: Report) -> [String] {
+        let m = r.memory
+        var table = TextTable([("", .left), ("", .right), ("", .left)])
+        table.showHeader = false
+        var reserved: [String] = []
+        if m.resident > 0 { reserved.append("resident \(Units.bytes(m.resident))") }
+        if let s = r.segments {
+            reserved.append("in \(s.count) segment\(s.count == 1 ? "" : "s") (added \(s.added), released \(s.released))")
+        }
+        table.add(["reserved", Units.bytes(m.reserved), reserved.joined(separator: ", ")])
+        table.add(["used", Units.bytes(m.used), "\(Units.percent(m.usage)) of reserved, peak \(Units.bytes(m.peakUsed))"])
+        table.add(["cached", Units.bytes(m.cached), "in thread caches"])
+        table.add(["free", Units.bytes(m.free), "largest free block \(Units.bytes(m.largestFreeBlock))"])
+        table.add(["requested", Units.bytes(m.requested), "in \(m.liveAllocations) live allocations (peak \(m.peakLiveAllocations))"])
+        table.add(["fragmentation", "", "internal \(Units.percent(m.internalFragmentation)), external \(Units.percent(m.externalFragmentation))"])
+        if r.system.calls > 0 || r.system.bytes > 0 {
+            table.add(["system", Units.bytes(r.system.bytes), "in \(r.system.calls) calls handed to glibc (larger than the maximum block, or re-entrant)"])
+        }
+        return ["memory"] + table.render()
+    }
+
+    func orders(_ r: Report) -> [String] {
+        let active = r.orders.filter {
+            $0.live + $0.free + $0.cached + $0.allocations + $0.splits + $0.coalesces > 0
+        }
+        guard !active.isEmpty else { return ["blocks per order: none"] }
+        let totals = active.map { $0.liveBytes + $0.cachedBytes + $0.freeBytes }
+        let scale = max(1, totals.max() ?? 1)
+        let fills = style.stackFills
+        var table = TextTable([("order", .right), ("block", .right), ("live", .right), ("free", .right),
+                               ("cached", .right), ("allocations", .right), ("splits", .right),
+                               ("coalesces", .right), ("bytes", .right), ("", .left)])
+        for (o, total) in zip(active, totals) {
+            let bar = style.stacked([o.liveBytes, o.cachedBytes, o.freeBytes].map { Double($0) / Double(scale) })
+            table.add(["\(o.order)", Units.bytes(o.blockSize), "\(o.live)", "\(o.free)", "\(o.cached)",
+                       "\(o.allocations)", "\(o.splits)", "\(o.coalesces)", Units.bytes(total), bar])
+        }
+        let omitted = r.orders.count - active.count
+        return ["blocks per order (bars: \(fills[0]) live, \(fills[1]) cached, \(fills[2]) free bytes; full width \(Units.bytes(scale)))"]
+            + table.render()
+            + (omitted > 0 ? ["  (\(omitted) order\(omitted == 1 ? "" : "s") without blocks or activity not shown)"] : [])
+    }
+
+    func calls(_ r: Report) -> [String] {
+        let names = Report.ordered(Set(r.calls.keys).union(r.failures.keys))
+        let used = names.filter { (r.calls[$0] ?? 0) > 0 || (r.failures[$0] ?? 0) > 0 }
+        guard !used.isEmpty else { return ["calls: none"] }
+        var table = TextTable([("entry point", .left), ("calls", .right), ("failed", .right)])
+        for name in used {
+            let failed = r.failures[name] ?? 0
+            table.add([name, "\(r.calls[name] ?? 0)", failed > 0 ? "\(failed)" : (r.failures[name] == nil ? "" : "0")])
+        }
+        let total = r.calls.values.reduce(0, +)
+        let failed = r.failures.values.reduce(0, +)
+        table.add(["total", "\(total)", "\(failed)"])
+        let unused = names.filter { !used.contains($0) }
+        return ["calls by entry point"] + table.render()
+            + (unused.isEmpty ? [] : ["  (no calls to \(unused.joined(separator: ", ")))"])
+    }
+
+    func errors(_ r: Report) -> [String] {
+        let kinds = r.errors.keys.sorted { (Self.errorOrder($0), $0) < (Self.errorOrder($1), $1) }
+        let parts = kinds.map { "\(Self.errorName($0)) \(r.errors[$0]!)" }
+        return ["errors  " + (parts.isEmpty ? "none reported" : parts.joined(separator: ", "))]
+    }
+
+    func latency(_ r: Report) -> [String] {
+        guard let l = r.latency else { return [] }
+        if l.mode == "off" { return ["latency  not measured (off)"] }
+        var how = l.mode
+        var details: [String] = []
+        if let period = l.samplePeriod, l.mode == "sampled" { details.append("1 call in \(period)") }
+        if let samples = l.samples { details.append("\(samples) samples") }
+        if !details.isEmpty { how += " (" + details.joined(separator: ", ") + ")" }
+        var parts: [String] = []
+        if let avg = l.allocAvgNs {
+            parts.append("allocation avg \(ns(avg))" + (l.allocMaxNs.map { ", max \(ns($0))" } ?? ""))
+        }
+        if let avg = l.freeAvgNs {
+            parts.append("free avg \(ns(avg))" + (l.freeMaxNs.map { ", max \(ns($0))" } ?? ""))
+        }
+        return ["latency  \(how): " + (parts.isEmpty ? "no samples" : parts.joined(separator: "; "))]
+    }
+
+    func sizes(_ r: Report) -> [String] {
+        var lines: [String] = []
+        let buckets = r.sizes.filter { $0.count > 0 }.sorted { $0.upto < $1.upto }
+        if !buckets.isEmpty {
+            let total = buckets.reduce(0) { $0 + $1.count }
+            let most = max(1, buckets.map(\.count).max()!)
+            var table = TextTable([("size", .left), ("count", .right), ("share", .right), ("", .left)])
+            for b in buckets {
+                table.add([(style.ascii ? "<= " : "≤ ") + Units.bytes(b.upto), "\(b.count)",
+                           Units.percent(Double(b.count) / Double(total)), style.bar(Double(b.count) / Double(most))])
+            }
+            lines += ["requested sizes (\(total) requests)"] + table.render()
+        }
+        if !r.alignments.isEmpty {
+            let parts = r.alignments.sorted { $0.alignment < $1.alignment }.map { "\(Units.bytes($0.alignment)) x\($0.count)" }
+            if !lines.isEmpty { lines.append("") }
+            lines.append("alignments asked for  " + parts.joined(separator: ", "))
+        }
+        return lines
+    }
+
+    func sites(_ r: Report) -> [String] {
+        let sites = r.sites.sorted { $0.liveBytes > $1.liveBytes }
+        guard !sites.isEmpty, topSites > 0 else { return [] }
+        let shown = sites.prefix(topSites)
+        let sampling = r.profile?.sampleBytes.flatMap { $0 > 0 ? ", sampled every \(Units.bytes($0))" : nil } ?? ""
+        var lines = ["top allocation sites (by live bytes\(sampling); \(shown.count) of \(sites.count))"]
+        let liveWidth = shown.map { Units.bytes($0.liveBytes).count }.max()!
+        let countWidth = shown.map { "\($0.liveCount)".count }.max()!
+        for (i, site) in shown.enumerated() {
+            let rank = "\(i + 1)".leftPadded(to: "\(shown.count)".count)
+            let head = "  \(rank). \(Units.bytes(site.liveBytes).leftPadded(to: liveWidth)) in \("\(site.liveCount)".leftPadded(to: countWidth)) block\(site.liveCount == 1 ? " " : "s")  "
+            let pad = String(repeating: " ", count: head.count)
+            let frames = frameLines(site.frames)
+            lines.append(head + (frames.first ?? "(no frames)"))
+            for frame in frames.dropFirst() { lines.append(pad + frame) }
+        }
+        return lines
+    }
+
+    func badPointers(_ r: Report) -> [String] {
+        guard !r.badPointers.isEmpty else { return [] }
+        var lines = ["bad pointers (\(r.badPointers.count), the most recent)"]
+        let width = r.badPointers.map { Self.errorName($0.kind, plural: false).count }.max()!
+        for p in r.badPointers {
+            let call = "\(p.function ?? "?")(\(p.pointer ?? "?"))"
+            lines.append("  " + Self.errorName(p.kind, plural: false).rightPadded(to: width) + "  " + call)
+            for frame in frameLines(p.frames ?? []) { lines.append("      " + frame) }
+        }
+        return lines
+    }
+
+    /// Nanoseconds in the unit that keeps them short ("us" for µs in ASCII).
+    func ns(_ value: Double) -> String {
+        let text = Units.nanoseconds(value)
+        return style.ascii ? text.replacingOccurrences(of: "µ", with: "u") : text
+    }
+
+    func frameLines(_ frames: [String]) -> [String] {
+        guard frames.count > maxFrames else { return frames }
+        return Array(frames.prefix(maxFrames)) + ["... \(frames.count - maxFrames) more"]
+    }
+
+    // MARK: - Words
+
+    static func reasonText(_ reason: String) -> String {
+        switch reason {
+        case "exit": return "at exit"
+        case "signal": return "on a signal"
+        case "interval": return "periodic"
+        case "api": return "asked for by the program"
+        default: return reason
+        }
+    }
+
+    static func errorOrder(_ kind: String) -> Int {
+        ["invalid_pointer": 0, "double_free": 1][kind] ?? 2
+    }
+
+    /// "invalid_pointer" -> "invalid pointers", "double_free" -> "double frees".
+    static func errorName(_ kind: String, plural: Bool = true) -> String {
+        switch kind {
+        case "invalid_pointer": return plural ? "invalid pointers" : "invalid pointer"
+        case "double_free": return plural ? "double frees" : "double free"
+        default: return kind.replacingOccurrences(of: "_", with: " ")
+        }
+    }
+
+    static func date(_ seconds: Double) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
+        return formatter.string(from: Date(timeIntervalSince1970: seconds))
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+
+    func rightPadded(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}
