@@ -17,9 +17,11 @@ extension BuddyEngine {
     /// The shape of the pool's blocks (sizes, orders, the largest block).
     public var blockGeometry: Geometry { geometry }
 
-    /// Writes the pool's text report to `fd` with the same allocation-free writer as the exit
-    /// report (BUDDY_REPORT). Takes the pool lock itself: call it without holding the lock.
-    public func writeReport(to fd: Int32) { Report.write(self, to: fd) }
+    /// Writes the pool's report to `fd`, text or JSON, with the same allocation-free writer as
+    /// the exit report (BUDDY_REPORT). Takes the pool lock itself: call it without holding it.
+    public func writeReport(to fd: Int32, json: Bool = false) {
+        Report.write(self, to: fd, format: json ? Int32(BUDDY_REPORT_JSON.rawValue) : Int32(BUDDY_REPORT_TEXT.rawValue))
+    }
 
     /// Zeroes the event counters; the peak restarts at the bytes allocated now. The caller holds
     /// the lock.
@@ -448,10 +450,11 @@ public func buddy_pool_stats(_ raw: UnsafeMutableRawPointer?, _ out: UnsafeMutab
     return PoolCode.ok
 }
 
-/// Writes the pool's report to `fd` (format BUDDY_POOL_REPORT_TEXT, the only one so far).
+/// Writes the pool's report to `fd`: BUDDY_POOL_REPORT_TEXT (0) or BUDDY_POOL_REPORT_JSON (1),
+/// the formats of the process report (BUDDY_REPORT).
 @_cdecl("buddy_pool_report")
 public func buddy_pool_report(_ raw: UnsafeMutableRawPointer?, _ fd: Int32, _ format: Int32) -> Int32 {
-    guard let pool = handle(raw), format == 0, fd >= 0 else { return PoolCode.invalidArgument }
-    pool.pointee.engine.writeReport(to: fd)
+    guard let pool = handle(raw), format == 0 || format == 1, fd >= 0 else { return PoolCode.invalidArgument }
+    pool.pointee.engine.writeReport(to: fd, json: format == 1)
     return PoolCode.ok
 }

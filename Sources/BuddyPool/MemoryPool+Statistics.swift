@@ -213,11 +213,15 @@ extension MemoryPool {
     /// The pool's report in text: the same writer as libBuddyMalloc's exit report (BUDDY_REPORT),
     /// followed by this pool's error counts and, when measured, its call times.
     /// C++: `std::string get_detailed_report() const`.
-    public func detailedReport() -> String {
+    public func detailedReport() -> String { detailedReport(format: .text) }
+
+    /// The pool's report as `format`: `.text` (as `detailedReport()`), or `.json`, the versioned
+    /// document of the process report (the README's "The report"), which `buddy-report` reads.
+    public func detailedReport(format: ReportFormat) -> String {
         var text = ""
         if let file = tmpfile() {
             let fd = fileno(file)
-            engine.writeReport(to: fd)
+            engine.writeReport(to: fd, json: format == .json)
             lseek(fd, 0, SEEK_SET)
             var buffer = [UInt8](repeating: 0, count: 4096)
             var bytes: [UInt8] = []
@@ -229,6 +233,7 @@ extension MemoryPool {
             fclose(file)
             text = String(decoding: bytes, as: UTF8.self)
         }
+        if format == .json { return text }
         let errors = errorStats
         text += "  pool errors out of memory \(errors.outOfMemoryErrors), pool full \(errors.poolFullErrors), invalid alignment \(errors.invalidAlignmentErrors), invalid pointers \(errors.invalidPointerErrors) (double frees \(errors.doubleFrees))\n"
         let metrics = performanceMetrics
@@ -290,4 +295,12 @@ extension MemoryPool {
         engine.unlock(locked)
         return snapshot
     }
+}
+
+/// The formats of `MemoryPool.detailedReport(format:)`.
+public enum ReportFormat: Sendable {
+    /// Tables for people.
+    case text
+    /// The versioned JSON report (`"format": "buddymalloc-report"`).
+    case json
 }

@@ -363,6 +363,24 @@ struct MemoryPoolTests {
         try pool.deallocate(p)
     }
 
+    @Test("the JSON report is the library's versioned document, with this pool's own counts")
+    func detailedReportJSON() throws {
+        let pool = try MemoryPool()
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<10 { blocks.append(try pool.allocate(byteCount: 100)) }
+        try pool.deallocate(blocks.removeLast())
+        let json = pool.detailedReport(format: .json)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], "\(json)")
+        #expect(object["format"] as? String == "buddymalloc-report")
+        #expect(object["version"] as? Int == 1)
+        #expect(object["pool"] as? String == "private")
+        let memory = try #require(object["memory"] as? [String: Any])
+        #expect(memory["used"] as? Int == 9 * 128, "\(memory)")
+        let health = try #require(object["health"] as? [String: Any])
+        #expect(health["status"] as? String == "HEALTHY", "\(health)")
+        for p in blocks { try pool.deallocate(p) }
+    }
+
     @Test("a thread-unsafe pool from one thread, and switching thread safety at run time")
     func threadUnsafe() throws {
         let pool = try MemoryPool(.init(isThreadSafe: false))

@@ -40,6 +40,8 @@ extern "C" {
 #define BUDDY_POOL_ORDERS 41
 /* buddy_pool_report's format: plain text (the value of BUDDY_REPORT_TEXT in buddy_stats.h). */
 #define BUDDY_POOL_REPORT_TEXT 0
+/* buddy_pool_report's format: the versioned JSON document (BUDDY_REPORT_JSON in buddy_stats.h). */
+#define BUDDY_POOL_REPORT_JSON 1
 
 /* An opaque private pool. */
 typedef struct buddy_pool buddy_pool;
@@ -130,7 +132,7 @@ int buddy_pool_owns(buddy_pool *pool, const void *ptr);
 size_t buddy_pool_block_size(buddy_pool *pool, const void *ptr);
 /* Fills *stats: struct buddy_pool_stats s = BUDDY_POOL_STATS_INIT; buddy_pool_stats(pool, &s) [get_stats]. */
 int buddy_pool_stats(buddy_pool *pool, struct buddy_pool_stats *stats);
-/* Writes the pool's report to fd in format BUDDY_POOL_REPORT_TEXT [get_detailed_report]. */
+/* Writes the pool's report to fd, BUDDY_POOL_REPORT_TEXT or _JSON [get_detailed_report]. */
 int buddy_pool_report(buddy_pool *pool, int fd, int format);
 
 #ifdef __cplusplus
