@@ -1,7 +1,7 @@
 import CBuddySupport
 
 // The report: one writer, two formats (README, "The report"; the JSON schema is
-// ../shared-tmp/report-schema.md, version 1). Both are written from a snapshot (struct
+// docs/report-format.md, version 1). Both are written from a snapshot (struct
 // buddy_stats, Stats+Snapshot.swift) through a ReportSink: a 4 KiB stack buffer flushed with
 // write(2). Nothing here allocates or takes a lock, so the writer may run in a signal handler.
 

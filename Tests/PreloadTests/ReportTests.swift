@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
-// The report (README, "The report"): its JSON form (../shared-tmp/report-schema.md) parsed with
+// The report (README, "The report"): its JSON form (docs/report-format.md) parsed with
 // JSONSerialization, the triggers (exit, signal, interval), bad-pointer backtraces, glibc's
 // introspection calls, and the signal path's reachability check. C drivers: Tests/Programs/report_*.c.
 
