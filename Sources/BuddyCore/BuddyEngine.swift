@@ -449,7 +449,8 @@ public struct BuddyEngine: Equatable {
     // Policy: when a block coalesces to the top order and `releaseDelay` has passed since the
     // last release, (1) every segment that is entirely free is unmapped, except the pool's first
     // one, and (2) the pages of the free top-order blocks go back with MADV_DONTNEED, all but the
-    // two most recently freed (the likeliest to be reused at once). A free block keeps its first
+    // first two met, oldest segment first and, within a segment, most recently freed first (the
+    // blocks the next allocations take). A free block keeps its first
     // page, which holds its free-list links. `trim()` does the same at once, for all free blocks
     // of two pages or more.
 

@@ -105,13 +105,8 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
 }
 
 extension BuddyEngine {
-    /// Sets the tag of the block at `address` (thread caches retag blocks they hold, without the
-    /// pool lock: only the thread holding a block writes its tag).
-    @inline(__always) func retag(_ address: UnsafeMutableRawPointer, _ tag: UInt8) {
-        tagAddress(address).pointee = tag
-    }
-
-    /// The address of a block's tag byte in its segment's order map.
+    /// The address of a block's tag byte in its segment's order map. (Thread caches retag the
+    /// blocks they hold without the pool lock: only the thread holding a block writes its tag.)
     @inline(__always) func tagAddress(_ address: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         let a = UInt(bitPattern: address)
         let segment = SegmentMap.lookup(a)!
@@ -235,19 +230,6 @@ extension BuddyEngine {
             cache = current.pointee.next
             if UnsafeMutableRawPointer(current) != mine { unlinkCache(current) }
         }
-    }
-
-    /// All calls served so far: direct ones, retired caches', and live caches' (read racily).
-    /// (A pool without thread caches, a private pool, counts nothing here: see Stats+Snapshot.)
-    public var calls: CallCounters {
-        var total = state.pointee.retiredCacheCalls
-        total.add(state.pointee.directCalls)
-        var cache = state.pointee.caches
-        while let current = cache {
-            total.add(current.pointee.calls)
-            cache = current.pointee.next
-        }
-        return total
     }
 
     /// Bytes held in live thread caches (allocated to the pool, free to the program).
