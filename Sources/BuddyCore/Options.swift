@@ -28,8 +28,8 @@ public enum Option: Int, CaseIterable, Sendable {
     public var defaultValue: StaticString {
         switch self {
         case .minBlock: return "16"
-        case .maxBlock: return "1M"
-        case .initialSize: return "1M"
+        case .maxBlock: return "8M"
+        case .initialSize: return "8M"
         case .growthFactor: return "2.0"
         case .maxPoolSize: return "0"
         case .releaseDelay: return "1.0"
@@ -51,7 +51,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .initialSize: return "Bytes mapped for the first segment at the first call."
         case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
         case .maxPoolSize: return "Upper bound on the pool's segments; past it, requests fail with ENOMEM. 0: no limit."
-        case .releaseDelay: return "Seconds before free top-order blocks (their pages) and empty segments go back to the OS (0: at once)."
+        case .releaseDelay: return "Seconds between passes that give free blocks of 64K or more (their pages, beyond 4M kept) and empty segments back to the OS (0: at once)."
         case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
         case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
         case .report: return "Write a report at exit: stderr, or a file path (%p becomes the pid)."
@@ -68,7 +68,7 @@ public enum Option: Int, CaseIterable, Sendable {
 /// with a one-line warning (never a crash) for a value it cannot use.
 enum OptionReader {
     static func processConfig() -> PoolConfig {
-        let defaults = PoolConfig()
+        let defaults = PoolConfig.process
         var config = defaults
         // Each value is checked on its own, so a bad one names itself and leaves the others.
         if case let (v, text)? = size(.minBlock) {

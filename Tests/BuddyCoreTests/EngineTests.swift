@@ -381,6 +381,43 @@ struct SplitMix64: RandomNumberGenerator {
         expectInvariants(pool)
     }
 
+    /// The delayed pass: free blocks of at least releaseMinBlock give their pages back, except the
+    /// first releaseKeepBytes met; a block already given back is skipped (its released mark), so
+    ///     releasedBytes == (blocks released once) * (block size - page)
+    /// however many passes ran.
+    @Test func theDelayedPassKeepsABudgetAndReleasesEachBlockOnce() throws {
+        var config = PoolConfig()
+        config.initialSize = 16 << 20
+        config.releaseDelay = 0   // a pass after every free of a large block
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let top = pool.geometry.maxBlock, page = Int(buddy_os_page_size())
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 {
+            let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
+            p.initializeMemory(as: UInt8.self, repeating: 0xAB, count: top)
+            blocks.append(p)
+        }
+        for p in blocks { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        let kept = BuddyEngine.releaseKeepBytes / top
+        #expect(pool.counters.releasedBytes == UInt64((16 - kept) * (top - page)))
+        // The most recently freed blocks (taken first by the next allocations) kept their pages.
+        for (i, p) in blocks.enumerated() {
+            #expect(residentPages(p, top) == (i >= 16 - kept ? top / page : 1), "block \(i)")
+        }
+        // A split of a released block leaves released halves: trim has nothing more to give back
+        // from them, and after the small block is freed, the merged block is dirty again.
+        _ = pool.trim()
+        let before = pool.counters.releasedBytes
+        let small = try #require(pool.allocate(order: pool.geometry.order(forSize: 64 * 1024)))
+        #expect(pool.trim() == 0)
+        #expect(pool.counters.releasedBytes == before)
+        #expect(pool.release(small) == .released)
+        #expect(pool.trim() == top - page)
+        expectInvariants(pool)
+    }
+
     @Test func emptySegmentsWaitForTheDelay() throws {
         var config = PoolConfig()
         config.maxBlock = 64 * 1024

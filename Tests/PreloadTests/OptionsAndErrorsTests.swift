@@ -194,7 +194,7 @@ struct OptionsAndErrorsTests {
 
     @Test("BUDDY_MAX_POOL=2M stops the pool with ENOMEM, and freeing makes room again")
     func maxPoolOption() throws {
-        let result = try runDriver(["pool-limit"], environment: ["BUDDY_MAX_POOL": "2M", "BUDDY_INITIAL_SIZE": "1M"])
+        let result = try runDriver(["pool-limit"], environment: ["BUDDY_MAX_POOL": "2M", "BUDDY_INITIAL_SIZE": "1M", "BUDDY_MAX_BLOCK": "1M"])
         #expect(result.status == 0, "status \(result.status)\n\(result.stdout)\n\(result.stderr)")
         let line = result.stdout.split(separator: "\n").first { $0.hasPrefix("blocks ") }.map(String.init) ?? ""
         let parts = line.split(separator: " ")
@@ -219,7 +219,7 @@ struct OptionsAndErrorsTests {
         InvalidOption(variable: "BUDDY_MAX_BLOCK", value: "abc"),
         InvalidOption(variable: "BUDDY_GROWTH_FACTOR", value: "zero"),
         InvalidOption(variable: "BUDDY_THREAD_SAFETY", value: "maybe"),
-        InvalidOption(variable: "BUDDY_MIN_BLOCK", value: "2M"),
+        InvalidOption(variable: "BUDDY_MIN_BLOCK", value: "16M"),
         InvalidOption(variable: "BUDDY_ON_ERROR", value: "never"),
         InvalidOption(variable: "BUDDY_INITIAL_SIZE", value: "-5"),
         InvalidOption(variable: "BUDDY_MAX_POOL", value: "1x"),
@@ -241,11 +241,11 @@ struct OptionsAndErrorsTests {
 
     @Test("a rejected value does not discard the other, valid options")
     func rejectedValueKeepsOtherOptions() throws {
-        // BUDDY_MIN_BLOCK=2M is a size, but larger than the default maximum block: only it may
-        // fall back to its default; BUDDY_ON_ERROR=log must still apply.
-        let result = try runDriver(["double-free"], environment: ["BUDDY_MIN_BLOCK": "2M", "BUDDY_ON_ERROR": "log"])
+        // BUDDY_MIN_BLOCK=16M is a size, but larger than the default maximum block (8M): only it
+        // may fall back to its default; BUDDY_ON_ERROR=log must still apply.
+        let result = try runDriver(["double-free"], environment: ["BUDDY_MIN_BLOCK": "16M", "BUDDY_ON_ERROR": "log"])
         #expect(result.status == 0 && result.signal == 0,
-                "BUDDY_ON_ERROR=log was dropped with BUDDY_MIN_BLOCK=2M: status \(result.status) signal \(result.signal)\n\(result.stderr)")
+                "BUDDY_ON_ERROR=log was dropped with BUDDY_MIN_BLOCK=16M: status \(result.status) signal \(result.signal)\n\(result.stderr)")
         #expect(result.stdout.contains("pool ok"), "\(result.stdout)")
         // Control: with a malformed value instead, the other option is kept.
         let control = try runDriver(["double-free"], environment: ["BUDDY_MAX_BLOCK": "abc", "BUDDY_ON_ERROR": "log"])

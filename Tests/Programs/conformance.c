@@ -526,8 +526,22 @@ static void check_page_allocs(void) {
 
 // MARK: - large blocks
 
+/* The pool's largest block: BUDDY_MAX_BLOCK (a number with an optional K/M/G), else the
+ * library's default, 8 MiB. */
+static size_t max_block(void) {
+    const char *v = getenv("BUDDY_MAX_BLOCK");
+    if (!v || !*v) return 8 * MiB;
+    char *end;
+    size_t n = strtoull(v, &end, 10);
+    if (*end == 'K' || *end == 'k') n *= KiB;
+    else if (*end == 'M' || *end == 'm') n *= MiB;
+    else if (*end == 'G' || *end == 'g') n *= 1024 * MiB;
+    return n;
+}
+
 static void check_large(void) {
-    size_t sizes[] = {MiB + 1, 2 * MiB, 3 * MiB + 5, 16 * MiB};
+    size_t top = max_block();
+    size_t sizes[] = {top + 1, 2 * top, 3 * top + 5};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
         unsigned char *p = malloc(n);
