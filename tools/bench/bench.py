@@ -456,8 +456,9 @@ class Workload:
     kind = "c"
     check_digest = False  # compare stdout across allocators
 
-    def __init__(self, name, desc, args=(), quick_args=()):
+    def __init__(self, name, desc, args=(), quick_args=(), program=None):
         self.name = name
+        self.program = program or name  # the binary in workloads/ (one may serve several)
         self.desc = desc
         self.args = [str(a) for a in args]
         self.quick_args = [str(a) for a in quick_args]
@@ -469,7 +470,7 @@ class Workload:
         pass
 
     def argv(self, ctx):
-        return [ctx.bins[self.name]] + (self.quick_args if ctx.quick else self.args)
+        return [ctx.bins[self.program]] + (self.quick_args if ctx.quick else self.args)
 
     def env(self, ctx, alloc):
         return alloc.env(ctx.base_env)
@@ -761,6 +762,8 @@ def make_workloads():
           [8, 2000, 1000000], [8, 2000, 400000]),
         W("large", "256 KiB..4 MiB blocks (many near 1 MiB), some realloc",
           [16, 8000], [16, 3000]),
+        W("huge", "2..32 MiB blocks (many near the 8 MiB largest block), some realloc",
+          [6, 300, 1, 8192], [6, 100, 1, 8192], program="large"),
         W("aligned", "posix_memalign/aligned_alloc, alignment 16 B..64 KiB",
           [2000, 600000], [2000, 250000]),
         W("steady", "phases of growth and shrink; final RSS after shrink",

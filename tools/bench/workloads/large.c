@@ -1,21 +1,25 @@
-/* large: large blocks near and above 1 MiB.
+/* large: large blocks near and above a size C (default 1 MiB).
  *
  * Models image/IO buffers and big arrays: a small working set of blocks of
- * 256 KiB..4 MiB (half of them concentrated in 768 KiB..1.5 MiB, around the
- * typical mmap threshold), replaced at random; 10% of the steps grow or
- * shrink a block with realloc instead. Every page of every block is touched,
- * so the cost of obtaining/returning memory from/to the kernel shows up.
+ * C/4..4C (half of them concentrated in 0.75C..1.5C), replaced at random;
+ * 10% of the steps grow or shrink a block with realloc instead. Every page of
+ * every block is touched, so the cost of obtaining/returning memory from/to
+ * the kernel shows up. With C = 1 MiB (`large`) the blocks sit around glibc's
+ * usual mmap threshold; with C = 8 MiB (`huge`) around BuddyMalloc's largest
+ * block, so that part of them goes to the system allocator.
  *
- * usage: large [live=16] [ops=8000] [seed=1]
+ * usage: large [live=16] [ops=8000] [seed=1] [center_kib=1024]
  */
 #include "common.h"
 
 typedef struct { void *p; size_t n; uint64_t tag; } slot_t;
 
+static size_t center = 1u << 20;
+
 static size_t pick_size(rng_t *r)
 {
-    if (rng_below(r, 2)) return rng_range(r, 768u << 10, 1536u << 10);
-    return rng_log_uniform(r, 256u << 10, 4u << 20);
+    if (rng_below(r, 2)) return rng_range(r, center / 4 * 3, center / 2 * 3);
+    return rng_log_uniform(r, center / 4, center * 4);
 }
 
 int main(int argc, char **argv)
@@ -24,6 +28,8 @@ int main(int argc, char **argv)
     long live = arg_long(argc, argv, 1, 16);
     long ops = arg_long(argc, argv, 2, 8000);
     uint64_t seed = (uint64_t)arg_long(argc, argv, 3, 1);
+    long center_kib = arg_long(argc, argv, 4, 1024);
+    if (center_kib >= 64) center = (size_t)center_kib << 10;
     if (live < 1) live = 1;
 
     rng_t r;
@@ -40,8 +46,8 @@ int main(int argc, char **argv)
         slot_t *e = &s[rng_below(&r, (uint64_t)live)];
         if (rng_below(&r, 10) == 0) {
             size_t n = rng_below(&r, 2) ? e->n + e->n / 2 : e->n / 2;
-            if (n < (64u << 10)) n = 64u << 10;
-            if (n > (6u << 20)) n = pick_size(&r);
+            if (n < center / 16) n = center / 16;
+            if (n > center * 6) n = pick_size(&r);
             void *p = xrealloc(e->p, n);
             pat_check_prefix(p, e->n, e->tag, n < e->n ? n : e->n);
             e->p = p;
@@ -60,6 +66,6 @@ int main(int argc, char **argv)
         free(s[i].p);
     }
     free(s);
-    printf("large ok live=%ld ops=%ld\n", live, ops);
+    printf("large ok live=%ld ops=%ld center=%ldK\n", live, ops, (long)(center >> 10));
     return 0;
 }
