@@ -112,7 +112,9 @@ struct FreeArea {
 ///     freeBytes + allocatedBytes == segmentBytes
 ///     segment.nonEmpty bit k == (segment.freeAreas[k].count > 0)
 struct PoolState {
-    var lock: pthread_mutex_t
+    /// The project's futex lock (buddy_support.h), not a pthread mutex: the report signal
+    /// handler tries it, and only atomics and raw system calls are async-signal-safe there.
+    var lock: buddy_mutex
     var config: PoolConfig
     var geometry: Geometry
     /// The segments, oldest first.
@@ -210,7 +212,7 @@ public struct BuddyEngine: Equatable {
         guard let memory = buddy_os_map_aligned(bytes, page) else { return nil }
         let state = memory.bindMemory(to: PoolState.self, capacity: 1)
         state.initialize(to: PoolState(
-            lock: pthread_mutex_t(), config: config, geometry: geometry, segments: nil,
+            lock: buddy_mutex(), config: config, geometry: geometry, segments: nil,
             segmentCount: 0, segmentBytes: 0, freeBytes: 0, allocatedBytes: 0, uncarvedBytes: 0,
             counters: PoolCounters(), stats: PoolStats(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
             directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
@@ -268,10 +270,21 @@ public struct BuddyEngine: Equatable {
         if locked { buddy_unlock(&state.pointee.lock) }
     }
 
+    /// Takes the lock without waiting, if the pool needs one now: (taken or not needed, locked).
+    /// Atomics only: the report signal handler's snapshot uses it.
+    func tryLock() -> (ok: Bool, locked: Bool) {
+        switch state.pointee.config.threadSafety {
+        case .off: return (true, false)
+        case .automatic: if buddy_process_is_single_threaded() != 0 { return (true, false) }
+        case .always: break
+        }
+        return buddy_try_lock(&state.pointee.lock) != 0 ? (true, true) : (false, false)
+    }
+
     /// Takes the lock unconditionally (fork's prepare handler).
     func forceLock() { buddy_lock(&state.pointee.lock) }
     func forceUnlock() { buddy_unlock(&state.pointee.lock) }
-    /// Re-creates the lock in a forked child, where the parent's holder no longer exists.
+    /// Frees the lock in a forked child, where the parent's holder no longer exists.
     func reinitializeLock() { buddy_lock_init(&state.pointee.lock) }
 
     public func setThreadSafety(_ mode: ThreadSafety) { state.pointee.config.threadSafety = mode }

@@ -47,7 +47,11 @@ enum ProcessPool {
 
     // Fork: the child must not inherit a lock held by a thread that does not exist there.
     // Order: process-init lock, pool lock, then the segment-map lock (taken inside pool calls).
+    // The forking thread counts as inside the allocator from prepare to parent/child: it holds
+    // the locks, so the report signal handler must leave its report pending rather than try them,
+    // and a malloc of another atfork handler or signal handler must go to glibc.
     static func prepareFork() {
+        buddy_thread_enter()
         buddy_lock(buddy_process_lock())
         existing?.forceLock()
         buddy_lock(buddy_map_lock())
@@ -57,6 +61,7 @@ enum ProcessPool {
         buddy_unlock(buddy_map_lock())
         existing?.forceUnlock()
         buddy_unlock(buddy_process_lock())
+        buddy_thread_leave()
     }
 
     static func childAfterFork() {
@@ -64,5 +69,6 @@ enum ProcessPool {
         existing?.reinitializeLock()
         existing?.dropOtherThreadsCaches()
         buddy_lock_init(buddy_process_lock())
+        buddy_thread_leave()
     }
 }

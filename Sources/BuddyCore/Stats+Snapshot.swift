@@ -34,16 +34,6 @@ enum SnapshotLocking {
 }
 
 extension BuddyEngine {
-    /// Takes the lock without waiting, if the pool needs one now: (taken or not needed, locked).
-    func tryLock() -> (ok: Bool, locked: Bool) {
-        switch state.pointee.config.threadSafety {
-        case .off: return (true, false)
-        case .automatic: if buddy_process_is_single_threaded() != 0 { return (true, false) }
-        case .always: break
-        }
-        return buddy_try_lock(&state.pointee.lock) != 0 ? (true, true) : (false, false)
-    }
-
     /// Fills `out` (all of it) with a snapshot of this pool. Returns false, having written
     /// nothing but zeros, when `locking` is `.attempt` and the lock is busy.
     func snapshot(into out: UnsafeMutablePointer<buddy_stats>, locking: SnapshotLocking) -> Bool {

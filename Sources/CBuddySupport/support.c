@@ -1,7 +1,10 @@
 // Definitions behind buddy_support.h. Nothing here may allocate: it runs inside malloc.
 #define _GNU_SOURCE
 #include "buddy_support.h"
+#include "raw_syscall.h"
 #include <dlfcn.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <time.h>
 #include <signal.h>
@@ -16,8 +19,8 @@ void *buddy_segment_map_storage[1 << 15];
 static void *segment_table_free_list;
 void **buddy_segment_table_free_list(void) { return &segment_table_free_list; }
 
-pthread_mutex_t buddy_init_lock = PTHREAD_MUTEX_INITIALIZER;
-pthread_mutex_t buddy_process_init_lock = PTHREAD_MUTEX_INITIALIZER;
+buddy_mutex buddy_init_lock;
+buddy_mutex buddy_process_init_lock;
 void *buddy_process_pool;
 int buddy_process_pool_failed;
 const char *buddy_report_target;
@@ -31,6 +34,28 @@ void buddy_report_target_set(const char *v) {
     buddy_report_target = report_target_copy;
 }
 __thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec")));
+
+// MARK: - The lock's contended halves (buddy_support.h)
+// FUTEX_*_PRIVATE: the word is never shared with another process (a forked child re-initialises
+// its copy), so the kernel may key it by address alone. A wait that returns early (EINTR, EAGAIN
+// because the word changed) is harmless: the loop swaps again.
+
+void buddy_lock_wait(buddy_mutex *m) {
+    // The compare-and-swap 0 -> 1 failed. Mark the word 2 (a waiter) before sleeping, so that
+    // the holder's unlock wakes someone; the swap that returns 0 takes the lock (as 2: its
+    // unlock may wake nobody, the price of not counting waiters).
+    uint32_t seen = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+    if (seen != 2) seen = __atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE);
+    while (seen != 0) {
+        buddy_raw_syscall4(SYS_futex, (long)&m->word, FUTEX_WAIT_PRIVATE, 2, 0);
+        seen = __atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE);
+    }
+}
+
+void buddy_lock_wake(buddy_mutex *m) {
+    __atomic_store_n(&m->word, 0, __ATOMIC_RELEASE);
+    buddy_raw_syscall4(SYS_futex, (long)&m->word, FUTEX_WAKE_PRIVATE, 1, 0);
+}
 
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     return pthread_atfork(prepare, parent, child);

@@ -6,7 +6,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <pthread.h>
 
 // The public statistics layout has one definition, in the library's public header.
 #include "../../BuddyMallocExports/include/buddy_stats.h"
@@ -63,10 +62,6 @@ int buddy_report_is_shutting_down(void);
 void buddy_report_set_shutting_down(void);
 /// In a forked child: nobody is writing, nothing is pending, the numbering restarts.
 void buddy_report_reset_after_fork(void);
-
-// MARK: - Locks a snapshot may take without waiting
-/// pthread_mutex_trylock: 1 when taken. Never blocks (a signal handler may call it).
-static inline int buddy_try_lock(pthread_mutex_t *m) { return pthread_mutex_trylock(m) == 0; }
 
 // MARK: - More atomics (every access names its ordering)
 static inline void buddy_atomic_max_u64_relaxed(uint64_t *p, uint64_t v) {

@@ -9,7 +9,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <errno.h>
-#include <pthread.h>
 
 // MARK: - glibc's allocator (exported by libc.so.6 since 2.2.5, declared nowhere)
 extern void *__libc_malloc(size_t size);
@@ -71,18 +70,49 @@ static inline uint64_t buddy_atomic_load_u64_relaxed(const uint64_t *p) { return
 static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 // MARK: - Locks
-/// The lock of a pool lives inside the pool's own state; these keep pthread's types out of Swift.
-static inline void buddy_lock_init(pthread_mutex_t *m) { pthread_mutex_init(m, NULL); }
-static inline void buddy_lock(pthread_mutex_t *m) { pthread_mutex_lock(m); }
-static inline void buddy_unlock(pthread_mutex_t *m) { pthread_mutex_unlock(m); }
+/// The allocator's lock: one 32-bit futex word, Drepper's "mutex2" ("Futexes Are Tricky"):
+///
+///     0 free    1 taken    2 taken, and a thread may be asleep in the kernel waiting for it
+///
+/// lock: compare-and-swap 0 -> 1; on failure swap in 2 and sleep (FUTEX_WAIT while it is 2)
+/// until a swap returns 0. unlock: decrement; if that did not give 0 (someone may sleep), store 0
+/// and wake one sleeper (FUTEX_WAKE). Uncontended, each is one atomic instruction and no call.
+///
+/// Why not pthread_mutex_t: the report signal handler tries the pool lock, and POSIX does not
+/// list pthread_mutex_trylock as async-signal-safe. This lock is atomics and system calls issued
+/// by our own `syscall` instruction (raw_syscall.h), nothing else, which
+/// tools/check-malloc-path.py --signal-safe proves for the handler's whole path. Zero is the
+/// free state: static storage and freshly mapped memory start unlocked.
+typedef struct buddy_mutex { uint32_t word; } buddy_mutex;
+
+/// The contended halves (support.c): sleep until the lock is ours; wake one sleeper.
+void buddy_lock_wait(buddy_mutex *m);
+void buddy_lock_wake(buddy_mutex *m);
+
+/// Makes the lock free; also in a forked child, where the parent's holder does not exist.
+static inline void buddy_lock_init(buddy_mutex *m) { __atomic_store_n(&m->word, 0, __ATOMIC_RELAXED); }
+static inline void buddy_lock(buddy_mutex *m) {
+    uint32_t expected = 0;
+    if (__builtin_expect(__atomic_compare_exchange_n(&m->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 1)) return;
+    buddy_lock_wait(m);
+}
+static inline void buddy_unlock(buddy_mutex *m) {
+    if (__builtin_expect(__atomic_fetch_sub(&m->word, 1, __ATOMIC_RELEASE) != 1, 0)) buddy_lock_wake(m);
+}
+/// Takes the lock if it is free: 1 when taken. Never waits, never enters the kernel: a signal
+/// handler may call it.
+static inline int buddy_try_lock(buddy_mutex *m) {
+    uint32_t expected = 0;
+    return __atomic_compare_exchange_n(&m->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
 
 /// Guards the segment table and the segment map's leaves.
-extern pthread_mutex_t buddy_init_lock;
-static inline pthread_mutex_t *buddy_map_lock(void) { return &buddy_init_lock; }
+extern buddy_mutex buddy_init_lock;
+static inline buddy_mutex *buddy_map_lock(void) { return &buddy_init_lock; }
 
 /// Guards the creation of the process-wide pool (taken before any other lock).
-extern pthread_mutex_t buddy_process_init_lock;
-static inline pthread_mutex_t *buddy_process_lock(void) { return &buddy_process_init_lock; }
+extern buddy_mutex buddy_process_init_lock;
+static inline buddy_mutex *buddy_process_lock(void) { return &buddy_process_init_lock; }
 /// The process-wide pool's state once created (read with acquire ordering).
 extern void *buddy_process_pool;
 static inline void *buddy_process_pool_get(void) { return __atomic_load_n(&buddy_process_pool, __ATOMIC_ACQUIRE); }
