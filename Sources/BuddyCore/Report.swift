@@ -120,7 +120,9 @@ struct ReportSink {
         var scale: UInt64 = 1
         for _ in 0..<digits { scale &*= 10 }
         if v >= 1e18 / Double(scale) { decimal(UInt64(v)); return }
-        let scaled = UInt64((v * Double(scale)).rounded())
+        // Half up by truncation (v >= 0 here): .rounded() calls libm's round, which is not on
+        // POSIX's async-signal-safe list, and the signal handler writes reports.
+        let scaled = UInt64(v * Double(scale) + 0.5)
         decimal(scaled / scale)
         if digits > 0 {
             byte(46)

@@ -1,7 +1,8 @@
 // Definitions behind buddy_report_support.h. Nothing here allocates; everything but the
 // backtrace and symbolization functions is async-signal-safe (system calls and atomics only).
 #define _GNU_SOURCE
-#include "buddy_report_support.h"
+#include "buddy_support.h"
+#include "raw_syscall.h"
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -37,8 +38,11 @@ uint64_t buddy_os_precise_ns(void) {
 // MARK: - Memory
 
 uint64_t buddy_os_resident_bytes(const void *base, size_t size) {
-    int saved = errno;
-    size_t page = (size_t)getpagesize();
+    // The signal handler's snapshot comes here: mincore is not on POSIX's async-signal-safe list,
+    // so it is our own system call instruction (raw_syscall.h: no errno, no libc), and the page
+    // size is the one recorded when the pool was created (getpagesize is not listed either).
+    size_t page = __atomic_load_n(&buddy_os_page_bytes, __ATOMIC_RELAXED);
+    if (page == 0) return 0;
     unsigned char vector[4096];
     uint64_t resident = 0;
     uintptr_t start = (uintptr_t)base & ~(uintptr_t)(page - 1);
@@ -46,11 +50,10 @@ uint64_t buddy_os_resident_bytes(const void *base, size_t size) {
     while (start < end) {
         size_t pages = (end - start + page - 1) / page;
         if (pages > sizeof vector) pages = sizeof vector;
-        if (mincore((void *)start, pages * page, vector) != 0) break;
+        if (buddy_raw_syscall4(SYS_mincore, (long)start, (long)(pages * page), (long)vector, 0) != 0) break;
         for (size_t i = 0; i < pages; i++) resident += (vector[i] & 1) ? page : 0;
         start += pages * page;
     }
-    errno = saved;
     return resident;
 }
 
@@ -87,10 +90,10 @@ void buddy_os_unlink(const char *path) {
 }
 
 void buddy_os_nap(uint64_t ns) {
-    int saved = errno;
+    // The signal handler naps while another thread holds the pool lock. nanosleep is not on
+    // POSIX's async-signal-safe list (sleep is, but counts whole seconds): our own system call.
     struct timespec t = { .tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u) };
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
-    errno = saved;
+    while (buddy_raw_syscall4(SYS_nanosleep, (long)&t, (long)&t, 0, 0) == -EINTR) {}
 }
 
 // MARK: - Report writers' coordination

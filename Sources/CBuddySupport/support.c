@@ -137,7 +137,13 @@ void buddy_os_write(int fd, const void *buf, size_t len) {
     errno = saved;
 }
 
-size_t buddy_os_page_size(void) { return (size_t)getpagesize(); }
+size_t buddy_os_page_bytes;
+
+size_t buddy_os_page_size(void) {
+    size_t page = (size_t)getpagesize();
+    __atomic_store_n(&buddy_os_page_bytes, page, __ATOMIC_RELAXED);
+    return page;
+}
 
 extern char **__environ;
 const char *buddy_os_getenv(const char *name) {

@@ -17,8 +17,8 @@ uint64_t buddy_os_realtime_ns(void);
 uint64_t buddy_os_precise_ns(void);
 
 // MARK: - Memory
-/// Bytes of [base, base + size) resident in RAM (mincore, in chunks from a stack vector);
-/// 0 for memory that is not mapped. Preserves errno.
+/// Bytes of [base, base + size) resident in RAM (mincore, in chunks from a stack vector, by a
+/// raw system call); 0 for memory that is not mapped. Leaves errno alone.
 uint64_t buddy_os_resident_bytes(const void *base, size_t size);
 
 // MARK: - Process and files
@@ -29,7 +29,7 @@ size_t buddy_os_program_name(char *out, size_t capacity);
 int buddy_os_rename(const char *from, const char *to);
 /// Removes a file (a report that could not be finished). Preserves errno.
 void buddy_os_unlink(const char *path);
-/// Sleeps for `ns` nanoseconds (nanosleep). Preserves errno.
+/// Sleeps for `ns` nanoseconds (the nanosleep system call, issued directly). Leaves errno alone.
 void buddy_os_nap(uint64_t ns);
 
 // MARK: - Report settings (read with the other options at the first call; see Options.swift)

@@ -164,6 +164,9 @@ void buddy_os_close(int fd);
 int buddy_os_getpid(void);
 /// The OS page size.
 size_t buddy_os_page_size(void);
+/// The page size as the last buddy_os_page_size() found it (every pool asks when it is created);
+/// 0 before. For code that must not call libc (the report signal handler's path).
+extern size_t buddy_os_page_bytes;
 /// Environment lookup that does not allocate (NULL when unset or before libc set up environ).
 const char *buddy_os_getenv(const char *name);
 /// The one failure path: writes a static message to stderr and aborts. Never returns.
