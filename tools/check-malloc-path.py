@@ -4,6 +4,8 @@
     tools/check-malloc-path.py .build/debug/libBuddyMalloc.so
     tools/check-malloc-path.py --verbose .build/release/libBuddyMalloc.so
     tools/check-malloc-path.py --roots malloc,free LIB     # walk from these functions only
+    tools/check-malloc-path.py --signal-safe --roots buddy_report_signal_handler LIB
+                                                           # and only async-signal-safe libc calls
     tools/check-malloc-path.py --self-test                 # prove the checker can fail
 
 libBuddyMalloc.so links the Swift runtime statically (-static-stdlib): the runtime's functions
@@ -29,6 +31,13 @@ reachable function is forbidden:
 
 Code outside every sized function symbol (outlined or deduplicated code without a name) is a node
 of its own ("unnamed code at 0x..."), never counted as part of the function before it.
+
+With --signal-safe (for a signal handler's roots), every function outside the library that the
+walk reaches must also be async-signal-safe: on POSIX's list as signal-safety(7) gives it
+(ASYNC_SIGNAL_SAFE below), or one of the few SIGNAL_SAFE_EXTRA names with their reason. Anything
+else (malloc, pthread_mutex_trylock, mmap, nanosleep, getpagesize, round, ...) fails, with its
+path. System calls the library issues with its own instruction (`syscall`, `svc`) are no calls:
+the tool lists the functions that contain one.
 
 Exit status: 0 clean, 1 a forbidden function is reachable (the path from the export is printed),
 2 the tool could not check (no symbol table, objdump missing, no exports...). It never passes a
@@ -56,6 +65,39 @@ FORBIDDEN_EXTERNAL_PREFIXES = ("swift_", "_swift_", "__swift", "_Z", "__cxa_guar
 # Allowed exceptions: function name -> reason. Keep this short and justified.
 ALLOWED_FUNCTIONS = {
     # (none: no Swift runtime function is allowed on the allocator's path)
+}
+
+# Async-signal-safe functions: the table of signal-safety(7) (man-pages 6.03), which is POSIX.1's
+# list (XSH 2.4.3) up to POSIX.1-2008 TC2. Not listed there, so not here: nanosleep, getpagesize,
+# mincore, round, pthread_mutex_*, and of course every allocator function.
+ASYNC_SIGNAL_SAFE = frozenset("""
+    abort accept access aio_error aio_return aio_suspend alarm bind cfgetispeed cfgetospeed
+    cfsetispeed cfsetospeed chdir chmod chown clock_gettime close connect creat dup dup2 execl
+    execle execv execve _exit _Exit faccessat fchdir fchmod fchmodat fchown fchownat fcntl
+    fdatasync fexecve ffs fork fstat fstatat fsync ftruncate futimens getegid geteuid getgid
+    getgroups getpeername getpgrp getpid getppid getsockname getsockopt getuid htonl htons kill
+    link linkat listen longjmp lseek lstat memccpy memchr memcmp memcpy memmove memset mkdir
+    mkdirat mkfifo mkfifoat mknod mknodat ntohl ntohs open openat pause pipe poll
+    posix_trace_event pselect pthread_kill pthread_self pthread_sigmask raise read readlink
+    readlinkat recv recvfrom recvmsg rename renameat rmdir select sem_post send sendmsg sendto
+    setgid setpgid setsid setsockopt setuid shutdown sigaction sigaddset sigdelset sigemptyset
+    sigfillset sigismember siglongjmp signal sigpause sigpending sigprocmask sigqueue sigset
+    sigsuspend sleep sockatmark socket socketpair stat stpcpy stpncpy strcat strchr strcmp strcpy
+    strcspn strlen strncat strncmp strncpy strnlen strpbrk strrchr strspn strstr strtok_r symlink
+    symlinkat tcdrain tcflow tcflush tcgetattr tcgetpgrp tcsendbreak tcsetattr tcsetpgrp time
+    timer_getoverrun timer_gettime timer_settime times umask uname unlink unlinkat utime
+    utimensat utimes wait waitpid wcpcpy wcpncpy wcscat wcschr wcscmp wcscpy wcscspn wcslen
+    wcsncat wcsncmp wcsncpy wcsnlen wcspbrk wcsrchr wcsspn wcsstr wcstok wmemchr wmemcmp wmemcpy
+    wmemmove wmemset write
+""".split())
+
+# Not on the list, yet safe in a signal handler: name -> reason. Keep this short and justified.
+SIGNAL_SAFE_EXTRA = {
+    "__errno_location":
+        "how C reads and writes errno, which a handler must save and restore (signal-safety(7), 'errno'): "
+        "the address of a thread-local variable",
+    "__stack_chk_fail":
+        "the stack protector's failure exit: reached only when the stack is already corrupt, and ends the process",
 }
 
 # Functions whose indirect calls are known and harmless: name -> reason.
@@ -171,6 +213,7 @@ COMMENT = re.compile(r"#\s*([0-9a-f]+)(?:\s+<([^>]+)>)?\s*$")
 BRANCH = re.compile(r"^(?:(?:notrack|bnd|rex\.W|data16|cs|ds)\s+)*(call\w*|jmp\w*|j[a-z]{1,4})\s+(.*)$")
 
 
+SYSCALL_INSN = re.compile(r"^(syscall|svc\s+#?0x?0*)\b")
 PADDING = re.compile(r"^(?:(?:data16|cs|ds)\s+)*(nop\w*|xchg\s+%ax,%ax|int3|ud2)\b")
 
 
@@ -180,6 +223,7 @@ class Disassembly:
         self.names = {}            # region start -> name
         self.plt = {}              # start address -> external name (PLT entries)
         self.insns = []            # (address, owner region start, section, text)
+        self.syscalls = set()      # region starts whose code issues a system call itself
 
 
 def disassemble(lib, functions, sizes):
@@ -227,6 +271,8 @@ def disassemble(lib, functions, sizes):
             start_region(address, f"<unnamed code at 0x{address:x} after {result.names[owner]}>")
             end = None
         result.insns.append((address, owner, section, text))
+        if SYSCALL_INSN.match(text):
+            result.syscalls.add(owner)
     result.regions.sort()
     return result
 
@@ -401,6 +447,9 @@ def main():
                         help="list every reachable function with the edge that reached it, and every "
                              "forbidden function (not only the first on each path)")
     parser.add_argument("--roots", help="comma-separated functions to start from (default: every export)")
+    parser.add_argument("--signal-safe", action="store_true",
+                        help="also require every function outside the library reached from the roots to be "
+                             "async-signal-safe (POSIX's list, signal-safety(7)); for a signal handler's roots")
     parser.add_argument("--self-test", action="store_true",
                         help="build small libraries with gcc and check that the tool fails and passes "
                              "where it must")
@@ -409,7 +458,8 @@ def main():
         sys.exit(self_test())
     if not args.library:
         parser.error("the library is required (or --self-test)")
-    sys.exit(check(args.library, args.verbose, args.roots.split(",") if args.roots else None))
+    sys.exit(check(args.library, args.verbose, args.roots.split(",") if args.roots else None,
+                   signal_safe=args.signal_safe))
 
 
 def walk(graph, roots, stop=lambda node: False):
@@ -432,7 +482,7 @@ def walk(graph, roots, stop=lambda node: False):
     return parent
 
 
-def check(lib, verbose=False, roots=None, out=sys.stdout):
+def check(lib, verbose=False, roots=None, out=sys.stdout, signal_safe=False):
     if not os.path.isfile(lib):
         fail_usage(f"{lib}: no such file")
     symtab_present, functions, exports, defined, external_functions, sizes = read_symbols(lib)
@@ -525,6 +575,12 @@ def check(lib, verbose=False, roots=None, out=sys.stdout):
         for message in ([forbidden] if forbidden else []) + others:
             problems.append((node, message))
     behind = [n for n in everything if n not in frontier and reasons(n)[0] is not None]
+    if signal_safe:
+        # Every external function reached at all, even behind a forbidden one: each is a call
+        # the handler could make.
+        for node in everything:
+            if isinstance(node, str) and node[4:] not in ASYNC_SIGNAL_SAFE and node[4:] not in SIGNAL_SAFE_EXTRA:
+                problems.append((node, f"{node[4:]}: not async-signal-safe (not on POSIX's list, signal-safety(7))"))
 
     print(f"check-malloc-path: {lib}", file=out)
     print(f"  roots              {len(roots)} exported functions", file=out)
@@ -533,6 +589,12 @@ def check(lib, verbose=False, roots=None, out=sys.stdout):
           + (f", {len(internal) - len(clean)} of them only through forbidden ones" if len(clean) < len(internal) else "")
           + f" ({graph.switches} jump tables recognised as local)", file=out)
     print(f"  external reached   {len(external)}: {', '.join(external) or '(none)'}", file=out)
+    if signal_safe:
+        extra = sorted({n[4:] for n in everything if isinstance(n, str) and n[4:] in SIGNAL_SAFE_EXTRA})
+        for name in extra:
+            print(f"  signal-safe extra  {name} (allowed: {SIGNAL_SAFE_EXTRA[name]})", file=out)
+        issuing = sorted({names.get(n, f"0x{n:x}") for n in internal if n in dis.syscalls})
+        print(f"  own system calls   {len(issuing)} functions issue them: {', '.join(issuing) or '(none)'}", file=out)
     for n in internal:
         if n in graph.indirect and merged_function_resolved(n):
             print(f"  indirect call      {names.get(n)} (a merged function: its targets are the function "
@@ -551,17 +613,20 @@ def check(lib, verbose=False, roots=None, out=sys.stdout):
             pretty = demangled.get(label)
             print(f"    {label}{'  = ' + pretty if pretty and pretty != label else ''}{via}", file=out)
     if problems:
+        if signal_safe:
+            problems.sort(key=lambda p: (not isinstance(p[0], str), str(p[1])))
         print(f"FAIL: {len(problems)} problem(s) on the paths from the exports "
               f"({len(behind)} more forbidden functions behind them{'' if verbose else '; --verbose lists them'})",
               file=out)
         for node, message in problems:
-            print(f"  {message}\n    path: {path_to(frontier, node)}", file=out)
+            print(f"  {message}\n    path: {path_to(frontier if node in frontier else everything, node)}", file=out)
         if verbose and behind:
             print("  forbidden functions reachable only through the ones above:", file=out)
             for n in behind:
                 print(f"    {display(n, names)}", file=out)
         return 1
-    print("  result             clean: no Swift runtime or C++ entry is reachable", file=out)
+    print("  result             clean: no Swift runtime or C++ entry is reachable"
+          + ("; every external function reached is async-signal-safe" if signal_safe else ""), file=out)
     return 0
 
 
@@ -605,6 +670,13 @@ EXPORT int entry(int x) {
     case 6: return helper(6) - 3; case 7: sink = 2; return 13; default: return 0;
     }
 }
+#elif VARIANT == 7 /* --signal-safe: a lock POSIX does not list as async-signal-safe */
+extern int pthread_mutex_trylock(void *);
+static char mutex[64];
+EXPORT int entry(void) { helper(1); return pthread_mutex_trylock(mutex); }
+#elif VARIANT == 8 /* --signal-safe: clean, write(2) only */
+extern long write(int, const void *, size_t);
+EXPORT long entry(void) { helper(1); return write(2, "x", 1); }
 #else              /* clean: reaches only local C code and mmap */
 EXPORT void *entry(void *p) { helper(2); if (p) return mmap(0, 4096, 3, 0x22, -1, 0); return p; }
 EXPORT void *unused_bad(void *p) { return p; }
@@ -616,22 +688,28 @@ def self_test():
     gcc = shutil.which("gcc") or shutil.which("cc")
     if gcc is None:
         fail_usage("--self-test needs gcc")
-    expectations = [(0, 0, "clean library"), (1, 1, "direct call chain to swift_retain"),
-                    (2, 1, "tail jump to a function calling swift_once"),
-                    (3, 1, "callback (address taken) calling swift_retain"),
-                    (4, 1, "unresolvable indirect call"),
-                    (5, 0, "clean switch through a jump table"),
-                    (6, 1, "jump table with a case calling swift_retain")]
+    # (variant, expected exit status, label, --signal-safe)
+    expectations = [(0, 0, "clean library", False), (1, 1, "direct call chain to swift_retain", False),
+                    (2, 1, "tail jump to a function calling swift_once", False),
+                    (3, 1, "callback (address taken) calling swift_retain", False),
+                    (4, 1, "unresolvable indirect call", False),
+                    (5, 0, "clean switch through a jump table", False),
+                    (6, 1, "jump table with a case calling swift_retain", False),
+                    (0, 1, "--signal-safe: mmap is not async-signal-safe", True),
+                    (7, 1, "--signal-safe: pthread_mutex_trylock is not async-signal-safe", True),
+                    (7, 0, "pthread_mutex_trylock without --signal-safe", False),
+                    (8, 0, "--signal-safe: write only", True)]
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "probe.c")
         with open(source, "w") as f:
             f.write(SELF_TEST_SOURCE)
-        for variant, expected, label in expectations:
+        for variant, expected, label, signal_safe in expectations:
             lib = os.path.join(tmp, f"libprobe{variant}.so")
-            subprocess.run([gcc, "-O2", "-shared", "-fPIC", f"-DVARIANT={variant}", "-o", lib, source], check=True)
+            if not os.path.exists(lib):
+                subprocess.run([gcc, "-O2", "-shared", "-fPIC", f"-DVARIANT={variant}", "-o", lib, source], check=True)
             with open(os.devnull, "w") as devnull:
-                status = check(lib, out=devnull)
+                status = check(lib, out=devnull, roots=["entry"] if signal_safe else None, signal_safe=signal_safe)
             verdict = "ok" if status == expected else "WRONG"
             failures += status != expected
             print(f"  self-test {verdict}: {label}: exit {status}, expected {expected}")

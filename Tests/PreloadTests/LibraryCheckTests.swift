@@ -143,12 +143,63 @@ struct LibraryCheckTests {
         #expect(result.status == 2, "stripped library: exit \(result.status)\n\(result.stdout)\(result.stderr)")
     }
 
+    @Test("the report signal handler reaches only async-signal-safe functions (check-malloc-path.py --signal-safe)",
+          arguments: Libraries.all)
+    func signalHandlerIsAsyncSignalSafe(_ library: String) throws {
+        let handler = try Harness.run(["python3", checker, "--signal-safe", "--roots", "buddy_report_signal_handler", library],
+                                      timeout: 120)
+        #expect(handler.status == 0, "the handler's path is not async-signal-safe:\n\(handler.stdout.prefix(6000))\n\(handler.stderr)")
+        let reached = handler.stdout.split(separator: "\n").first { $0.contains("external reached") }.map(String.init) ?? ""
+        #expect(reached.contains("write") && !reached.contains("pthread_mutex") && !reached.contains("nanosleep")
+                && !reached.contains("mincore"), "\(reached)")
+        // The pool lock, the naps and the residency are the library's own system calls.
+        let own = handler.stdout.split(separator: "\n").first { $0.contains("own system calls") }.map(String.init) ?? ""
+        for function in ["buddy_lock_wake", "buddy_os_nap", "buddy_os_resident_bytes"] {
+            #expect(own.contains(function), "\(function) does not issue its own system call: \(own)")
+        }
+        // The mode can fail: malloc's path takes glibc's allocator, mmap, pthread keys...
+        let malloc = try Harness.run(["python3", checker, "--signal-safe", "--roots", "buddy_malloc", library], timeout: 120)
+        #expect(malloc.status == 1, "buddy_malloc passed --signal-safe:\n\(malloc.stdout.prefix(3000))")
+        for function in ["__libc_malloc", "mmap"] {
+            #expect(malloc.stdout.contains("  \(function): not async-signal-safe"), "\(function) not flagged:\n\(malloc.stdout.prefix(3000))")
+        }
+        // ... and a handler that tried a pthread mutex or called malloc would fail it too.
+        let folder = try Harness.temporaryDirectory()
+        let source = folder.appendingPathComponent("handler.c")
+        try """
+        #include <pthread.h>
+        #include <stdlib.h>
+        #include <unistd.h>
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        void probe_handler(int sig) {
+        #if BAD
+            if (pthread_mutex_trylock(&lock) == 0) { free(malloc(16)); pthread_mutex_unlock(&lock); }
+        #endif
+            write(2, "signal\\n", 7);
+        }
+        """.write(to: source, atomically: true, encoding: .utf8)
+        for bad in [1, 0] {
+            let probe = folder.appendingPathComponent("libhandler\(bad).so").path
+            // -fno-builtin: gcc would otherwise drop the malloc/free pair.
+            let build = try Harness.run(["gcc", "-O2", "-fno-builtin", "-shared", "-fPIC", "-DBAD=\(bad)", "-o", probe, source.path])
+            try #require(build.status == 0, "gcc: \(build.stderr)")
+            let result = try Harness.run(["python3", checker, "--signal-safe", "--roots", "probe_handler", probe])
+            #expect(result.status == (bad == 1 ? 1 : 0), "BAD=\(bad): exit \(result.status)\n\(result.stdout)\(result.stderr)")
+            if bad == 1 {
+                for function in ["pthread_mutex_trylock", "malloc", "free"] {
+                    #expect(result.stdout.contains("  \(function): not async-signal-safe"), "\(function) not flagged:\n\(result.stdout)")
+                }
+            }
+        }
+    }
+
     @Test("the checker's self-test and --help")
     func checkerSelfTest() throws {
         let result = try Harness.run(["python3", checker, "--self-test"], timeout: 120)
         #expect(result.status == 0 && result.stdout.contains("self-test passed"), "\(result.stdout)\n\(result.stderr)")
         let help = try Harness.run(["python3", checker, "--help"])
-        #expect(help.status == 0 && help.stdout.contains("--verbose") && help.stdout.contains("--self-test"), "\(help.stdout)")
+        #expect(help.status == 0 && help.stdout.contains("--verbose") && help.stdout.contains("--self-test")
+                && help.stdout.contains("--signal-safe"), "\(help.stdout)")
     }
 
     @Test("the library needs no Swift runtime library", arguments: Libraries.all)

@@ -358,7 +358,8 @@ struct ReportTests {
             .map { $0.trimmingCharacters(in: .whitespaces) })
         #expect(!names.isEmpty && names.contains("write"), "no external functions listed: \(result.stdout)")
         for forbidden in ["malloc", "calloc", "realloc", "free", "__libc_malloc", "__libc_calloc", "__libc_realloc",
-                          "__libc_free", "__libc_memalign", "mmap", "dlopen", "dladdr", "snprintf", "fwrite"] {
+                          "__libc_free", "__libc_memalign", "mmap", "dlopen", "dladdr", "snprintf", "fwrite",
+                          "pthread_mutex_lock", "pthread_mutex_trylock", "pthread_mutex_unlock"] {
             #expect(!names.contains(forbidden), "\(forbidden) is reachable from the signal/report path: \(reached)")
         }
         // The library's own allocation entry points are not reachable either.
