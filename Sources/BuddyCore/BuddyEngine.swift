@@ -238,6 +238,7 @@ public struct BuddyEngine: Equatable {
             if !current.pointee.pinned { removeSegment(current, unlinkFreeBlocks: false) }
         }
         state.pointee.allocatedBytes = 0
+        state.pointee.stats.countEngineBlocksReset()
         state.pointee.freeBytes = 0
         state.pointee.uncarvedBytes = 0
         segment = state.pointee.segments
@@ -389,6 +390,7 @@ public struct BuddyEngine: Equatable {
         state.pointee.freeBytes &-= bytes
         state.pointee.allocatedBytes &+= bytes
         state.pointee.counters.allocations &+= 1
+        state.pointee.stats.countEngineBlockAllocated()
         if UInt64(state.pointee.allocatedBytes) > state.pointee.counters.peakAllocatedBytes {
             state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
         }
@@ -453,6 +455,7 @@ public struct BuddyEngine: Equatable {
         state.pointee.freeBytes &+= bytes
         state.pointee.allocatedBytes &-= bytes
         state.pointee.counters.frees &+= 1
+        state.pointee.stats.countEngineBlockReleased()
         let map = segment.pointee.orderMap
         map[slot(start, in: segment)] = 0
         var address = start

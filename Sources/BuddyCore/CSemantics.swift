@@ -155,6 +155,7 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                 if let (block, tag) = threadCache.pop(order) {
                     threadCache.pointee.calls.allocated.add(order)
                     threadCache.pointee.calls.requestedBytes &+= UInt64(request)
+                    threadCache.pointee.calls.countLiveAllocation()
                     tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
                     buddy_thread_leave()
                     return block
@@ -223,6 +224,7 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
                     buddy_thread_enter()
                     threadCache.pointee.calls.freed.add(order)
+                    threadCache.pointee.calls.countLiveFree()
                     tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
                     let full = threadCache.push(pointer, order, tag: tag)
                     buddy_thread_leave()

@@ -23,12 +23,13 @@ extension BuddyEngine {
         Report.write(self, to: fd, format: json ? Int32(BUDDY_REPORT_JSON.rawValue) : Int32(BUDDY_REPORT_TEXT.rawValue))
     }
 
-    /// Zeroes the event counters; the peak restarts at the bytes allocated now. The caller holds
-    /// the lock.
+    /// Zeroes the event counters; the peaks restart at the bytes and blocks allocated now. The
+    /// caller holds the lock.
     public func resetCounters() {
         let peak = UInt64(state.pointee.allocatedBytes)
         state.pointee.counters = PoolCounters()
         state.pointee.counters.peakAllocatedBytes = peak
+        state.pointee.stats.peakEngineBlocks = state.pointee.stats.engineBlocks
     }
 
     /// Counts an allocation refused before it reached the engine (an invalid alignment, a size

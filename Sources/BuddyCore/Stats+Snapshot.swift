@@ -107,12 +107,25 @@ extension BuddyEngine {
                 orders[order].frees = calls.freed[order]
                 live &+= orders[order].live
             }
+            // The peak (Stats.swift, "Live allocations and their peak"): this thread's delta is
+            // folded now (its own counters: it is not inside a fast path, the depth says so);
+            // the other threads run on, so each counts at its running maximum since its fold.
+            if let mine = BuddyEngine.threadCounters(), mine.pointee.pool == s { foldLiveDelta(mine) }
+            var candidate = Int64(bitPattern: buddy_atomic_load_u64_relaxed(&s.pointee.stats.liveAllocations))
+            cache = s.pointee.caches
+            while let current = cache {
+                candidate &+= Int64(current.pointee.calls.liveDeltaMaximum)
+                cache = current.pointee.next
+            }
+            notePeakLive(candidate)
+            notePeakLive(Int64(bitPattern: live)) // (read as the threads ran: never report a peak below it)
+            out.pointee.peak_live_allocations = buddy_atomic_load_u64_relaxed(&s.pointee.stats.peakLiveAllocations)
         } else {
-            // A pool without the C layer (a private pool): its live blocks are its order maps' used tags.
+            // A pool without the C layer (a private pool): its live blocks are its order maps' used
+            // tags, and its peak the engine's exact count.
             live = countLiveBlocksFromOrderMaps(orders)
+            out.pointee.peak_live_allocations = max(live, s.pointee.stats.peakEngineBlocks)
         }
-        if live > s.pointee.stats.peakLiveAllocations { s.pointee.stats.peakLiveAllocations = live }
-        out.pointee.peak_live_allocations = s.pointee.stats.peakLiveAllocations
         unlock(locked)
 
         // Figures outside the lock.

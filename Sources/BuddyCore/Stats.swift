@@ -264,8 +264,21 @@ struct PoolStats {
     var createdNs: UInt64
     var createdMonotonicNs: UInt64
     var lastActivityMonotonicNs: UInt64
-    /// The most live allocations seen at a snapshot.
+    /// Live allocations of the process pool (the C layer's), as folded so far: the thread caches'
+    /// deltas (`CallCounters.liveDelta`) added at their folds, and the calls of threads without
+    /// a cache added one by one. Atomic (folds happen under the pool lock, the direct calls'
+    /// after it); wrapping, read as signed: a thread that frees blocks another thread allocated
+    /// folds a negative delta. At any moment, with T threads holding caches:
+    ///
+    ///     live = liveAllocations + sum over the T caches of liveDelta
+    var liveAllocations: UInt64 = 0
+    /// The most live allocations at once (atomic maximum; see `foldLiveDelta` for the bound).
     var peakLiveAllocations: UInt64 = 0
+    /// The engine's own count of allocated blocks (allocate minus releaseBlock, under the lock or
+    /// by the pool's single thread) and its peak: exact. A private pool's live allocations are
+    /// these; in the process pool they also count the blocks thread caches hold.
+    var engineBlocks: UInt64 = 0
+    var peakEngineBlocks: UInt64 = 0
     /// A thread's countdown restarts at this many calls: 1 when every call is instrumented
     /// (exact latency, or the allocation-site profile), the latency period when sampling.
     var instrumentPeriod: Int
@@ -292,6 +305,20 @@ struct PoolStats {
             instrumentPeriod = Int.max
         }
     }
+}
+
+extension PoolStats {
+    /// The engine handed out a block (the caller holds the lock, or is the pool's only thread).
+    @inline(__always) mutating func countEngineBlockAllocated() {
+        engineBlocks &+= 1
+        if engineBlocks > peakEngineBlocks { peakEngineBlocks = engineBlocks }
+    }
+
+    /// The engine took a block back.
+    @inline(__always) mutating func countEngineBlockReleased() { engineBlocks &-= 1 }
+
+    /// Every block went back at once (reset): the peak stays.
+    mutating func countEngineBlocksReset() { engineBlocks = 0 }
 }
 
 /// A power-of-two bucket: the smallest b with value <= 2^b.
@@ -335,6 +362,10 @@ extension BuddyEngine {
             cache.pointee.calls.allocated.add(order)
             cache.pointee.calls.slowAllocations &+= 1
             cache.pointee.calls.requestedBytes &+= UInt64(size)
+            cache.pointee.calls.countLiveAllocation()
+            // A block of an order no bin holds came from the pool under its lock: fold now, so
+            // that the delta only ever holds moves of the cache's own blocks (and its bound holds).
+            if order >= cache.pointee.binCount { foldLiveDelta(cache) }
             if case .malloc = entry {} else if state.pointee.stats.profileSampleBytes != 0 {
                 AllocationProfile.allocated(block, size: size, cache: cache)
             }
@@ -342,6 +373,7 @@ extension BuddyEngine {
             state.pointee.directCalls.allocated.atomicAdd(order)
             buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.slowAllocations, 1)
             buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.requestedBytes, UInt64(size))
+            countDirectLive(1)
         }
         if alignment > 16 { correctSizeHistogram(order: order, size: size) }
     }
@@ -375,9 +407,12 @@ extension BuddyEngine {
         if let cache = BuddyEngine.threadCounters() {
             cache.pointee.calls.freed.add(order)
             cache.pointee.calls.slowFrees &+= 1
+            cache.pointee.calls.countLiveFree()
+            foldLiveDelta(cache) // the block went back to the pool under its lock
         } else {
             state.pointee.directCalls.freed.atomicAdd(order)
             buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.slowFrees, 1)
+            countDirectLive(0 &- 1)
         }
         stampActivity()
     }
@@ -397,6 +432,73 @@ extension BuddyEngine {
     /// The pool was used now (coarse clock: a store, no system call). Racy by design.
     @inline(__always) func stampActivity() {
         state.pointee.stats.lastActivityMonotonicNs = buddy_os_monotonic_ns()
+    }
+}
+
+// MARK: - Live allocations and their peak (the process pool)
+//
+// The live count is spread over the threads, so that the fast paths keep to plain adds:
+//
+//     live = G + sum over the caches c of delta_c
+//
+// G is PoolStats.liveAllocations, delta_c is CallCounters.liveDelta: blocks cache c's thread
+// took minus blocks it gave back since its last fold, and max_c (liveDeltaPeak) the largest
+// delta_c since that fold. A fold, at every slow path that takes the pool lock (a refill, a
+// flush, a block no bin holds, a free that goes to the pool, the thread's exit, a snapshot):
+//
+//     peak = max(peak, G + max_c);  G += delta_c;  delta_c = max_c = 0
+//
+// Between two folds a thread only moves its cache's own blocks (the bins of order k hold at most
+// limit_k + 1 blocks at any moment), plus the one block of the slow path that just folded, so
+//
+//     |delta_c| <= C = 1 + sum over k of (limit_k + 1)      (460 blocks with the default options)
+//
+// and with T threads holding caches the recorded peak is within (T - 1) x C of the true one,
+// either way: exact with one thread (T = 1). A snapshot also takes G + sum of max_c over the
+// other caches, which obeys the same bound. (README, "The figures", derives it.)
+
+extension CallCounters {
+    // delta_c moves in steps of +1 and -1 from 0, so its maximum since the fold is either its
+    // value now or its value just before some -1 step: malloc only adds (one instruction), free
+    // keeps the maximum, and max_c = max(liveDeltaPeak, liveDelta).
+
+    /// This thread handed a block to the program (the fast paths call it).
+    @inline(__always) mutating func countLiveAllocation() { liveDelta &+= 1 }
+
+    /// This thread took a block back from the program.
+    @inline(__always) mutating func countLiveFree() {
+        let delta = liveDelta
+        if delta > liveDeltaPeak { liveDeltaPeak = delta }
+        liveDelta = delta &- 1
+    }
+
+    /// max_c: the largest delta since the last fold.
+    var liveDeltaMaximum: Int { max(liveDeltaPeak, liveDelta) }
+}
+
+extension BuddyEngine {
+    /// Folds a cache's live delta into the pool's count: peak = max(peak, G + max_c); G += delta_c.
+    /// The caller holds the pool lock, or is the cache's own thread (atomics: a thread without
+    /// a cache adds to G without the lock).
+    @inline(__always) func foldLiveDelta(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        let delta = cache.pointee.calls.liveDelta
+        let peak = cache.pointee.calls.liveDeltaMaximum
+        cache.pointee.calls.liveDelta = 0
+        cache.pointee.calls.liveDeltaPeak = 0
+        let before = buddy_atomic_fetch_add_u64_relaxed(&state.pointee.stats.liveAllocations, UInt64(bitPattern: Int64(delta)))
+        notePeakLive(Int64(bitPattern: before) &+ Int64(peak))
+    }
+
+    /// A thread without a cache allocated (+1) or freed (-1) a block: straight into G, a fold of
+    /// its own (delta_c = change, max_c = max(change, 0)).
+    @inline(never) func countDirectLive(_ change: Int64) {
+        let before = buddy_atomic_fetch_add_u64_relaxed(&state.pointee.stats.liveAllocations, UInt64(bitPattern: change))
+        notePeakLive(Int64(bitPattern: before) &+ max(change, 0))
+    }
+
+    /// Raises the recorded peak of live allocations to `candidate` if it is higher.
+    @inline(__always) func notePeakLive(_ candidate: Int64) {
+        if candidate > 0 { buddy_atomic_max_u64_relaxed(&state.pointee.stats.peakLiveAllocations, UInt64(candidate)) }
     }
 }
 

@@ -18,6 +18,13 @@ public struct CallCounters {
     /// Calls until the next instrumented one (a latency sample, the profile): the fast paths
     /// count it down; 1 so that a new thread's first call sets it from the pool's settings.
     var countdown: Int = 1
+    /// Allocations minus frees of this thread since its last fold into the pool's live count,
+    /// and the largest value that difference had just before a free since then (both 0 right
+    /// after a fold; see CallCounters.countLiveFree). Plain adds by the owner; folded under the
+    /// pool lock by the slow paths that take it (BuddyEngine.foldLiveDelta). Next to `countdown`:
+    /// the fast paths touch that cache line anyway.
+    var liveDelta: Int = 0
+    var liveDeltaPeak: Int = 0
     /// With the profile on, every call is instrumented; latency samples keep their own period.
     var latencyCountdown: Int = 1
     var latency = LatencyCounters()
@@ -185,6 +192,7 @@ extension BuddyEngine {
             _ = cache.push(block, order, tag: tag)
             taken &+= 1
         }
+        foldLiveDelta(cache)
         unlock(locked)
         return first
     }
@@ -197,6 +205,7 @@ extension BuddyEngine {
             let address = UInt(bitPattern: block)
             releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
         }
+        foldLiveDelta(cache)
         unlock(locked)
     }
 
@@ -215,6 +224,7 @@ extension BuddyEngine {
 
     /// Takes a cache out of the registry, folding its call counters into the pool (lock held).
     func unlinkCache(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        foldLiveDelta(cache)
         state.pointee.retiredCacheCalls.add(cache.pointee.calls)
         if let prev = cache.pointee.prev { prev.pointee.next = cache.pointee.next } else { state.pointee.caches = cache.pointee.next }
         cache.pointee.next?.pointee.prev = cache.pointee.prev

@@ -1,5 +1,7 @@
 import CBuddySupport
+import Foundation
 import Glibc
+import Synchronization
 import Testing
 @testable import BuddyCore
 
@@ -40,6 +42,74 @@ import Testing
         withUnsafeMutablePointer(to: &s) { #expect(pool.snapshot(into: $0, locking: .attempt)) }
         #expect(s.used == 0 && s.live_allocations == 0 && s.peak_live_allocations == 2 && s.external_fragmentation == 0)
         #expect(s.health == UInt32(Health.healthy))
+        expectInvariants(pool)
+        pool.destroy()
+    }
+
+    /// A private pool's peak of live blocks is the engine's own count, kept at every allocation:
+    /// exact, not sampled at snapshots.
+    @Test func peakLiveBlocksOfAPrivatePoolIsExact() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makePool(arena: arena)
+        var blocks: [UnsafeMutableRawPointer] = []
+        for i in 0..<300 { blocks.append(try #require(pool.allocate(order: i % 5))) }
+        for block in blocks { _ = pool.release(block) }
+        blocks.removeAll()
+        for i in 0..<120 { blocks.append(try #require(pool.allocate(order: (i * 3) % 7))) }
+        var s = buddy_stats()
+        withUnsafeMutablePointer(to: &s) { #expect(pool.snapshot(into: $0, locking: .wait)) }
+        #expect(s.live_allocations == 120 && s.peak_live_allocations == 300, "live \(s.live_allocations) peak \(s.peak_live_allocations)")
+        // Resetting the counters restarts the peak at what is live; freeing everything keeps it.
+        pool.resetCounters()
+        pool.reset()
+        withUnsafeMutablePointer(to: &s) { #expect(pool.snapshot(into: $0, locking: .wait)) }
+        #expect(s.live_allocations == 0 && s.peak_live_allocations == 120, "live \(s.live_allocations) peak \(s.peak_live_allocations)")
+        for _ in 0..<7 { _ = try #require(pool.allocate(order: 3)) }
+        withUnsafeMutablePointer(to: &s) { #expect(pool.snapshot(into: $0, locking: .wait)) }
+        #expect(s.live_allocations == 7 && s.peak_live_allocations == 120)
+        expectInvariants(pool)
+        pool.destroy()
+    }
+
+    /// Threads sharing a private pool allocate under its lock, so its peak stays exact: 4 threads
+    /// that each hold 200 blocks at one moment (a barrier), then free them, peak at 800.
+    @Test func peakLiveBlocksIsExactWithThreadsSharingAPrivatePool() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makePool(arena: arena)
+        pool.setThreadSafety(.always)
+        let threads = 4, perThread = 200
+        let arrived = Atomic<Int>(0)
+        let failures = Atomic<Int>(0)
+        let address = UInt(bitPattern: pool.identity)
+        let group = DispatchGroup()
+        for thread in 0..<threads {
+            group.enter()
+            Thread {
+                let pool = BuddyEngine(state: UnsafeMutablePointer(bitPattern: address)!)
+                var held: [UnsafeMutableRawPointer] = []
+                held.reserveCapacity(perThread)
+                for i in 0..<perThread {
+                    let locked = pool.lock()
+                    let block = pool.allocate(order: (thread + i) % 4)
+                    pool.unlock(locked)
+                    if let block { held.append(block) } else { failures.add(1, ordering: .relaxed) }
+                }
+                arrived.add(1, ordering: .acquiringAndReleasing)
+                while arrived.load(ordering: .acquiring) < threads { sched_yield() }
+                for block in held {
+                    let locked = pool.lock()
+                    _ = pool.release(block)
+                    pool.unlock(locked)
+                }
+                group.leave()
+            }.start()
+        }
+        group.wait()
+        #expect(failures.load(ordering: .relaxed) == 0)
+        var s = buddy_stats()
+        withUnsafeMutablePointer(to: &s) { #expect(pool.snapshot(into: $0, locking: .wait)) }
+        #expect(s.live_allocations == 0 && s.peak_live_allocations == UInt64(threads * perThread),
+                "live \(s.live_allocations) peak \(s.peak_live_allocations)")
         expectInvariants(pool)
         pool.destroy()
     }

@@ -346,6 +346,45 @@ struct ReportTests {
         #expect(document["reason"] as? String == "api" && values["report_write"] == 0 && values["report_write_bad_format"] == -1)
     }
 
+    @Test("peak_live_allocations: exact with one thread; with T threads within (T - 1) x C of the true peak")
+    func peakLiveAllocations() throws {
+        let driver = try program("report_peak", includeFlags)
+        func figures(_ result: Harness.Result) -> [String: Int] {
+            var values: [String: Int] = [:]
+            for line in result.stdout.split(separator: "\n") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let v = Int(parts[1]) { values[String(parts[0])] = v }
+            }
+            return values
+        }
+        // One thread: N blocks at once (mixed sizes, cached and not, malloc, calloc and
+        // posix_memalign), all freed, then M < N: the peak is the count before plus N, exactly.
+        let single = try runPreloaded([driver, "single", "5000", "2000"])
+        #expect(single.status == 0, "single: \(single.status)\n\(single.stdout)\(single.stderr)")
+        let one = figures(single)
+        let base = try #require(one["baseline_live"], "\(single.stdout)")
+        #expect(one["peak"].map { $0 - base } == 5000, "single thread: \(one)")
+        #expect(one["live"].map { $0 - base } == 2000, "single thread: \(one)")
+
+        // T threads that each hold K blocks (and the array of their pointers) at one moment: the
+        // true peak is at least base + T x (K + 1), at most a few blocks more (the threads' own
+        // glibc allocations), and the recorded one within (T - 1) x C of it (README, "The
+        // figures"). C = 1 + sum over the cached orders of (limit + 1), with ThreadCache's limits
+        // min(64, max(1, 32 KiB / block)) for the blocks of 16 B ... 32 KiB: 460.
+        let capacity = 1 + (0...11).reduce(0) { $0 + min(64, max(1, 32768 / (16 << $1))) + 1 }
+        #expect(capacity == 460)
+        let (t, k) = (4, 5000)
+        let threads = try runPreloaded([driver, "threads", "\(t)", "\(k)"])
+        #expect(threads.status == 0, "threads: \(threads.status)\n\(threads.stdout)\(threads.stderr)")
+        let many = figures(threads)
+        let start = try #require(many["baseline_live"], "\(threads.stdout)")
+        let peak = try #require(many["peak"], "\(threads.stdout)")
+        let held = start + t * (k + 1)
+        let bound = (t - 1) * capacity
+        #expect(peak >= held - bound && peak <= held + 4 * t + bound,
+                "peak \(peak), held at once \(held) (+ up to \(4 * t) of glibc's), bound +-\(bound): \(many)")
+    }
+
     @Test("the signal handler and the report writers reach no allocation function (check-malloc-path.py --roots)",
           arguments: ReportLibraries.all)
     func signalPathAllocatesNothing(_ library: String) throws {
