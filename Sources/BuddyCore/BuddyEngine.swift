@@ -20,6 +20,11 @@ public struct PoolConfig: Equatable, Sendable {
     /// Seconds a free top-order block keeps its pages, and an empty segment its mapping, before
     /// they go back to the OS (checked when blocks are freed; 0: at once).
     public var releaseDelay = 1.0
+    /// Size classes of segments: blocks smaller than `smallBlocksBelow` come from segments of
+    /// their own, blocks from there up to `largeBlocksFrom` from others, larger ones from a third
+    /// kind (0: no such boundary). See "Segments by size class" in BuddyEngine.
+    public var smallBlocksBelow = 0
+    public var largeBlocksFrom = 0
 
     public init() {}
 
@@ -32,6 +37,10 @@ public struct PoolConfig: Equatable, Sendable {
         var config = PoolConfig()
         config.maxBlock = 8 << 20
         config.initialSize = 8 << 20
+        // Blocks under 2 KiB, 2 to 16 KiB, and 32 KiB up come from separate segments (measured on
+        // the realloc benchmark: peak RSS 224M -> 66M, glibc 45M; 1 KiB/64 KiB gave 73M).
+        config.smallBlocksBelow = 2 << 10
+        config.largeBlocksFrom = 32 << 10
         return config
     }
 
@@ -344,28 +353,43 @@ public struct BuddyEngine: Equatable {
         var block: UnsafeMutablePointer<FreeLink>? = nil
         var blockOrder = geometry.maxOrder
         var carved = false
-        // The oldest segment that can serve the request serves it: first from its free areas
-        // (the smallest order that fits), else from its uncarved tail. Newer segments drain.
-        var candidate = state.pointee.segments
-        while let current = candidate {
-            let found = current.pointee.nonEmpty & (~0 &<< UInt64(order))
-            if found != 0 {
-                blockOrder = found.trailingZeroBitCount
-                block = current.pointee.freeAreas[blockOrder].head!
-                remove(block!, order: blockOrder, in: current)
-                break
+        var candidate: UnsafeMutablePointer<Segment>? = nil
+        let wanted = sizeClass(ofOrder: order)
+        // The oldest segment of the order's size class that can serve the request serves it:
+        // first from its free areas (the smallest order that fits), else from its uncarved tail.
+        // Newer segments drain. Then a new segment of that class; then, when the pool may not
+        // grow (BUDDY_MAX_POOL, or the OS said no), any segment.
+        var pass = 0
+        while block == nil && pass < 3 {
+            if pass == 1 {
+                if mayGrow, let grown = grow(sizeClass: wanted) {
+                    candidate = grown
+                    block = carveTopBlock(from: grown)
+                    carved = true
+                }
+                pass &+= 1
+                continue
             }
-            if let top = carveTopBlock(from: current) {
-                block = top
-                carved = true
-                break
+            if pass == 2 && (!mayGrow || !segregated) { break }
+            candidate = state.pointee.segments
+            while let current = candidate {
+                if pass == 2 || current.pointee.sizeClass == wanted {
+                    let found = current.pointee.nonEmpty & (~0 &<< UInt64(order))
+                    if found != 0 {
+                        blockOrder = found.trailingZeroBitCount
+                        block = current.pointee.freeAreas[blockOrder].head!
+                        remove(block!, order: blockOrder, in: current)
+                        break
+                    }
+                    if let top = carveTopBlock(from: current) {
+                        block = top
+                        carved = true
+                        break
+                    }
+                }
+                candidate = current.pointee.next
             }
-            candidate = current.pointee.next
-        }
-        if block == nil, mayGrow, let grown = grow() {
-            candidate = grown
-            block = carveTopBlock(from: grown)
-            carved = true
+            pass &+= 1
         }
         guard let block, let segment = candidate else {
             if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
@@ -572,6 +596,9 @@ public struct BuddyEngine: Equatable {
         let segment = SegmentMap.lookup(address)!
         let map = segment.pointee.orderMap
         if newOrder == order { return true }
+        // A block that changes size class moves, so that it does not stay behind among blocks
+        // of another class (see "Segments by size class").
+        if segregated && sizeClass(ofOrder: newOrder) != segment.pointee.sizeClass { return false }
         if newOrder < order {
             map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)
             var upperOrder = order
@@ -655,7 +682,7 @@ public struct BuddyEngine: Equatable {
 
     /// Maps a new segment: the pool grows from S to about S * growthFactor bytes, in a power of
     /// two >= the minimum segment, capped by maxPoolSize (falling back to the minimum segment).
-    func grow() -> UnsafeMutablePointer<Segment>? {
+    func grow(sizeClass: UInt8 = 0) -> UnsafeMutablePointer<Segment>? {
         let config = state.pointee.config
         let current = Int(state.pointee.segmentBytes)
         var size = config.minSegment
@@ -665,7 +692,28 @@ public struct BuddyEngine: Equatable {
             size = config.minSegment
             if current + size > config.maxPoolSize { return nil }
         }
-        return mapSegment(size: size)
+        let segment = mapSegment(size: size)
+        segment?.pointee.sizeClass = sizeClass
+        return segment
+    }
+
+    // MARK: Segments by size class
+    //
+    // A buddy pool's enemy is the small block that sits alone in a large free region: one live
+    // 16-byte block keeps its 64 KiB (and 1 MiB ...) ancestor from ever being whole again, so a
+    // program that mixes sizes ends up with free memory in many small blocks and no block for a
+    // large request (the pool grows although most of it is free). With size classes, small,
+    // medium and large blocks come from different segments, so small ones crowd together
+    // and the large ones' segments stay made of large blocks.
+
+    var segregated: Bool { state.pointee.config.smallBlocksBelow != 0 || state.pointee.config.largeBlocksFrom != 0 }
+
+    @inline(__always) func sizeClass(ofOrder order: Int) -> UInt8 {
+        let size = geometry.size(ofOrder: order)
+        let config = state.pointee.config
+        if config.smallBlocksBelow != 0 && size < config.smallBlocksBelow { return 0 }
+        if config.largeBlocksFrom != 0 && size >= config.largeBlocksFrom { return 2 }
+        return config.smallBlocksBelow != 0 ? 1 : 0
     }
 
     @discardableResult

@@ -52,6 +52,8 @@ public struct Segment {
     var ownsMemory: Bool
     /// True for a segment that stays for the pool's lifetime (its first one).
     var pinned: Bool
+    /// The size class of the blocks it serves (see BuddyEngine, "Segments by size class").
+    var sizeClass: UInt8 = 0
 
     @inline(__always) func contains(_ address: UInt) -> Bool {
         address &- base < size

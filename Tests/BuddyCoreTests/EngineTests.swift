@@ -439,3 +439,51 @@ struct SplitMix64: RandomNumberGenerator {
         expectInvariants(pool)
     }
 }
+
+/// Segments by size class (the process pool's configuration): each class's blocks come from
+/// segments of that class, so
+///     segment(block).sizeClass == sizeClass(order(block))
+/// for every block, unless the pool may not grow (then any segment serves).
+@Suite struct SizeClassTests {
+    func segregatedPool(maxPoolSize: Int = 0) throws -> BuddyEngine {
+        var config = PoolConfig()
+        config.smallBlocksBelow = 2 << 10
+        config.largeBlocksFrom = 32 << 10
+        config.maxPoolSize = maxPoolSize
+        config.releaseDelay = 3600
+        return try #require(BuddyEngine.create(config))
+    }
+
+    @Test func eachClassHasItsOwnSegments() throws {
+        let pool = try segregatedPool()
+        defer { pool.destroy() }
+        let g = pool.geometry
+        let small = try #require(pool.allocate(order: 0))
+        let medium = try #require(pool.allocate(order: g.order(forSize: 4096)))
+        let largeOrder = g.order(forSize: 64 << 10)
+        let large = try #require(pool.allocate(order: largeOrder))
+        let segments = [small, medium, large].map { SegmentMap.lookup(UInt(bitPattern: $0))! }
+        #expect(segments.map { $0.pointee.sizeClass } == [0, 1, 2])
+        #expect(Set(segments.map { UInt(bitPattern: $0) }).count == 3)
+        expectInvariants(pool)
+        // Resizing in place stays within the class; a block that would change class must move.
+        #expect(!pool.resizeInPlace(large, from: largeOrder, to: g.order(forSize: 1024)))
+        #expect(pool.resizeInPlace(large, from: largeOrder, to: largeOrder - 1))
+        #expect(!pool.resizeInPlace(small, from: 0, to: g.order(forSize: 4096)))
+        expectInvariants(pool)
+        for p in [small, medium, large] { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+    }
+
+    @Test func atThePoolLimitAnySegmentServes() throws {
+        // One segment allowed (1 MiB, class 0): a large block still fits in it, no ENOMEM.
+        let pool = try segregatedPool(maxPoolSize: 1 << 20)
+        defer { pool.destroy() }
+        let small = try #require(pool.allocate(order: 0))
+        let large = try #require(pool.allocate(order: pool.geometry.order(forSize: 64 << 10)))
+        #expect(SegmentMap.lookup(UInt(bitPattern: small)) == SegmentMap.lookup(UInt(bitPattern: large)))
+        #expect(pool.usage.segmentCount == 1)
+        expectInvariants(pool)
+    }
+}

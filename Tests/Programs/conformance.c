@@ -449,19 +449,24 @@ static void check_realloc_in_place(void) {
         free(q);
     }
     if (!buddy) return;
-    // A whole top-order block: shrink it in place, then grow it back through its free buddies.
-    // No allocation may happen in between (nothing is printed unless a check fails).
+    // A 1 MiB block: shrink it in place, then grow it back through its free buddies. No
+    // allocation may happen in between (nothing is printed unless a check fails). The sizes stay
+    // in the large size class (32 KiB and up): a block that changes class moves (next check).
     unsigned char *p = malloc(MiB);
     fill(p, 64, 5);
-    unsigned char *a = realloc(p, 64);
-    unsigned char *b = realloc(a, 1000);
+    unsigned char *a = realloc(p, 40000);
+    unsigned char *b = realloc(a, 50000);
     unsigned char *c = realloc(b, 300000);
     unsigned char *d = realloc(c, MiB);
-    CHECK("realloc/shrink-in-place-buddy", a == p, "realloc(1 MiB block, 64) moved %p -> %p", (void *)p, (void *)a);
+    CHECK("realloc/shrink-in-place-buddy", a == p, "realloc(1 MiB block, 40000) moved %p -> %p", (void *)p, (void *)a);
     CHECK("realloc/grow-into-free-buddies-buddy", b == a && c == b && d == c,
-          "growing 64 -> 1000 -> 300000 -> 1 MiB moved the block: %p %p %p %p", (void *)a, (void *)b, (void *)c, (void *)d);
+          "growing 40000 -> 50000 -> 300000 -> 1 MiB moved the block: %p %p %p %p", (void *)a, (void *)b, (void *)c, (void *)d);
     CHECK("realloc/grow-in-place-usable-buddy", malloc_usable_size(d) == MiB, "usable %zu", malloc_usable_size(d));
     CHECK("realloc/grow-in-place-keeps-contents", first_mismatch(d, 64, 5) == (size_t)-1, "byte %zu", first_mismatch(d, 64, 5));
+    unsigned char *e = realloc(d, 64);
+    CHECK("realloc/shrink-across-size-class-moves-buddy", e != d && e != NULL && first_mismatch(e, 64, 5) == (size_t)-1,
+          "realloc(1 MiB block, 64) = %p (from %p): a small block must leave the large blocks' segment", (void *)e, (void *)d);
+    d = realloc(e, MiB);
     memset(d, 0x77, MiB);
     free(d);
 }
