@@ -118,8 +118,10 @@ extension BuddyEngine {
                 cache = current.pointee.next
             }
             notePeakLive(candidate)
-            notePeakLive(Int64(bitPattern: live)) // (read as the threads ran: never report a peak below it)
-            out.pointee.peak_live_allocations = buddy_atomic_load_u64_relaxed(&s.pointee.stats.peakLiveAllocations)
+            // Never below this report's live count. (Not recorded: `live` sums counters read while
+            // their threads run, each at a moment of its own, with folds in between, so it obeys
+            // no bound of its own.)
+            out.pointee.peak_live_allocations = max(live, buddy_atomic_load_u64_relaxed(&s.pointee.stats.peakLiveAllocations))
         } else {
             // A pool without the C layer (a private pool): its live blocks are its order maps' used
             // tags, and its peak the engine's exact count.
