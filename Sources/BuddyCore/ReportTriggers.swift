@@ -6,9 +6,12 @@ import CBuddySupport
 //   signal     BUDDY_REPORT_SIGNAL (USR1 unless `none`): the handler (report_hooks.c) calls
 //              buddy_report_on_signal, which writes the report at once when the interrupted
 //              thread is outside the allocator and the pool lock is free (it only tries the lock,
-//              never waits for it), and otherwise leaves it pending: the next slow path of any
-//              thread (a refill, a flush, a larger block), the interval thread, or the exit
-//              report writes it;
+//              naps and tries again a bounded number of times, never waits for it), and
+//              otherwise leaves it pending: the next slow path of any thread (a refill, a flush,
+//              a larger block), the interval thread, or the exit report writes it. Everything
+//              the handler reaches is async-signal-safe: atomics, functions on POSIX's list,
+//              and system calls of our own (the pool lock is buddy_mutex, a futex word, not a
+//              pthread mutex); tools/check-malloc-path.py --signal-safe proves it (a test);
 //   interval   BUDDY_REPORT_INTERVAL seconds: a thread started by the library's constructor;
 //   api        buddy_report_write(fd, format).
 //
@@ -130,7 +133,10 @@ enum ReportTriggers {
             guard buddy_report_is_shutting_down() == 0 else { break }
             var attempts = 0
             var written = writeReport(reason: .signal, locking: locking)
-            // A signal handler: the lock holder is another thread, about to release it.
+            // A signal handler: the lock holder is another thread (this one is outside the
+            // allocator), about to release it. Nap (our own nanosleep system call) and retry,
+            // 20 x 0.5 ms at most: the interrupted thread waits as long, and the holder may be
+            // stopped itself (in a debugger), so never until it is done.
             while !written && attempts < 20 {
                 buddy_os_nap(500_000)
                 attempts &+= 1
@@ -166,7 +172,8 @@ public func buddy_report_prepare() {
     buddy_thread_leave()
 }
 
-/// BUDDY_REPORT_SIGNAL's handler body (async-signal-safe: atomics, trylock, system calls).
+/// BUDDY_REPORT_SIGNAL's handler body (async-signal-safe: atomics, the pool lock's trylock, naps,
+/// functions on POSIX's list, our own system calls; check-malloc-path.py --signal-safe).
 @_cdecl("buddy_report_on_signal")
 public func buddy_report_on_signal() {
     buddy_report_add_pending()

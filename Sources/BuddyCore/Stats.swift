@@ -442,20 +442,32 @@ extension BuddyEngine {
 //     live = G + sum over the caches c of delta_c
 //
 // G is PoolStats.liveAllocations, delta_c is CallCounters.liveDelta: blocks cache c's thread
-// took minus blocks it gave back since its last fold, and max_c (liveDeltaPeak) the largest
-// delta_c since that fold. A fold, at every slow path that takes the pool lock (a refill, a
-// flush, a block no bin holds, a free that goes to the pool, the thread's exit, a snapshot):
+// handed out minus blocks it took back since its last fold, and max_c (liveDeltaMaximum) the
+// largest delta_c since that fold. A fold, at every slow path that takes the pool lock (a refill,
+// a flush, a block no bin holds, a free that goes to the pool, the thread's exit, a snapshot):
 //
 //     peak = max(peak, G + max_c);  G += delta_c;  delta_c = max_c = 0
 //
-// Between two folds a thread only moves its cache's own blocks (the bins of order k hold at most
-// limit_k + 1 blocks at any moment), plus the one block of the slow path that just folded, so
+// (atomically, so a thread without a cache folds each of its calls straight into G).
 //
-//     |delta_c| <= C = 1 + sum over k of (limit_k + 1)      (460 blocks with the default options)
+// Bound. Between two folds a thread only moves its cache's own blocks: the bin of order k holds
+// at most limit_k + 1 blocks at any moment, plus the one block of the slow path that folded last
+// (a refill's first block, counted after the fold), so
 //
-// and with T threads holding caches the recorded peak is within (T - 1) x C of the true one,
-// either way: exact with one thread (T = 1). A snapshot also takes G + sum of max_c over the
-// other caches, which obeys the same bound. (README, "The figures", derives it.)
+//     |delta_c| <= C = 1 + sum over the cached orders k of (limit_k + 1)   (460 by default)
+//
+// and delta_c moves within a range of width C. Write A_c(t) for thread c's count at time t
+// (G's share plus delta_c). With T threads holding caches:
+//   - too low by at most (T - 1) x C: let the true peak P be at time t*, and the first fold
+//     after it be c's. G has not changed since t*, and max_c >= delta_c(t*), so that fold
+//     records at least G(t*) + delta_c(t*) = P - (the other threads' delta(t*)).
+//   - too high by at most (T - 1) x C: a fold by c records A_c(t_c) + the sum over the others
+//     of A_s(f_s), with t_c the moment of c's maximum and f_s each other thread's last fold;
+//     at t = the latest of those moments no thread has folded since its own moment, so each
+//     A_u(t) >= A_u(its moment) - C: the true count at t, at most P, is at least the recorded
+//     value minus C for every thread but the one whose moment is t. A snapshot that adds max_s
+//     for every cache to G obeys the same.
+//   - exact with one thread: both errors are sums over the other threads.
 
 extension CallCounters {
     // delta_c moves in steps of +1 and -1 from 0, so its maximum since the fold is either its

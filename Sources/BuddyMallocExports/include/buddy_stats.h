@@ -75,7 +75,10 @@ struct buddy_stats {
     uint64_t largest_free_block;
     uint64_t peak_used;     ///< the most bytes the pool had allocated at once (thread caches included)
     uint64_t live_allocations;
-    uint64_t peak_live_allocations; ///< the most seen at a snapshot (reports, buddy_stats_get, mallinfo): a lower bound
+    /// The most live allocations at once: exact for a private pool and for a process whose
+    /// allocations come from one thread; with T threads within (T - 1) x C of the true peak,
+    /// C = 460 blocks with the default thread caches (README, "The figures").
+    uint64_t peak_live_allocations;
     double usage;                   ///< used / reserved
     double internal_fragmentation;  ///< 1 - requested_total / allocated_total
     double external_fragmentation;  ///< 1 - largest_free_block / min(free, max_block); 0 when free is 0
