@@ -155,8 +155,12 @@ struct ReportTests {
         process.standardOutput = output
         process.standardError = output
         try process.run()
+        // Wait for the pid, not for the file: the driver creates it (fopen) before it writes it.
+        func readyPid() -> Int32? {
+            Int32(((try? String(contentsOf: ready, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines))
+        }
         let start = Date()
-        while !FileManager.default.fileExists(atPath: ready.path) && process.isRunning && Date().timeIntervalSince(start) < 30 {
+        while readyPid() == nil && process.isRunning && Date().timeIntervalSince(start) < 30 {
             usleep(5_000)
         }
         let pidText = (try? String(contentsOf: ready, encoding: .utf8)) ?? ""
