@@ -350,51 +350,20 @@ public struct BuddyEngine: Equatable {
     /// than map a segment, so a caller can first give back what it holds (its thread cache).
     public func allocate(order: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
-        var block: UnsafeMutablePointer<FreeLink>? = nil
-        var blockOrder = geometry.maxOrder
-        var carved = false
-        var candidate: UnsafeMutablePointer<Segment>? = nil
-        let wanted = sizeClass(ofOrder: order)
-        // The oldest segment of the order's size class that can serve the request serves it:
-        // first from its free areas (the smallest order that fits), else from its uncarved tail.
-        // Newer segments drain. Then a new segment of that class; then, when the pool may not
+        // The oldest segment of the order's size class that can serve the request serves it
+        // (newer segments drain); then a new segment of that class; then, when the pool may not
         // grow (BUDDY_MAX_POOL, or the OS said no), any segment.
-        var pass = 0
-        while block == nil && pass < 3 {
-            if pass == 1 {
-                if mayGrow, let grown = grow(sizeClass: wanted) {
-                    candidate = grown
-                    block = carveTopBlock(from: grown)
-                    carved = true
-                }
-                pass &+= 1
-                continue
-            }
-            if pass == 2 && (!mayGrow || !segregated) { break }
-            candidate = state.pointee.segments
-            while let current = candidate {
-                if pass == 2 || current.pointee.sizeClass == wanted {
-                    let found = current.pointee.nonEmpty & (~0 &<< UInt64(order))
-                    if found != 0 {
-                        blockOrder = found.trailingZeroBitCount
-                        block = current.pointee.freeAreas[blockOrder].head!
-                        remove(block!, order: blockOrder, in: current)
-                        break
-                    }
-                    if let top = carveTopBlock(from: current) {
-                        block = top
-                        carved = true
-                        break
-                    }
-                }
-                candidate = current.pointee.next
-            }
-            pass &+= 1
+        let wanted = sizeClass(ofOrder: order)
+        var found = take(order: order, sizeClass: wanted)
+        if found == nil, mayGrow, let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) {
+            found = (top, geometry.maxOrder, grown, true)
         }
-        guard let block, let segment = candidate else {
+        if found == nil, mayGrow, segregated { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
+        guard let (block, takenOrder, segment, carved) = found else {
             if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
             return nil
         }
+        var blockOrder = takenOrder
         let address = UInt(bitPattern: block)
         // A carved block was never touched; a free one says whether its pages went back.
         let released = carved || isReleased(UnsafeMutableRawPointer(block), order: blockOrder)
@@ -419,6 +388,31 @@ public struct BuddyEngine: Equatable {
             state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
         }
         return UnsafeMutableRawPointer(block)
+    }
+
+    /// Matches a segment of any size class in `take`.
+    static let anySizeClass: UInt8 = 0xFF
+
+    /// A free block for `order` from the oldest segment of `sizeClass` that has one: from its free
+    /// areas (the smallest order that fits), else from its uncarved tail (`carved`).
+    @inline(__always)
+    private func take(order: Int, sizeClass: UInt8)
+        -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
+        var candidate = state.pointee.segments
+        while let current = candidate {
+            if sizeClass == BuddyEngine.anySizeClass || current.pointee.sizeClass == sizeClass {
+                let fitting = current.pointee.nonEmpty & (~0 &<< UInt64(order))
+                if fitting != 0 {
+                    let blockOrder = fitting.trailingZeroBitCount
+                    let block = current.pointee.freeAreas[blockOrder].head!
+                    remove(block, order: blockOrder, in: current)
+                    return (block, blockOrder, current, false)
+                }
+                if let top = carveTopBlock(from: current) { return (top, geometry.maxOrder, current, true) }
+            }
+            candidate = current.pointee.next
+        }
+        return nil
     }
 
     /// Outcome of a release.
