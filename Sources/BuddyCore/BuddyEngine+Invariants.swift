@@ -11,6 +11,7 @@ extension BuddyEngine {
     ///     segment.freeBytes == free block bytes + (size - frontier)
     ///     freeBytes + allocatedBytes == segmentBytes
     ///     (blocks in thread caches count as allocated: the pool handed them out)
+    ///     every slab block satisfies Slab.swift's invariants (checkSlab, checkSlabClasses)
     public func checkInvariants() -> StaticString? {
         let geometry = self.geometry
         let s = state.pointee
@@ -43,6 +44,7 @@ extension BuddyEngine {
             }
             owner = segment.pointee.next
         }
+        var slabs = SlabTally()
         var tagged = 0
         var freeTotal: UInt = 0, usedTotal: UInt = 0, bytesTotal: UInt = 0, uncarved: UInt = 0, count = 0
         var segment = s.segments
@@ -57,6 +59,15 @@ extension BuddyEngine {
                 let index = Int(offset >> UInt(geometry.minShift))
                 let tag = seg.orderMap[index]
                 if tag == 0 { return "order map has a hole: a slot that starts no block" }
+                if tag == Tag.used | Tag.slabBlock {
+                    let header = UnsafeMutablePointer<SlabHeader>(bitPattern: seg.base &+ offset)!
+                    if let problem = checkSlab(header, in: current, tally: &slabs) { return problem }
+                    let size = UInt(SlabClass.slabBytes(Int(header.pointee.slabClass)))
+                    if offset & (size - 1) != 0 { return "slab not aligned to its size" }
+                    usedTotal &+= size
+                    offset &+= size
+                    continue
+                }
                 let order = Int(tag & Tag.orderMask)
                 if order > geometry.maxOrder { return "order map holds an order above the maximum" }
                 let size = UInt(geometry.size(ofOrder: order))
@@ -76,6 +87,7 @@ extension BuddyEngine {
             uncarved &+= seg.size &- seg.frontier
             segment = seg.next
         }
+        if let problem = checkSlabClasses(slabs) { return problem }
         if tagged != listed { return "free blocks in the order maps and on the free lists differ in number" }
         if count != s.segmentCount || bytesTotal != s.segmentBytes { return "segment count or bytes disagree with the list" }
         if uncarved != s.uncarvedBytes { return "uncarved bytes disagree with the segments" }

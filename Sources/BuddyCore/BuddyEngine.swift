@@ -25,6 +25,8 @@ public struct PoolConfig: Equatable, Sendable {
     /// kind (0: no such boundary). See "Segments by size class" in BuddyEngine.
     public var smallBlocksBelow = 0
     public var largeBlocksFrom = 0
+    /// Slab classes for requests from 1 KiB to 32 KiB (Slab.swift): malloc's pool only.
+    public var slabs = false
 
     public init() {}
 
@@ -41,6 +43,7 @@ public struct PoolConfig: Equatable, Sendable {
         // the realloc benchmark: peak RSS 224M -> 66M, glibc 45M; 1 KiB/64 KiB gave 73M).
         config.smallBlocksBelow = 2 << 10
         config.largeBlocksFrom = 32 << 10
+        config.slabs = true
         return config
     }
 
@@ -70,7 +73,8 @@ public enum PointerKind: Equatable, Sendable {
     case foreign
     /// Inside another pool's segment.
     case otherPool
-    /// The start of an allocated block of this order.
+    /// The start of an allocated block of this order, or of a slab object whose class has this
+    /// code (`order > maxOrder`: see Slab.swift; `size(ofCode:)` gives the bytes of either).
     case allocated(order: Int)
     /// The start of a free block: freeing it again is a double free.
     case free
@@ -151,6 +155,18 @@ struct PoolState {
     /// Requests up to this many bytes are served by thread caches (0 while caches are off):
     /// the malloc fast path's single size test.
     var cachedSizeLimit: UInt
+    /// Requests up to this many bytes take malloc's fast path by order; from there up to
+    /// cachedSizeLimit, by slab class (0 while caches are off).
+    var orderPathLimit: UInt = 0
+    /// Slabs (Slab.swift): the classes' state (nil: no slabs), the code of class 0 (64: none),
+    /// and the requests they serve, slabFloor < size <= slabCeiling (0: none).
+    var slabClasses: UnsafeMutablePointer<SlabClassState>? = nil
+    var slabFirstCode: Int = 64
+    var slabFloor: UInt = 0
+    var slabCeiling: UInt = 0
+    /// Bytes in slabs that no object out of them covers (headers, free and uncarved objects,
+    /// slack): allocated to the pool, free to the program.
+    var slabSpareBytes: UInt = 0
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -226,7 +242,9 @@ public struct BuddyEngine: Equatable {
             counters: PoolCounters(), stats: PoolStats(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
             directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
-        return BuddyEngine(state: state)
+        let engine = BuddyEngine(state: state)
+        if config.slabs { engine.enableSlabs() }
+        return engine
     }
 
     /// Returns every segment the pool mapped to the OS and forgets the rest. Every pointer into
@@ -235,6 +253,7 @@ public struct BuddyEngine: Equatable {
         while let segment = state.pointee.segments {
             removeSegment(segment, unlinkFreeBlocks: false)
         }
+        if let classes = state.pointee.slabClasses { buddy_os_unmap(classes, SlabClass.stateBytes) }
         buddy_os_unmap(state, state.pointee.stateBytes)
     }
 
@@ -247,6 +266,8 @@ public struct BuddyEngine: Equatable {
             if !current.pointee.pinned { removeSegment(current, unlinkFreeBlocks: false) }
         }
         state.pointee.allocatedBytes = 0
+        state.pointee.slabSpareBytes = 0
+        state.pointee.slabClasses?.update(repeating: SlabClassState(partial: nil, slabs: 0, partialCount: 0), count: SlabClass.count)
         state.pointee.stats.countEngineBlocksReset()
         state.pointee.freeBytes = 0
         state.pointee.uncarvedBytes = 0
@@ -326,7 +347,9 @@ public struct BuddyEngine: Equatable {
         }
         let tag = segment.pointee.orderMap[slot(address, in: segment)]
         switch tag & Tag.stateMask {
-        case Tag.used: return .allocated(order: Int(tag & Tag.orderMask))
+        case Tag.used:
+            // A slab block is the pool's: the program holds its objects, never the slab itself.
+            return tag & Tag.orderMask == Tag.slabBlock ? .interior : .allocated(order: Int(tag & Tag.orderMask))
         case Tag.free, Tag.cached: return .free
         default: return .interior
         }
@@ -334,7 +357,7 @@ public struct BuddyEngine: Equatable {
 
     /// Bytes in the allocated block that starts at `pointer`, or nil if there is none.
     public func blockSize(of pointer: UnsafeRawPointer) -> Int? {
-        if case .allocated(let order) = classify(pointer) { return geometry.size(ofOrder: order) }
+        if case .allocated(let code) = classify(pointer) { return size(ofCode: code) }
         return nil
     }
 
@@ -428,9 +451,9 @@ public struct BuddyEngine: Equatable {
     /// Any other pointer is classified and the pool is left untouched.
     public func release(_ pointer: UnsafeMutableRawPointer) -> ReleaseOutcome {
         switch classify(pointer) {
-        case .allocated(let order):
+        case .allocated(let code):
             let address = UInt(bitPattern: pointer)
-            releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+            release(address, code: code, segment: SegmentMap.lookup(address)!)
             return .released
         case .free:
             countBadPointer(.doubleFree)
@@ -539,6 +562,7 @@ public struct BuddyEngine: Equatable {
     /// bytes whose pages were given back or unmapped.
     @discardableResult
     public func trim() -> Int {
+        releaseEmptySlabs()
         state.pointee.lastRelease = buddy_os_monotonic_ns()
         let page = buddy_os_page_size()
         return releaseMemory(minimumOrder: max(0, geometry.order(forSize: 2 * page)), keepBytes: 0)

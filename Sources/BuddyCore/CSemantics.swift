@@ -28,15 +28,16 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -
     let limit = UInt(geometry.maxBlock)
     if size > limit || alignment > limit { return systemAllocate(size, alignment: alignment, pool: pool, entry: entry) }
     if buddy_thread_deferred() != nil { drainDeferredFrees(pool) }
-    let order = max(geometry.order(forSize: Int(size)), geometry.order(forSize: Int(alignment)))
+    // A block's order, or a slab class's code (Slab.swift).
+    let order = pool.code(forSize: size, alignment: alignment)
     // Fast path: the thread's cache, no lock. (Any block of the order is aligned enough.)
-    if let cache = pool.threadCache(), order < cache.pointee.binCount {
-        if let (block, tag) = cache.pop(order) {
+    if let cache = pool.threadCache(), case let bin = cache.bin(ofCode: order), bin >= 0 {
+        if let (block, tag) = cache.pop(bin) {
             tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
             pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block, entry: entry)
             return block
         }
-        if let block = pool.refill(cache, order: order) {
+        if let block = pool.refill(cache, code: order) {
             pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block, entry: entry)
             pool.stampActivity()
             return block
@@ -46,15 +47,13 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -
         return nil
     }
     var locked = pool.lock()
-    var block = pool.allocate(order: order, mayGrow: false)
+    var block = pool.allocate(code: order, mayGrow: false)
     if block == nil {
         // Before mapping a segment, give back this thread's cached blocks (see refill).
         pool.unlock(locked)
-        if let cache = pool.threadCache() {
-            for cached in 0..<cache.pointee.binCount { pool.flush(cache, order: cached, keep: 0) }
-        }
+        if let cache = pool.threadCache() { pool.flushAll(cache) }
         locked = pool.lock()
-        block = pool.allocate(order: order, mayGrow: true)
+        block = pool.allocate(code: order, mayGrow: true)
     }
     pool.unlock(locked)
     if block == nil {
@@ -92,7 +91,7 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
     let kind = pool.classify(pointer)
     if case .allocated(let order) = kind {
         let address = UInt(bitPattern: pointer)
-        pool.releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+        pool.release(address, code: order, segment: SegmentMap.lookup(address)!)
         pool.unlock(locked)
         pool.countSlowFree(order: order)
         return
@@ -148,7 +147,7 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                 threadCache.pointee.calls.countdown &-= 1
                 if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
             }
-            if request <= state.pointee.cachedSizeLimit {
+            if request <= state.pointee.orderPathLimit {
                 let shift = UInt(state.pointee.geometry.minShift)
                 let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
                 buddy_thread_enter()
@@ -161,10 +160,33 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                     return block
                 }
                 buddy_thread_leave()
+            } else if request <= state.pointee.cachedSizeLimit {
+                return mallocMedium(request, threadCache)
             }
         }
     }
     return mallocSlow(size)
+}
+
+/// malloc's fast path for the sizes slab classes serve (above `orderPathLimit`): the same as
+/// mallocFast's, with the bin of the request's code (a slab class, or an order).
+@inline(never)
+private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
+    let bin = threadCache.bin(ofCode: code)
+    if bin >= 0 {
+        buddy_thread_enter()
+        if let (block, tag) = threadCache.pop(bin) {
+            threadCache.pointee.calls.allocated.add(code)
+            threadCache.pointee.calls.requestedBytes &+= UInt64(request)
+            threadCache.pointee.calls.countLiveAllocation()
+            tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+            buddy_thread_leave()
+            return block
+        }
+        buddy_thread_leave()
+    }
+    return mallocSlow(Int(bitPattern: request))
 }
 
 /// One call in the instrument period: timed (latency), and profiled (allocation sites).
@@ -228,13 +250,29 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                     tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
                     let full = threadCache.push(pointer, order, tag: tag)
                     buddy_thread_leave()
-                    if full { flushFullBin(threadCache, order: order) }
+                    if full { flushFullBin(threadCache, bin: order) }
                     return
+                }
+                if value & Tag.stateMask == Tag.used, case let bin = threadCache.bin(ofCode: order), bin >= 0 {
+                    return freeMedium(pointer, tag, code: order, bin: bin, threadCache)
                 }
             }
         }
     }
     freeSlow(pointer)
+}
+
+/// free's fast path for a slab object (a code above the cached orders): onto its class's bin.
+@inline(never)
+private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
+                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
+    buddy_thread_enter()
+    threadCache.pointee.calls.freed.add(code)
+    threadCache.pointee.calls.countLiveFree()
+    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
+    let full = threadCache.push(pointer, bin, tag: tag)
+    buddy_thread_leave()
+    if full { flushFullBin(threadCache, bin: bin) }
 }
 
 /// One call in the instrument period (see mallocInstrumented).
@@ -258,11 +296,11 @@ private func freeForeign(_ pointer: UnsafeMutableRawPointer) {
 }
 
 @inline(never)
-private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int) {
+private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) {
     buddy_thread_enter()
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     let pool = BuddyEngine(state: cache.pointee.pool)
-    pool.flush(cache, order: order, keep: Int((cache.bins + order).pointee.limit) / 2)
+    pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
     pool.stampActivity()
     buddy_thread_leave()
 }
@@ -383,7 +421,15 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         buddy_errno_set(EINVAL_)
         return nil
     }
-    if newSize <= UInt(geometry.maxBlock),
+    if order > geometry.maxOrder {
+        // A slab object stays while the new size has its class; else it moves (a class is one
+        // size: no neighbour to grow into, and a smaller class frees memory).
+        if newSize <= UInt(geometry.maxBlock), pool.code(forSize: newSize, alignment: minimumAlignment) == order {
+            pool.unlock(locked)
+            pool.stampActivity()
+            return pointer
+        }
+    } else if newSize <= UInt(geometry.maxBlock),
        pool.resizeInPlace(pointer, from: order, to: geometry.order(forSize: size)) {
         pool.countResize(from: order, to: geometry.order(forSize: size))
         pool.unlock(locked)
@@ -392,7 +438,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     }
     pool.unlock(locked)
     guard let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
-    moved.copyMemory(from: pointer, byteCount: min(geometry.size(ofOrder: order), size))
+    moved.copyMemory(from: pointer, byteCount: min(pool.size(ofCode: order), size))
     releaseToPool(pointer, function: "realloc()")
     return moved
 }
@@ -500,7 +546,7 @@ public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
     // An allocated block's tag only changes when its owner frees it: no lock needed to read it.
     let kind = pool.classify(pointer)
     switch kind {
-    case .allocated(let order): return pool.geometry.size(ofOrder: order)
+    case .allocated(let order): return pool.size(ofCode: order)
     case .foreign: return buddy_system_usable_size(pointer)
     default:
         let outcome = BuddyEngine.outcome(for: kind)
@@ -519,9 +565,7 @@ public func buddy_malloc_trim(_ pad: Int) -> Int32 {
     buddy_thread_enter()
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.existing else { return 0 }
-    if let cache = BuddyEngine.threadCounters() {
-        for order in 0..<cache.pointee.binCount { pool.flush(cache, order: order, keep: 0) }
-    }
+    if let cache = BuddyEngine.threadCounters() { pool.flushAll(cache) }
     let locked = pool.lock()
     let released = pool.trim()
     pool.unlock(locked)

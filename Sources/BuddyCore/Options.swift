@@ -3,7 +3,7 @@ import CBuddySupport
 /// The options table: every environment variable the allocator reads, its default as the README
 /// shows it, and its meaning. The README's table is checked against this one by the tests.
 public enum Option: Int, CaseIterable, Sendable {
-    case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, releaseDelay, threadSafety, onError, report
+    case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, releaseDelay, slabs, threadSafety, onError, report
     case reportFormat, reportSignal, reportInterval, profileSample, statsLatency
 
     public var variable: StaticString {
@@ -14,6 +14,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .growthFactor: return "BUDDY_GROWTH_FACTOR"
         case .maxPoolSize: return "BUDDY_MAX_POOL"
         case .releaseDelay: return "BUDDY_RELEASE_DELAY"
+        case .slabs: return "BUDDY_SLABS"
         case .threadSafety: return "BUDDY_THREAD_SAFETY"
         case .onError: return "BUDDY_ON_ERROR"
         case .report: return "BUDDY_REPORT"
@@ -33,6 +34,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .growthFactor: return "2.0"
         case .maxPoolSize: return "0"
         case .releaseDelay: return "1.0"
+        case .slabs: return "on"
         case .threadSafety: return "auto"
         case .onError: return "abort"
         case .report: return "(unset)"
@@ -52,6 +54,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
         case .maxPoolSize: return "Upper bound on the pool's segments; past it, requests fail with ENOMEM. 0: no limit."
         case .releaseDelay: return "Seconds between passes that give free blocks of 64K or more (their pages, beyond 4M kept) and empty segments back to the OS (0: at once)."
+        case .slabs: return "on: requests of 1K to 32K get slab objects of 9/8 ... 15/8 of a power of two (less memory than a block). off: blocks only."
         case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
         case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
         case .report: return "Write a report at exit: stderr, or a file path (%p becomes the pid)."
@@ -96,6 +99,11 @@ enum OptionReader {
         if let v = value(.releaseDelay) {
             if let f = parseDecimal(v), f <= 86400 { config.releaseDelay = f }
             else { warn(.releaseDelay, v, "is not a number of seconds from 0 to 86400") }
+        }
+        if let v = value(.slabs) {
+            if matches(v, "on") || matches(v, "1") { config.slabs = true }
+            else if matches(v, "off") || matches(v, "0") { config.slabs = false }
+            else { warn(.slabs, v, "is neither on nor off") }
         }
         if let v = value(.threadSafety) {
             if matches(v, "auto") { config.threadSafety = .automatic }

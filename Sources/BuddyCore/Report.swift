@@ -197,6 +197,14 @@ struct ReportSink {
         text("\": ")
     }
 
+    /// `value` as bytes (`bytes(_:)`), right-aligned in `width` columns.
+    mutating func paddedBytes(_ value: UInt64, width: Int) {
+        var size = LineBuffer()
+        size.append(bytes: value)
+        pad(from: size.count, to: width)
+        bytes(value)
+    }
+
     mutating func pad(from start: Int, to width: Int) {
         var n = width &- start
         while n > 0 { byte(32); n &-= 1 }
@@ -317,6 +325,11 @@ enum Report {
             allocations &+= orders[order].allocations
             frees &+= orders[order].frees
         }
+        let slabs = statsSlabs(s)
+        for c in 0..<Int(st.slab_class_count) {
+            allocations &+= slabs[c].allocations
+            frees &+= slabs[c].frees
+        }
         for entry in 0..<Entry.count { failed &+= failures[entry] }
         out.text("  calls       allocations ")
         out.decimal(allocations)
@@ -388,10 +401,7 @@ enum Report {
             let o = orders[order]
             if o.live == 0 && o.free == 0 && o.cached == 0 && o.allocations == 0 && o.splits == 0 && o.coalesces == 0 { continue }
             out.decimal(UInt64(order), width: 7)
-            var size = LineBuffer()
-            size.append(bytes: o.block_size)
-            out.pad(from: size.count, to: 8)
-            out.bytes(o.block_size)
+            out.paddedBytes(o.block_size, width: 8)
             out.decimal(o.live, width: 9)
             out.decimal(o.free, width: 9)
             out.decimal(o.cached, width: 9)
@@ -399,6 +409,26 @@ enum Report {
             out.decimal(o.frees, width: 13)
             out.decimal(o.splits, width: 11)
             out.decimal(o.coalesces, width: 11)
+            out.byte(10)
+        }
+        // Slab classes with anything in them (their slabs are blocks of the orders above).
+        var slabHeader = false
+        for c in 0..<Int(st.slab_class_count) {
+            let k = slabs[c]
+            if k.slabs == 0 && k.allocations == 0 && k.cached == 0 { continue }
+            if !slabHeader {
+                out.text("\n  slab class  object   slab    slabs     live     free   cached  allocations        frees\n")
+                slabHeader = true
+            }
+            out.decimal(UInt64(c), width: 12)
+            out.paddedBytes(k.object_size, width: 8)
+            out.paddedBytes(k.slab_size, width: 7)
+            out.decimal(k.slabs, width: 9)
+            out.decimal(k.live, width: 9)
+            out.decimal(k.free, width: 9)
+            out.decimal(k.cached, width: 9)
+            out.decimal(k.allocations, width: 13)
+            out.decimal(k.frees, width: 13)
             out.byte(10)
         }
 
@@ -533,7 +563,8 @@ enum Report {
         out.key("used"); out.decimal(st.used); out.text(", ")
         out.key("cached"); out.decimal(st.cached); out.text(", ")
         out.key("free"); out.decimal(st.free); out.text(", ")
-        out.key("metadata"); out.decimal(st.metadata); out.text(",\n    ")
+        out.key("metadata"); out.decimal(st.metadata); out.text(", ")
+        out.key("slab_spare"); out.decimal(st.slab_spare); out.text(",\n    ")
         out.key("usage"); out.fixed(st.usage, digits: 4); out.text(", ")
         out.key("requested"); out.decimal(st.requested); out.text(", ")
         out.key("requested_total"); out.decimal(st.requested_total); out.text(", ")
@@ -590,6 +621,23 @@ enum Report {
             out.key("coalesces"); out.decimal(o.coalesces); out.text(" }")
         }
         out.text("\n  ],\n  ")
+
+        out.key("slab_classes"); out.text("[")
+        let slabs = statsSlabs(s)
+        for c in 0..<Int(st.slab_class_count) {
+            let k = slabs[c]
+            out.text(c == 0 ? "\n    { " : ",\n    { ")
+            out.key("class"); out.decimal(c); out.text(", ")
+            out.key("object_size"); out.decimal(k.object_size); out.text(", ")
+            out.key("slab_size"); out.decimal(k.slab_size); out.text(", ")
+            out.key("slabs"); out.decimal(k.slabs); out.text(", ")
+            out.key("live"); out.decimal(k.live); out.text(", ")
+            out.key("free"); out.decimal(k.free); out.text(", ")
+            out.key("cached"); out.decimal(k.cached); out.text(", ")
+            out.key("allocations"); out.decimal(k.allocations); out.text(", ")
+            out.key("frees"); out.decimal(k.frees); out.text(" }")
+        }
+        out.text(st.slab_class_count == 0 ? "],\n  " : "\n  ],\n  ")
 
         out.key("sizes"); out.text("[")
         let sizes = statsSizes(s)

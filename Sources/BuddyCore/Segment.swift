@@ -8,8 +8,11 @@ import CBuddySupport
 ///     Tag.used | order     an allocated block of `order` starts here
 ///     Tag.cached | order   a block freed into a thread cache: free to the program, still
 ///                          allocated to the pool (the lazy buddy: not coalesced yet)
+///     Tag.used | slabBlock a block carved into slab objects, whose tags (the same three
+///                          states, with a slab class's code for the order) lie inside it
+///                          (see Slab.swift)
 ///
-/// Only the first slot of a block is ever non-zero, so a pointer is the start of an allocated
+/// Only the first slot of a block (or slab object) is ever non-zero, so a pointer is the start of an allocated
 /// block exactly when its slot holds `Tag.used | order` and it is a multiple of the minimum block.
 public enum Tag {
     public static let free: UInt8 = 0x40
@@ -17,6 +20,9 @@ public enum Tag {
     public static let cached: UInt8 = 0xC0
     public static let stateMask: UInt8 = 0xC0
     public static let orderMask: UInt8 = 0x3F
+    /// The order field of a slab block's tag (orders end at Geometry.orderLimit, slab class
+    /// codes below this).
+    public static let slabBlock: UInt8 = 0x3F
 }
 
 /// A segment: one contiguous region obtained from `mmap` (or given by the user), a power of two

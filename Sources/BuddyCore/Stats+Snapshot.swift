@@ -20,6 +20,9 @@ enum SnapshotLocking {
 @inline(__always) func statsOrders(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<buddy_order_stats> {
     withUnsafeMutableBytes(of: &s.pointee.orders) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_order_stats.self) }
 }
+@inline(__always) func statsSlabs(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<buddy_slab_stats> {
+    withUnsafeMutableBytes(of: &s.pointee.slab_classes) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_slab_stats.self) }
+}
 @inline(__always) func statsCalls(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<UInt64> {
     withUnsafeMutableBytes(of: &s.pointee.calls) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) }
 }
@@ -49,7 +52,9 @@ extension BuddyEngine {
         let geometry = self.geometry
         let maxOrder = geometry.maxOrder
         let orders = statsOrders(out)
+        let slabs = statsSlabs(out)
         let s = state
+        let firstCode = s.pointee.slabFirstCode
 
         // Segments: sizes, free areas, the largest free block, residency, metadata.
         var largest: UInt64 = 0
@@ -78,12 +83,13 @@ extension BuddyEngine {
         var cachedBytes: UInt64 = 0
         var cache = s.pointee.caches
         while let current = cache {
-            for order in 0..<current.pointee.binCount {
-                let count = UInt64(max(0, (current.bins + order).pointee.count))
-                orders[order].cached &+= count
-                cachedBytes &+= count &* UInt64(geometry.size(ofOrder: order))
+            for bin in 0..<current.totalBins {
+                let count = UInt64(max(0, (current.bins + bin).pointee.count))
+                let code = current.code(ofBin: bin)
+                if code <= maxOrder { orders[code].cached &+= count } else { slabs[code &- firstCode].cached &+= count }
+                cachedBytes &+= count &* UInt64(size(ofCode: code))
             }
-            let descriptor = MemoryLayout<ThreadCache>.stride &+ current.pointee.binCount &* MemoryLayout<CacheBin>.stride
+            let descriptor = MemoryLayout<ThreadCache>.stride &+ current.totalBins &* MemoryLayout<CacheBin>.stride
             cachedBytes &+= UInt64(geometry.size(ofOrder: geometry.order(forSize: descriptor)))
             calls.add(current.pointee.calls)
             cache = current.pointee.next
@@ -91,8 +97,11 @@ extension BuddyEngine {
 
         let counters = s.pointee.counters
         out.pointee.reserved = UInt64(s.pointee.segmentBytes)
-        out.pointee.free = UInt64(s.pointee.freeBytes)
-        let allocatedBytes = UInt64(s.pointee.allocatedBytes)
+        // A slab's spare bytes are allocated to the pool but free to the program: counted as free.
+        let spare = UInt64(s.pointee.slabSpareBytes)
+        out.pointee.slab_spare = spare
+        out.pointee.free = UInt64(s.pointee.freeBytes) &+ spare
+        let allocatedBytes = UInt64(s.pointee.allocatedBytes) &- spare
         out.pointee.segments = UInt64(s.pointee.segmentCount)
         for order in 0...maxOrder {
             orders[order].splits = s.pointee.stats.splits[order]
@@ -106,6 +115,17 @@ extension BuddyEngine {
                 orders[order].allocations = calls.allocated[order]
                 orders[order].frees = calls.freed[order]
                 live &+= orders[order].live
+            }
+            if let classes = s.pointee.slabClasses {
+                for c in 0..<SlabClass.count {
+                    let objects = calls.allocated[firstCode &+ c] &- calls.freed[firstCode &+ c]
+                    slabs[c].live = Int64(bitPattern: objects) < 0 ? 0 : objects
+                    slabs[c].allocations = calls.allocated[firstCode &+ c]
+                    slabs[c].frees = calls.freed[firstCode &+ c]
+                    slabs[c].slabs = UInt64(classes[c].slabs)
+                    slabs[c].free = UInt64(classes[c].slabs &* SlabClass.capacity(c) &- classes[c].objectsOut)
+                    live &+= slabs[c].live
+                }
             }
             // The peak (Stats.swift, "Live allocations and their peak"): this thread's delta is
             // folded now (its own counters: it is not inside a fast path, the depth says so);
@@ -162,6 +182,16 @@ extension BuddyEngine {
             orders[order].block_size = UInt64(geometry.size(ofOrder: order))
             allocatedTotal &+= orders[order].allocations &* orders[order].block_size
         }
+        if s.pointee.slabClasses != nil {
+            var classes = 0
+            while classes < SlabClass.count && UInt(SlabClass.objectSize(classes)) <= s.pointee.slabCeiling { classes &+= 1 }
+            out.pointee.slab_class_count = UInt32(classes)
+            for c in 0..<SlabClass.count {
+                slabs[c].object_size = UInt64(SlabClass.objectSize(c))
+                slabs[c].slab_size = UInt64(SlabClass.slabBytes(c))
+                allocatedTotal &+= slabs[c].allocations &* slabs[c].object_size
+            }
+        }
         out.pointee.requested_total = calls.requestedBytes
         out.pointee.allocated_total = allocatedTotal
         if allocatedTotal > 0 {
@@ -211,6 +241,9 @@ extension BuddyEngine {
         }
         for order in 0...maxOrder where geometry.minShift &+ order < BucketCounts.count {
             sizes[geometry.minShift &+ order] &+= orders[order].allocations
+        }
+        for c in 0..<Int(out.pointee.slab_class_count) {
+            sizes[bucket(of: UInt(slabs[c].object_size))] &+= slabs[c].allocations
         }
         for b in 0..<BucketCounts.count where Int64(bitPattern: sizes[b]) < 0 { sizes[b] = 0 }
 

@@ -13,14 +13,19 @@ import CBuddySupport
 // The malloc and free fast paths add to two per-thread counters each (the order's counter and
 // the sampling countdown; malloc also adds the requested bytes): see CSemantics.swift.
 
-/// One counter per order (orders 0...Geometry.orderLimit).
+/// One counter per allocation code.
 struct OrderCounts {
-    static let count = 41
+    /// Orders 0...Geometry.orderLimit, and the codes of slab classes above them (Slab.swift):
+    /// every value a tag's order field can hold.
+    static let count = 64
     var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
         UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0)
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     init() {}
 
@@ -365,7 +370,7 @@ extension BuddyEngine {
             cache.pointee.calls.countLiveAllocation()
             // A block of an order no bin holds came from the pool under its lock: fold now, so
             // that the delta only ever holds moves of the cache's own blocks (and its bound holds).
-            if order >= cache.pointee.binCount { foldLiveDelta(cache) }
+            if cache.bin(ofCode: order) < 0 { foldLiveDelta(cache) }
             if case .malloc = entry {} else if state.pointee.stats.profileSampleBytes != 0 {
                 AllocationProfile.allocated(block, size: size, cache: cache)
             }
@@ -454,7 +459,7 @@ extension BuddyEngine {
 // at most limit_k + 1 blocks at any moment, plus the one block of the slow path that folded last
 // (a refill's first block, counted after the fold), so
 //
-//     |delta_c| <= C = 1 + sum over the cached orders k of (limit_k + 1)   (460 by default)
+//     |delta_c| <= C = 1 + sum over the bins k of (limit_k + 1)   (633 by default: README)
 //
 // and delta_c moves within a range of width C. Write A_c(t) for thread c's count at time t
 // (G's share plus delta_c). With T threads holding caches:

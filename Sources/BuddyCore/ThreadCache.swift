@@ -69,8 +69,11 @@ struct ThreadCache {
     var next: UnsafeMutablePointer<ThreadCache>?
     var prev: UnsafeMutablePointer<ThreadCache>?
     var calls: CallCounters
+    /// Bins of orders 0 ..< binCount (the fast paths' test), then one bin per slab class
+    /// (`slabBinCount`: 0 when the pool has no slabs).
     var binCount: Int
-    // Followed by `binCount` CacheBins.
+    var slabBinCount: Int
+    // Followed by `binCount + slabBinCount` CacheBins.
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they
     /// coalesce at once (a cached block keeps its buddy, and every block above, from forming).
@@ -78,6 +81,9 @@ struct ThreadCache {
     /// Each bin holds at most this many bytes (and at most `maxBlocksPerBin` blocks).
     static let bytesPerBin = 32 * 1024
     static let maxBlocksPerBin = 64
+    /// A slab class's bin holds at most this many bytes: 35 classes, each touched by fewer
+    /// programs than the orders are.
+    static let bytesPerSlabBin = 16 * 1024
 }
 
 extension UnsafeMutablePointer where Pointee == ThreadCache {
@@ -89,7 +95,23 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
     // byte in the order map. Keeping the tag's address in the block (whose cache line the program
     // is about to touch) spares the segment-map walk when malloc retags it `used`.
 
-    /// Takes a cached block of `order` (the caller checked `order < binCount`) and its tag's
+    /// Bins in all: the orders' and the slab classes'.
+    @inline(__always) var totalBins: Int { pointee.binCount &+ pointee.slabBinCount }
+
+    /// The bin of allocation code `code` (an order below binCount, or a slab class's code of a
+    /// pool with slabs), or -1 when no bin holds it.
+    @inline(__always) func bin(ofCode code: Int) -> Int {
+        if code < pointee.binCount { return code }
+        let c = code &- pointee.pool.pointee.slabFirstCode
+        return c >= 0 && c < pointee.slabBinCount ? pointee.binCount &+ c : -1
+    }
+
+    /// The allocation code of bin `bin`.
+    @inline(__always) func code(ofBin bin: Int) -> Int {
+        bin < pointee.binCount ? bin : pointee.pool.pointee.slabFirstCode &+ (bin &- pointee.binCount)
+    }
+
+    /// Takes a cached block of bin `order` (the caller checked it is a bin) and its tag's
     /// address, or nil.
     @inline(__always) func pop(_ order: Int) -> (block: UnsafeMutableRawPointer, tag: UnsafeMutablePointer<UInt8>)? {
         let bin = bins + order
@@ -133,6 +155,9 @@ extension BuddyEngine {
     func enableThreadCaches() {
         state.pointee.cachesEnabled = true
         state.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
+        // With slabs, sizes above their floor take malloc's slab-class fast path.
+        state.pointee.orderPathLimit = state.pointee.slabClasses == nil ? state.pointee.cachedSizeLimit
+            : min(state.pointee.cachedSizeLimit, SlabClass.floor)
     }
 
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
@@ -144,7 +169,8 @@ extension BuddyEngine {
     func createThreadCache() -> UnsafeMutablePointer<ThreadCache>? {
         let geometry = self.geometry
         let binCount = cachedOrderCount
-        let bytes = MemoryLayout<ThreadCache>.stride + binCount * MemoryLayout<CacheBin>.stride
+        let slabBinCount = state.pointee.slabClasses == nil ? 0 : SlabClass.count
+        let bytes = MemoryLayout<ThreadCache>.stride + (binCount + slabBinCount) * MemoryLayout<CacheBin>.stride
         let locked = lock()
         guard state.pointee.cachesEnabled, let block = allocate(order: geometry.order(forSize: bytes)) else {
             unlock(locked)
@@ -153,10 +179,11 @@ extension BuddyEngine {
         }
         let cache = block.bindMemory(to: ThreadCache.self, capacity: 1)
         cache.initialize(to: ThreadCache(pool: state, next: state.pointee.caches, prev: nil,
-                                         calls: CallCounters(), binCount: binCount))
-        for order in 0..<binCount {
-            let limit = min(ThreadCache.maxBlocksPerBin, max(1, ThreadCache.bytesPerBin / geometry.size(ofOrder: order)))
-            (cache.bins + order).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(limit)))
+                                         calls: CallCounters(), binCount: binCount, slabBinCount: slabBinCount))
+        for bin in 0..<cache.totalBins {
+            let perBin = bin < binCount ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
+            let limit = min(ThreadCache.maxBlocksPerBin, max(1, perBin / size(ofCode: cache.code(ofBin: bin))))
+            (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(limit)))
         }
         state.pointee.caches?.pointee.prev = cache
         state.pointee.caches = cache
@@ -166,30 +193,32 @@ extension BuddyEngine {
         return cache
     }
 
-    /// An empty bin: takes half its limit in blocks from the pool under one lock, keeps all but
-    /// the first (tagged cached), and returns the first (tagged used); nil when the pool is full.
+    /// An empty bin: takes half its limit in blocks (or slab objects) of allocation code `code`
+    /// from the pool under one lock, keeps all but the first (tagged cached), and returns the
+    /// first (tagged used); nil when the pool is full.
     @inline(never)
-    func refill(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int) -> UnsafeMutableRawPointer? {
-        let batch = max(1, Int((cache.bins + order).pointee.limit) / 2)
+    func refill(_ cache: UnsafeMutablePointer<ThreadCache>, code: Int) -> UnsafeMutableRawPointer? {
+        let bin = cache.bin(ofCode: code)
+        let batch = max(1, Int((cache.bins + bin).pointee.limit) / 2)
         var locked = lock()
-        var first = allocate(order: order, mayGrow: false)
+        var first = allocate(code: code, mayGrow: false)
         if first == nil {
             // Before the pool maps a new segment, this thread gives back what it holds: cached
             // blocks keep their buddies from coalescing, and may make the block we need.
             unlock(locked)
-            for cached in 0..<cache.pointee.binCount { flush(cache, order: cached, keep: 0) }
+            flushAll(cache)
             locked = lock()
-            first = allocate(order: order, mayGrow: true)
+            first = allocate(code: code, mayGrow: true)
         }
         guard let first else {
             unlock(locked)
             return nil
         }
         var taken = 1
-        while taken < batch, let block = allocate(order: order, mayGrow: false) {
+        while taken < batch, let block = allocate(code: code, mayGrow: false) {
             let tag = tagAddress(block)
-            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
-            _ = cache.push(block, order, tag: tag)
+            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
+            _ = cache.push(block, bin, tag: tag)
             taken &+= 1
         }
         foldLiveDelta(cache)
@@ -197,22 +226,29 @@ extension BuddyEngine {
         return first
     }
 
-    /// Gives a bin's blocks back to the pool (which coalesces them) until `keep` remain.
+    /// Gives a bin's blocks back to the pool (which coalesces them, or puts objects back on
+    /// their slabs) until `keep` remain.
     @inline(never)
-    func flush(_ cache: UnsafeMutablePointer<ThreadCache>, order: Int, keep: Int) {
+    func flush(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, keep: Int) {
+        let code = cache.code(ofBin: bin)
         let locked = lock()
-        while Int((cache.bins + order).pointee.count) > keep, let (block, _) = cache.pop(order) {
+        while Int((cache.bins + bin).pointee.count) > keep, let (block, _) = cache.pop(bin) {
             let address = UInt(bitPattern: block)
-            releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+            release(address, code: code, segment: SegmentMap.lookup(address)!)
         }
         foldLiveDelta(cache)
         unlock(locked)
     }
 
+    /// Empties every bin of the cache.
+    func flushAll(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        for bin in 0..<cache.totalBins where (cache.bins + bin).pointee.count > 0 { flush(cache, bin: bin, keep: 0) }
+    }
+
     /// The thread is exiting: every cached block goes back, the counters are folded into the
     /// pool, and the cache's own block is freed. Later calls of this thread use the pool directly.
     func retire(_ cache: UnsafeMutablePointer<ThreadCache>) {
-        for order in 0..<cache.pointee.binCount { flush(cache, order: order, keep: 0) }
+        flushAll(cache)
         let locked = lock()
         unlinkCache(cache)
         let address = UInt(bitPattern: cache)
@@ -247,8 +283,8 @@ extension BuddyEngine {
         var total: UInt = 0
         var cache = state.pointee.caches
         while let current = cache {
-            for order in 0..<current.pointee.binCount {
-                total &+= UInt((current.bins + order).pointee.count) &* UInt(geometry.size(ofOrder: order))
+            for bin in 0..<current.totalBins {
+                total &+= UInt((current.bins + bin).pointee.count) &* UInt(size(ofCode: current.code(ofBin: bin)))
             }
             cache = current.pointee.next
         }

@@ -18,7 +18,7 @@ import Testing
         let cacheBytes = pool.usage.allocatedBytes
 
         // An empty bin refills half its limit (64 blocks of 16 B: 32) under one lock.
-        let first = try #require(pool.refill(cache, order: 0))
+        let first = try #require(pool.refill(cache, code: 0))
         #expect(pool.classify(first) == .allocated(order: 0))
         #expect((cache.bins + 0).pointee.count == 31)
         #expect(pool.cachedBytes == 31 * 16)
@@ -33,7 +33,7 @@ import Testing
         expectInvariants(pool)
 
         // Flushing gives the blocks back; the pool coalesces them.
-        pool.flush(cache, order: 0, keep: 0)
+        pool.flush(cache, bin: 0, keep: 0)
         #expect((cache.bins + 0).pointee.count == 0)
         #expect(pool.usage.allocatedBytes == cacheBytes + 16)
         expectInvariants(pool)

@@ -58,6 +58,17 @@ struct ConformanceTests {
         #expect((counts.max() ?? 0) > 10_000, "allocations counted by the exit reports: \(counts)")
     }
 
+    @Test("every rule holds with slabs off (blocks only: the driver expects powers of two then)")
+    func conformsWithSlabsOff() throws {
+        let environment = ["BUDDY_SLABS": "off"]
+        let program = try conformanceProgram()
+        let result = try Harness.run([program, "--expect-buddy"], environment: environment, preload: true, timeout: 60)
+        let failures = failLines(result.stdout)
+        #expect(failures.isEmpty, "broken rules under BuddyMalloc with \(environment):\n\(failures.joined(separator: "\n"))")
+        #expect(result.status == 0 && result.signal == 0, "\(environment): exit \(result.status), signal \(result.signal)\n\(result.stderr.suffix(2000))")
+        #expect((passedChecks(result.stdout) ?? 0) >= 1600 && !result.stderr.contains("buddy:"), "\(environment): \(result.stderr.prefix(500))")
+    }
+
     @Test("the driver's glibc rules hold under glibc itself (the reference)")
     func glibcRulesHoldUnderGlibc() throws {
         let program = try conformanceProgram()

@@ -49,7 +49,7 @@ private func reportFiles(_ folder: URL) throws -> [String: String] {
 private func checkDocument(_ d: [String: Any], _ what: String, exact: Bool) {
     #expect(d["format"] as? String == "buddymalloc-report" && int(d["version"]) == 1, "\(what): format/version: \(d["format"] ?? "nil") \(d["version"] ?? "nil")")
     for key in ["pid", "program", "reason", "sequence", "pool", "time", "config", "memory", "calls", "failures", "errors",
-                "system", "segments", "orders", "sizes", "alignments", "latency", "health", "profile", "bad_pointers"] {
+                "system", "segments", "orders", "slab_classes", "sizes", "alignments", "latency", "health", "profile", "bad_pointers"] {
         #expect(d[key] != nil, "\(what): no \"\(key)\"")
     }
     let memory = object(d, "memory")
@@ -57,12 +57,18 @@ private func checkDocument(_ d: [String: Any], _ what: String, exact: Bool) {
     #expect(reserved > 0 && reserved == used + cached + free, "\(what): reserved \(reserved) != used \(used) + cached \(cached) + free \(free)")
     let orders = d["orders"] as? [[String: Any]] ?? []
     #expect(orders.count == 20, "\(what): \(orders.count) orders for 16 B ... 8 MiB (the default blocks)")
+    // free = free blocks + slabs' spare bytes; used = live blocks + live slab objects.
+    let slabs = d["slab_classes"] as? [[String: Any]] ?? []
+    #expect(slabs.count == 35, "\(what): \(slabs.count) slab classes (7 per doubling, 1 KiB ... 32 KiB)")
     let liveBytes = orders.reduce(0) { $0 + int($1["live"]) * int($1["block_size"]) }
+        + slabs.reduce(0) { $0 + int($1["live"]) * int($1["object_size"]) }
     let freeBytes = orders.reduce(0) { $0 + int($1["free"]) * int($1["block_size"]) }
-    #expect(freeBytes == free, "\(what): free blocks per order hold \(freeBytes) B, memory.free says \(free)")
+    #expect(freeBytes + int(memory["slab_spare"]) == free,
+            "\(what): free blocks per order hold \(freeBytes) B + slab spare \(int(memory["slab_spare"])), memory.free says \(free)")
     if exact {
-        #expect(liveBytes == used, "\(what): live blocks per order hold \(liveBytes) B, memory.used says \(used)")
-        #expect(orders.reduce(0) { $0 + int($1["live"]) } == int(memory["live_allocations"]), "\(what): live_allocations")
+        #expect(liveBytes == used, "\(what): live blocks and slab objects hold \(liveBytes) B, memory.used says \(used)")
+        let live = orders.reduce(0) { $0 + int($1["live"]) } + slabs.reduce(0) { $0 + int($1["live"]) }
+        #expect(live == int(memory["live_allocations"]), "\(what): live_allocations")
     }
     let status = object(d, "health")["status"] as? String ?? ""
     #expect(["HEALTHY", "WARNING", "CRITICAL"].contains(status), "\(what): health \(status)")
@@ -373,10 +379,16 @@ struct ReportTests {
         // T threads that each hold K blocks (and the array of their pointers) at one moment: the
         // true peak is at least base + T x (K + 1), at most a few blocks more (the threads' own
         // glibc allocations), and the recorded one within (T - 1) x C of it (README, "The
-        // figures"). C = 1 + sum over the cached orders of (limit + 1), with ThreadCache's limits
-        // min(64, max(1, 32 KiB / block)) for the blocks of 16 B ... 32 KiB: 460.
-        let capacity = 1 + (0...11).reduce(0) { $0 + min(64, max(1, 32768 / (16 << $1))) + 1 }
-        #expect(capacity == 460)
+        // figures"). C = 1 + sum over the bins of (limit + 1), with ThreadCache's limits
+        // min(64, max(1, 32 KiB / block)) for the blocks of 16 B ... 32 KiB, and
+        // min(64, max(1, 16 KiB / object)) for the 35 slab classes: 633.
+        let orderBins = (0...11).reduce(0) { $0 + min(64, max(1, 32768 / (16 << $1))) + 1 }
+        let slabBins = (0..<35).reduce(0) { total, c in
+            let base = 1024 << (c / 7)
+            return total + min(64, max(1, 16384 / (base + base / 8 * (c % 7 + 1)))) + 1
+        }
+        let capacity = 1 + orderBins + slabBins
+        #expect(capacity == 633)
         let (t, k) = (4, 5000)
         let threads = try runPreloaded([driver, "threads", "\(t)", "\(k)"])
         #expect(threads.status == 0, "threads: \(threads.status)\n\(threads.stdout)\(threads.stderr)")

@@ -51,6 +51,20 @@ static size_t next_pow2(size_t n) {
     return p;
 }
 
+static size_t max_block(void);
+
+/* The usable size BuddyMalloc gives malloc(n) (README, "Slabs"): for 1 KiB < n <= 32 KiB a slab
+ * object of 9/8 ... 15/8 of the power of two below n, when slabs are on (BUDDY_SLABS) and the
+ * class's slab (16 times that power of two) fits in the largest block; else the next power of two. */
+static size_t buddy_size(size_t n) {
+    size_t block = next_pow2(n), base = block / 2, step = base / 8;
+    const char *v = getenv("BUDDY_SLABS");
+    int slabs = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
+    if (!slabs || n <= KiB || n > 32 * KiB || 16 * base > max_block()) return block;
+    size_t k = (n - base + step - 1) / step;
+    return k < 8 ? base + k * step : block;
+}
+
 static int aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 static void fill(unsigned char *p, size_t n, unsigned seed) {
@@ -265,7 +279,8 @@ static void check_alignments(void) {
                 size_t usable = malloc_usable_size(p);
                 CHECK("align/usable", usable >= n, "%s(%zu, %zu): usable size %zu < %zu", name, a, n, usable, n);
                 if (buddy && a <= MiB && n <= MiB) {
-                    size_t want = next_pow2(n > a ? n : a);
+                    // Over-aligned requests get blocks; the others may get slab objects.
+                    size_t want = a <= 16 ? buddy_size(n) : next_pow2(n > a ? n : a);
                     CHECK("align/usable-exact-buddy", usable == want,
                           "%s(%zu, %zu): usable size %zu, expected the block size %zu", name, a, n, usable, want);
                 }
@@ -378,7 +393,7 @@ static void check_usable_size(void) {
             if (!p) { small++; continue; }
             size_t u = malloc_usable_size(p);
             if (u < s) small++;
-            if (buddy && u != next_pow2(s) && !inexact++) { first_bad = s; first_got = u; }
+            if (buddy && u != buddy_size(s) && !inexact++) { first_bad = s; first_got = u; }
             memset(p, 0xEE, u); // every usable byte is the caller's
             p[u - 1] = 1;
             free(p);
@@ -387,9 +402,19 @@ static void check_usable_size(void) {
     }
     CHECK("usable/at-least-request", small == 0, "%zu of %zu sizes had a usable size below the request", small, tested);
     if (buddy)
-        CHECK("usable/exact-power-of-two-buddy", inexact == 0,
-              "%zu sizes not exactly the power of two; first: malloc(%zu) usable %zu, expected %zu", inexact,
-              first_bad, first_got, next_pow2(first_bad));
+        CHECK("usable/exact-block-or-slab-object-buddy", inexact == 0,
+              "%zu sizes not exactly the power of two or slab class; first: malloc(%zu) usable %zu, expected %zu", inexact,
+              first_bad, first_got, buddy_size(first_bad));
+    if (buddy && buddy_size(4200) == 4608) {
+        // Slab objects: packed (two in a row are one object apart), and a freed one is caught
+        // when freed again, as a block is.
+        unsigned char *a = malloc(4200), *b = malloc(4200);
+        CHECK("usable/slab-object-buddy", malloc_usable_size(a) == 4608 && malloc_usable_size(b) == 4608,
+              "malloc(4200): usable %zu and %zu, expected 4608", malloc_usable_size(a), malloc_usable_size(b));
+        free(b);
+        CHECK("usable/slab-double-free-aborts-buddy", child_double_free_aborts(b), "freeing a slab object twice did not abort");
+        free(a);
+    }
     if (buddy)
         for (size_t b = 16; b <= MiB; b <<= 1) {
             void *p = malloc(b);
@@ -443,7 +468,10 @@ static void check_realloc_in_place(void) {
         CHECK("realloc/fits-in-place-grow", q == p, "realloc(malloc(%zu), usable %zu) moved %p -> %p", sizes[i], u, (void *)p, (void *)q);
         p = q;
         q = realloc(p, sizes[i] / 2 + 1);
-        CHECK("realloc/fits-in-place-shrink", q == p, "realloc(malloc(%zu), %zu) moved %p -> %p", sizes[i], sizes[i] / 2 + 1,
+        // A block shrinks in place; a slab object stays only within its class (it has no
+        // neighbour to give back: a smaller class frees memory).
+        int stays = !buddy || buddy_size(sizes[i] / 2 + 1) == u || (u & (u - 1)) == 0;
+        CHECK("realloc/fits-in-place-shrink", stays ? q == p : q != NULL, "realloc(malloc(%zu), %zu) moved %p -> %p", sizes[i], sizes[i] / 2 + 1,
               (void *)p, (void *)q);
         CHECK("realloc/shrink-keeps-contents", first_mismatch(q, sizes[i] / 2 + 1, 11) == (size_t)-1, "size %zu", sizes[i]);
         free(q);

@@ -22,6 +22,8 @@ extern "C" {
 #define BUDDY_STATS_VERSION 1
 /// Orders a pool can have (0 ... 40: the minimum block to 2^40 times it).
 #define BUDDY_STATS_MAX_ORDERS 41
+/// Slab classes (README, "Slabs"): 7 per doubling from 1 KiB to 32 KiB.
+#define BUDDY_STATS_MAX_SLAB_CLASSES 35
 /// Power-of-two buckets: bucket b counts the values v with 2^(b-1) < v <= 2^b (bucket 0: v <= 1).
 #define BUDDY_STATS_BUCKETS 64
 
@@ -49,6 +51,19 @@ struct buddy_order_stats {
     uint64_t frees;         ///< blocks of this order the program freed so far
 };
 
+/// One slab class's objects (object_size = 9/8 ... 15/8 of a power of two, carved from blocks
+/// of slab_size bytes).
+struct buddy_slab_stats {
+    uint64_t object_size;
+    uint64_t slab_size;
+    uint64_t slabs;         ///< slabs of this class (blocks of slab_size, counted in used, cached and free by their objects)
+    uint64_t live;          ///< objects the program holds
+    uint64_t free;          ///< objects in the slabs, free to hand out (freed or never used)
+    uint64_t cached;        ///< objects in thread caches
+    uint64_t allocations;   ///< objects of this class handed to the program so far
+    uint64_t frees;         ///< objects of this class the program freed so far
+};
+
 struct buddy_stats {
     uint32_t version;       ///< BUDDY_STATS_VERSION of what was written
     uint32_t size;          ///< in: sizeof the caller's struct (0: this header's); out: bytes written
@@ -65,9 +80,9 @@ struct buddy_stats {
     // Memory, in bytes. reserved = used + cached + free.
     uint64_t reserved;      ///< in segments (mapped)
     uint64_t resident;      ///< of those, in RAM (mincore); 0 when unknown
-    uint64_t used;          ///< in blocks the program holds (the pool's allocated blocks minus thread caches)
-    uint64_t cached;        ///< in thread caches (their blocks and their descriptors)
-    uint64_t free;          ///< in free blocks and segments' untouched tails
+    uint64_t used;          ///< in blocks and slab objects the program holds
+    uint64_t cached;        ///< in thread caches (their blocks and objects, and their descriptors)
+    uint64_t free;          ///< in free blocks, segments' untouched tails, and slabs' spare bytes
     uint64_t metadata;      ///< outside the segments: order maps, the pool's state (not in reserved)
     uint64_t requested;     ///< asked for by the program, live: an estimate (used x requested_total / allocated_total)
     uint64_t requested_total;   ///< asked for, by every pool allocation so far
@@ -77,7 +92,7 @@ struct buddy_stats {
     uint64_t live_allocations;
     /// The most live allocations at once: exact for a private pool and for a process whose
     /// allocations come from one thread; with T threads within (T - 1) x C of the true peak,
-    /// C = 460 blocks with the default thread caches (README, "The figures").
+    /// C = 633 blocks with the default thread caches (README, "The figures").
     uint64_t peak_live_allocations;
     double usage;                   ///< used / reserved
     double internal_fragmentation;  ///< 1 - requested_total / allocated_total
@@ -105,6 +120,12 @@ struct buddy_stats {
     uint32_t latency_period;    ///< sampled: one call in this many is timed
     uint64_t alloc_samples, alloc_total_ns, alloc_max_ns;
     uint64_t free_samples, free_total_ns, free_max_ns;
+
+    // Slab classes (appended in the first release with slabs).
+    uint32_t slab_class_count;  ///< classes this pool serves (0: no slabs)
+    uint32_t slab_pad_;         ///< (0)
+    uint64_t slab_spare;        ///< bytes in slabs outside live and cached objects (headers, free objects, slack): counted in free
+    struct buddy_slab_stats slab_classes[BUDDY_STATS_MAX_SLAB_CLASSES];
 };
 
 /// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means

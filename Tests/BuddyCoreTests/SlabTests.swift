@@ -1,0 +1,193 @@
+import CBuddySupport
+import Testing
+@testable import BuddyCore
+
+/// A pool with slab classes over an arena (as malloc's pool has them).
+private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> BuddyEngine {
+    var config = PoolConfig()
+    config.maxBlock = maxBlock
+    config.maxPoolSize = arena.size
+    config.releaseDelay = 0
+    config.slabs = true
+    return try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
+}
+
+@Suite struct SlabClassTests {
+    /// The classes: 7 per doubling, each a multiple of 128 bytes (so objects after the 64-byte
+    /// header are 64-byte aligned), each slab's slack under one object.
+    @Test func classTable() {
+        var previous = 1024
+        for c in 0..<SlabClass.count {
+            let size = SlabClass.objectSize(c), slab = SlabClass.slabBytes(c)
+            #expect(size > previous && size % 128 == 0, "class \(c): \(size)")
+            #expect(size & (size - 1) != 0, "class \(c) is a power of two: a block serves it")
+            let capacity = SlabClass.capacity(c)
+            #expect(capacity >= 8 && SlabClass.headerBytes + capacity * size <= slab, "class \(c): \(capacity) objects")
+            #expect(slab - SlabClass.headerBytes - capacity * size < size, "class \(c): slack")
+            previous = size
+        }
+        #expect(SlabClass.objectSize(SlabClass.count - 1) < Int(SlabClass.ceiling))
+    }
+
+    /// code(forSize:) picks the smallest of the classes and the powers of two that holds the
+    /// request:  size(ofCode: code(forSize: r)) == min { s in classes + powers of two : s >= r }.
+    @Test func everyRequestGetsTheTightestSize() throws {
+        let arena = Arena(size: 1 << 22)
+        let pool = try makeSlabPool(arena: arena)
+        defer { pool.destroy() }
+        var candidates = (0..<SlabClass.count).map(SlabClass.objectSize)
+        for k in 4...20 { candidates.append(1 << k) }
+        candidates.sort()
+        var wrong = 0
+        for r in 1...40_000 {
+            let code = pool.code(forSize: UInt(r), alignment: 16)
+            let expected = r <= 1024 ? pool.geometry.size(ofOrder: pool.geometry.order(forSize: r)) : candidates.first { $0 >= r }!
+            if pool.size(ofCode: code) != expected { wrong += 1 }
+            // Over-aligned requests are blocks (a block is aligned to its size).
+            if pool.code(forSize: UInt(r), alignment: 32) > pool.geometry.maxOrder { wrong += 1 }
+        }
+        #expect(wrong == 0)
+    }
+
+    /// Slabs fit in blocks: a pool whose largest block is 64 KiB keeps the classes whose slab fits.
+    @Test func smallMaximumBlockLimitsTheClasses() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makeSlabPool(arena: arena, maxBlock: 64 << 10)
+        defer { pool.destroy() }
+        #expect(pool.state.pointee.slabCeiling == 8192)
+        #expect(pool.size(ofCode: pool.code(forSize: 4200, alignment: 16)) == 4608)
+        #expect(pool.size(ofCode: pool.code(forSize: 9000, alignment: 16)) == 16384)
+    }
+}
+
+@Suite struct SlabTests {
+    /// Random allocations of 1 B to 40 KiB and frees, each object filled with a pattern that is
+    /// checked when it is freed; the invariants after every step; at the end, only the kept
+    /// empty slabs (one per class at most) remain allocated.
+    @Test func randomObjectsKeepTheInvariantsAndTheirContents() throws {
+        let arena = Arena(size: 1 << 23)
+        let pool = try makeSlabPool(arena: arena)
+        defer { pool.destroy() }
+        var generator = SplitMix(seed: 42)
+        var live: [(UnsafeMutableRawPointer, Int, UInt8)] = []
+        for step in 0..<3000 {
+            if live.count < 100 && (live.isEmpty || generator.next() % 3 != 0) {
+                let size = 1 + Int(generator.next() % 40_000)
+                let code = pool.code(forSize: UInt(size), alignment: 16)
+                let p = try #require(pool.allocate(code: code, mayGrow: true), "step \(step): no memory for \(size)")
+                #expect(pool.classify(p) == .allocated(order: code))
+                #expect(pool.blockSize(of: p)! >= size && UInt(bitPattern: p) % 16 == 0)
+                let fill = UInt8(truncatingIfNeeded: step)
+                p.initializeMemory(as: UInt8.self, repeating: fill, count: pool.blockSize(of: p)!)
+                live.append((p, size, fill))
+            } else {
+                let (p, _, fill) = live.remove(at: Int(generator.next() % UInt64(live.count)))
+                let bytes = UnsafeRawBufferPointer(start: p, count: pool.blockSize(of: p)!)
+                #expect(bytes.allSatisfy { $0 == fill }, "step \(step): an object's bytes changed while it was live")
+                #expect(pool.release(p) == .released)
+            }
+            if step % 50 == 0 { expectInvariants(pool, "step \(step)") }
+        }
+        for (p, _, _) in live { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        // Nothing lost: each class keeps at most one empty slab; everything else went back.
+        var kept = 0
+        for c in 0..<SlabClass.count {
+            let k = pool.state.pointee.slabClasses![c]
+            #expect(k.slabs <= 1 && k.objectsOut == 0)
+            kept += k.slabs * SlabClass.slabBytes(c)
+        }
+        #expect(pool.usage.allocatedBytes == kept)
+        #expect(pool.state.pointee.slabSpareBytes == UInt(kept))
+    }
+
+    /// Bad pointers into a slab are caught as for blocks, and leave the pool untouched.
+    @Test func doubleInteriorAndHeaderFreesAreCaught() throws {
+        let arena = Arena(size: 1 << 22)
+        let pool = try makeSlabPool(arena: arena)
+        defer { pool.destroy() }
+        let code = pool.code(forSize: 4200, alignment: 16)
+        let a = try #require(pool.allocate(code: code, mayGrow: true))
+        let b = try #require(pool.allocate(code: code, mayGrow: true))
+        #expect(b - a == 4608, "objects are packed")
+        let slab = a - SlabClass.headerBytes
+        #expect(pool.release(slab) == .invalidPointer, "the slab block itself is not the program's")
+        #expect(pool.release(a + 16) == .invalidPointer)
+        #expect(pool.release(b + 4608) == .invalidPointer, "an object never handed out")
+        #expect(pool.release(a) == .released)
+        #expect(pool.release(a) == .doubleFree)
+        #expect(pool.counters.doubleFrees == 1 && pool.counters.invalidPointers == 3)
+        expectInvariants(pool)
+        // The freed object comes back first (the slab's free list), then carving goes on.
+        #expect(pool.allocate(code: code, mayGrow: true) == a)
+        #expect(pool.allocate(code: code, mayGrow: true) == b + 4608)
+        expectInvariants(pool)
+    }
+
+    /// A full slab leaves the partial list; an empty one goes back unless it is the last with room.
+    @Test func slabsFillEmptyAndGoBack() throws {
+        let arena = Arena(size: 1 << 22)
+        let pool = try makeSlabPool(arena: arena)
+        defer { pool.destroy() }
+        let code = pool.code(forSize: 5000, alignment: 16)
+        let c = code - pool.state.pointee.slabFirstCode
+        let capacity = SlabClass.capacity(c)
+        var objects: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(2 * capacity + 1) { objects.append(try #require(pool.allocate(code: code, mayGrow: true))) }
+        var k = pool.state.pointee.slabClasses![c]
+        #expect(k.slabs == 3 && k.partialCount == 1 && k.objectsOut == 2 * capacity + 1)
+        expectInvariants(pool)
+        for p in objects { #expect(pool.release(p) == .released) }
+        k = pool.state.pointee.slabClasses![c]
+        #expect(k.slabs == 1 && k.partialCount == 1 && k.objectsOut == 0)
+        #expect(pool.usage.allocatedBytes == SlabClass.slabBytes(c))
+        expectInvariants(pool)
+        // malloc_trim gives the kept one back too.
+        pool.trim()
+        #expect(pool.state.pointee.slabClasses![c].slabs == 0 && pool.usage.allocatedBytes == 0)
+        expectInvariants(pool)
+    }
+
+    /// Slab objects in a thread cache: refill takes a batch of objects, flush puts them back.
+    @Test func threadCacheBinsHoldObjects() throws {
+        let arena = Arena(size: 1 << 22)
+        let pool = try makeSlabPool(arena: arena)
+        pool.state.pointee.cachesEnabled = true
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); pool.destroy() }
+        let cache = try #require(pool.threadCache())
+        #expect(cache.pointee.slabBinCount == SlabClass.count)
+        let code = pool.code(forSize: 4200, alignment: 16)
+        let bin = cache.bin(ofCode: code)
+        #expect(bin >= cache.pointee.binCount && cache.code(ofBin: bin) == code)
+        let first = try #require(pool.refill(cache, code: code))
+        #expect(pool.classify(first) == .allocated(order: code))
+        let held = Int((cache.bins + bin).pointee.count)
+        #expect(held == max(1, Int((cache.bins + bin).pointee.limit) / 2) - 1)
+        #expect(pool.cachedBytes == UInt(held * 4608))
+        expectInvariants(pool)
+        if held > 0 {
+            let (cached, _) = try #require(cache.pop(bin))
+            _ = cache.push(cached, bin, tag: pool.tagAddress(cached))
+            #expect(pool.classify(cached) == .free, "a cached object is free to the program")
+        }
+        pool.flush(cache, bin: bin, keep: 0)
+        #expect(pool.release(first) == .released)
+        pool.retire(cache)
+        expectInvariants(pool)
+        #expect(pool.state.pointee.slabClasses![code - pool.state.pointee.slabFirstCode].objectsOut == 0)
+    }
+}
+
+/// A small deterministic generator (no Foundation, reproducible failures).
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
