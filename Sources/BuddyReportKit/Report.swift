@@ -3,7 +3,8 @@
 ///
 /// Required: `format`, `version`, `pid`, `memory.reserved`, `memory.used`, `memory.free`, `calls`,
 /// `orders` (each with `order`, `block_size`, `live`, `free`). Everything else may be absent and
-/// reads as zero, empty or derived from the required figures; unknown fields are ignored.
+/// reads as zero, empty or derived from the required figures; unknown fields are ignored. (Reports
+/// written before the library had slabs have no `slab_classes` nor `memory.slab_spare`.)
 public struct Report: Sendable, Equatable, Decodable {
     /// The newest format version this reader understands.
     public static let newestVersion = 1
@@ -32,6 +33,8 @@ public struct Report: Sendable, Equatable, Decodable {
     public var system: System
     public var segments: Segments?
     public var orders: [Order]
+    /// One per slab class of the pool, smallest first; empty when the pool has no slabs.
+    public var slabClasses: [SlabClass]
     public var sizes: [SizeBucket]
     public var alignments: [AlignmentCount]
     public var latency: Latency?
@@ -76,12 +79,14 @@ public struct Report: Sendable, Equatable, Decodable {
         public var reserved: Int
         /// Of those, resident; 0 when unknown.
         public var resident: Int
-        /// Bytes in blocks handed to the program (excluding thread caches).
+        /// Bytes in blocks and slab objects handed to the program (excluding thread caches).
         public var used: Int
         /// Bytes in thread caches.
         public var cached: Int
-        /// Bytes in free blocks and not yet carved.
+        /// Bytes in free blocks, not yet carved, and `slabSpare`.
         public var free: Int
+        /// Bytes in slabs outside live and cached objects (free objects, headers, slack); part of `free`.
+        public var slabSpare: Int
         /// used / reserved.
         public var usage: Double
         /// Bytes the program asked for, live.
@@ -123,6 +128,29 @@ public struct Report: Sendable, Equatable, Decodable {
         public var liveBytes: Int { live * blockSize }
         public var freeBytes: Int { free * blockSize }
         public var cachedBytes: Int { cached * blockSize }
+    }
+
+    /// One slab class: objects of `object_size` bytes carved from `slabs` buddy blocks of `slab_size`.
+    /// Its objects are `live` (held by the program), `cached` (in thread caches) or `free` (in the
+    /// slabs, not handed out).
+    public struct SlabClass: Sendable, Equatable {
+        /// The class's number, 0 for the smallest (`class` in the JSON, a Swift keyword).
+        public var index: Int
+        public var objectSize: Int
+        public var slabSize: Int
+        public var slabs: Int
+        public var live: Int
+        public var free: Int
+        public var cached: Int
+        public var allocations: Int
+        public var frees: Int
+
+        public var slabBytes: Int { slabs * slabSize }
+        public var liveBytes: Int { live * objectSize }
+        public var cachedBytes: Int { cached * objectSize }
+        /// The slabs' bytes outside live and cached objects: free objects, headers and slack (this
+        /// class's share of `memory.slab_spare`).
+        public var spareBytes: Int { slabBytes - liveBytes - cachedBytes }
     }
 
     /// Requested sizes in power-of-two buckets: `count` requests of at most `upto` bytes
@@ -228,7 +256,7 @@ extension Report {
     enum CodingKeys: String, CodingKey {
         case format, version, pid, program, reason, sequence, pool, time, config, memory, calls, failures
         case errors, system, segments, orders, sizes, alignments, latency, health, profile
-        case badPointers = "bad_pointers"
+        case badPointers = "bad_pointers", slabClasses = "slab_classes"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -249,6 +277,7 @@ extension Report {
         system = try c.decodeIfPresent(System.self, forKey: .system) ?? System()
         segments = try c.decodeIfPresent(Segments.self, forKey: .segments)
         orders = try c.decode([Order].self, forKey: .orders)
+        slabClasses = try c.decodeIfPresent([SlabClass].self, forKey: .slabClasses) ?? []
         sizes = try c.decodeIfPresent([SizeBucket].self, forKey: .sizes) ?? []
         alignments = try c.decodeIfPresent([AlignmentCount].self, forKey: .alignments) ?? []
         latency = try c.decodeIfPresent(Latency.self, forKey: .latency)
@@ -261,6 +290,7 @@ extension Report {
 extension Report.Memory: Decodable {
     enum CodingKeys: String, CodingKey {
         case reserved, resident, used, cached, free, usage, requested
+        case slabSpare = "slab_spare"
         case internalFragmentation = "internal_fragmentation"
         case largestFreeBlock = "largest_free_block"
         case externalFragmentation = "external_fragmentation"
@@ -276,6 +306,7 @@ extension Report.Memory: Decodable {
         free = try c.decode(Int.self, forKey: .free)
         resident = try c.decodeIfPresent(Int.self, forKey: .resident) ?? 0
         cached = try c.decodeIfPresent(Int.self, forKey: .cached) ?? 0
+        slabSpare = try c.decodeIfPresent(Int.self, forKey: .slabSpare) ?? 0
         requested = try c.decodeIfPresent(Int.self, forKey: .requested) ?? 0
         largestFreeBlock = try c.decodeIfPresent(Int.self, forKey: .largestFreeBlock) ?? 0
         peakUsed = try c.decodeIfPresent(Int.self, forKey: .peakUsed) ?? used
@@ -307,5 +338,26 @@ extension Report.Order: Decodable {
         allocations = try c.decodeIfPresent(Int.self, forKey: .allocations) ?? 0
         splits = try c.decodeIfPresent(Int.self, forKey: .splits) ?? 0
         coalesces = try c.decodeIfPresent(Int.self, forKey: .coalesces) ?? 0
+    }
+}
+
+extension Report.SlabClass: Decodable {
+    enum CodingKeys: String, CodingKey {
+        case index = "class"
+        case slabs, live, free, cached, allocations, frees
+        case objectSize = "object_size", slabSize = "slab_size"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        index = try c.decode(Int.self, forKey: .index)
+        objectSize = try c.decode(Int.self, forKey: .objectSize)
+        slabSize = try c.decode(Int.self, forKey: .slabSize)
+        slabs = try c.decode(Int.self, forKey: .slabs)
+        live = try c.decode(Int.self, forKey: .live)
+        free = try c.decode(Int.self, forKey: .free)
+        cached = try c.decodeIfPresent(Int.self, forKey: .cached) ?? 0
+        allocations = try c.decodeIfPresent(Int.self, forKey: .allocations) ?? 0
+        frees = try c.decodeIfPresent(Int.self, forKey: .frees) ?? 0
     }
 }

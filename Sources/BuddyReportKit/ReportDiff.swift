@@ -1,11 +1,11 @@
 import Foundation
 
 /// `buddy-report diff A B`: what grew or shrank between two reports, section by section (memory,
-/// calls, blocks per order, requested sizes, allocation sites), largest change first.
+/// calls, blocks per order, slab classes, requested sizes, allocation sites), largest change first.
 public struct ReportDiff: Sendable {
     public enum Unit: String, Sendable, Encodable {
         case bytes, count, ratio
-        /// Blocks of one order: a count, whose bytes are count x block size.
+        /// Blocks of one order (or slabs, or slab objects): a count, whose bytes are count x block size.
         case blocks
     }
 
@@ -14,7 +14,7 @@ public struct ReportDiff: Sendable {
         public var a: Double
         public var b: Double
         public var unit: Unit
-        /// For `.blocks`, the block size (the change in bytes is change x blockSize).
+        /// For `.blocks`, the size of one block, slab or object (the change in bytes is change x blockSize).
         public var blockSize: Int?
         /// For sites: the change in live blocks.
         public var countChange: Int?
@@ -72,7 +72,8 @@ public struct ReportDiff: Sendable {
         let memory = [
             bytes("reserved") { $0.memory.reserved }, bytes("resident") { $0.memory.resident },
             bytes("used") { $0.memory.used }, bytes("cached") { $0.memory.cached },
-            bytes("free") { $0.memory.free }, bytes("requested") { $0.memory.requested },
+            bytes("free") { $0.memory.free }, bytes("slab spare") { $0.memory.slabSpare },
+            bytes("requested") { $0.memory.requested },
             bytes("largest free block") { $0.memory.largestFreeBlock }, bytes("peak used") { $0.memory.peakUsed },
             bytes("system bytes") { $0.system.bytes },
         ]
@@ -111,6 +112,20 @@ public struct ReportDiff: Sendable {
             orderRows.append(Row(name: "\(label) free", a: Double(aOrders[order]?.free ?? 0), b: Double(bOrders[order]?.free ?? 0), unit: .blocks, blockSize: size))
         }
         sections.append(Section(title: "blocks per order", rows: sorted(orderRows)))
+
+        // Slab classes the same way, with their slabs too: a slab more or less is the class's
+        // memory, which its objects' counts do not show.
+        let aSlabs = Dictionary(a.slabClasses.map { ($0.index, $0) }, uniquingKeysWith: { x, _ in x })
+        let bSlabs = Dictionary(b.slabClasses.map { ($0.index, $0) }, uniquingKeysWith: { x, _ in x })
+        var slabRows: [Row] = []
+        for index in Set(aSlabs.keys).union(bSlabs.keys).sorted() {
+            let k = (bSlabs[index] ?? aSlabs[index])!
+            let label = "class \(index) (\(k.objectSize)B)"
+            slabRows.append(Row(name: "\(label) slabs", a: Double(aSlabs[index]?.slabs ?? 0), b: Double(bSlabs[index]?.slabs ?? 0), unit: .blocks, blockSize: k.slabSize))
+            slabRows.append(Row(name: "\(label) live", a: Double(aSlabs[index]?.live ?? 0), b: Double(bSlabs[index]?.live ?? 0), unit: .blocks, blockSize: k.objectSize))
+            slabRows.append(Row(name: "\(label) free", a: Double(aSlabs[index]?.free ?? 0), b: Double(bSlabs[index]?.free ?? 0), unit: .blocks, blockSize: k.objectSize))
+        }
+        sections.append(Section(title: "slab classes", rows: sorted(slabRows)))
 
         // Requested sizes by bucket.
         let aSizes = Dictionary(a.sizes.map { ($0.upto, $0.count) }, uniquingKeysWith: +)

@@ -1,7 +1,7 @@
 import Foundation
 
-/// `buddy-report show`: one report as text, in sections (memory, blocks per order with bars, calls,
-/// errors, latency, requested sizes, allocation sites, bad pointers).
+/// `buddy-report show`: one report as text, in sections (memory, blocks per order and slab classes
+/// with bars, calls, errors, latency, requested sizes, allocation sites, bad pointers).
 public struct ShowRenderer {
     public var style: BarStyle
     /// How many allocation sites to list.
@@ -16,7 +16,8 @@ public struct ShowRenderer {
     }
 
     public func render(_ report: Report) -> String {
-        var sections: [[String]] = [header(report), memory(report), orders(report), calls(report), errors(report)]
+        var sections: [[String]] = [header(report), memory(report), orders(report), slabClasses(report),
+                                  calls(report), errors(report)]
         sections.append(latency(report))
         sections.append(sizes(report))
         sections.append(sites(report))
@@ -68,7 +69,8 @@ public struct ShowRenderer {
         table.add(["reserved", Units.bytes(m.reserved), reserved.joined(separator: ", ")])
         table.add(["used", Units.bytes(m.used), "\(Units.percent(m.usage)) of reserved, peak \(Units.bytes(m.peakUsed))"])
         table.add(["cached", Units.bytes(m.cached), "in thread caches"])
-        table.add(["free", Units.bytes(m.free), "largest free block \(Units.bytes(m.largestFreeBlock))"])
+        table.add(["free", Units.bytes(m.free), "largest free block \(Units.bytes(m.largestFreeBlock))"
+                   + (m.slabSpare > 0 ? ", \(Units.bytes(m.slabSpare)) spare in slabs" : "")])
         table.add(["requested", Units.bytes(m.requested), "in \(m.liveAllocations) live allocations (peak \(m.peakLiveAllocations))"])
         table.add(["fragmentation", "", "internal \(Units.percent(m.internalFragmentation)), external \(Units.percent(m.externalFragmentation))"])
         if r.system.calls > 0 || r.system.bytes > 0 {
@@ -97,6 +99,29 @@ public struct ShowRenderer {
         return ["blocks per order (bars: \(fills[0]) live, \(fills[1]) cached, \(fills[2]) free bytes; full width \(Units.bytes(scale)))"]
             + table.render()
             + (omitted > 0 ? ["  (\(omitted) order\(omitted == 1 ? "" : "s") without blocks or activity not shown)"] : [])
+    }
+
+    /// Like the orders, with a bar of each class's slab bytes; nothing for a pool without slabs
+    /// (and for reports written before the library had them).
+    func slabClasses(_ r: Report) -> [String] {
+        let active = r.slabClasses.filter { $0.slabs + $0.live + $0.allocations > 0 }
+        guard !active.isEmpty else { return [] }
+        let scale = max(1, active.map(\.slabBytes).max() ?? 1)
+        let fills = style.stackFills
+        var table = TextTable([("class", .right), ("object", .right), ("slab", .right), ("slabs", .right),
+                               ("live", .right), ("free", .right), ("cached", .right), ("allocations", .right),
+                               ("frees", .right), ("bytes", .right), ("", .left)])
+        for k in active {
+            let bar = style.stacked([k.liveBytes, k.cachedBytes, k.spareBytes].map { Double($0) / Double(scale) })
+            // Object sizes in bytes: the classes are an eighth of a power of two apart, which
+            // Units.bytes' one decimal would blur (1280 B reads 1.2K).
+            table.add(["\(k.index)", "\(k.objectSize)B", Units.bytes(k.slabSize), "\(k.slabs)", "\(k.live)", "\(k.free)",
+                       "\(k.cached)", "\(k.allocations)", "\(k.frees)", Units.bytes(k.slabBytes), bar])
+        }
+        let omitted = r.slabClasses.count - active.count
+        return ["slab classes (bars: \(fills[0]) live, \(fills[1]) cached, \(fills[2]) spare bytes of the slabs; full width \(Units.bytes(scale)))"]
+            + table.render()
+            + (omitted > 0 ? ["  (\(omitted) class\(omitted == 1 ? "" : "es") without slabs or activity not shown)"] : [])
     }
 
     func calls(_ r: Report) -> [String] {
