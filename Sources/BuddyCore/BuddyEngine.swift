@@ -155,9 +155,15 @@ struct PoolState {
     /// Requests up to this many bytes are served by thread caches (0 while caches are off):
     /// the malloc fast path's single size test.
     var cachedSizeLimit: UInt
-    /// Requests up to this many bytes take malloc's fast path by order; from there up to
-    /// cachedSizeLimit, by slab class (0 while caches are off).
+    /// Requests up to this many bytes (at most `smallOrderLimit`) take malloc's fast path by
+    /// order, read from `smallOrders`; from there up to cachedSizeLimit, mallocMedium's (by slab
+    /// class, or by order). 0 while caches are off.
     var orderPathLimit: UInt = 0
+    /// The order of a request of up to 1 KiB: byte i is order(forSize: 16 * i), so a request of
+    /// n bytes has order byte (n + 15) / 16 (one load instead of a bit scan and its corrections).
+    var smallOrders: SmallOrderTable = SmallOrderTable()
+    /// minBlock - 1: the bits a block's address has clear (free's alignment test).
+    var minBlockMask: UInt = 15
     /// Slabs (Slab.swift): the classes' state (nil: no slabs), the code of class 0 (64: none),
     /// and the requests they serve, slabFloor < size <= slabCeiling (0: none).
     var slabClasses: UnsafeMutablePointer<SlabClassState>? = nil
@@ -242,6 +248,10 @@ public struct BuddyEngine: Equatable {
             counters: PoolCounters(), stats: PoolStats(), stateBytes: bytes, caches: nil, retiredCacheCalls: CallCounters(),
             directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
+        state.pointee.minBlockMask = UInt(config.minBlock - 1)
+        for i in 0...SmallOrderTable.entries - 1 {
+            state.pointee.smallOrders.set(i, UInt8(geometry.order(forSize: min(16 * i, geometry.maxBlock))))
+        }
         let engine = BuddyEngine(state: state)
         if config.slabs { engine.enableSlabs() }
         return engine
@@ -810,6 +820,24 @@ public struct BuddyEngine: Equatable {
         if s.ownsMemory { buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: s.base), Int(s.size)) }
         buddy_os_unmap(s.orderMap, s.orderMapBytes)
         SegmentTable.release(segment)
+    }
+}
+
+/// 65 order bytes, for requests of 0 ... 1024 bytes in steps of 16 (see PoolState.smallOrders).
+struct SmallOrderTable {
+    static let entries = 65
+    static let limit: UInt = 1024
+    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// The order of a request of `size` <= limit bytes.
+    @inline(__always) mutating func order(_ size: UInt) -> Int {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            Int(raw.baseAddress.unsafelyUnwrapped.load(fromByteOffset: Int(truncatingIfNeeded: (size &+ 15) &>> 4), as: UInt8.self))
+        }
+    }
+
+    mutating func set(_ i: Int, _ order: UInt8) {
+        withUnsafeMutableBytes(of: &storage) { $0[i] = order }
     }
 }
 

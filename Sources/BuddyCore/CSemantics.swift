@@ -148,8 +148,7 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                 if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
             }
             if request <= state.pointee.orderPathLimit {
-                let shift = UInt(state.pointee.geometry.minShift)
-                let order = request <= 1 &<< shift ? 0 : Int(truncatingIfNeeded: UInt(UInt.bitWidth) &- UInt((request &- 1).leadingZeroBitCount) &- shift)
+                let order = state.pointee.smallOrders.order(request)
                 buddy_thread_enter()
                 if let (block, tag) = threadCache.pop(order) {
                     threadCache.pointee.calls.allocated.add(order)
@@ -238,8 +237,8 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 threadCache.pointee.calls.countdown &-= 1
                 if threadCache.pointee.calls.countdown == 0 { return freeInstrumented(pointer, threadCache) }
             }
-            let shift = UInt(state.pointee.geometry.minShift)
-            if address & ((1 &<< shift) &- 1) == 0 {
+            if address & state.pointee.minBlockMask == 0 {
+                let shift = UInt(truncatingIfNeeded: state.pointee.geometry.minShift)
                 let tag = segment.pointee.orderMap + Int(truncatingIfNeeded: (address &- segment.pointee.base) &>> shift)
                 let value = tag.pointee
                 let order = Int(value & Tag.orderMask)

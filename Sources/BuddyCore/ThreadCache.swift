@@ -156,8 +156,8 @@ extension BuddyEngine {
         state.pointee.cachesEnabled = true
         state.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
         // With slabs, sizes above their floor take malloc's slab-class fast path.
-        state.pointee.orderPathLimit = state.pointee.slabClasses == nil ? state.pointee.cachedSizeLimit
-            : min(state.pointee.cachedSizeLimit, SlabClass.floor)
+        // (Slab classes start above the table's sizes: SlabClass.floor == SmallOrderTable.limit.)
+        state.pointee.orderPathLimit = min(state.pointee.cachedSizeLimit, SmallOrderTable.limit)
     }
 
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.

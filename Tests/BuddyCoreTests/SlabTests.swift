@@ -27,6 +27,8 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
             previous = size
         }
         #expect(SlabClass.objectSize(SlabClass.count - 1) < Int(SlabClass.ceiling))
+        // malloc's order table ends where the classes begin.
+        #expect(SlabClass.floor == SmallOrderTable.limit)
     }
 
     /// code(forSize:) picks the smallest of the classes and the powers of two that holds the
@@ -189,5 +191,22 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
+    }
+}
+
+@Suite struct SmallOrderTableTests {
+    /// malloc's fast path reads a request's order from a table: for every minimum block and
+    /// every request of 0 ... 1024 bytes, table order == geometry.order(forSize:).
+    @Test(arguments: [16, 32, 64, 2048])
+    func tableMatchesTheGeometry(minBlock: Int) throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makePool(arena: arena, minBlock: minBlock, maxBlock: 64 << 10)
+        defer { pool.destroy() }
+        var wrong = 0
+        for size in 0...Int(SmallOrderTable.limit) where pool.state.pointee.smallOrders.order(UInt(size)) != pool.geometry.order(forSize: size) {
+            wrong += 1
+        }
+        #expect(wrong == 0, "minimum block \(minBlock): \(wrong) sizes with the wrong order")
+        #expect(pool.state.pointee.minBlockMask == UInt(minBlock - 1))
     }
 }
