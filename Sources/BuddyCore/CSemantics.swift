@@ -226,13 +226,25 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
 private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
     guard let pointer else { return }
     let address = UInt(bitPattern: pointer)
-    // Pointers no pool owns go back to glibc (which preserves errno itself).
-    guard let segment = SegmentMap.lookup(address) else { return freeForeign(pointer) }
-    if buddy_thread_depth() == 0, let raw = buddy_process_pool_get(), segment.pointee.pool == raw {
+    if buddy_thread_depth() == 0, let raw = buddy_process_pool_get() {
         let state = raw.assumingMemoryBound(to: PoolState.self)
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            // The segment of this thread's last free, when it covers the address: its descriptor's
+            // fields load without waiting for the address, where the segment map's two levels
+            // wait for it (and free's bin store, which the next malloc's load waits for, waits
+            // for them). Descriptors are never unmapped; one reused for another range fails the
+            // range test, and one of another pool the pool test.
+            var last = threadCache.pointee.lastSegment
+            if last == nil || address &- last.unsafelyUnwrapped.pointee.base >= last.unsafelyUnwrapped.pointee.size {
+                // Pointers no pool owns go back to glibc (which preserves errno itself).
+                guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
+                threadCache.pointee.lastSegment = found
+                last = found
+            }
+            let segment = last.unsafelyUnwrapped
+            if segment.pointee.pool != raw { return freeSlow(pointer) }
             if sampling {
                 threadCache.pointee.calls.countdown &-= 1
                 if threadCache.pointee.calls.countdown == 0 { return freeInstrumented(pointer, threadCache) }
@@ -256,8 +268,11 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                     return freeMedium(pointer, tag, code: order, bin: bin, threadCache)
                 }
             }
+            return freeSlow(pointer)
         }
     }
+    // Pointers no pool owns go back to glibc (which preserves errno itself).
+    guard SegmentMap.lookup(address) != nil else { return freeForeign(pointer) }
     freeSlow(pointer)
 }
 

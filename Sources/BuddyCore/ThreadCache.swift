@@ -73,6 +73,8 @@ struct ThreadCache {
     /// (`slabBinCount`: 0 when the pool has no slabs).
     var binCount: Int
     var slabBinCount: Int
+    /// The segment of the thread's last free through the cache (see freeFast).
+    var lastSegment: UnsafeMutablePointer<Segment>? = nil
     // Followed by `binCount + slabBinCount` CacheBins.
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they
