@@ -231,11 +231,10 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            // The segment of this thread's last free, when it covers the address: its descriptor's
-            // fields load without waiting for the address, where the segment map's two levels
-            // wait for it (and free's bin store, which the next malloc's load waits for, waits
-            // for them). Descriptors are never unmapped; one reused for another range fails the
-            // range test, and one of another pool the pool test.
+            // The segment of this thread's last free, when it covers the address: a range test
+            // on its descriptor costs fewer instructions than the segment map's two levels.
+            // Descriptors are never unmapped; one reused for another range fails the range test,
+            // and one of another pool the pool test.
             var last = threadCache.pointee.lastSegment
             if last == nil || address &- last.unsafelyUnwrapped.pointee.base >= last.unsafelyUnwrapped.pointee.size {
                 // Pointers no pool owns go back to glibc (which preserves errno itself).

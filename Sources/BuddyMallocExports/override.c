@@ -11,8 +11,16 @@
 #define FORWARD(signature, target) \
     __attribute__((naked, visibility("default"))) signature { __asm__("jmp " #target "@PLT"); }
 
-FORWARD(void *malloc(size_t size), buddy_malloc)
-FORWARD(void free(void *ptr), buddy_free)
+// malloc and free jump past their @_cdecl thunks, straight to the Swift functions the thunks
+// jump to (each thunk is one jump: for a pointer or integer in and out, Swift's calling
+// convention is C's). Two taken jumps and a frame-pointer prologue less on every call. The
+// names are the functions' mangled names (CSemantics.swift): a changed signature changes the
+// name, and the link fails rather than call the wrong thing.
+#define FORWARD_SWIFT(signature, target) \
+    __attribute__((naked, visibility("default"))) signature { __asm__("jmp \"" target "\"@PLT"); }
+
+FORWARD_SWIFT(void *malloc(size_t size), "$s9BuddyCore12buddy_mallocySvSgSiF")
+FORWARD_SWIFT(void free(void *ptr), "$s9BuddyCore10buddy_freeyySvSgF")
 FORWARD(void *calloc(size_t count, size_t size), buddy_calloc)
 FORWARD(void *realloc(void *ptr, size_t size), buddy_realloc)
 FORWARD(void *reallocarray(void *ptr, size_t count, size_t size), buddy_reallocarray)
