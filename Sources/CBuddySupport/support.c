@@ -8,6 +8,11 @@
 #include <fcntl.h>
 #include <time.h>
 #include <signal.h>
+
+/// Spins (each a load and a pause, about 40 ns on this machine) before a contended lock sleeps.
+#ifndef BUDDY_LOCK_SPINS
+#define BUDDY_LOCK_SPINS 200
+#endif
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -41,9 +46,20 @@ __thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec"
 // because the word changed) is harmless: the loop swaps again.
 
 void buddy_lock_wait(buddy_mutex *m) {
-    // The compare-and-swap 0 -> 1 failed. Mark the word 2 (a waiter) before sleeping, so that
-    // the holder's unlock wakes someone; the swap that returns 0 takes the lock (as 2: its
-    // unlock may wake nobody, the price of not counting waiters).
+    // The compare-and-swap 0 -> 1 failed. The pool's critical sections are short (a refill or
+    // flush of a few blocks), so while no one sleeps on the lock, first watch it for a moment:
+    // a holder running on another core lets go sooner than a futex sleep and wake-up take (the
+    // `threads` benchmark, 8 threads on 2 cores: thousands of sleeps per second without this).
+    for (int i = 0; i < BUDDY_LOCK_SPINS; i++) {
+        uint32_t word = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+        if (word == 2) break; // others sleep already: queue behind them
+        uint32_t expected = 0;
+        if (word == 0 && __atomic_compare_exchange_n(&m->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
+        buddy_cpu_relax();
+    }
+    // Mark the word 2 (a waiter) before sleeping, so that the holder's unlock wakes someone; the
+    // swap that returns 0 takes the lock (as 2: its unlock may wake nobody, the price of not
+    // counting waiters).
     uint32_t seen = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
     if (seen != 2) seen = __atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE);
     while (seen != 0) {

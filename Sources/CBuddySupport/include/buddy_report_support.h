@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "buddy_support.h"
 
 // The public statistics layout has one definition, in the library's public header.
 #include "../../BuddyMallocExports/include/buddy_stats.h"
@@ -95,7 +96,7 @@ static inline int buddy_profile_table_publish(void *p) {
 /// that could allocate or wait.
 static inline void buddy_spin_lock(uint32_t *word) {
     while (__atomic_exchange_n(word, 1, __ATOMIC_ACQUIRE) != 0) {
-        while (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) __builtin_ia32_pause();
+        while (__atomic_load_n(word, __ATOMIC_RELAXED) != 0) buddy_cpu_relax();
     }
 }
 static inline void buddy_spin_unlock(uint32_t *word) { __atomic_store_n(word, 0, __ATOMIC_RELEASE); }

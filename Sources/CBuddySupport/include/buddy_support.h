@@ -85,7 +85,17 @@ static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __ato
 /// free state: static storage and freshly mapped memory start unlocked.
 typedef struct buddy_mutex { uint32_t word; } buddy_mutex;
 
-/// The contended halves (support.c): sleep until the lock is ours; wake one sleeper.
+/// A pause in a spin loop (lets the other hyper-thread run; x86 `pause`, Arm `yield`).
+static inline void buddy_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/// The contended halves (support.c): spin briefly, then sleep until the lock is ours; wake one
+/// sleeper.
 void buddy_lock_wait(buddy_mutex *m);
 void buddy_lock_wake(buddy_mutex *m);
 
