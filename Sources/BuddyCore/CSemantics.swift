@@ -138,11 +138,12 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
 @inline(__always)
 private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer? {
     let request = UInt(bitPattern: size)
-    if buddy_thread_depth() == 0, let raw = buddy_process_pool_get(), buddy_thread_deferred() == nil {
-        let state = raw.assumingMemoryBound(to: PoolState.self)
+    // (A thread cache exists only for the process pool, and names it: no load of the pool's global.)
+    if buddy_thread_depth() == 0, buddy_thread_deferred() == nil {
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            let state = threadCache.pointee.pool
             if sampling {
                 threadCache.pointee.calls.countdown &-= 1
                 if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
@@ -226,11 +227,12 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
 private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
     guard let pointer else { return }
     let address = UInt(bitPattern: pointer)
-    if buddy_thread_depth() == 0, let raw = buddy_process_pool_get() {
-        let state = raw.assumingMemoryBound(to: PoolState.self)
+    if buddy_thread_depth() == 0 {
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            let state = threadCache.pointee.pool
+            let raw = UnsafeMutableRawPointer(state)
             // The segment of this thread's last free, when it covers the address: a range test
             // on its descriptor costs fewer instructions than the segment map's two levels.
             // Descriptors are never unmapped; one reused for another range fails the range test,
