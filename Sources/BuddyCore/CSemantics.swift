@@ -150,16 +150,7 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
             }
             if request <= state.pointee.orderPathLimit {
                 let order = state.pointee.smallOrders.order(request)
-                buddy_thread_enter()
-                if let (block, tag) = threadCache.pop(order) {
-                    threadCache.pointee.calls.allocated.add(order)
-                    threadCache.pointee.calls.requestedBytes &+= UInt64(request)
-                    threadCache.pointee.calls.countLiveAllocation()
-                    tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
-                    buddy_thread_leave()
-                    return block
-                }
-                buddy_thread_leave()
+                if let block = takeCached(threadCache, bin: order, code: order, request: request) { return block }
             } else if request <= state.pointee.cachedSizeLimit {
                 return mallocMedium(request, threadCache)
             }
@@ -174,19 +165,37 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
 private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
     let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
     let bin = threadCache.bin(ofCode: code)
-    if bin >= 0 {
-        buddy_thread_enter()
-        if let (block, tag) = threadCache.pop(bin) {
-            threadCache.pointee.calls.allocated.add(code)
-            threadCache.pointee.calls.requestedBytes &+= UInt64(request)
-            threadCache.pointee.calls.countLiveAllocation()
-            tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
-            buddy_thread_leave()
-            return block
-        }
-        buddy_thread_leave()
-    }
+    if bin >= 0, let block = takeCached(threadCache, bin: bin, code: code, request: request) { return block }
     return mallocSlow(Int(bitPattern: request))
+}
+
+/// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
+/// counted and tagged used, or nil when the bin is empty. The depth is raised around the pop,
+/// so a signal handler's malloc cannot interleave.
+@inline(__always)
+private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int, request: UInt) -> UnsafeMutableRawPointer? {
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    guard let (block, tag) = threadCache.pop(bin) else { return nil }
+    threadCache.pointee.calls.allocated.add(code)
+    threadCache.pointee.calls.requestedBytes &+= UInt64(request)
+    threadCache.pointee.calls.countLiveAllocation()
+    tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+    return block
+}
+
+/// The fast paths' push: a block (or object) of code `code` the program frees goes on bin `bin`,
+/// counted and tagged cached; a bin over its limit is flushed.
+@inline(__always)
+private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
+                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
+    buddy_thread_enter()
+    threadCache.pointee.calls.freed.add(code)
+    threadCache.pointee.calls.countLiveFree()
+    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
+    let full = threadCache.push(pointer, bin, tag: tag)
+    buddy_thread_leave()
+    if full { flushFullBin(threadCache, bin: bin) }
 }
 
 /// One call in the instrument period: timed (latency), and profiled (allocation sites).
@@ -256,14 +265,7 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 let value = tag.pointee
                 let order = Int(value & Tag.orderMask)
                 if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
-                    buddy_thread_enter()
-                    threadCache.pointee.calls.freed.add(order)
-                    threadCache.pointee.calls.countLiveFree()
-                    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: order)
-                    let full = threadCache.push(pointer, order, tag: tag)
-                    buddy_thread_leave()
-                    if full { flushFullBin(threadCache, bin: order) }
-                    return
+                    return keepCached(pointer, tag, code: order, bin: order, threadCache)
                 }
                 if value & Tag.stateMask == Tag.used, case let bin = threadCache.bin(ofCode: order), bin >= 0 {
                     return freeMedium(pointer, tag, code: order, bin: bin, threadCache)
@@ -278,16 +280,11 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
 }
 
 /// free's fast path for a slab object (a code above the cached orders): onto its class's bin.
+/// (Out of line: the hot path of the small blocks stays short.)
 @inline(never)
 private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
                         _ threadCache: UnsafeMutablePointer<ThreadCache>) {
-    buddy_thread_enter()
-    threadCache.pointee.calls.freed.add(code)
-    threadCache.pointee.calls.countLiveFree()
-    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
-    let full = threadCache.push(pointer, bin, tag: tag)
-    buddy_thread_leave()
-    if full { flushFullBin(threadCache, bin: bin) }
+    keepCached(pointer, tag, code: code, bin: bin, threadCache)
 }
 
 /// One call in the instrument period (see mallocInstrumented).

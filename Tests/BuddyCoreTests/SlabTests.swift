@@ -70,7 +70,7 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         let arena = Arena(size: 1 << 23)
         let pool = try makeSlabPool(arena: arena)
         defer { pool.destroy() }
-        var generator = SplitMix(seed: 42)
+        var generator = SplitMix64(state: 42)
         var live: [(UnsafeMutableRawPointer, Int, UInt8)] = []
         for step in 0..<3000 {
             if live.count < 100 && (live.isEmpty || generator.next() % 3 != 0) {
@@ -178,19 +178,6 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         pool.retire(cache)
         expectInvariants(pool)
         #expect(pool.state.pointee.slabClasses![code - pool.state.pointee.slabFirstCode].objectsOut == 0)
-    }
-}
-
-/// A small deterministic generator (no Foundation, reproducible failures).
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
