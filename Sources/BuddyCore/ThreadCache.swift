@@ -157,8 +157,8 @@ extension BuddyEngine {
     func enableThreadCaches() {
         state.pointee.cachesEnabled = true
         state.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
-        // With slabs, sizes above their floor take malloc's slab-class fast path.
-        // (Slab classes start above the table's sizes: SlabClass.floor == SmallOrderTable.limit.)
+        // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (slab
+        // classes start where the table ends: SlabClass.floor == SmallOrderTable.limit).
         state.pointee.orderPathLimit = min(state.pointee.cachedSizeLimit, SmallOrderTable.limit)
     }
 
