@@ -96,14 +96,6 @@ struct SlabClassState {
 }
 
 extension BuddyEngine {
-    /// The slab classes' state, or nil when the pool has no slabs.
-    @inline(__always) var slabClasses: UnsafeMutablePointer<SlabClassState>? { state.pointee.slabClasses }
-
-    /// Whether `code` (a tag's order field) is a slab class of this pool.
-    @inline(__always) func isSlabCode(_ code: Int) -> Bool {
-        code >= state.pointee.slabFirstCode && code < state.pointee.slabFirstCode &+ SlabClass.count
-    }
-
     /// Bytes the program may use in an allocation of `code`: a block's size or an object's.
     @inline(__always) public func size(ofCode code: Int) -> Int {
         code <= geometry.maxOrder ? geometry.size(ofOrder: code) : SlabClass.objectSize(code &- state.pointee.slabFirstCode)
