@@ -805,6 +805,14 @@ public struct BuddyEngine: Equatable {
             state.pointee.allocatedBytes &-= s.size &- s.freeBytes
         }
         _ = SegmentMap.assign(s.base, s.size, nil)
+        // No thread cache may keep a copy of the range (ThreadCache.lastBase). A thread that is
+        // refreshing its copy meanwhile is freeing a pointer into a segment without a live block:
+        // not a pointer this pool handed out.
+        var cache = state.pointee.caches
+        while let c = cache {
+            if c.pointee.lastBase == s.base { c.pointee.lastSize = 0 }
+            cache = c.pointee.next
+        }
         // Unlink from the pool's list.
         if state.pointee.segments == segment {
             state.pointee.segments = s.next

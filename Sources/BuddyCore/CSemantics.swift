@@ -143,15 +143,14 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            let state = threadCache.pointee.pool
             if sampling {
                 threadCache.pointee.calls.countdown &-= 1
                 if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
             }
-            if request <= state.pointee.orderPathLimit {
-                let order = state.pointee.smallOrders.order(request)
+            if request <= threadCache.pointee.orderPathLimit {
+                let order = threadCache.pointee.smallOrders.order(request)
                 if let block = takeCached(threadCache, bin: order, code: order, request: request) { return block }
-            } else if request <= state.pointee.cachedSizeLimit {
+            } else if request <= threadCache.pointee.cachedSizeLimit {
                 return mallocMedium(request, threadCache)
             }
         }
@@ -201,7 +200,7 @@ private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutable
 /// One call in the instrument period: timed (latency), and profiled (allocation sites).
 @inline(never)
 private func mallocInstrumented(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
-    let timed = cache.beginInstrumentedCall()
+    let timed = cache.beginInstrumentedCall(allocation: true)
     let start = timed ? buddy_os_precise_ns() : 0
     let block = mallocFast(size, sampling: false)
     if timed { cache.recordLatency(allocation: true, since: start) }
@@ -240,28 +239,22 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            let state = threadCache.pointee.pool
-            let raw = UnsafeMutableRawPointer(state)
-            // The segment of this thread's last free, when it covers the address: a range test
-            // on its descriptor costs fewer instructions than the segment map's two levels.
-            // Descriptors are never unmapped; one reused for another range fails the range test,
-            // and one of another pool the pool test.
-            var last = threadCache.pointee.lastSegment
-            if last == nil || address &- last.unsafelyUnwrapped.pointee.base >= last.unsafelyUnwrapped.pointee.size {
+            // The segment of this thread's last free, when it covers the address (a range test
+            // on the cache's copy); else the segment map's, which becomes the copy when it is
+            // this pool's. (The segment map covers exactly the live segments.)
+            if address &- threadCache.pointee.lastBase >= threadCache.pointee.lastSize {
                 // Pointers no pool owns go back to glibc (which preserves errno itself).
                 guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
-                threadCache.pointee.lastSegment = found
-                last = found
+                if found.pointee.pool != UnsafeMutableRawPointer(threadCache.pointee.pool) { return freeSlow(pointer) }
+                threadCache.pointee.lastBase = found.pointee.base
+                threadCache.pointee.lastSize = found.pointee.size
+                threadCache.pointee.lastOrderMap = found.pointee.orderMap
             }
-            let segment = last.unsafelyUnwrapped
-            if segment.pointee.pool != raw { return freeSlow(pointer) }
-            if sampling {
-                threadCache.pointee.calls.countdown &-= 1
-                if threadCache.pointee.calls.countdown == 0 { return freeInstrumented(pointer, threadCache) }
-            }
-            if address & state.pointee.minBlockMask == 0 {
-                let shift = UInt(truncatingIfNeeded: state.pointee.geometry.minShift)
-                let tag = segment.pointee.orderMap + Int(truncatingIfNeeded: (address &- segment.pointee.base) &>> shift)
+            // A load and a test, no store: see CallCounters.freeSampleDue.
+            if sampling, threadCache.pointee.calls.freeSampleDue != 0 { return freeInstrumented(pointer, threadCache) }
+            if address & threadCache.pointee.minBlockMask == 0 {
+                let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
+                let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
                 let value = tag.pointee
                 let order = Int(value & Tag.orderMask)
                 if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
@@ -290,7 +283,7 @@ private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutable
 /// One call in the instrument period (see mallocInstrumented).
 @inline(never)
 private func freeInstrumented(_ pointer: UnsafeMutableRawPointer, _ cache: UnsafeMutablePointer<ThreadCache>) {
-    let timed = cache.beginInstrumentedCall()
+    let timed = cache.beginInstrumentedCall(allocation: false)
     // Before the free: once freed, the block may be handed out again by another thread.
     if cache.pointee.pool.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
     let start = timed ? buddy_os_precise_ns() : 0
@@ -314,6 +307,7 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     let pool = BuddyEngine(state: cache.pointee.pool)
     pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
     pool.stampActivity()
+    if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue = 1 }
     buddy_thread_leave()
 }
 

@@ -62,7 +62,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .reportSignal: return "With BUDDY_REPORT: the signal that writes a report while the program runs (USR1, USR2, HUP, WINCH, a number), or none."
         case .reportInterval: return "With BUDDY_REPORT: also write a report every this many seconds, from a background thread (0: never)."
         case .profileSample: return "Allocation-site profile: one allocation sampled per this many bytes, its call stack kept while it lives (e.g. 1M; 0: off)."
-        case .statsLatency: return "Latency statistics: sampled (one call in 64 timed), exact (every call timed), or off."
+        case .statsLatency: return "Latency statistics: sampled (one malloc in 1024 timed, and the free after it), sampled:N (one in N), exact (every call timed), or off."
         }
     }
 }

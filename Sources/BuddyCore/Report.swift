@@ -496,11 +496,11 @@ enum Report {
         let st = s.pointee
         switch Int32(bitPattern: st.latency_mode) {
         case Int32(BUDDY_LATENCY_OFF.rawValue):
-            out.text("off (BUDDY_STATS_LATENCY=sampled or exact)")
+            out.text("off (BUDDY_STATS_LATENCY=sampled, sampled:N or exact)")
             return
         case Int32(BUDDY_LATENCY_EXACT.rawValue): out.text("every call")
         default:
-            out.text("1 call in ")
+            out.text("1 malloc in ")
             out.decimal(UInt64(st.latency_period))
         }
         out.text(": allocations ")

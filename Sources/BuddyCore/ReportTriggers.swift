@@ -274,10 +274,23 @@ extension OptionReader {
         if case let (bytes, _)? = size(.profileSample) { settings.pointee.profile_sample = UInt64(bytes) }
         if let v = value(.statsLatency) {
             if matches(v, "sampled") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_SAMPLED.rawValue) }
+            else if let period = sampledPeriod(v) {
+                settings.pointee.latency_mode = Int32(BUDDY_LATENCY_SAMPLED.rawValue)
+                settings.pointee.latency_period = Int32(period)
+            }
             else if matches(v, "exact") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_EXACT.rawValue) }
             else if matches(v, "off") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_OFF.rawValue) }
-            else { warn(.statsLatency, v, "is not sampled, exact or off") }
+            else { warn(.statsLatency, v, "is not sampled, sampled:N (N from 1 to 1048576), exact or off") }
         }
+    }
+
+    /// "sampled:N" -> N, for N in 1 ... 2^20 (one malloc in N timed).
+    static func sampledPeriod(_ v: UnsafePointer<CChar>) -> Int? {
+        let prefix: StaticString = "sampled:"
+        let p = prefix.utf8Start
+        for i in 0..<prefix.utf8CodeUnitCount where UInt8(bitPattern: v[i]) | 0x20 != p[i] | 0x20 { return nil }
+        guard let n = parseSize(v + prefix.utf8CodeUnitCount), n >= 1, n <= 1 << 20 else { return nil }
+        return n
     }
 
     /// "USR1", "SIGUSR1", "usr2", "HUP", "WINCH", "12", "none" -> the signal number (0: none).

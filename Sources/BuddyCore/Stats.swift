@@ -524,10 +524,11 @@ extension BuddyEngine {
 extension UnsafeMutablePointer where Pointee == ThreadCache {
     /// An instrumented call begins: restarts the thread's countdown and says whether to time it.
     /// (Every call is instrumented when the profile is on; latency then keeps its own period.)
-    @inline(__always) func beginInstrumentedCall() -> Bool {
+    @inline(__always) func beginInstrumentedCall(allocation: Bool) -> Bool {
         let pool = pointee.pool
         let period = pool.pointee.stats.instrumentPeriod
-        pointee.calls.countdown = period
+        if allocation { pointee.calls.countdown = period }
+        pointee.calls.freeSampleDue = allocation || period == 1 ? 1 : 0
         switch pool.pointee.stats.latencyMode {
         case Int32(BUDDY_LATENCY_EXACT.rawValue): return true
         case Int32(BUDDY_LATENCY_SAMPLED.rawValue):

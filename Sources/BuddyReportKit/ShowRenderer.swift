@@ -152,7 +152,7 @@ public struct ShowRenderer {
         if l.mode == "off" { return ["latency  not measured (off)"] }
         var how = l.mode
         var details: [String] = []
-        if let period = l.samplePeriod, l.mode == "sampled" { details.append("1 call in \(period)") }
+        if let period = l.samplePeriod, l.mode == "sampled" { details.append("period \(period)") }
         if let samples = l.samples { details.append("\(samples) samples") }
         if !details.isEmpty { how += " (" + details.joined(separator: ", ") + ")" }
         var parts: [String] = []

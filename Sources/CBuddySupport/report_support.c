@@ -15,7 +15,7 @@
 
 buddy_report_settings buddy_report_config = {
     .format = BUDDY_REPORT_TEXT, .signal = 0, .interval_ns = 0, .profile_sample = 0,
-    .latency_mode = BUDDY_LATENCY_SAMPLED, .latency_period = 64,
+    .latency_mode = BUDDY_LATENCY_SAMPLED, .latency_period = 1024,
 };
 
 void *buddy_bad_pointer_log;

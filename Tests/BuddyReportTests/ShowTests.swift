@@ -23,7 +23,7 @@ import Testing
         #expect(l.contains("  total                6532       0"))
         #expect(l.contains("  (no calls to reallocarray, aligned_alloc, memalign, valloc, pvalloc, free_sized, free_aligned_sized)"))
         #expect(l.contains("errors  invalid pointers 0, double frees 0"))
-        #expect(l.contains("latency  sampled (1 call in 64, 102 samples): allocation avg 31 ns, max 5.1 µs; free avg 22 ns, max 3.0 µs"))
+        #expect(l.contains("latency  sampled (period 64, 102 samples): allocation avg 31 ns, max 5.1 µs; free avg 22 ns, max 3.0 µs"))
         // The size histogram: the most frequent bucket has the full bar.
         #expect(l.contains("  ≤ 64B     732  21.0%  " + String(repeating: "█", count: 30)))
         #expect(l.contains("alignments asked for  64B x34"))

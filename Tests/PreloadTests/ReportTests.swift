@@ -123,9 +123,22 @@ struct ReportTests {
         let time = object(python, "time")
         #expect(double(time["now"]) >= double(time["created"]) && double(time["created"]) > 1.6e9, "time: \(time)")
         let latency = object(python, "latency")
-        #expect(latency["mode"] as? String == "sampled" && int(latency["sample_period"]) == 64 && int(latency["samples"]) > 0,
+        #expect(latency["mode"] as? String == "sampled" && int(latency["sample_period"]) == 1024 && int(latency["samples"]) > 0,
                 "latency: \(latency)")
         #expect(int(object(python, "memory")["resident"]) > 0)
+    }
+
+    @Test("BUDDY_STATS_LATENCY=sampled:N times one malloc in N and the free after it")
+    func sampledLatencyPeriod() throws {
+        let result = try runPreloaded([try program("report_double_free", ["-fno-omit-frame-pointer", "-rdynamic"]), "clean"],
+                                      environment: ["BUDDY_REPORT": "stderr", "BUDDY_STATS_LATENCY": "sampled:2"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let line = result.stderr.split(separator: "\n").first { $0.hasPrefix("  latency ") }.map(String.init) ?? ""
+        // Both halves measured: mallocs, and the frees each sampled malloc arms.
+        #expect(line.hasPrefix("  latency     1 malloc in 2: allocations avg ") && line.contains("frees avg "), "\(result.stderr)")
+        let bad = try runPreloaded([try program("report_double_free", ["-fno-omit-frame-pointer", "-rdynamic"]), "clean"],
+                                   environment: ["BUDDY_REPORT": "stderr", "BUDDY_STATS_LATENCY": "sampled:0"])
+        #expect(bad.stderr.contains("BUDDY_STATS_LATENCY") && bad.stderr.contains("sampled:N"), "\(bad.stderr)")
     }
 
     @Test("the text report at exit has its summary lines and the per-order table")
@@ -135,7 +148,7 @@ struct ReportTests {
         for line in ["BuddyMalloc report, pid ", "  health      HEALTHY: usage ", "  calls       allocations ",
                      "  entries     malloc ", "  errors      invalid pointers 0, double frees 0",
                      "  order   block     live     free   cached  allocations        frees     splits  coalesces",
-                     "  latency     1 call in 64: ", "  bad pointers 0"] {
+                     "  latency     1 malloc in 1024: ", "  bad pointers 0"] {
             #expect(result.stderr.contains(line), "no \"\(line)\" in:\n\(result.stderr)")
         }
         let json = try runPreloaded([try program("report_double_free", ["-fno-omit-frame-pointer", "-rdynamic"]), "clean"],
