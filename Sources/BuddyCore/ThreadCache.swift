@@ -21,7 +21,7 @@ public struct CallCounters {
     /// Non-zero when the thread's next free is instrumented: set by each instrumented malloc and
     /// by each flush of a full bin (so a thread that only frees is sampled too), cleared by the
     /// instrumented free, and always set when every call is instrumented. free reads it without
-    /// writing: a countdown of its own, or malloc's, costs the pair 5-8% (README, "Cost").
+    /// writing: a countdown of its own, or malloc's, costs the pair about 5% (README, "Cost").
     var freeSampleDue: Int = 0
     /// Allocations minus frees of this thread since its last fold into the pool's live count,
     /// and the largest value that difference had just before a free since then (both 0 right
@@ -88,7 +88,7 @@ struct ThreadCache {
     var lastOrderMap: UnsafeMutablePointer<UInt8>? = nil
     /// Copies of the pool's constants the fast paths read (PoolState's fields of these names, set
     /// before any cache exists and never changed): one load each from the cache, not two (the
-    /// pool's address first). Measured: the pair 7-10% faster with these copies (README).
+    /// pool's address first). Measured in one process: pairs 8-12% faster with these copies.
     var minShift: UInt = 0
     var minBlockMask: UInt = 0
     var orderPathLimit: UInt = 0
