@@ -322,8 +322,9 @@ public struct BuddyEngine: Equatable {
         return buddy_try_lock(&state.pointee.lock) != 0 ? (true, true) : (false, false)
     }
 
-    /// Takes the lock unconditionally (fork's prepare handler).
-    func forceLock() { buddy_lock(&state.pointee.lock) }
+    /// Takes the lock whatever the thread-safety mode, unless this thread holds it already (fork's
+    /// prepare handler, which may run in a signal handler inside the allocator): true if taken.
+    func forkTakeLock() -> Bool { buddy_fork_take(&state.pointee.lock) != 0 }
     func forceUnlock() { buddy_unlock(&state.pointee.lock) }
     /// Frees the lock in a forked child, where the parent's holder no longer exists.
     func reinitializeLock() { buddy_lock_init(&state.pointee.lock) }

@@ -45,30 +45,51 @@ enum ProcessPool {
         return pool
     }
 
-    // Fork: the child must not inherit a lock held by a thread that does not exist there.
-    // Order: process-init lock, pool lock, then the segment-map lock (taken inside pool calls).
+    // Fork: the child must not inherit a lock held by a thread that does not exist there, nor a
+    // pool that another thread was changing. So the prepare handler takes every lock, in this
+    // order: glibc's stream-list lock (only with threads: see buddy_fork_take_stdio), the
+    // process-init lock, the pool lock, then the segment-map lock (taken inside pool calls).
+    //
+    // A signal handler may fork while its thread is inside the allocator or inside this very
+    // handler (glibc's tst-mallocfork2): the thread holds some of these locks already and would
+    // wait for itself. buddy_fork_take skips a lock the thread holds, and the handlers remember
+    // per nesting level which locks they took (buddy_fork_push/pop): the parent handler gives
+    // back only those; the child frees only those, and leaves the others to the interrupted
+    // call, which resumes in the child when the signal handler returns and releases them.
+    //
     // The forking thread counts as inside the allocator from prepare to parent/child: it holds
     // the locks, so the report signal handler must leave its report pending rather than try them,
     // and a malloc of another atfork handler or signal handler must go to glibc.
     static func prepareFork() {
         buddy_thread_enter()
-        buddy_lock(buddy_process_lock())
-        existing?.forceLock()
-        buddy_lock(buddy_map_lock())
+        var taken: UInt32 = 0
+        if buddy_fork_take_stdio() != 0 { taken |= UInt32(BUDDY_FORK_STDIO_LOCK) }
+        if buddy_fork_take(buddy_process_lock()) != 0 { taken |= UInt32(BUDDY_FORK_PROCESS_LOCK) }
+        if let pool = existing, pool.forkTakeLock() { taken |= UInt32(BUDDY_FORK_POOL_LOCK) }
+        if buddy_fork_take(buddy_map_lock()) != 0 { taken |= UInt32(BUDDY_FORK_MAP_LOCK) }
+        buddy_fork_push(taken)
     }
 
     static func parentAfterFork() {
-        buddy_unlock(buddy_map_lock())
-        existing?.forceUnlock()
-        buddy_unlock(buddy_process_lock())
+        let taken = buddy_fork_pop()
+        if taken & UInt32(BUDDY_FORK_MAP_LOCK) != 0 { buddy_unlock(buddy_map_lock()) }
+        if taken & UInt32(BUDDY_FORK_POOL_LOCK) != 0 { existing?.forceUnlock() }
+        if taken & UInt32(BUDDY_FORK_PROCESS_LOCK) != 0 { buddy_unlock(buddy_process_lock()) }
+        if taken & UInt32(BUDDY_FORK_STDIO_LOCK) != 0 { buddy_fork_release_stdio(0) }
         buddy_thread_leave()
     }
 
     static func childAfterFork() {
-        buddy_lock_init(buddy_map_lock())
-        existing?.reinitializeLock()
-        existing?.dropOtherThreadsCaches()
-        buddy_lock_init(buddy_process_lock())
+        let taken = buddy_fork_pop()
+        if taken & UInt32(BUDDY_FORK_MAP_LOCK) != 0 { buddy_lock_init(buddy_map_lock()) }
+        if taken & UInt32(BUDDY_FORK_POOL_LOCK) != 0 {
+            existing?.reinitializeLock()
+            // The other threads' caches: their threads do not exist here. Only with the pool
+            // lock ours: without it, an interrupted call of this thread may be changing the list.
+            existing?.dropOtherThreadsCaches()
+        }
+        if taken & UInt32(BUDDY_FORK_PROCESS_LOCK) != 0 { buddy_lock_init(buddy_process_lock()) }
+        if taken & UInt32(BUDDY_FORK_STDIO_LOCK) != 0 { buddy_fork_release_stdio(1) }
         buddy_thread_leave()
     }
 }

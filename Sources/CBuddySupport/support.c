@@ -45,32 +45,66 @@ __thread int buddy_os_fail_map_countdown __attribute__((tls_model("initial-exec"
 // its copy), so the kernel may key it by address alone. A wait that returns early (EINTR, EAGAIN
 // because the word changed) is harmless: the loop swaps again.
 
-void buddy_lock_wait(buddy_mutex *m) {
-    // The compare-and-swap 0 -> 1 failed. The pool's critical sections are short (a refill or
+void buddy_lock_wait(buddy_mutex *m, uint32_t id) {
+    // The compare-and-swap 0 -> id failed. The pool's critical sections are short (a refill or
     // flush of a few blocks), so while no one sleeps on the lock, first watch it for a moment:
     // a holder running on another core lets go sooner than a futex sleep and wake-up take (the
     // `threads` benchmark, 8 threads on 2 cores: thousands of sleeps per second without this).
     for (int i = 0; i < BUDDY_LOCK_SPINS; i++) {
         uint32_t word = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
-        if (word == 2) break; // others sleep already: queue behind them
+        if (word & BUDDY_LOCK_WAITERS) break; // others sleep already: queue behind them
         uint32_t expected = 0;
-        if (word == 0 && __atomic_compare_exchange_n(&m->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
+        if (word == 0 && __atomic_compare_exchange_n(&m->word, &expected, id, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
         buddy_cpu_relax();
     }
-    // Mark the word 2 (a waiter) before sleeping, so that the holder's unlock wakes someone; the
-    // swap that returns 0 takes the lock (as 2: its unlock may wake nobody, the price of not
+    // Set the waiters bit before sleeping, so that the holder's unlock wakes someone. A lock
+    // taken from 0 here is taken with the bit set (its unlock may wake nobody, the price of not
     // counting waiters).
-    uint32_t seen = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
-    if (seen != 2) seen = __atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE);
-    while (seen != 0) {
-        buddy_raw_syscall4(SYS_futex, (long)&m->word, FUTEX_WAIT_PRIVATE, 2, 0);
-        seen = __atomic_exchange_n(&m->word, 2, __ATOMIC_ACQUIRE);
+    for (;;) {
+        uint32_t word = __atomic_load_n(&m->word, __ATOMIC_RELAXED);
+        if (word == 0) {
+            if (__atomic_compare_exchange_n(&m->word, &word, id | BUDDY_LOCK_WAITERS, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
+            continue;
+        }
+        if (!(word & BUDDY_LOCK_WAITERS) &&
+            !__atomic_compare_exchange_n(&m->word, &word, word | BUDDY_LOCK_WAITERS, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) continue;
+        buddy_raw_syscall4(SYS_futex, (long)&m->word, FUTEX_WAIT_PRIVATE, (long)(word | BUDDY_LOCK_WAITERS), 0);
     }
 }
 
 void buddy_lock_wake(buddy_mutex *m) {
-    __atomic_store_n(&m->word, 0, __ATOMIC_RELEASE);
     buddy_raw_syscall4(SYS_futex, (long)&m->word, FUTEX_WAKE_PRIVATE, 1, 0);
+}
+
+static uint32_t lock_ids;
+
+uint32_t buddy_lock_assign_id(void) {
+    uint32_t id;
+    do { id = (__atomic_add_fetch(&lock_ids, 1, __ATOMIC_RELAXED)) & ~BUDDY_LOCK_WAITERS; } while (id == 0);
+    buddy_thread.lock_id = id;
+    return id;
+}
+
+int buddy_fork_take(buddy_mutex *m) {
+    if (buddy_lock_is_mine(m)) return 0;
+    buddy_lock(m);
+    return 1;
+}
+
+// glibc's stream-list lock (exported since 2.2.5, declared in no public header).
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+extern void _IO_list_resetlock(void);
+
+int buddy_fork_take_stdio(void) {
+    if (buddy_process_is_single_threaded()) return 0;
+    _IO_list_lock();
+    return 1;
+}
+
+void buddy_fork_release_stdio(int child) {
+    if (child) _IO_list_resetlock();
+    else _IO_list_unlock();
 }
 
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {

@@ -26,6 +26,11 @@ typedef struct buddy_thread_state {
     /// Nesting depth inside the allocator: > 0 means a call re-entered (through libc or a signal
     /// handler) and must go to the system allocator instead of taking the pool lock again.
     uint32_t depth;
+    /// This thread's lock-owner id (buddy_lock_owner_id): 0 until the thread first takes a lock.
+    uint32_t lock_id;
+    /// The locks each fork prepare handler of this thread took, 4 bits a nesting level (a
+    /// signal handler may fork while its thread is inside fork): ProcessPool's fork handlers.
+    uint32_t fork_taken;
     uint32_t reserved;
     /// Pool blocks freed while re-entered; they are released at the thread's next outer call.
     void *deferred_free;
@@ -70,13 +75,21 @@ static inline uint64_t buddy_atomic_load_u64_relaxed(const uint64_t *p) { return
 static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 // MARK: - Locks
-/// The allocator's lock: one 32-bit futex word, Drepper's "mutex2" ("Futexes Are Tricky"):
+/// The allocator's lock: one 32-bit futex word that names its holder (Drepper's "mutex2" from
+/// "Futexes Are Tricky", with the owner in the word as in Linux's PI futexes):
 ///
-///     0 free    1 taken    2 taken, and a thread may be asleep in the kernel waiting for it
+///     0 free    id taken by the thread with that id    id | BUDDY_LOCK_WAITERS  and a thread
+///                                                       may be asleep in the kernel waiting
 ///
-/// lock: compare-and-swap 0 -> 1; on failure swap in 2 and sleep (FUTEX_WAIT while it is 2)
-/// until a swap returns 0. unlock: decrement; if that did not give 0 (someone may sleep), store 0
-/// and wake one sleeper (FUTEX_WAKE). Uncontended, each is one atomic instruction and no call.
+/// lock: compare-and-swap 0 -> id; on failure set the waiters bit and sleep (FUTEX_WAIT) until a
+/// swap from 0 succeeds. unlock: swap in 0; if the waiters bit was set, wake one sleeper
+/// (FUTEX_WAKE). Uncontended, each is one atomic instruction and no call.
+///
+/// Why the owner: fork's prepare handler takes every lock, but a signal handler may fork while
+/// its own thread holds one (inside malloc, or inside fork's prepare handler): it must see that
+/// the lock is its own and not wait for itself (buddy_lock_is_mine). The owner is in the same
+/// word the acquiring instruction writes, so there is no moment when the lock is taken and the
+/// owner unknown.
 ///
 /// Why not pthread_mutex_t: the report signal handler tries the pool lock, and POSIX does not
 /// list pthread_mutex_trylock as async-signal-safe. This lock is atomics and system calls issued
@@ -84,6 +97,8 @@ static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __ato
 /// tools/check-malloc-path.py --signal-safe proves for the handler's whole path. Zero is the
 /// free state: static storage and freshly mapped memory start unlocked.
 typedef struct buddy_mutex { uint32_t word; } buddy_mutex;
+
+#define BUDDY_LOCK_WAITERS 0x80000000u
 
 /// A pause in a spin loop (lets the other hyper-thread run; x86 `pause`, Arm `yield`).
 static inline void buddy_cpu_relax(void) {
@@ -94,26 +109,43 @@ static inline void buddy_cpu_relax(void) {
 #endif
 }
 
+/// Gives the calling thread its lock-owner id (support.c): a process-wide counter, never 0,
+/// below BUDDY_LOCK_WAITERS. A forked child keeps its thread's id: the parent's other threads,
+/// whose ids it could repeat, do not exist there. Async-signal-safe (one atomic add).
+uint32_t buddy_lock_assign_id(void);
+static inline uint32_t buddy_lock_owner_id(void) {
+    uint32_t id = buddy_thread.lock_id;
+    if (__builtin_expect(id == 0, 0)) id = buddy_lock_assign_id();
+    return id;
+}
+
 /// The contended halves (support.c): spin briefly, then sleep until the lock is ours; wake one
 /// sleeper.
-void buddy_lock_wait(buddy_mutex *m);
+void buddy_lock_wait(buddy_mutex *m, uint32_t id);
 void buddy_lock_wake(buddy_mutex *m);
 
 /// Makes the lock free; also in a forked child, where the parent's holder does not exist.
 static inline void buddy_lock_init(buddy_mutex *m) { __atomic_store_n(&m->word, 0, __ATOMIC_RELAXED); }
 static inline void buddy_lock(buddy_mutex *m) {
+    uint32_t id = buddy_lock_owner_id();
     uint32_t expected = 0;
-    if (__builtin_expect(__atomic_compare_exchange_n(&m->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 1)) return;
-    buddy_lock_wait(m);
+    if (__builtin_expect(__atomic_compare_exchange_n(&m->word, &expected, id, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 1)) return;
+    buddy_lock_wait(m, id);
 }
 static inline void buddy_unlock(buddy_mutex *m) {
-    if (__builtin_expect(__atomic_fetch_sub(&m->word, 1, __ATOMIC_RELEASE) != 1, 0)) buddy_lock_wake(m);
+    if (__builtin_expect((__atomic_exchange_n(&m->word, 0, __ATOMIC_RELEASE) & BUDDY_LOCK_WAITERS) != 0, 0)) buddy_lock_wake(m);
 }
 /// Takes the lock if it is free: 1 when taken. Never waits, never enters the kernel: a signal
 /// handler may call it.
 static inline int buddy_try_lock(buddy_mutex *m) {
     uint32_t expected = 0;
-    return __atomic_compare_exchange_n(&m->word, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    return __atomic_compare_exchange_n(&m->word, &expected, buddy_lock_owner_id(), 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+/// Whether the calling thread holds the lock. Only the holder writes its id into the word, so
+/// the answer is exact for the calling thread (for others it may be stale a moment later).
+static inline int buddy_lock_is_mine(buddy_mutex *m) {
+    uint32_t id = buddy_thread.lock_id;
+    return id != 0 && (__atomic_load_n(&m->word, __ATOMIC_RELAXED) & ~BUDDY_LOCK_WAITERS) == id;
 }
 
 /// Guards the segment table and the segment map's leaves.
@@ -140,6 +172,27 @@ void buddy_report_target_set(const char *v);
 
 /// Registers fork handlers (prepare, parent, child) implemented in Swift.
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+/// The locks of one fork, a bit each (ProcessPool's fork handlers record which they took).
+enum { BUDDY_FORK_PROCESS_LOCK = 1, BUDDY_FORK_POOL_LOCK = 2, BUDDY_FORK_MAP_LOCK = 4, BUDDY_FORK_STDIO_LOCK = 8 };
+/// Takes the lock for fork's prepare handler unless the calling thread holds it already (a
+/// signal handler forking inside the allocator or inside fork): 1 when it took it.
+int buddy_fork_take(buddy_mutex *m);
+/// Takes glibc's stream-list lock (recursive) when the process has threads: 1 when it took it.
+/// fork's prepare handler takes it before the allocator's locks, the order glibc's own fork
+/// uses for its malloc (glibc bug 19431): a thread in getline holds a stream's lock and calls
+/// realloc, while fflush(NULL) holds the list's lock and waits for that stream.
+int buddy_fork_take_stdio(void);
+/// After fork: the parent releases the stream-list lock; the child resets it (glibc's own fork
+/// may have reset it already: resetting twice is harmless, releasing twice is not).
+void buddy_fork_release_stdio(int child);
+/// A nesting-level stack of what each prepare handler took, in the thread's state.
+static inline void buddy_fork_push(uint32_t taken) { buddy_thread.fork_taken = (buddy_thread.fork_taken << 4) | (taken & 15u); }
+static inline uint32_t buddy_fork_pop(void) {
+    uint32_t taken = buddy_thread.fork_taken & 15u;
+    buddy_thread.fork_taken >>= 4;
+    return taken;
+}
 
 // MARK: - Segment map
 /// Root of the process-wide radix map from address to segment descriptor (see SegmentMap.swift):
