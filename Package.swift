@@ -34,7 +34,7 @@ let package = Package(
         // -static-stdlib: the library carries the Swift runtime it needs, so it preloads into any
         // program with no toolchain on the library path and installs no Swift crash handlers;
         // --exclude-libs and the version script keep the runtime's and the engine's symbols out of
-        // the dynamic symbol table.
+        // the dynamic symbol table; -z nodelete keeps it mapped after a dlclose.
         .target(
             name: "BuddyMallocExports",
             dependencies: ["BuddyCore"],
@@ -42,6 +42,9 @@ let package = Package(
                 "-static-stdlib", "-Xlinker", "--exclude-libs", "-Xlinker", "ALL",
                 // Exactly the libc names and the project's own: see exports.map.
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/BuddyMallocExports/exports.map",
+                // dlclose never unmaps the library: blocks it served stay live in the process,
+                // and its thread-exit destructor and report thread run its code later.
+                "-Xlinker", "-z", "-Xlinker", "nodelete",
             ])]
         ),
         // Engine tests: private pools over private arenas, exact addresses, seeded random runs.
