@@ -463,8 +463,9 @@ public func buddy_reallocarray(_ pointer: UnsafeMutableRawPointer?, _ count: Int
     return buddy_realloc(pointer, Int(bitPattern: total))
 }
 
-/// posix_memalign: EINVAL unless alignment is a power of two and a multiple of sizeof(void *);
-/// ENOMEM when out of memory; `*result` is written only on success.
+/// posix_memalign: EINVAL unless alignment is a power of two and a multiple of sizeof(void *)
+/// (errno untouched); ENOMEM when out of memory, also in errno, as glibc sets it (programs read
+/// errno: glibc's tst-malloc-thread-fail); `*result` is written only on success.
 @_cdecl("buddy_posix_memalign")
 public func buddy_posix_memalign(_ result: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ alignment: Int, _ size: Int) -> Int32 {
     let a = UInt(bitPattern: alignment)
@@ -474,9 +475,11 @@ public func buddy_posix_memalign(_ result: UnsafeMutablePointer<UnsafeMutableRaw
         return EINVAL_
     }
     let saved = buddy_errno_get()
-    let block = alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .posixMemalign)
+    guard let block = alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .posixMemalign) else {
+        buddy_errno_set(ENOMEM_)
+        return ENOMEM_
+    }
     buddy_errno_set(saved)
-    guard let block else { return ENOMEM_ }
     result?.pointee = block
     return 0
 }

@@ -236,6 +236,8 @@ static void check_posix_memalign(void) {
         int rc = posix_memalign(&m, invalid[i], 64);
         CHECK("posix_memalign/einval", rc == EINVAL, "alignment %zu: returned %d, expected EINVAL (%d)", invalid[i], rc, EINVAL);
         CHECK("posix_memalign/einval-untouched", m == sentinel, "alignment %zu: *memptr changed to %p", invalid[i], m);
+        // glibc returns EINVAL without touching errno.
+        CHECK("posix_memalign/einval-errno", errno == 0, "alignment %zu: errno %d, expected it unchanged (0)", invalid[i], errno);
         if (m != sentinel) free(m);
     }
     size_t huge[] = {SIZE_MAX, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX + 1};
@@ -243,9 +245,13 @@ static void check_posix_memalign(void) {
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++)
         for (size_t k = 0; k < sizeof alignments / sizeof alignments[0]; k++) {
             void *m = sentinel;
+            errno = 0;
             int rc = posix_memalign(&m, alignments[k], huge[i]);
             CHECK("posix_memalign/enomem", rc == ENOMEM, "size %zu alignment %zu: returned %d, expected ENOMEM (%d)",
                   huge[i], alignments[k], rc, ENOMEM);
+            // glibc also sets errno (its tst-malloc-thread-fail reads it): programs do.
+            CHECK("posix_memalign/enomem-errno", errno == ENOMEM, "size %zu alignment %zu: errno %d, expected ENOMEM",
+                  huge[i], alignments[k], errno);
             CHECK("posix_memalign/enomem-untouched", m == sentinel, "size %zu: *memptr changed to %p", huge[i], m);
             if (m != sentinel) free(m);
         }
