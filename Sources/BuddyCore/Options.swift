@@ -120,11 +120,17 @@ enum OptionReader {
             line.append("buddy: BUDDY_* settings rejected: ")
             line.append(problem)
             line.append("; using the defaults\n")
-            line.write(to: 2)
+            if !quiet { emit(line) }
             config = defaults
+        }
+        // The first segment as the engine will map it (a power of two, at least the smallest
+        // segment), so that the report shows what happened (checkEnvironment says why it differs).
+        if config.initialSize > 0 {
+            config.initialSize = roundUpToPowerOfTwo(max(config.initialSize, config.minSegment))
         }
         buddy_report_target_set(value(.report))
         readReportSettings()
+        checkEnvironment(config)
         return config
     }
 
@@ -144,6 +150,7 @@ enum OptionReader {
     }
 
     static func warn(_ option: Option, _ value: UnsafePointer<CChar>, _ problem: StaticString) {
+        guard !quiet else { return }
         var line = LineBuffer()
         line.append("buddy: ignoring ")
         line.append(option.variable)
@@ -154,7 +161,7 @@ enum OptionReader {
         line.append("; using the default ")
         line.append(option.defaultValue)
         line.append(byte: 10)
-        line.write(to: 2)
+        emit(line)
     }
 
     /// `123`, `64K`, `1M`, `2G` (also `KB`/`KiB`, any case) -> bytes; nil when malformed or huge.

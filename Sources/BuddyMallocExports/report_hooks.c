@@ -55,6 +55,8 @@ static void buddy_report_after_fork_in_child(void) {
 
 __attribute__((constructor)) static void buddy_report_start(void) {
     buddy_report_prepare();
+    // Outside malloc now: setenv may allocate (from the pool, like any of the program's calls).
+    buddy_options_mark_warned();
     if (buddy_report_target_get() == NULL) return;
     buddy_report_settings *settings = buddy_report_settings_get();
     pthread_atfork(NULL, NULL, buddy_report_after_fork_in_child);

@@ -202,6 +202,14 @@ const char *buddy_os_getenv(const char *name) {
     return getenv(name);
 }
 
+char *const *buddy_os_environ(void) { return __environ; }
+
+int buddy_options_warned;
+
+void buddy_options_mark_warned(void) {
+    if (buddy_options_warned && getenv("BUDDY_WARNED") == NULL) setenv("BUDDY_WARNED", "1", 0);
+}
+
 void buddy_os_abort(void) {
     // abort() raises SIGABRT like glibc's own "free(): invalid pointer"; _exit if a handler returns.
     abort();

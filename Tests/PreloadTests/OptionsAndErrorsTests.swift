@@ -303,3 +303,69 @@ struct ReportTargetTests {
         #expect(reports.first.map(Harness.allocations(inReport:)) ?? 0 > 0)
     }
 }
+
+@Suite("Option names and combinations")
+struct OptionCheckTests {
+    @Test("a misspelled BUDDY_* name is named, with the option it most likely meant; options and tool variables are not")
+    func unknownNames() throws {
+        let result = try runDriver(["usable", "100"], environment: [
+            "BUDDY_MAXBLOCK": "4M", "BUDDY_MAX_BLOCKS": "1M", "BUDDY_max_pool": "8M", "BUDDY_NOSUCH": "1",
+            "BUDDY_MAX_BLOCK": "1M", "BUDDY_LIB": "/nowhere", "BUDDY_TEST_JIT": "0",
+        ])
+        let lines = buddyLines(result.stderr)
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        #expect(lines.contains("buddy: ignoring BUDDY_MAXBLOCK: not an option; did you mean BUDDY_MAX_BLOCK?"), "\(lines)")
+        #expect(lines.contains("buddy: ignoring BUDDY_MAX_BLOCKS: not an option; did you mean BUDDY_MAX_BLOCK?"), "\(lines)")
+        #expect(lines.contains("buddy: ignoring BUDDY_max_pool: not an option; did you mean BUDDY_MAX_POOL?"), "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("buddy: ignoring BUDDY_NOSUCH: not an option (") }, "\(lines)")
+        #expect(lines.count == 4, "only the four unknown names: \(lines)")
+    }
+
+    @Test("the warnings are printed once per process tree (BUDDY_WARNED)")
+    func oncePerProcessTree() throws {
+        // A shell under the library starts three more programs under it (its environment, with
+        // BUDDY_WARNED, reaches them).
+        let script = "/bin/true; /bin/true; env | grep -c '^BUDDY_WARNED=1$'"
+        let result = try Harness.run(["env", "LD_PRELOAD=\(try Harness.library)", "sh", "-c", script],
+                                     environment: ["BUDDY_MAXBLOCK": "4M"], timeout: 60)
+        let lines = buddyLines(result.stderr)
+        #expect(lines == ["buddy: ignoring BUDDY_MAXBLOCK: not an option; did you mean BUDDY_MAX_BLOCK?"], "\(result.stderr)")
+        #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "children see the mark: \(result.stdout)")
+        // A program without warnings leaves the environment alone.
+        let clean = try Harness.run(["env", "LD_PRELOAD=\(try Harness.library)", "sh", "-c", "env | grep -c '^BUDDY_WARNED' || true"],
+                                    timeout: 60)
+        #expect(clean.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0", "\(clean.stdout)")
+    }
+
+    @Test("report options without BUDDY_REPORT say they have no effect")
+    func reportOptionsNeedAReport() throws {
+        let environment = ["BUDDY_REPORT_INTERVAL": "1", "BUDDY_REPORT_FORMAT": "json", "BUDDY_PROFILE_SAMPLE": "1M",
+                           "BUDDY_REPORT_SIGNAL": "USR2"]
+        let lines = buddyLines(try runDriver(["usable", "100"], environment: environment).stderr)
+        for (name, value) in environment {
+            #expect(lines.contains { $0.hasPrefix("buddy: \(name)=\(value) has no effect without BUDDY_REPORT") }, "\(name): \(lines)")
+        }
+        #expect(lines.count == environment.count, "\(lines)")
+        var withReport = environment
+        withReport["BUDDY_REPORT"] = "/dev/null"
+        #expect(buddyLines(try runDriver(["usable", "100"], environment: withReport).stderr).isEmpty)
+    }
+
+    @Test("BUDDY_INITIAL_SIZE below the smallest segment, or not a power of two, says what the first segment is")
+    func initialSizeIsExplained() throws {
+        let small = try runDriver(["usable", "100"], environment: ["BUDDY_INITIAL_SIZE": "1M", "BUDDY_REPORT": "stderr"])
+        #expect(buddyLines(small.stderr).contains(
+            "buddy: BUDDY_INITIAL_SIZE=1M is below the smallest segment (the maximum block, or 64K): the first segment is 8.0M"),
+                "\(small.stderr.prefix(2000))")
+        let odd = try runDriver(["usable", "100"], environment: ["BUDDY_INITIAL_SIZE": "12M"])
+        #expect(buddyLines(odd.stderr) == ["buddy: BUDDY_INITIAL_SIZE=12M is not a power of two: the first segment is 16.0M"],
+                "\(odd.stderr)")
+        // The report shows the first segment as mapped, not as asked.
+        let json = try runDriver(["usable", "100"], environment: ["BUDDY_INITIAL_SIZE": "1M", "BUDDY_REPORT": "stderr",
+                                                                  "BUDDY_REPORT_FORMAT": "json"])
+        #expect(json.stderr.contains("\"initial_size\": 8388608"), "\(json.stderr.prefix(3000))")
+        // 0 (no first segment until needed) and exact sizes are quiet.
+        #expect(buddyLines(try runDriver(["usable", "100"], environment: ["BUDDY_INITIAL_SIZE": "0"]).stderr).isEmpty)
+        #expect(buddyLines(try runDriver(["usable", "100"], environment: ["BUDDY_INITIAL_SIZE": "16M"]).stderr).isEmpty)
+    }
+}

@@ -232,6 +232,15 @@ size_t buddy_os_page_size(void);
 extern size_t buddy_os_page_bytes;
 /// Environment lookup that does not allocate (NULL when unset or before libc set up environ).
 const char *buddy_os_getenv(const char *name);
+/// The environment's `NAME=value` entries, NULL-terminated (NULL before libc set up environ).
+char *const *buddy_os_environ(void);
+/// Set when the options printed a warning (OptionReader); the library's constructor then marks
+/// the environment (BUDDY_WARNED=1, outside malloc: setenv allocates), so that the processes the
+/// program starts do not repeat the warnings: once per process tree.
+extern int buddy_options_warned;
+static inline void buddy_options_set_warned(void) { buddy_options_warned = 1; }
+/// The constructor's half: sets BUDDY_WARNED=1 if a warning was printed. Call outside malloc.
+void buddy_options_mark_warned(void);
 /// The one failure path: writes a static message to stderr and aborts. Never returns.
 __attribute__((noreturn)) void buddy_os_abort(void);
 
