@@ -11,10 +11,12 @@ import Testing
 
 private let builds = Mutex<[String: String]>([:])
 
+/// Harness.compileC caches a driver by name for the whole run, whichever suite builds it first:
+/// build report_double_free with the flags ReportTests needs for its backtraces.
 private func program(_ name: String) throws -> String {
     try builds.withLock { built in
         if let path = built[name] { return path }
-        let path = try Harness.compileC(name)
+        let path = try Harness.compileC(name, extraFlags: name == "report_double_free" ? ["-fno-omit-frame-pointer", "-rdynamic"] : [])
         built[name] = path
         return path
     }
