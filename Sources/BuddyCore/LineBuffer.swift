@@ -85,15 +85,6 @@ struct LineBuffer {
         while count < column { append(byte: 32) }
     }
 
-    /// Opens the file whose path this buffer holds (the caller appended a NUL); -1 on failure.
-    /// (Not a generic withCString: unspecialised generics call the runtime in debug builds.)
-    func openReportFile() -> Int32 {
-        var copy = storage
-        return withUnsafeMutableBytes(of: &copy) { raw in
-            buddy_os_open_report(raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-        }
-    }
-
     /// The text, for tests.
     var text: String {
         var copy = storage

@@ -57,7 +57,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .slabs: return "on: requests of 1K to 32K get slab objects of 9/8 ... 15/8 of a power of two (less memory than a block). off: blocks only."
         case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
         case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
-        case .report: return "Write a report at exit: stderr, or a file path (%p becomes the pid)."
+        case .report: return "Write a report at exit: stderr, or a path (%p becomes the pid): a file (replaced whole), a symlink (its target), /dev/fd/N, a FIFO or a device (written in place)."
         case .reportFormat: return "The report's format: text (tables for people) or json (the versioned format tools read)."
         case .reportSignal: return "With BUDDY_REPORT: the signal that writes a report while the program runs (USR1, USR2, HUP, WINCH, a number), or none."
         case .reportInterval: return "With BUDDY_REPORT: also write a report every this many seconds, from a background thread (0: never)."

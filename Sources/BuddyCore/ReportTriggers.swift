@@ -17,8 +17,14 @@ import CBuddySupport
 //
 // Destination: BUDDY_REPORT=stderr, or a path where %p becomes the pid. The exit report goes to
 // the path itself; signal and interval reports to "<path>.<sequence>", each a complete document.
-// Every file is written under a temporary name and renamed into place, so a reader never sees a
-// partial report. One writer at a time (buddy_report_try_begin): they share the numbering.
+// What the path names decides how (buddy_os_report_open, buddy_report_support.h): a regular file
+// is written under a new temporary beside it and renamed into place, so a reader never sees a
+// partial report; a symlink is followed (never replaced); /dev/fd/N is written to descriptor N;
+// a FIFO or character device is written in place; anything else is refused with one line on
+// stderr. A stream (stderr, /dev/fd/N, a FIFO, a device) gets each document whole: the writer
+// holds a lock on it that other processes' writers respect (buddy_os_stream_lock). With stderr
+// closed (coreutils close it at exit), the report goes to /tmp/buddy-report.<pid> instead. One
+// writer at a time in a process (buddy_report_try_begin): they share the numbering.
 
 /// A file path built on the stack (at most 511 bytes), NUL-terminated when handed to the OS.
 struct PathBuffer {
@@ -63,26 +69,17 @@ struct PathBuffer {
         }
     }
 
-    func open() -> Int32 {
+    /// Opens what this path names for one report (buddy_os_report_open): the descriptor to
+    /// write, or -1 with `destination`'s problem set.
+    func openDestination(options: Int32, into destination: UnsafeMutablePointer<buddy_report_destination>) -> Int32 {
         var copy = storage
-        return withUnsafeMutableBytes(of: &copy) { buddy_os_open_report($0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self)) }
-    }
-
-    func unlink() {
-        var copy = storage
-        withUnsafeMutableBytes(of: &copy) { buddy_os_unlink($0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self)) }
-    }
-
-    /// Renames this file to `destination`; true on success.
-    func rename(to destination: PathBuffer) -> Bool {
-        var from = storage
-        var to = destination.storage
-        return withUnsafeMutableBytes(of: &from) { f in
-            withUnsafeMutableBytes(of: &to) { t in
-                buddy_os_rename(f.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self),
-                                t.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self)) == 0
-            }
+        return withUnsafeMutableBytes(of: &copy) {
+            buddy_os_report_open($0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self), options, destination)
         }
+    }
+
+    func write(to fd: Int32) {
+        withUnsafeBytes(of: storage) { buddy_os_write(fd, $0.baseAddress, count) }
     }
 }
 
@@ -97,8 +94,35 @@ enum ReportTriggers {
         let sequence = buddy_report_next_sequence()
         let context = ReportContext(reason: reason, sequence: sequence, format: buddy_report_settings_get().pointee.format)
         if OptionReader.matches(target, "stderr") {
-            var sink = ReportSink(fd: 2)
-            withUnsafeMutablePointer(to: &stats) { s in Report.write(s, context, to: &sink) }
+            if buddy_os_descriptor_writable(2) != 0 {
+                withUnsafeMutablePointer(to: &stats) { s in writeWhole(s, context, to: 2) }
+                return true
+            }
+            // stderr is closed (coreutils close it in an atexit handler) or read-only: a file
+            // in /tmp, whose name replaces whatever is there and is never followed.
+            var path = PathBuffer()
+            path.append("/tmp/buddy-report.")
+            path.append(decimal: UInt64(buddy_os_getpid()))
+            if case .exit = reason {} else {
+                path.append(byte: 46) // "."
+                path.append(decimal: sequence)
+            }
+            let written = withUnsafeMutablePointer(to: &stats) { s in
+                writeFile(path, options: Int32(BUDDY_DEST_NO_FOLLOW), s, context, warnAbout: nil)
+            }
+            // Say where, on a terminal the program still has (not on a pipe or a file of its
+            // output, which the note would corrupt).
+            if written, buddy_os_descriptor_writable(1) != 0, buddy_os_is_terminal(1) != 0 {
+                var line = LineBuffer()
+                line.append("buddy: stderr is closed; the report is in /tmp/buddy-report.")
+                line.append(decimal: UInt64(buddy_os_getpid()))
+                if case .exit = reason {} else {
+                    line.append(byte: 46)
+                    line.append(decimal: sequence)
+                }
+                line.append(byte: 10)
+                line.write(to: 1)
+            }
             return true
         }
         var path = PathBuffer()
@@ -107,22 +131,90 @@ enum ReportTriggers {
             path.append(byte: 46) // "."
             path.append(decimal: sequence)
         }
-        var temporary = path
-        temporary.append(".tmp")
-        let fd = temporary.open()
-        guard fd >= 0 else {
-            var line = LineBuffer()
-            line.append("buddy: cannot open the report file BUDDY_REPORT=")
-            line.append(cString: target)
-            line.append("; check that its folder exists and is writable\n")
-            line.write(to: 2)
-            return true
-        }
-        var sink = ReportSink(fd: fd)
-        withUnsafeMutablePointer(to: &stats) { s in Report.write(s, context, to: &sink) }
-        buddy_os_close(fd)
-        if !temporary.rename(to: path) { temporary.unlink() }
+        _ = withUnsafeMutablePointer(to: &stats) { s in writeFile(path, options: 0, s, context, warnAbout: target) }
         return true
+    }
+
+    /// How long a writer waits for another process's document on the same stream.
+    static let streamLockTimeout: UInt64 = 2_000_000_000
+
+    /// Writes one document to a stream (stderr, /dev/fd/N, a FIFO, a device) while holding the
+    /// stream's lock, so that the reports of a process tree sharing it never interleave.
+    static func writeWhole(_ stats: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, to fd: Int32) {
+        let locked = buddy_os_stream_lock(fd, streamLockTimeout) != 0
+        var sink = ReportSink(fd: fd)
+        Report.write(stats, context, to: &sink)
+        if locked { buddy_os_stream_unlock(fd) }
+    }
+
+    /// Writes one report where `path` says (buddy_os_report_open); true when it was written.
+    /// A refusal or failure is one line on stderr naming BUDDY_REPORT's value (`warnAbout`).
+    static func writeFile(_ path: PathBuffer, options: Int32, _ stats: UnsafeMutablePointer<buddy_stats>,
+                          _ context: ReportContext, warnAbout target: UnsafePointer<CChar>?) -> Bool {
+        var destination = buddy_report_destination()
+        let fd = path.openDestination(options: options, into: &destination)
+        guard fd >= 0 else {
+            if let target { warn(target, destination.problem, destination.error, descriptor: destination.descriptor) }
+            return false
+        }
+        if destination.kind == Int32(BUDDY_DEST_RENAME.rawValue) {
+            var sink = ReportSink(fd: fd)
+            Report.write(stats, context, to: &sink)
+        } else {
+            writeWhole(stats, context, to: fd)
+        }
+        let error = buddy_os_report_finish(&destination)
+        if error != 0 {
+            if let target { warn(target, -1, error, descriptor: -1) }
+            return false
+        }
+        return true
+    }
+
+    /// "buddy: BUDDY_REPORT=<value>: <what went wrong>; <what to do>; no report written".
+    static func warn(_ target: UnsafePointer<CChar>, _ problem: Int32, _ error: Int32, descriptor: Int32) {
+        var line = LineBuffer()
+        line.append("buddy: BUDDY_REPORT=")
+        line.append(cString: target, limit: 80)
+        line.append(": ")
+        switch problem {
+        case Int32(BUDDY_DEST_TOO_LONG.rawValue):
+            line.append("the path (or a symlink's target) is too long; name a shorter path")
+        case Int32(BUDDY_DEST_DIRECTORY.rawValue):
+            line.append("is a directory; name a file in it (DIR/report.%p)")
+        case Int32(BUDDY_DEST_NO_FOLDER.rawValue):
+            line.append("the folder for the file does not exist; create it or name another path")
+        case Int32(BUDDY_DEST_NOT_WRITABLE.rawValue):
+            line.append("no file may be created in its folder (permissions, read-only); name a writable folder")
+        case Int32(BUDDY_DEST_FIFO_NO_READER.rawValue):
+            line.append("is a FIFO with no reader; start its reader before the report")
+        case Int32(BUDDY_DEST_BLOCK_DEVICE.rawValue):
+            line.append("is a block device, never written; name a file")
+        case Int32(BUDDY_DEST_SOCKET.rawValue):
+            line.append("is a socket, which cannot be opened; name a file, a FIFO or /dev/fd/N")
+        case Int32(BUDDY_DEST_BAD_DESCRIPTOR.rawValue):
+            line.append("descriptor ")
+            line.append(decimal: Int(descriptor))
+            line.append(" is not open for writing; open it (e.g. ")
+            line.append(decimal: Int(descriptor))
+            line.append(">file) or name a file")
+        case Int32(BUDDY_DEST_PROC.rawValue):
+            line.append("is in /proc (or a symlink leads there); name /dev/fd/N or a file")
+        case Int32(BUDDY_DEST_TEMPORARY_TAKEN.rawValue):
+            line.append("the temporary names beside the file (NAME.tmp.<pid>...) exist; remove them")
+        case Int32(BUDDY_DEST_CHANGED.rawValue):
+            line.append("changed while it was being opened; check what writes there")
+        case -1:
+            line.append("the finished report could not replace the file (errno ")
+            line.append(decimal: Int(error))
+            line.append("); check its folder's permissions")
+        default:
+            line.append("cannot be opened (errno ")
+            line.append(decimal: Int(error))
+            line.append("); check the path and its permissions")
+        }
+        line.append("; no report written\n")
+        line.write(to: 2)
     }
 
     /// Writes the reports the signal asked for, if this thread can now: it takes the writers'

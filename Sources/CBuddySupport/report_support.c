@@ -76,19 +76,6 @@ size_t buddy_os_program_name(char *out, size_t capacity) {
     return length;
 }
 
-int buddy_os_rename(const char *from, const char *to) {
-    int saved = errno;
-    int result = rename(from, to);
-    errno = saved;
-    return result;
-}
-
-void buddy_os_unlink(const char *path) {
-    int saved = errno;
-    unlink(path);
-    errno = saved;
-}
-
 void buddy_os_nap(uint64_t ns) {
     // The signal handler naps while another thread holds the pool lock. nanosleep is not on
     // POSIX's async-signal-safe list (sleep is, but counts whole seconds): our own system call.

@@ -166,13 +166,6 @@ uint64_t buddy_os_monotonic_ns(void) {
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-int buddy_os_open_report(const char *path) {
-    int saved = errno;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    errno = saved;
-    return fd;
-}
-
 void buddy_os_close(int fd) { int saved = errno; close(fd); errno = saved; }
 int buddy_os_getpid(void) { return (int)getpid(); }
 

@@ -26,10 +26,75 @@ uint64_t buddy_os_resident_bytes(const void *base, size_t size);
 /// Copies the process's name (/proc/self/comm, without its newline) into `out`, NUL-terminated;
 /// returns its length (0 when unknown). Preserves errno.
 size_t buddy_os_program_name(char *out, size_t capacity);
-/// Renames a finished report file into place (atomic for readers). 0 on success. Preserves errno.
-int buddy_os_rename(const char *from, const char *to);
-/// Removes a file (a report that could not be finished). Preserves errno.
-void buddy_os_unlink(const char *path);
+
+// MARK: - Report destinations (report_destination.c)
+// BUDDY_REPORT=PATH names what the report is written to, the way open(2) would read the name,
+// but a regular file is never written in place: readers see the old report or the new one.
+//
+//   a regular file, or nothing     a new temporary beside it (FINAL.tmp.PID, O_EXCL), renamed
+//                                  over it when complete (it keeps the replaced file's mode)
+//   a symlink (chains, relative)   followed to its target, which is then one of these cases;
+//                                  the symlink itself is never replaced
+//   /dev/fd/N, /proc/self/fd/N,    descriptor N of the process, written where it stands (shared
+//   /dev/stdout, /dev/stderr       offset, as the shell's >&N), never opened anew or closed
+//   a FIFO, a character device     opened as named, O_WRONLY without O_CREAT or O_TRUNC; a FIFO
+//                                  without a reader is refused at once (O_NONBLOCK open: ENXIO)
+//   a directory, a block device,   refused (problem below): nothing is created or written
+//   a socket, a path in /proc
+typedef enum buddy_report_destination_kind {
+    BUDDY_DEST_RENAME = 1,      ///< fd: the temporary; finish renames it over final_path
+    BUDDY_DEST_IN_PLACE = 2,    ///< fd: the FIFO or device, opened by us; finish closes it
+    BUDDY_DEST_DESCRIPTOR = 3,  ///< fd: the program's own descriptor; finish leaves it open
+} buddy_report_destination_kind;
+
+typedef enum buddy_report_destination_problem {
+    BUDDY_DEST_OK = 0,
+    BUDDY_DEST_TOO_LONG,          ///< the path (or a symlink's target) is longer than the buffers
+    BUDDY_DEST_DIRECTORY,
+    BUDDY_DEST_NO_FOLDER,         ///< the final file's folder does not exist
+    BUDDY_DEST_NOT_WRITABLE,      ///< no new file may be created in that folder
+    BUDDY_DEST_FIFO_NO_READER,
+    BUDDY_DEST_BLOCK_DEVICE,
+    BUDDY_DEST_SOCKET,
+    BUDDY_DEST_BAD_DESCRIPTOR,    ///< /dev/fd/N: N is not open for writing (`descriptor`)
+    BUDDY_DEST_PROC,              ///< a path in /proc (or a symlink there) other than our descriptors
+    BUDDY_DEST_TEMPORARY_TAKEN,   ///< eight temporary names exist already
+    BUDDY_DEST_NOT_REGULAR,       ///< (BUDDY_DEST_NO_FOLLOW) the name exists and is not a regular file
+    BUDDY_DEST_CHANGED,           ///< the file changed kind between the look and the open
+    BUDDY_DEST_OPEN_FAILED,       ///< another error: `error` is errno
+} buddy_report_destination_problem;
+
+/// Option: replace the name itself, never follow a symlink there, refuse anything but a regular
+/// file (the fallback file of a closed stderr, in a shared folder).
+#define BUDDY_DEST_NO_FOLLOW 1
+
+typedef struct buddy_report_destination {
+    int32_t fd;
+    int32_t kind;          ///< buddy_report_destination_kind; 0 when opening failed
+    int32_t problem;       ///< buddy_report_destination_problem
+    int32_t error;         ///< errno of the call that failed
+    int32_t descriptor;    ///< the N of /dev/fd/N, or -1
+    int32_t reserved;
+    char final_path[1024]; ///< the file renamed over (symlinks resolved), or the path opened
+    char temporary[1024];  ///< BUDDY_DEST_RENAME: the temporary's name
+} buddy_report_destination;
+
+/// Opens what `path` names for one report (see above); returns the descriptor to write, or -1
+/// with d->problem and d->error set. Preserves errno.
+int buddy_os_report_open(const char *path, int options, buddy_report_destination *d);
+/// After the report: closes what buddy_os_report_open opened and renames the temporary into
+/// place (removing it when that fails). 0, or the errno of the close or rename that failed.
+int buddy_os_report_finish(buddy_report_destination *d);
+/// 1 when `fd` is open for writing (fcntl F_GETFL: not closed, not read-only).
+int buddy_os_descriptor_writable(int fd);
+/// 1 when `fd` is a terminal (tcgetattr). Preserves errno.
+int buddy_os_is_terminal(int fd);
+/// Serializes the writers of whole documents on a shared stream (stderr, a FIFO, a terminal,
+/// /dev/fd/N) across processes: a POSIX record lock of this process on the stream's file. 1 when
+/// taken (release it with buddy_os_stream_unlock), 0 when the file takes no locks or another
+/// process held it for `timeout_ns` (the caller writes anyway: never a wait without end).
+int buddy_os_stream_lock(int fd, uint64_t timeout_ns);
+void buddy_os_stream_unlock(int fd);
 /// Sleeps for `ns` nanoseconds (the nanosleep system call, issued directly). Leaves errno alone.
 void buddy_os_nap(uint64_t ns);
 

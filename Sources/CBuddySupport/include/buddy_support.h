@@ -220,8 +220,6 @@ uint64_t buddy_os_monotonic_ns(void);
 void buddy_os_unmap(void *base, size_t size);
 /// Writes all of `len` bytes to `fd`, retrying short writes; async-signal-safe; preserves errno.
 void buddy_os_write(int fd, const void *buf, size_t len);
-/// Opens (creating or truncating) a report file; -1 on failure. Preserves errno.
-int buddy_os_open_report(const char *path);
 void buddy_os_close(int fd);
 /// The process id, for report names and headers.
 int buddy_os_getpid(void);
