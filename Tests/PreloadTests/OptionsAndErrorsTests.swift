@@ -346,8 +346,12 @@ struct OptionCheckTests {
             #expect(lines.contains { $0.hasPrefix("buddy: \(name)=\(value) has no effect without BUDDY_REPORT") }, "\(name): \(lines)")
         }
         #expect(lines.count == environment.count, "\(lines)")
+        // (A file of our own, never a system device: a regression in the report writer must not
+        // be able to replace /dev/null.)
+        let directory = try Harness.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
         var withReport = environment
-        withReport["BUDDY_REPORT"] = "/dev/null"
+        withReport["BUDDY_REPORT"] = directory.appendingPathComponent("report").path
         #expect(buddyLines(try runDriver(["usable", "100"], environment: withReport).stderr).isEmpty)
     }
 
