@@ -173,6 +173,8 @@ struct PoolState {
     /// Bytes in slabs that no object out of them covers (headers, free and uncarved objects,
     /// slack): allocated to the pool, free to the program.
     var slabSpareBytes: UInt = 0
+    /// The key that the links stored in free memory are encoded with (see FreeLinks).
+    var linkKey: UInt = 0
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -249,6 +251,7 @@ public struct BuddyEngine: Equatable {
             directCalls: CallCounters(), lastRelease: buddy_os_monotonic_ns(), cachesEnabled: false, cachedSizeLimit: 0))
         buddy_lock_init(&state.pointee.lock)
         state.pointee.minBlockMask = UInt(config.minBlock - 1)
+        state.pointee.linkKey = UInt(buddy_os_random_key())
         for i in 0...SmallOrderTable.entries - 1 {
             state.pointee.smallOrders.set(i, UInt8(geometry.order(forSize: min(16 * i, geometry.maxBlock))))
         }
@@ -690,10 +693,35 @@ public struct BuddyEngine: Equatable {
     @inline(__always) func remove(_ block: UnsafeMutablePointer<FreeLink>, order: Int, in segment: UnsafeMutablePointer<Segment>) {
         let area = segment.pointee.freeAreas + order
         let link = block.pointee
+        // Safe unlinking (glibc's "corrupted double-linked list" check): a free block's links
+        // live in the block, where a program writing after free can reach them. Each must lie in
+        // this segment, on a block boundary, and link back to this block, before either is
+        // followed for a write:
+        //     next == nil || next.prev == block,    prev == nil ? head == block : prev.next == block
+        let mask = UInt(geometry.minBlock &- 1)
+        if let next = link.next {
+            let a = UInt(bitPattern: next)
+            if _slowPath(!segment.pointee.contains(a) || a & mask != 0 || next.pointee.prev != block) { freeListCorrupted(block) }
+        }
+        if let prev = link.prev {
+            let a = UInt(bitPattern: prev)
+            if _slowPath(!segment.pointee.contains(a) || a & mask != 0 || prev.pointee.next != block) { freeListCorrupted(block) }
+        } else if _slowPath(area.pointee.head != block) {
+            freeListCorrupted(block)
+        }
         if let prev = link.prev { prev.pointee.next = link.next } else { area.pointee.head = link.next }
         link.next?.pointee.prev = link.prev
         area.pointee.count &-= 1
         if area.pointee.count == 0 { segment.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
+    }
+
+    /// A free area's list is broken at `block` (see remove): the pool cannot trust its free lists
+    /// any more, whatever the error strategy, so this stops the program with a message.
+    @inline(never)
+    func freeListCorrupted(_ block: UnsafeMutablePointer<FreeLink>) -> Never {
+        countBadPointer(.invalidPointer)
+        reportCorruption("malloc()", UnsafeRawPointer(block), strategy: nil)
+        buddy_os_abort()
     }
 
     // MARK: Segments

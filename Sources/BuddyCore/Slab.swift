@@ -170,7 +170,19 @@ extension BuddyEngine {
         let header = slab!
         let object: UnsafeMutableRawPointer
         if let free = header.pointee.freeObjects {
-            header.pointee.freeObjects = free.load(as: UnsafeMutableRawPointer?.self)
+            let next = free.load(as: UnsafeMutableRawPointer?.self)
+            // The link lives in the free object, where a program writing after free reaches it:
+            // it must name a free object of this slab before it becomes the list's head.
+            if let n = next {
+                let offset = UInt(bitPattern: n) &- UInt(bitPattern: header) &- UInt(SlabClass.headerBytes)
+                if _slowPath(offset >= UInt(header.pointee.carved) &* UInt(SlabClass.objectSize(c))
+                             || offset % UInt(SlabClass.objectSize(c)) != 0
+                             || tagAddress(n).pointee != Tag.free | UInt8(truncatingIfNeeded: code)) {
+                    countBadPointer(.invalidPointer)
+                    reportCorruption("malloc()", UnsafeRawPointer(free), strategy: nil)
+                }
+            }
+            header.pointee.freeObjects = next
             object = free
         } else {
             object = UnsafeMutableRawPointer(header) + SlabClass.headerBytes + Int(header.pointee.carved) &* SlabClass.objectSize(c)

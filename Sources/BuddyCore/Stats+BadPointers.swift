@@ -27,6 +27,8 @@ enum BadPointerLog {
     static let mappingBytes = headerBytes + capacity * recordBytes
 
     static let invalidKind: UInt64 = 0, doubleFreeKind: UInt64 = 1, otherPoolKind: UInt64 = 2
+    /// A free block's links overwritten (FreeLinks): the pointer is the block.
+    static let corruptionKind: UInt64 = 3
 
     /// The log, mapping it on first use; nil when the OS gives no memory.
     static func log() -> UnsafeMutableRawPointer? {
@@ -42,6 +44,18 @@ enum BadPointerLog {
     /// "buddy: ..." line of reportBadPointer. Called without any allocator lock held.
     @inline(never)
     static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, _ outcome: BuddyEngine.ReleaseOutcome) {
+        let kind: UInt64
+        switch outcome {
+        case .doubleFree: kind = doubleFreeKind
+        case .otherPool: kind = otherPoolKind
+        default: kind = invalidKind
+        }
+        record(function, pointer, kind: kind)
+    }
+
+    /// As above, with the record's kind.
+    @inline(never)
+    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, kind: UInt64) {
         // Whatever the unwinder or dladdr allocate goes to glibc.
         buddy_thread_enter()
         defer { buddy_thread_leave() }
@@ -49,12 +63,6 @@ enum BadPointerLog {
             = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let count = withUnsafeMutableBytes(of: &frames) { raw in
             Int(buddy_backtrace(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), Int32(maxFrames)))
-        }
-        let kind: UInt64
-        switch outcome {
-        case .doubleFree: kind = doubleFreeKind
-        case .otherPool: kind = otherPoolKind
-        default: kind = invalidKind
         }
         let log = self.log()
         var index: UInt64 = 0
@@ -114,6 +122,7 @@ enum BadPointerLog {
         switch record.load(fromByteOffset: kindOffset, as: UInt64.self) {
         case doubleFreeKind: out.text(json ? "double_free" : "double free")
         case otherPoolKind: out.text(json ? "other_pool" : "another pool's pointer")
+        case corruptionKind: out.text(json ? "heap_corruption" : "heap corruption")
         default: out.text(json ? "invalid_pointer" : "invalid pointer")
         }
     }

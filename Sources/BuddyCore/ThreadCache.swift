@@ -94,6 +94,8 @@ struct ThreadCache {
     var orderPathLimit: UInt = 0
     var cachedSizeLimit: UInt = 0
     var smallOrders = SmallOrderTable()
+    /// The pool's link key (FreeLinks).
+    var linkKey: UInt = 0
     // Followed by `binCount + slabBinCount` CacheBins.
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they
@@ -114,7 +116,9 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
 
     // A cached block holds two words: the next block of its bin, and the address of its own tag
     // byte in the order map. Keeping the tag's address in the block (whose cache line the program
-    // is about to touch) spares the segment-map walk when malloc retags it `used`.
+    // is about to touch) spares the segment-map walk when malloc retags it `used`. Both are
+    // stored encoded (FreeLinks), so that a program writing to a block after freeing it is
+    // caught at the pop, before either word is followed.
 
     /// Bins in all: the orders' and the slab classes'.
     @inline(__always) var totalBins: Int { pointee.binCount &+ pointee.slabBinCount }
@@ -132,25 +136,34 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         bin < pointee.binCount ? bin : pointee.pool.pointee.slabFirstCode &+ (bin &- pointee.binCount)
     }
 
-    /// Takes a cached block of bin `order` (the caller checked it is a bin) and its tag's
-    /// address, or nil.
-    @inline(__always) func pop(_ order: Int) -> (block: UnsafeMutableRawPointer, tag: UnsafeMutablePointer<UInt8>)? {
-        let bin = bins + order
-        guard let block = bin.pointee.head else { return nil }
-        bin.pointee.head = block.load(as: UnsafeMutableRawPointer?.self)
-        bin.pointee.count &-= 1
-        return (block, block.load(fromByteOffset: MemoryLayout<UnsafeRawPointer>.stride, as: UnsafeMutablePointer<UInt8>.self))
+    /// Takes a cached block of bin `bin` (the caller checked it is a bin) and its tag's address,
+    /// or nil: when the bin is empty, and when the block's links were overwritten (reported and
+    /// handled by FreeLinks.cacheCorrupted; the bin is then abandoned).
+    @inline(__always) func pop(_ bin: Int) -> (block: UnsafeMutableRawPointer, tag: UnsafeMutablePointer<UInt8>)? {
+        let slot = bins + bin
+        guard let block = slot.pointee.head else { return nil }
+        let key = pointee.linkKey
+        let next = FreeLinks.decode(block.load(as: UInt.self), key: key)
+        let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+        if _slowPath(!FreeLinks.valid(next: next, tag: tag)) {
+            FreeLinks.cacheCorrupted(self, bin: bin, block: block)
+            return nil
+        }
+        slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
+        slot.pointee.count &-= 1
+        return (block, UnsafeMutablePointer<UInt8>(bitPattern: tag).unsafelyUnwrapped)
     }
 
     /// Keeps a block (whose tag the caller set to cached); returns true when the bin is now over
     /// its limit and must be flushed.
-    @inline(__always) func push(_ block: UnsafeMutableRawPointer, _ order: Int, tag: UnsafeMutablePointer<UInt8>) -> Bool {
-        let bin = bins + order
-        block.storeBytes(of: bin.pointee.head, as: UnsafeMutableRawPointer?.self)
-        block.storeBytes(of: tag, toByteOffset: MemoryLayout<UnsafeRawPointer>.stride, as: UnsafeMutablePointer<UInt8>.self)
-        bin.pointee.head = block
-        bin.pointee.count &+= 1
-        return bin.pointee.count > bin.pointee.limit
+    @inline(__always) func push(_ block: UnsafeMutableRawPointer, _ bin: Int, tag: UnsafeMutablePointer<UInt8>) -> Bool {
+        let slot = bins + bin
+        let key = pointee.linkKey
+        block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: slot.pointee.head), key: key), as: UInt.self)
+        block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: tag), key: key), toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
+        slot.pointee.head = block
+        slot.pointee.count &+= 1
+        return slot.pointee.count > slot.pointee.limit
     }
 }
 
@@ -207,6 +220,7 @@ extension BuddyEngine {
         cache.pointee.orderPathLimit = state.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = state.pointee.cachedSizeLimit
         cache.pointee.smallOrders = state.pointee.smallOrders
+        cache.pointee.linkKey = state.pointee.linkKey
         for bin in 0..<cache.totalBins {
             let perBin = bin < binCount ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
             let limit = min(ThreadCache.maxBlocksPerBin, max(1, perBin / size(ofCode: cache.code(ofBin: bin))))
@@ -259,7 +273,12 @@ extension BuddyEngine {
     func flush(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, keep: Int) {
         let code = cache.code(ofBin: bin)
         let locked = lock()
-        while Int((cache.bins + bin).pointee.count) > keep, let (block, _) = cache.pop(bin) {
+        while Int((cache.bins + bin).pointee.count) > keep, let (block, tag) = cache.pop(bin) {
+            // Every block on a bin of code k is tagged cached|k: anything else is corruption.
+            guard tag.pointee == Tag.cached | UInt8(truncatingIfNeeded: code) else {
+                FreeLinks.cacheCorrupted(cache, bin: bin, block: block)
+                break
+            }
             let address = UInt(bitPattern: block)
             release(address, code: code, segment: SegmentMap.lookup(address)!)
         }

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <time.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/auxv.h>
 
 /// Spins (each a load and a pause, about 40 ns on this machine) before a contended lock sleeps.
 #ifndef BUDDY_LOCK_SPINS
@@ -201,6 +203,14 @@ int buddy_options_warned;
 
 void buddy_options_mark_warned(void) {
     if (buddy_options_warned && getenv("BUDDY_WARNED") == NULL) setenv("BUDDY_WARNED", "1", 0);
+}
+
+uint64_t buddy_os_random_key(void) {
+    uint64_t key = 0;
+    const unsigned char *bytes = (const unsigned char *)getauxval(AT_RANDOM);
+    if (bytes != NULL) memcpy(&key, bytes + 8, sizeof key); // the first 8 are glibc's stack guard
+    if (key == 0) key = (uint64_t)(uintptr_t)&key * 0x9e3779b97f4a7c15u ^ buddy_os_monotonic_ns();
+    return key | 1;
 }
 
 void buddy_os_abort(void) {

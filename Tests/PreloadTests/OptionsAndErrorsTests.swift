@@ -81,6 +81,9 @@ private let badPointerCases: [BadPointerCase] = [
                    counter: "invalid pointers", otherCounter: "double frees"),
     BadPointerCase(mode: "realloc-freed", function: "realloc()", problem: "double free",
                    counter: "double frees", otherCounter: "invalid pointers"),
+    // A cached block's links overwritten after free: caught at the next pop (FreeLinks).
+    BadPointerCase(mode: "write-after-free", function: "malloc()", problem: "heap corruption",
+                   counter: "invalid pointers", otherCounter: "double frees"),
     BadPointerCase(mode: "usable-interior", function: "malloc_usable_size()", problem: "invalid pointer",
                    counter: "invalid pointers", otherCounter: "double frees"),
 ]
@@ -137,6 +140,17 @@ struct OptionsAndErrorsTests {
             #expect(reportCount(scenario.otherCounter, in: report) == 0, "\(scenario.mode): expected '\(scenario.otherCounter) 0' in:\n\(report)")
             #expect(Harness.allocations(inReport: report) >= 3000, "the pool check's allocations were not counted:\n\(report)")
         }
+    }
+
+    @Test("a free block of the pool's free areas written after free stops the program, whatever BUDDY_ON_ERROR says",
+          arguments: ["abort", "log"])
+    func freeAreaCorruption(strategy: String) throws {
+        let result = try runDriver(["write-after-free-large"], environment: ["BUDDY_ON_ERROR": strategy])
+        #expect(result.signal == SIGABRT, "status \(result.status) signal \(result.signal)\nstdout: \(result.stdout)\nstderr: \(result.stderr)")
+        let pointer = try #require(printedPointer(result.stdout), "no pointer printed:\n\(result.stdout)")
+        let lines = buddyLines(result.stderr)
+        #expect(lines.count == 1 && lines[0].contains("heap corruption") && hexNumbers(lines[0]).contains(pointer),
+                "expected one heap-corruption line naming 0x\(String(pointer, radix: 16)):\n\(result.stderr)")
     }
 
     @Test("the realloc of an interior pointer fails with NULL in log mode and leaves the block alone")

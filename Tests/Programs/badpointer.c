@@ -201,6 +201,29 @@ int main(int argc, char **argv) {
         printf("realloc returned %s\n", q ? "a pointer" : "NULL");
         return finish(4);
     }
+    if (strcmp(mode, "write-after-free") == 0) {
+        // A cached block written after its free: the next malloc of its size pops it.
+        unsigned char *p = malloc(64);
+        free(p);
+        show_pointer(p);
+        memset(p, 0x41, 16);
+        unsigned char *q = malloc(64);
+        memset(q, 6, 64);
+        free(q);
+        return finish(6);
+    }
+    if (strcmp(mode, "write-after-free-large") == 0) {
+        // A 64 KiB block (above the cached sizes: on the pool's free area at once) written after
+        // its free, while its neighbours are allocated (so it cannot coalesce away).
+        unsigned char *b[4];
+        for (int i = 0; i < 4; i++) b[i] = malloc(64 * 1024);
+        free(b[1]);
+        show_pointer(b[1]);
+        memset(b[1], 0x41, 16);
+        unsigned char *q = malloc(64 * 1024);
+        printf("malloc returned %s\n", q ? "a pointer" : "NULL");
+        return finish(7);
+    }
     if (strcmp(mode, "usable-interior") == 0) {
         unsigned char *p = malloc(64);
         show_pointer(p + 16);

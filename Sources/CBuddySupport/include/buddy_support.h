@@ -239,6 +239,9 @@ extern int buddy_options_warned;
 static inline void buddy_options_set_warned(void) { buddy_options_warned = 1; }
 /// The constructor's half: sets BUDDY_WARNED=1 if a warning was printed. Call outside malloc.
 void buddy_options_mark_warned(void);
+/// 64 random bits for this process (the kernel's AT_RANDOM bytes: no system call, available
+/// from the first instruction), never 0: the key of the free-list links (see ThreadCache).
+uint64_t buddy_os_random_key(void);
 /// The one failure path: writes a static message to stderr and aborts. Never returns.
 __attribute__((noreturn)) void buddy_os_abort(void);
 
