@@ -55,9 +55,11 @@ enum ProcessPool {
         buddy_lock(buddy_process_lock())
         existing?.forceLock()
         buddy_lock(buddy_map_lock())
+        Oversize.prepareFork()
     }
 
     static func parentAfterFork() {
+        Oversize.parentAfterFork()
         buddy_unlock(buddy_map_lock())
         existing?.forceUnlock()
         buddy_unlock(buddy_process_lock())
@@ -65,6 +67,7 @@ enum ProcessPool {
     }
 
     static func childAfterFork() {
+        Oversize.childAfterFork()
         buddy_lock_init(buddy_map_lock())
         existing?.reinitializeLock()
         existing?.dropOtherThreadsCaches()

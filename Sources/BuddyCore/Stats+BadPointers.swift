@@ -27,6 +27,7 @@ enum BadPointerLog {
     static let mappingBytes = headerBytes + capacity * recordBytes
 
     static let invalidKind: UInt64 = 0, doubleFreeKind: UInt64 = 1, otherPoolKind: UInt64 = 2
+    static let useAfterFreeKind: UInt64 = 3, wrongSizeKind: UInt64 = 4
 
     /// The log, mapping it on first use; nil when the OS gives no memory.
     static func log() -> UnsafeMutableRawPointer? {
@@ -41,7 +42,7 @@ enum BadPointerLog {
     /// Records a bad pointer and writes its call stack to stderr, one frame per line after the
     /// "buddy: ..." line of reportBadPointer. Called without any allocator lock held.
     @inline(never)
-    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, _ outcome: BuddyEngine.ReleaseOutcome) {
+    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse) {
         // Whatever the unwinder or dladdr allocate goes to glibc.
         buddy_thread_enter()
         defer { buddy_thread_leave() }
@@ -51,10 +52,12 @@ enum BadPointerLog {
             Int(buddy_backtrace(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), Int32(maxFrames)))
         }
         let kind: UInt64
-        switch outcome {
+        switch misuse {
         case .doubleFree: kind = doubleFreeKind
         case .otherPool: kind = otherPoolKind
-        default: kind = invalidKind
+        case .useAfterFree: kind = useAfterFreeKind
+        case .wrongSize: kind = wrongSizeKind
+        case .invalidPointer: kind = invalidKind
         }
         let log = self.log()
         var index: UInt64 = 0
@@ -114,6 +117,8 @@ enum BadPointerLog {
         switch record.load(fromByteOffset: kindOffset, as: UInt64.self) {
         case doubleFreeKind: out.text(json ? "double_free" : "double free")
         case otherPoolKind: out.text(json ? "other_pool" : "another pool's pointer")
+        case useAfterFreeKind: out.text(json ? "use_after_free" : "use after free")
+        case wrongSizeKind: out.text(json ? "wrong_size" : "wrong size")
         default: out.text(json ? "invalid_pointer" : "invalid pointer")
         }
     }

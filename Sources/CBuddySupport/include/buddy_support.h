@@ -186,5 +186,6 @@ __attribute__((noreturn)) void buddy_os_abort(void);
 // here so that every importer of this module sees it, and a build folder made before the file
 // existed rebuilds the module.)
 #include "buddy_report_support.h"
+#include "buddy_oversize_support.h"
 
 #endif
