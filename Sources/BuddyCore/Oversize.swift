@@ -172,7 +172,8 @@ enum Oversize {
     static func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
         let page = UInt(buddy_os_page_size())
         let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
-        if overflow || padded > UInt(Int.max) >> 1 {
+        // (An alignment of 2^63 is a power of two that no mapping can have.)
+        if overflow || padded > UInt(Int.max) >> 1 || alignment > UInt(Int.max) >> 1 {
             buddy_errno_set(12)
             return nil
         }
