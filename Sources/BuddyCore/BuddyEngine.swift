@@ -719,7 +719,7 @@ public struct BuddyEngine: Equatable {
     /// any more, whatever the error strategy, so this stops the program with a message.
     @inline(never)
     func freeListCorrupted(_ block: UnsafeMutablePointer<FreeLink>) -> Never {
-        countBadPointer(.invalidPointer)
+        countMisuse(.heapCorruption)
         reportCorruption("malloc()", UnsafeRawPointer(block), strategy: nil)
         buddy_os_abort()
     }

@@ -7,7 +7,8 @@ import CBuddySupport
 //   - goes straight to the system allocator when the thread is already inside the allocator
 //     (re-entry through libc, the runtime, or a signal handler), so the pool lock is never
 //     taken twice;
-//   - hands requests larger than the maximum block, and pointers no pool owns, to glibc.
+//   - maps requests larger than the maximum block itself (Oversize.swift), and hands pointers
+//     no pool or oversize block owns to glibc.
 
 private let ENOMEM_: Int32 = 12
 private let EINVAL_: Int32 = 22
@@ -26,7 +27,7 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -
     if entry.aligned { pool.countAlignment(alignment) }
     let geometry = pool.geometry
     let limit = UInt(geometry.maxBlock)
-    if size > limit || alignment > limit { return systemAllocate(size, alignment: alignment, pool: pool, entry: entry) }
+    if size > limit || alignment > limit { return allocateOversize(size, alignment: alignment, pool: pool, entry: entry) }
     if buddy_thread_deferred() != nil { drainDeferredFrees(pool) }
     // A block's order, or a slab class's code (Slab.swift).
     let order = pool.code(forSize: size, alignment: alignment)
@@ -66,14 +67,148 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -
     return block
 }
 
-/// The system allocator for what the pool does not serve (glibc sets errno itself).
+/// The system allocator, while the process has no pool (glibc sets errno itself).
 @inline(never)
-private func systemAllocate(_ size: UInt, alignment: UInt, pool: BuddyEngine? = nil, entry: Entry = .malloc) -> UnsafeMutableRawPointer? {
-    pool?.countSystemRequest(size)
-    let block = alignment <= minimumAlignment ? __libc_malloc(Int(bitPattern: size))
+private func systemAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+    alignment <= minimumAlignment ? __libc_malloc(Int(bitPattern: size))
         : __libc_memalign(Int(bitPattern: alignment), Int(bitPattern: size))
-    if block == nil { pool?.countFailure(entry) }
+}
+
+/// A block larger than the maximum block (or more aligned): a mapping of its own, recorded in
+/// the oversize table (Oversize.swift); fresh from mmap, so already zeroed. Sets ENOMEM on failure.
+@inline(never)
+private func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry) -> UnsafeMutableRawPointer? {
+    pool.countSystemRequest(size)
+    guard let block = Oversize.allocate(size, alignment: alignment) else {
+        pool.countFailure(entry)
+        buddy_errno_set(ENOMEM_)
+        return nil
+    }
+    // (malloc's blocks are profiled by its instrumented path, as in countSlowAllocation.)
+    if case .malloc = entry {} else if pool.state.pointee.stats.profileSampleBytes != 0, let cache = BuddyEngine.threadCounters() {
+        AllocationProfile.allocated(block, size: size, cache: cache)
+    }
+    pool.stampActivity()
     return block
+}
+
+/// Frees a pointer no pool segment covers: a live oversize block (unmapped), a bad pointer
+/// (inside one, or a recently freed one's: reported), else glibc's. The caller has counted the call.
+@inline(never)
+private func freeOutside(_ pointer: UnsafeMutableRawPointer, _ pool: BuddyEngine, function: StaticString) {
+    let outer = buddy_thread_depth() == 0
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    switch Oversize.find(pointer, wait: outer) {
+    case .none: __libc_free(pointer)
+    case .busy:
+        // Re-entered while the table's lock is busy (maybe held by this thread): the free waits
+        // for the thread's next outer call, like a re-entrant free of a pool block.
+        pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
+        buddy_thread_set_deferred(pointer)
+    case .block:
+        // A sampled block leaves the profile before its address can be mapped again.
+        if pool.state.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
+        if Oversize.release(pointer) {
+            pool.stampActivity()
+        } else {
+            // Another thread freed it meanwhile.
+            pool.countMisuse(.doubleFree)
+            reportMisuse(function, pointer, .doubleFree, strategy: pool.config.errorStrategy)
+        }
+    case .bad(let misuse):
+        pool.countMisuse(misuse)
+        reportMisuse(function, pointer, misuse, strategy: pool.config.errorStrategy)
+    }
+}
+
+/// realloc of a pointer no pool segment covers: an oversize block's (back into the pool when
+/// the new size fits a block, else resized with mremap), a bad pointer, or glibc's.
+@inline(never)
+private func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
+    guard let pool = ProcessPool.existing, Oversize.mayKnow() else { return __libc_realloc(pointer, size) }
+    let outer = buddy_thread_depth() == 0
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    switch Oversize.find(pointer, wait: outer) {
+    case .none: return __libc_realloc(pointer, size)
+    case .busy:
+        buddy_errno_set(ENOMEM_)
+        return nil
+    case .bad(let found):
+        let misuse: Misuse
+        if case .doubleFree = found { misuse = .useAfterFree } else { misuse = found }
+        pool.countMisuse(misuse)
+        reportMisuse("realloc()", pointer, misuse, strategy: pool.config.errorStrategy)
+        buddy_errno_set(EINVAL_)
+        return nil
+    case .block(let bytes, _):
+        let newSize = UInt(bitPattern: size)
+        let profiled = pool.state.pointee.stats.profileSampleBytes != 0
+        if outer, newSize <= UInt(pool.geometry.maxBlock),
+           let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) {
+            // Back into the pool: a block of its size, and the mapping goes back to the OS.
+            moved.copyMemory(from: pointer, byteCount: Int(min(newSize, bytes)))
+            if profiled { AllocationProfile.freed(pointer) }
+            _ = Oversize.release(pointer)
+            return moved
+        }
+        pool.countSystemRequest(newSize)
+        guard let resized = Oversize.resize(pointer, to: newSize, wait: outer) else {
+            if outer { pool.countFailure(.realloc) }
+            return nil
+        }
+        if resized != pointer, profiled { AllocationProfile.freed(pointer) }
+        pool.stampActivity()
+        return resized
+    }
+}
+
+/// malloc_usable_size of a pointer no pool segment covers: an oversize block's mapping (whole
+/// pages, all the caller's), 0 for a bad pointer (reported), else glibc's answer.
+@inline(never)
+private func usableOutside(_ pointer: UnsafeMutableRawPointer) -> Int {
+    guard let pool = ProcessPool.existing, Oversize.mayKnow() else { return buddy_system_usable_size(pointer) }
+    let outer = buddy_thread_depth() == 0
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    switch Oversize.find(pointer, wait: outer) {
+    case .none: return buddy_system_usable_size(pointer)
+    case .busy: return 0
+    case .block(let bytes, _): return Int(bitPattern: bytes)
+    case .bad(let found):
+        let misuse: Misuse
+        if case .doubleFree = found { misuse = .useAfterFree } else { misuse = found }
+        pool.countMisuse(misuse)
+        reportMisuse("malloc_usable_size()", pointer, misuse, strategy: pool.config.errorStrategy)
+        return 0
+    }
+}
+
+/// free_sized and free_aligned_sized: a size the block cannot have been allocated with is a
+/// misuse, counted and reported with the error strategy (under log the block is freed all the
+/// same). The rule never rejects a correct program: the size must be at most the block's usable
+/// size, and 0 only for a block a zero-byte request gets (the smallest block, one of the
+/// alignment's size, or an oversize block asked for with 0). Pointers of glibc's are not checked.
+@inline(never)
+private func checkFreedSize(_ pointer: UnsafeMutableRawPointer, _ size: UInt, alignment: UInt, function: StaticString) {
+    guard buddy_thread_depth() == 0, let pool = ProcessPool.existing else { return }
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    let usable: UInt, smallest: UInt
+    if isPoolPointer(pointer) {
+        // Not an allocated block: free reports it.
+        guard case .allocated(let code) = pool.classify(pointer) else { return }
+        usable = UInt(pool.size(ofCode: code))
+        smallest = max(UInt(pool.geometry.minBlock), alignment)
+    } else {
+        guard case .block(let bytes, let requested) = Oversize.find(pointer, wait: true) else { return }
+        usable = bytes
+        smallest = requested == 0 ? bytes : 0
+    }
+    if size <= usable && (size != 0 || usable <= smallest) { return }
+    pool.countMisuse(.wrongSize)
+    reportMisuse(function, pointer, .wrongSize, strategy: pool.config.errorStrategy, size: size, usable: usable)
 }
 
 /// Frees a pointer some pool segment covers. The caller has entered the allocator.
@@ -101,7 +236,7 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
     pool.unlock(locked)
     switch outcome {
     case .released: break
-    case .foreign: __libc_free(pointer) // the segment was released while we looked it up
+    case .foreign: freeOutside(pointer, pool, function: function) // the segment went away meanwhile, or a deferred oversize free
     default: reportBadPointer(function, pointer, outcome, strategy: pool.config.errorStrategy)
     }
 }
@@ -296,6 +431,7 @@ private func freeInstrumented(_ pointer: UnsafeMutableRawPointer, _ cache: Unsaf
 private func freeForeign(_ pointer: UnsafeMutableRawPointer) {
     if let pool = ProcessPool.existing {
         if buddy_thread_depth() == 0 { pool.countCall(.free) } else { pool.countReentrantCall() }
+        if Oversize.mayKnow() { return freeOutside(pointer, pool, function: "free()") }
     }
     __libc_free(pointer)
 }
@@ -339,18 +475,20 @@ private func countFailure(_ entry: Entry) {
     if buddy_thread_depth() == 0, let pool = ProcessPool.existing { pool.countFailure(entry) }
 }
 
-/// C23 `free_sized`: the size is a hint the pool does not need (the order map knows).
-/// (Counted as free_sized, and as free.)
+/// C23 `free_sized`: the pool does not need the size (the order map knows), but checks it
+/// (checkFreedSize). (Counted as free_sized, and as free.)
 @_cdecl("buddy_free_sized")
 public func buddy_free_sized(_ pointer: UnsafeMutableRawPointer?, _ size: Int) {
     countEntry(.freeSized)
+    if let pointer { checkFreedSize(pointer, UInt(bitPattern: size), alignment: 0, function: "free_sized()") }
     buddy_free(pointer)
 }
 
-/// C23 `free_aligned_sized`. (Counted as free_aligned_sized, and as free.)
+/// C23 `free_aligned_sized`, the size checked likewise. (Counted as free_aligned_sized, and as free.)
 @_cdecl("buddy_free_aligned_sized")
 public func buddy_free_aligned_sized(_ pointer: UnsafeMutableRawPointer?, _ alignment: Int, _ size: Int) {
     countEntry(.freeAlignedSized)
+    if let pointer { checkFreedSize(pointer, UInt(bitPattern: size), alignment: UInt(bitPattern: alignment), function: "free_aligned_sized()") }
     buddy_free(pointer)
 }
 
@@ -378,10 +516,8 @@ public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? 
         block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
         return block
     }
-    pool.countSystemRequest(total)
-    let block = __libc_calloc(count, size)
-    if block == nil { pool.countFailure(.calloc) }
-    return block
+    // A fresh mapping reads as zero: nothing to clear.
+    return allocateOversize(total, alignment: minimumAlignment, pool: pool, entry: .calloc)
 }
 
 /// realloc, by glibc's rules:
@@ -398,7 +534,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         buddy_free(pointer)
         return nil
     }
-    guard isPoolPointer(pointer) else { return __libc_realloc(pointer, size) }
+    guard isPoolPointer(pointer) else { return reallocOutside(pointer, size) }
     let newSize = UInt(bitPattern: size)
     if buddy_thread_depth() != 0 {
         // Re-entered: the block is the caller's, so its tag is stable; move it to the system.
@@ -421,9 +557,9 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     guard case .allocated(let order) = kind else {
         pool.unlock(locked)
         if case .foreign = kind { return __libc_realloc(pointer, size) }
-        let outcome = BuddyEngine.outcome(for: kind)
-        pool.countBadPointer(outcome)
-        reportBadPointer("realloc()", pointer, outcome, strategy: pool.config.errorStrategy)
+        let misuse = Misuse(BuddyEngine.outcome(for: kind), freeing: false)
+        pool.countMisuse(misuse)
+        reportMisuse("realloc()", pointer, misuse, strategy: pool.config.errorStrategy)
         buddy_errno_set(EINVAL_)
         return nil
     }
@@ -550,7 +686,7 @@ private func alignedAllocate(_ size: UInt, alignment: UInt, entry: Entry) -> Uns
 public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int {
     countEntry(.mallocUsableSize)
     guard let pointer else { return 0 }
-    guard isPoolPointer(pointer) else { return buddy_system_usable_size(pointer) }
+    guard isPoolPointer(pointer) else { return usableOutside(pointer) }
     guard let pool = ProcessPool.existing else { return 0 }
     // An allocated block's tag only changes when its owner frees it: no lock needed to read it.
     let kind = pool.classify(pointer)
@@ -558,9 +694,9 @@ public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
     case .allocated(let order): return pool.size(ofCode: order)
     case .foreign: return buddy_system_usable_size(pointer)
     default:
-        let outcome = BuddyEngine.outcome(for: kind)
-        pool.countBadPointer(outcome)
-        reportBadPointer("malloc_usable_size()", pointer, outcome, strategy: pool.config.errorStrategy)
+        let misuse = Misuse(BuddyEngine.outcome(for: kind), freeing: false)
+        pool.countMisuse(misuse)
+        reportMisuse("malloc_usable_size()", pointer, misuse, strategy: pool.config.errorStrategy)
         return 0
     }
 }

@@ -11,27 +11,72 @@ func buddyFatal(_ message: StaticString) -> Never {
     buddy_os_abort()
 }
 
+/// A misuse of the allocator's API the C layer reports (the report's `bad_pointers` kinds).
+enum Misuse {
+    /// Not the start of a block (inside one, or in free space).
+    case invalidPointer
+    /// free() of the start of a free block (freed twice).
+    case doubleFree
+    /// realloc() or malloc_usable_size() of the start of a free block.
+    case useAfterFree
+    /// A private pool's block given to free().
+    case otherPool
+    /// free_sized() or free_aligned_sized() with a size the block cannot have been asked for.
+    case wrongSize
+    /// A free block's links overwritten after its free (FreeLinks; reportCorruption).
+    case heapCorruption
+
+    /// The misuse a release outcome of `function` is: realloc and malloc_usable_size of a free
+    /// block use it after its free, they do not free it twice.
+    init(_ outcome: BuddyEngine.ReleaseOutcome, freeing: Bool) {
+        switch outcome {
+        case .doubleFree: self = freeing ? .doubleFree : .useAfterFree
+        case .otherPool: self = .otherPool
+        default: self = .invalidPointer
+        }
+    }
+}
+
 /// Reports a bad pointer on one line of stderr, naming the pointer, the function and the remedy.
 /// Called without any pool lock held. Aborts when the strategy says so.
 func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ outcome: BuddyEngine.ReleaseOutcome,
                       strategy: ErrorStrategy) {
+    reportMisuse(function, pointer, Misuse(outcome, freeing: true), strategy: strategy)
+}
+
+/// Reports a misuse (see reportBadPointer); `size` and `usable` describe a wrong size.
+func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse, strategy: ErrorStrategy,
+                  size: UInt = 0, usable: UInt = 0) {
     var line = LineBuffer()
     line.append("buddy: ")
     line.append(function)
     line.append(": ")
-    switch outcome {
-    case .doubleFree:
+    // (if-else, not a switch: a jump table here is an indirect jump tools/check-malloc-path.py
+    // cannot resolve.)
+    if case .doubleFree = misuse {
         line.append("double free of ")
         line.append(hex: UInt(bitPattern: pointer))
-        line.append(" (the block is already free: freed twice, or used after free)")
-    case .otherPool:
+        line.append(" (the start of a free block: freed twice, or a pointer that was never allocated)")
+    } else if case .useAfterFree = misuse {
+        line.append("use after free of ")
+        line.append(hex: UInt(bitPattern: pointer))
+        line.append(" (the block is free: its pointer was used after free())")
+    } else if case .otherPool = misuse {
         line.append("pointer ")
         line.append(hex: UInt(bitPattern: pointer))
         line.append(" belongs to a private pool (release it with buddy_pool_free)")
-    default:
+    } else if case .wrongSize = misuse {
+        line.append("wrong size ")
+        line.append(decimal: UInt64(size))
+        line.append(" for ")
+        line.append(hex: UInt(bitPattern: pointer))
+        line.append(" (its block holds ")
+        line.append(decimal: UInt64(usable))
+        line.append(" bytes: pass the size the block was allocated with)")
+    } else {
         line.append("invalid pointer ")
         line.append(hex: UInt(bitPattern: pointer))
-        line.append(" (inside the pool, not the start of an allocated block)")
+        line.append(" (not the start of a block)")
     }
     let aborting: Bool
     switch strategy {
@@ -40,11 +85,13 @@ func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ o
     }
     if aborting {
         line.append("; aborting (BUDDY_ON_ERROR=log reports and continues)\n")
+    } else if case .wrongSize = misuse {
+        line.append("; the block is freed\n")
     } else {
         line.append("; ignored, the pool is unchanged\n")
     }
     line.write(to: 2)
     // The call stack that passed the pointer, on the following lines; kept for the report.
-    BadPointerLog.record(function, pointer, outcome)
+    BadPointerLog.record(function, pointer, misuse)
     if aborting { buddy_os_abort() }
 }

@@ -38,7 +38,7 @@ enum FreeLinks {
         (cache.bins + bin).pointee.head = nil
         (cache.bins + bin).pointee.count = 0
         let pool = BuddyEngine(state: cache.pointee.pool)
-        pool.countBadPointer(.invalidPointer)
+        pool.countMisuse(.heapCorruption)
         reportCorruption("malloc()", block, strategy: pool.config.errorStrategy)
     }
 }
@@ -69,6 +69,6 @@ func reportCorruption(_ function: StaticString, _ block: UnsafeRawPointer, strat
         line.append("; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n")
     }
     line.write(to: 2)
-    BadPointerLog.record(function, block, kind: BadPointerLog.corruptionKind)
+    BadPointerLog.record(function, block, .heapCorruption)
     if aborting { buddy_os_abort() }
 }

@@ -84,7 +84,8 @@ extension OptionReader {
         line.append(byte: 61)
         line.append(cString: v, limit: 40)
         line.append(" has no effect without BUDDY_REPORT (set BUDDY_REPORT=stderr or a file path")
-        line.append(o == .profileSample ? ", or call buddy_report_write)\n" : ")\n")
+        // (`if case`, not ==: Equatable's == is a generic call the debug build does not specialise.)
+        if case .profileSample = o { line.append(", or call buddy_report_write)\n") } else { line.append(")\n") }
         emit(line)
     }
 

@@ -49,7 +49,7 @@ public enum Option: Int, CaseIterable, Sendable {
     public var meaning: StaticString {
         switch self {
         case .minBlock: return "Smallest block in bytes, a power of two >= 16. Every pointer is aligned to it."
-        case .maxBlock: return "Largest block, a power of two <= 1G. Larger requests go to the system allocator."
+        case .maxBlock: return "Largest block, a power of two <= 1G. Larger requests get a mapping of their own (whole pages)."
         case .initialSize: return "Bytes mapped for the first segment at the first call."
         case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
         case .maxPoolSize: return "Upper bound on the pool's segments; past it, requests fail with ENOMEM. 0: no limit."

@@ -178,7 +178,7 @@ extension BuddyEngine {
                 if _slowPath(offset >= UInt(header.pointee.carved) &* UInt(SlabClass.objectSize(c))
                              || offset % UInt(SlabClass.objectSize(c)) != 0
                              || tagAddress(n).pointee != Tag.free | UInt8(truncatingIfNeeded: code)) {
-                    countBadPointer(.invalidPointer)
+                    countMisuse(.heapCorruption)
                     reportCorruption("malloc()", UnsafeRawPointer(free), strategy: nil)
                 }
             }

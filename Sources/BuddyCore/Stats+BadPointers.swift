@@ -27,8 +27,9 @@ enum BadPointerLog {
     static let mappingBytes = headerBytes + capacity * recordBytes
 
     static let invalidKind: UInt64 = 0, doubleFreeKind: UInt64 = 1, otherPoolKind: UInt64 = 2
+    static let useAfterFreeKind: UInt64 = 3, wrongSizeKind: UInt64 = 4
     /// A free block's links overwritten (FreeLinks): the pointer is the block.
-    static let corruptionKind: UInt64 = 3
+    static let corruptionKind: UInt64 = 5
 
     /// The log, mapping it on first use; nil when the OS gives no memory.
     static func log() -> UnsafeMutableRawPointer? {
@@ -43,19 +44,7 @@ enum BadPointerLog {
     /// Records a bad pointer and writes its call stack to stderr, one frame per line after the
     /// "buddy: ..." line of reportBadPointer. Called without any allocator lock held.
     @inline(never)
-    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, _ outcome: BuddyEngine.ReleaseOutcome) {
-        let kind: UInt64
-        switch outcome {
-        case .doubleFree: kind = doubleFreeKind
-        case .otherPool: kind = otherPoolKind
-        default: kind = invalidKind
-        }
-        record(function, pointer, kind: kind)
-    }
-
-    /// As above, with the record's kind.
-    @inline(never)
-    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, kind: UInt64) {
+    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse) {
         // Whatever the unwinder or dladdr allocate goes to glibc.
         buddy_thread_enter()
         defer { buddy_thread_leave() }
@@ -63,6 +52,15 @@ enum BadPointerLog {
             = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let count = withUnsafeMutableBytes(of: &frames) { raw in
             Int(buddy_backtrace(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), Int32(maxFrames)))
+        }
+        let kind: UInt64
+        switch misuse {
+        case .doubleFree: kind = doubleFreeKind
+        case .otherPool: kind = otherPoolKind
+        case .useAfterFree: kind = useAfterFreeKind
+        case .wrongSize: kind = wrongSizeKind
+        case .invalidPointer: kind = invalidKind
+        case .heapCorruption: kind = corruptionKind
         }
         let log = self.log()
         var index: UInt64 = 0
@@ -123,6 +121,8 @@ enum BadPointerLog {
         case doubleFreeKind: out.text(json ? "double_free" : "double free")
         case otherPoolKind: out.text(json ? "other_pool" : "another pool's pointer")
         case corruptionKind: out.text(json ? "heap_corruption" : "heap corruption")
+        case useAfterFreeKind: out.text(json ? "use_after_free" : "use after free")
+        case wrongSizeKind: out.text(json ? "wrong_size" : "wrong size")
         default: out.text(json ? "invalid_pointer" : "invalid pointer")
         }
     }

@@ -226,6 +226,16 @@ extension BuddyEngine {
         out.pointee.system_calls = buddy_atomic_load_u64_relaxed(&s.pointee.counters.systemCalls)
         out.pointee.system_bytes = buddy_atomic_load_u64_relaxed(&s.pointee.counters.systemBytes)
         out.pointee.reentrant_calls = buddy_atomic_load_u64_relaxed(&s.pointee.stats.reentrantCalls)
+        out.pointee.use_after_frees = buddy_atomic_load_u64_relaxed(&s.pointee.stats.useAfterFrees)
+        out.pointee.wrong_sizes = buddy_atomic_load_u64_relaxed(&s.pointee.stats.wrongSizes)
+        // Oversize blocks are the process pool's (malloc's): private pools refuse such requests.
+        if buddy_process_pool_get() == UnsafeMutableRawPointer(s) {
+            out.pointee.oversize_blocks = Oversize.liveBlocks
+            out.pointee.oversize_bytes = Oversize.liveBytes
+            out.pointee.oversize_peak_blocks = max(Oversize.peakBlocks, out.pointee.oversize_blocks)
+            out.pointee.oversize_peak_bytes = max(Oversize.peakBytes, out.pointee.oversize_bytes)
+        }
+        out.pointee.held = out.pointee.used &+ out.pointee.oversize_bytes
         out.pointee.segments_added = counters.segmentsAdded
         out.pointee.segments_released = counters.segmentsReleased
         out.pointee.released_bytes = counters.releasedBytes
@@ -286,7 +296,7 @@ extension BuddyEngine {
 
 /// The health of a pool, from documented thresholds (README, "Health"):
 ///
-///     bad pointers (invalid + double frees)           >= 1 : CRITICAL
+///     bad pointers (invalid + double frees + uses after free + wrong sizes) >= 1 : CRITICAL
 ///     failed allocations / allocation calls            > 0 : WARNING,  >= 1% : CRITICAL
 ///     external fragmentation, when free >= max(4 x max_block, reserved / 4)
 ///                                                     >= 50% : WARNING, >= 90% : CRITICAL
@@ -307,7 +317,7 @@ struct Health {
     var errorCount: UInt64 = 0
 
     init(_ s: UnsafeMutablePointer<buddy_stats>) {
-        errorCount = s.pointee.invalid_pointers &+ s.pointee.double_frees
+        errorCount = s.pointee.invalid_pointers &+ s.pointee.double_frees &+ s.pointee.use_after_frees &+ s.pointee.wrong_sizes
         if errorCount > 0 { badPointers = Health.critical }
         var failed: UInt64 = 0, allocationCalls: UInt64 = 0
         let calls = statsCalls(s), failed_ = statsFailures(s)

@@ -292,6 +292,10 @@ struct PoolStats {
     var latencyPeriod: Int
     /// The allocation-site profile's sampling period in bytes (0: off).
     var profileSampleBytes: UInt64
+    /// Misuses besides invalid pointers and double frees (atomic): realloc or malloc_usable_size
+    /// of a freed block, free_sized or free_aligned_sized with a wrong size.
+    var useAfterFrees: UInt64 = 0
+    var wrongSizes: UInt64 = 0
 
     /// A new pool's statistics, with the sampling settings the options asked for.
     init() {
@@ -420,6 +424,17 @@ extension BuddyEngine {
             countDirectLive(0 &- 1)
         }
         stampActivity()
+    }
+
+    /// A misuse the C layer found (counted atomically: callers hold no lock).
+    @inline(never) func countMisuse(_ misuse: Misuse) {
+        switch misuse {
+        case .doubleFree: countBadPointer(.doubleFree)
+        case .invalidPointer, .heapCorruption: countBadPointer(.invalidPointer)
+        case .otherPool: countBadPointer(.otherPool)
+        case .useAfterFree: buddy_atomic_add_u64_relaxed(&state.pointee.stats.useAfterFrees, 1)
+        case .wrongSize: buddy_atomic_add_u64_relaxed(&state.pointee.stats.wrongSizes, 1)
+        }
     }
 
     /// A call made from inside the allocator, served by glibc.

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/// glibc's own mallinfo2: its mmapped chunks are the blocks the pool handed to it (larger than
-/// the maximum block).
+/// glibc's own mallinfo2: its mmapped chunks (blocks it served before the pool existed, or in
+/// re-entrant calls); the pool's oversize blocks are added to them.
 __attribute__((noinline)) static struct mallinfo2 system_mallinfo2(void) {
     struct mallinfo2 none;
     memset(&none, 0, sizeof none);
@@ -45,8 +45,8 @@ struct mallinfo2 buddy_mallinfo2(void) {
     m.arena = s.reserved;               // bytes in segments
     m.ordblks = free_blocks(&s, 0);     // free blocks
     m.smblks = free_blocks(&s, 1);      // blocks in thread caches (glibc: fastbin chunks)
-    m.hblks = system.hblks;             // glibc's mmapped chunks (requests above the maximum block)
-    m.hblkhd = system.hblkhd;
+    m.hblks = system.hblks + s.oversize_blocks;     // mapped blocks: oversize ones, and glibc's own
+    m.hblkhd = system.hblkhd + s.oversize_bytes;
     m.usmblks = 0;                      // always 0, as in glibc
     m.fsmblks = s.cached;               // bytes in thread caches
     m.uordblks = s.used;                // bytes the program holds
@@ -78,6 +78,8 @@ void buddy_malloc_stats(void) {
     int ok = snapshot(&s) == 0;
     struct mallinfo2 system = system_mallinfo2();
     if (!ok) memset(&s, 0, sizeof s);
+    system.hblks += s.oversize_blocks;  // mapped blocks: oversize ones, and glibc's own
+    system.hblkhd += s.oversize_bytes;
     int n = snprintf(text, sizeof text,
                      "Arena 0:\n"
                      "system bytes     = %10u\n"
@@ -110,6 +112,8 @@ int buddy_malloc_info(int options, FILE *fp) {
     buddy_thread_enter();
     if (snapshot(&s) != 0) memset(&s, 0, sizeof s);
     struct mallinfo2 system = system_mallinfo2();
+    system.hblks += s.oversize_blocks;  // mapped blocks: oversize ones, and glibc's own
+    system.hblkhd += s.oversize_bytes;
     uint64_t cached_blocks = free_blocks(&s, 1), free_count = free_blocks(&s, 0);
     n = snprintf(line, sizeof line, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
     put(fp, line, n, sizeof line);

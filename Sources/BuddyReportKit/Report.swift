@@ -28,9 +28,11 @@ public struct Report: Sendable, Equatable, Decodable {
     public var calls: [String: Int]
     /// Failed calls (ENOMEM and the like) by entry point.
     public var failures: [String: Int]
-    /// Bad pointers by kind ("invalid_pointer", "double_free").
+    /// Bad pointers by kind ("invalid_pointer", "double_free", "use_after_free", "wrong_size").
     public var errors: [String: Int]
     public var system: System
+    /// Live blocks above the maximum block (each mapped on its own); zero in older reports.
+    public var oversize: Oversize
     public var segments: Segments?
     public var orders: [Order]
     /// One per slab class of the pool, smallest first; empty when the pool has no slabs.
@@ -99,6 +101,34 @@ public struct Report: Sendable, Equatable, Decodable {
         public var peakUsed: Int
         public var liveAllocations: Int
         public var peakLiveAllocations: Int
+        /// Bytes the program holds, whoever serves them: used + the oversize blocks' bytes
+        /// (older reports: used + oversize bytes, as far as they say).
+        public var held: Int
+    }
+
+    /// Blocks above the maximum block: live now, and the most at once.
+    public struct Oversize: Sendable, Equatable, Decodable {
+        public var blocks: Int
+        public var bytes: Int
+        public var peakBlocks: Int
+        public var peakBytes: Int
+
+        public init(blocks: Int = 0, bytes: Int = 0, peakBlocks: Int = 0, peakBytes: Int = 0) {
+            self.blocks = blocks; self.bytes = bytes; self.peakBlocks = peakBlocks; self.peakBytes = peakBytes
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case blocks, bytes
+            case peakBlocks = "peak_blocks", peakBytes = "peak_bytes"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            blocks = try c.decodeIfPresent(Int.self, forKey: .blocks) ?? 0
+            bytes = try c.decodeIfPresent(Int.self, forKey: .bytes) ?? 0
+            peakBlocks = try c.decodeIfPresent(Int.self, forKey: .peakBlocks) ?? blocks
+            peakBytes = try c.decodeIfPresent(Int.self, forKey: .peakBytes) ?? bytes
+        }
     }
 
     /// Calls handed to glibc: larger than the maximum block, or re-entrant.
@@ -255,7 +285,7 @@ extension Report {
 extension Report {
     enum CodingKeys: String, CodingKey {
         case format, version, pid, program, reason, sequence, pool, time, config, memory, calls, failures
-        case errors, system, segments, orders, sizes, alignments, latency, health, profile
+        case errors, system, oversize, segments, orders, sizes, alignments, latency, health, profile
         case badPointers = "bad_pointers", slabClasses = "slab_classes"
     }
 
@@ -275,6 +305,8 @@ extension Report {
         failures = try c.decodeIfPresent([String: Int].self, forKey: .failures) ?? [:]
         errors = try c.decodeIfPresent([String: Int].self, forKey: .errors) ?? [:]
         system = try c.decodeIfPresent(System.self, forKey: .system) ?? System()
+        oversize = try c.decodeIfPresent(Oversize.self, forKey: .oversize) ?? Oversize()
+        if memory.held < memory.used + oversize.bytes { memory.held = memory.used + oversize.bytes }
         segments = try c.decodeIfPresent(Segments.self, forKey: .segments)
         orders = try c.decode([Order].self, forKey: .orders)
         slabClasses = try c.decodeIfPresent([SlabClass].self, forKey: .slabClasses) ?? []
@@ -297,6 +329,7 @@ extension Report.Memory: Decodable {
         case peakUsed = "peak_used"
         case liveAllocations = "live_allocations"
         case peakLiveAllocations = "peak_live_allocations"
+        case held
     }
 
     public init(from decoder: any Decoder) throws {
@@ -312,6 +345,7 @@ extension Report.Memory: Decodable {
         peakUsed = try c.decodeIfPresent(Int.self, forKey: .peakUsed) ?? used
         liveAllocations = try c.decodeIfPresent(Int.self, forKey: .liveAllocations) ?? 0
         peakLiveAllocations = try c.decodeIfPresent(Int.self, forKey: .peakLiveAllocations) ?? liveAllocations
+        held = try c.decodeIfPresent(Int.self, forKey: .held) ?? used
         // The ratios as the schema defines them, when the report leaves them out.
         usage = try c.decodeIfPresent(Double.self, forKey: .usage)
             ?? (reserved > 0 ? Double(used) / Double(reserved) : 0)

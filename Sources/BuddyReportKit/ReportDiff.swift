@@ -76,11 +76,13 @@ public struct ReportDiff: Sendable {
             bytes("requested") { $0.memory.requested },
             bytes("largest free block") { $0.memory.largestFreeBlock }, bytes("peak used") { $0.memory.peakUsed },
             bytes("system bytes") { $0.system.bytes },
+            bytes("oversize") { $0.oversize.bytes },
         ]
         let counts = [
             count("live allocations") { $0.memory.liveAllocations },
             count("peak live allocations") { $0.memory.peakLiveAllocations },
             count("segments") { $0.segments?.count ?? 0 }, count("system calls") { $0.system.calls },
+            count("oversize blocks") { $0.oversize.blocks },
         ]
         let ratios = [
             ratio("usage") { $0.memory.usage },

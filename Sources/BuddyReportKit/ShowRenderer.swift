@@ -73,8 +73,15 @@ public struct ShowRenderer {
                    + (m.slabSpare > 0 ? ", \(Units.bytes(m.slabSpare)) spare in slabs" : "")])
         table.add(["requested", Units.bytes(m.requested), "in \(m.liveAllocations) live allocations (peak \(m.peakLiveAllocations))"])
         table.add(["fragmentation", "", "internal \(Units.percent(m.internalFragmentation)), external \(Units.percent(m.externalFragmentation))"])
+        if r.oversize.blocks > 0 || r.oversize.peakBlocks > 0 {
+            table.add(["oversize", Units.bytes(r.oversize.bytes),
+                       "in \(r.oversize.blocks) live block\(r.oversize.blocks == 1 ? "" : "s") above the maximum block, mapped directly (peak \(Units.bytes(r.oversize.peakBytes)) in \(r.oversize.peakBlocks))"])
+        }
+        if m.held != m.used {
+            table.add(["held", Units.bytes(m.held), "by the program in all: used + oversize"])
+        }
         if r.system.calls > 0 || r.system.bytes > 0 {
-            table.add(["system", Units.bytes(r.system.bytes), "in \(r.system.calls) calls handed to glibc (larger than the maximum block, or re-entrant)"])
+            table.add(["system", Units.bytes(r.system.bytes), "in \(r.system.calls) requests larger than the maximum block so far"])
         }
         return ["memory"] + table.render()
     }
@@ -241,7 +248,7 @@ public struct ShowRenderer {
     }
 
     static func errorOrder(_ kind: String) -> Int {
-        ["invalid_pointer": 0, "double_free": 1][kind] ?? 2
+        ["invalid_pointer": 0, "double_free": 1, "use_after_free": 2, "wrong_size": 3][kind] ?? 4
     }
 
     /// "invalid_pointer" -> "invalid pointers", "double_free" -> "double frees".
@@ -249,6 +256,8 @@ public struct ShowRenderer {
         switch kind {
         case "invalid_pointer": return plural ? "invalid pointers" : "invalid pointer"
         case "double_free": return plural ? "double frees" : "double free"
+        case "use_after_free": return plural ? "uses after free" : "use after free"
+        case "wrong_size": return plural ? "wrong sizes" : "wrong size"
         default: return kind.replacingOccurrences(of: "_", with: " ")
         }
     }

@@ -588,9 +588,11 @@ static void check_large(void) {
         if (!p) continue;
         size_t u = malloc_usable_size(p);
         CHECK("large/usable", u >= n, "malloc(%zu): usable %zu", n, u);
+        // Above the maximum block: a mapping of its own, the request in whole pages.
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
         if (buddy)
-            CHECK("large/from-system-buddy", u != next_pow2(n) && u < n + 64 * KiB,
-                  "malloc(%zu): usable %zu looks like a pool block, expected glibc's (about the request)", n, u);
+            CHECK("large/mapped-buddy", u == ((n + page - 1) & ~(page - 1)),
+                  "malloc(%zu): usable %zu, expected the request in whole pages", n, u);
         memset(p, 0x42, u);
         fill(p, n, 9);
         unsigned char *q = realloc(p, n * 2);

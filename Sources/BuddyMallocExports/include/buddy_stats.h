@@ -126,6 +126,16 @@ struct buddy_stats {
     uint32_t slab_pad_;         ///< (0)
     uint64_t slab_spare;        ///< bytes in slabs outside live and cached objects (headers, free objects, slack): counted in free
     struct buddy_slab_stats slab_classes[BUDDY_STATS_MAX_SLAB_CLASSES];
+
+    // Blocks above the maximum block, each a mapping of its own (appended with them), and the
+    // misuses found besides invalid pointers and double frees.
+    uint64_t oversize_blocks;       ///< live blocks above the maximum block
+    uint64_t oversize_bytes;        ///< their bytes (whole pages: their usable sizes), not in reserved
+    uint64_t oversize_peak_blocks;  ///< the most live at once
+    uint64_t oversize_peak_bytes;   ///< the most bytes live at once
+    uint64_t held;                  ///< bytes the program holds, whoever serves them: used + oversize_bytes
+    uint64_t use_after_frees;       ///< realloc or malloc_usable_size of a freed block
+    uint64_t wrong_sizes;           ///< free_sized or free_aligned_sized with a size the block cannot have
 };
 
 /// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means

@@ -28,10 +28,9 @@ typedef struct buddy_thread_state {
     uint32_t depth;
     /// This thread's lock-owner id (buddy_lock_owner_id): 0 until the thread first takes a lock.
     uint32_t lock_id;
-    /// The locks each fork prepare handler of this thread took, 4 bits a nesting level (a
+    /// The locks each fork prepare handler of this thread took, 8 bits a nesting level (a
     /// signal handler may fork while its thread is inside fork): ProcessPool's fork handlers.
-    uint32_t fork_taken;
-    uint32_t reserved;
+    uint64_t fork_taken;
     /// Pool blocks freed while re-entered; they are released at the thread's next outer call.
     void *deferred_free;
     /// The thread's cache (ThreadCache.swift): NULL until the first call, BUDDY_CACHE_DISABLED
@@ -174,7 +173,8 @@ void buddy_report_target_set(const char *v);
 int buddy_register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 /// The locks of one fork, a bit each (ProcessPool's fork handlers record which they took).
-enum { BUDDY_FORK_PROCESS_LOCK = 1, BUDDY_FORK_POOL_LOCK = 2, BUDDY_FORK_MAP_LOCK = 4, BUDDY_FORK_STDIO_LOCK = 8 };
+enum { BUDDY_FORK_PROCESS_LOCK = 1, BUDDY_FORK_POOL_LOCK = 2, BUDDY_FORK_MAP_LOCK = 4, BUDDY_FORK_STDIO_LOCK = 8,
+       BUDDY_FORK_OVERSIZE_LOCK = 16 };
 /// Takes the lock for fork's prepare handler unless the calling thread holds it already (a
 /// signal handler forking inside the allocator or inside fork): 1 when it took it.
 int buddy_fork_take(buddy_mutex *m);
@@ -187,10 +187,10 @@ int buddy_fork_take_stdio(void);
 /// may have reset it already: resetting twice is harmless, releasing twice is not).
 void buddy_fork_release_stdio(int child);
 /// A nesting-level stack of what each prepare handler took, in the thread's state.
-static inline void buddy_fork_push(uint32_t taken) { buddy_thread.fork_taken = (buddy_thread.fork_taken << 4) | (taken & 15u); }
+static inline void buddy_fork_push(uint32_t taken) { buddy_thread.fork_taken = (buddy_thread.fork_taken << 8) | (taken & 255u); }
 static inline uint32_t buddy_fork_pop(void) {
-    uint32_t taken = buddy_thread.fork_taken & 15u;
-    buddy_thread.fork_taken >>= 4;
+    uint32_t taken = (uint32_t)(buddy_thread.fork_taken & 255u);
+    buddy_thread.fork_taken >>= 8;
     return taken;
 }
 
@@ -249,5 +249,6 @@ __attribute__((noreturn)) void buddy_os_abort(void);
 // here so that every importer of this module sees it, and a build folder made before the file
 // existed rebuilds the module.)
 #include "buddy_report_support.h"
+#include "buddy_oversize_support.h"
 
 #endif

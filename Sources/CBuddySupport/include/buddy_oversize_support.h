@@ -1,0 +1,58 @@
+// C support for blocks above the maximum block (Oversize.swift): each is its own mapping, and a
+// side table in mapped memory (never Swift-allocated) records every live one. Allocation-free.
+#ifndef BUDDY_OVERSIZE_SUPPORT_H
+#define BUDDY_OVERSIZE_SUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "buddy_support.h"
+
+/// One live oversize block: the mapping starts at `base` (the pointer the program holds) and is
+/// `bytes` long (whole pages: the usable size); `requested` is what the program asked for.
+typedef struct buddy_oversize_entry {
+    uint64_t base;
+    uint64_t bytes;
+    uint64_t requested;
+    uint64_t reserved_;
+} buddy_oversize_entry;
+
+/// Recently unmapped oversize blocks (base, bytes), to tell a double free or a use after free
+/// of one from a pointer of glibc's.
+#define BUDDY_OVERSIZE_FREED_RING 64
+
+/// The side table: `count` entries sorted by base, in a mapping of `capacity` entries. Every
+/// field is written under `lock`; the figures are also read with atomic loads (reports).
+typedef struct buddy_oversize_table {
+    buddy_mutex lock;
+    uint32_t pad_;
+    buddy_oversize_entry *entries;
+    uint64_t capacity;
+    uint64_t count;
+    uint64_t live_bytes, peak_bytes, peak_blocks;
+    uint64_t freed_next;
+    uint64_t freed[BUDDY_OVERSIZE_FREED_RING][2];
+} buddy_oversize_table;
+
+extern buddy_oversize_table buddy_oversize;
+static inline buddy_oversize_table *buddy_oversize_get(void) { return &buddy_oversize; }
+/// Slot `i` (modulo the ring) of the freed ring: { base, bytes }.
+static inline uint64_t *buddy_oversize_freed_slot(uint64_t i) { return buddy_oversize.freed[i % BUDDY_OVERSIZE_FREED_RING]; }
+
+/// Fork handlers of the side table's lock (prepare: take it; parent: give it back; child: a
+/// fresh lock). ProcessPool's atfork handlers call them.
+/// Takes the table's lock unless this thread holds it (see buddy_fork_take): 1 when taken.
+int buddy_oversize_fork_prepare(void);
+void buddy_oversize_fork_parent(void);
+void buddy_oversize_fork_child(void);
+
+/// Maps `size` bytes (whole pages) of fresh, zeroed, private memory aligned to `alignment` (a
+/// power of two, at least the page), committed like glibc's own mmapped chunks (no
+/// MAP_NORESERVE), or returns NULL with errno ENOMEM.
+void *buddy_os_map_fresh(size_t size, size_t alignment);
+/// mremap: resizes the mapping at `base` from `old_size` to `new_size` bytes, moving it when
+/// `may_move` and it cannot grow in place. NULL (and the mapping intact) on failure. Preserves errno.
+void *buddy_os_remap(void *base, size_t old_size, size_t new_size, int may_move);
+/// 1 when the page holding `address` is mapped (mincore), else 0. Preserves errno.
+int buddy_os_is_mapped(const void *address);
+
+#endif
