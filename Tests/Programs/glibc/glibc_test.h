@@ -42,10 +42,12 @@ static int test_checks, test_failures;
     } while (0)
 
 // A check whose failure makes the rest meaningless (a NULL the program would dereference).
+// The condition is evaluated once (it may allocate or create a thread).
 #define REQUIRE(cond, ...)                                      \
     do {                                                        \
-        CHECK(cond, __VA_ARGS__);                               \
-        if (!(cond)) {                                          \
+        int required_ = (cond) ? 1 : 0;                         \
+        CHECK(required_, __VA_ARGS__);                          \
+        if (!required_) {                                       \
             printf("%s: FAILED (stopped at line %d)\n", test_name, __LINE__); \
             exit(1);                                            \
         }                                                       \
