@@ -138,6 +138,12 @@ int main(int argc, char **argv) {
     nthreads = atoi(argv[1]);
     int signals = atoi(argv[2]), forks = atoi(argv[3]);
     if (nthreads < 1 || nthreads > MAX_THREADS || signals < 0 || forks < 0) return 2;
+    // Programs started by the test runner (Foundation's Process) inherit a mask that blocks most
+    // signals; a shell starts them with none blocked, as the library expects.
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
     pthread_t threads[MAX_THREADS];
     for (int i = 0; i < nthreads; i++) pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
     int every = forks ? (signals > forks ? signals / forks : 1) : 0, forked = 0, bad_children = 0;
