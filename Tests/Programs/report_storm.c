@@ -9,7 +9,9 @@
 // forks a child that allocates from a new thread and from its only thread, checks, frees and
 // exits (half through exit(), which writes the child's exit report, half through _exit()).
 // Run it with BUDDY_REPORT set: the library's handler writes a report per signal (or shares one
-// between signals that arrive while one is written). The caller checks the reports.
+// between signals that arrive while one is written). The caller checks the reports. With
+// BUDDY_REPORT_SIGNAL=USR2 it sends SIGUSR2; with BUDDY_REPORT_SIGNAL=none it ignores SIGUSR1 first
+// (the library installs no handler then, and the default action would end the process).
 //
 // Exit 0 and "report_storm: ok ..." when every block held its pattern and every child exited 0;
 // a broken block prints "report_storm: FAIL" and aborts; a child that hangs is killed by alarm().
@@ -142,7 +144,11 @@ int main(int argc, char **argv) {
     // signals; a shell starts them with none blocked, as the library expects.
     sigset_t unblock;
     sigemptyset(&unblock);
-    sigaddset(&unblock, SIGUSR1);
+    int sig = SIGUSR1;
+    const char *configured = getenv("BUDDY_REPORT_SIGNAL");
+    if (configured && strcmp(configured, "USR2") == 0) sig = SIGUSR2;
+    if (configured && strcmp(configured, "none") == 0) signal(SIGUSR1, SIG_IGN);
+    sigaddset(&unblock, sig);
     sigprocmask(SIG_UNBLOCK, &unblock, NULL);
     pthread_t threads[MAX_THREADS];
     for (int i = 0; i < nthreads; i++) pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i);
@@ -150,8 +156,8 @@ int main(int argc, char **argv) {
     struct timespec pause = {0, 2 * 1000 * 1000}; // 2 ms: reports take time to write; let some land apart
     for (int i = 0; i < signals || forked < forks; i++) {
         if (i < signals) {
-            if (i % 2) raise(SIGUSR1);
-            else kill(getpid(), SIGUSR1);
+            if (i % 2) raise(sig);
+            else kill(getpid(), sig);
         }
         if (forked < forks && (i >= signals || (every && i % every == 0))) {
             pid_t pid = fork();
