@@ -37,8 +37,11 @@ struct mallinfo2 buddy_mallinfo2(void) {
     struct mallinfo2 m;
     memset(&m, 0, sizeof m);
     struct buddy_stats s;
-    buddy_thread_enter();
+    // The snapshot first, at the caller's depth: from the program it waits for the pool lock
+    // (inside the allocator, a signal handler's call, it only tries). Raised first, it only
+    // tried, and a busy pool answered glibc's figures or zeros.
     int ok = snapshot(&s) == 0;
+    buddy_thread_enter();
     struct mallinfo2 system = system_mallinfo2();
     buddy_thread_leave();
     if (!ok) return system;
@@ -74,8 +77,11 @@ struct mallinfo buddy_mallinfo(void) {
 void buddy_malloc_stats(void) {
     struct buddy_stats s;
     char text[512];
-    buddy_thread_enter();
+    // The snapshot first, at the caller's depth: from the program it waits for the pool lock
+    // (inside the allocator, a signal handler's call, it only tries). Raised first, it only
+    // tried, and a busy pool answered glibc's figures or zeros.
     int ok = snapshot(&s) == 0;
+    buddy_thread_enter();
     struct mallinfo2 system = system_mallinfo2();
     if (!ok) memset(&s, 0, sizeof s);
     system.hblks += s.oversize_blocks;  // mapped blocks: oversize ones, and glibc's own
@@ -109,8 +115,8 @@ int buddy_malloc_info(int options, FILE *fp) {
     struct buddy_stats s;
     char line[256];
     int n;
+    if (snapshot(&s) != 0) memset(&s, 0, sizeof s); // (before the depth is raised: see mallinfo2)
     buddy_thread_enter();
-    if (snapshot(&s) != 0) memset(&s, 0, sizeof s);
     struct mallinfo2 system = system_mallinfo2();
     system.hblks += s.oversize_blocks;  // mapped blocks: oversize ones, and glibc's own
     system.hblkhd += s.oversize_bytes;

@@ -89,3 +89,18 @@ struct GlibcSuiteTests {
         ProgramRunner.expectLibraryUsed(run, what)
     }
 }
+
+@Suite("glibc's introspection calls on a busy pool")
+struct IntrospectionBusyTests {
+    /// mallinfo2 waits for the pool lock like glibc's waits for its arena's: while another thread
+    /// keeps the pool busy, every call still reports the pool (found by the tst-malloc_info
+    /// rewrite: the calls used to only try the lock and answered glibc's figures or zeros).
+    @Test("mallinfo2 sees the pool while another thread takes its lock")
+    func mallinfoWaitsForThePool() throws {
+        let program = try Harness.compileC("introspection_busy")
+        let run = try ProgramRunner.runPreloaded([program, "3000"], timeout: 60)
+        #expect(run.result.status == 0 && run.result.stdout.contains("introspection_busy: ok"),
+                "status \(run.result.status) signal \(run.result.signal): \(run.result.stdout) \(run.result.stderr.prefix(1000))")
+        ProgramRunner.expectLibraryUsed(run, "introspection_busy")
+    }
+}
