@@ -388,10 +388,15 @@ public struct BuddyEngine: Equatable {
         // grow (BUDDY_MAX_POOL, or the OS said no), any segment.
         let wanted = sizeClass(ofOrder: order)
         var found = take(order: order, sizeClass: wanted)
-        if found == nil, mayGrow, let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) {
-            found = (top, geometry.maxOrder, grown, true)
+        if found == nil, mayGrow {
+            found = growOrTakeAny(order: order, sizeClass: wanted)
+            // At the limit (BUDDY_MAX_POOL, or the OS refused): the empty slabs the classes keep
+            // go back first (they coalesce with their buddies), then one more try. (The callers
+            // flushed their thread's cache before asking to grow.)
+            if found == nil, releaseEmptySlabs() > 0 {
+                found = take(order: order, sizeClass: wanted) ?? growOrTakeAny(order: order, sizeClass: wanted)
+            }
         }
-        if found == nil, mayGrow, segregated { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
         guard let (block, takenOrder, segment, carved) = found else {
             if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
             return nil
@@ -421,6 +426,14 @@ public struct BuddyEngine: Equatable {
             state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
         }
         return UnsafeMutableRawPointer(block)
+    }
+
+    /// A new segment's first top-order block; when the pool may not grow, a block of any size
+    /// class's segments.
+    private func growOrTakeAny(order: Int, sizeClass wanted: UInt8)
+        -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
+        if let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) { return (top, geometry.maxOrder, grown, true) }
+        return segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil
     }
 
     /// Matches a segment of any size class in `take`.

@@ -50,4 +50,12 @@ struct LimitsTests {
             #expect(!result.stderr.contains("buddy:"), "BUDDY_MAX_BLOCK=\(maxBlock): \(result.stderr)")
         }
     }
+
+    @Test("BUDDY_MAX_POOL: a request at the limit gets the memory that cached blocks and kept empty slabs hold")
+    func boundedPoolFlushesBeforeFailing() throws {
+        let result = try runLimits(["pool-flush"], environment: ["BUDDY_MAX_POOL": "8M"])
+        #expect(result.status == 0 && result.stdout.contains("big ok errno 0"),
+                "a 4 MiB block in an 8 MiB pool holding ~135 KB: status \(result.status) signal \(result.signal)\n\(result.stdout)\n\(result.stderr)")
+        #expect(!result.stderr.contains("buddy:"), "\(result.stderr)")
+    }
 }

@@ -92,7 +92,7 @@ static void *churn(void *arg) {
     (void)arg;
     // Small blocks and slab objects of many classes, all freed: they stay in this thread's cache
     // and in the classes' kept slabs until the thread exits.
-    enum { N = 2000 };
+    enum { N = 200 };
     static __thread void *blocks[N];
     unsigned state = 7;
     for (int round = 0; round < 4; round++) {
