@@ -173,6 +173,12 @@ struct PoolState {
     /// Bytes in slabs that no object out of them covers (headers, free and uncarved objects,
     /// slack): allocated to the pool, free to the program.
     var slabSpareBytes: UInt = 0
+    /// The smallest segment the OS refused to map, and when (monotonic ns); 0: none. No mapping
+    /// of that size or larger is tried again until the pool gives memory back to the OS or a
+    /// second has passed (see grow), so a program at the end of its address space does not
+    /// make a failing mmap per call.
+    var refusedSegmentSize: Int = 0
+    var refusedAt: UInt64 = 0
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -385,16 +391,22 @@ public struct BuddyEngine: Equatable {
         let geometry = self.geometry
         // The oldest segment of the order's size class that can serve the request serves it
         // (newer segments drain); then a new segment of that class; then, when the pool may not
-        // grow (BUDDY_MAX_POOL, or the OS said no), any segment.
+        // grow (BUDDY_MAX_POOL, or the OS said no), any segment. While the OS refuses segments,
+        // any segment comes before a new one: no mmap that is likely to fail.
         let wanted = sizeClass(ofOrder: order)
         var found = take(order: order, sizeClass: wanted)
+        if found == nil, mayGrow, segregated, mapRecentlyRefused { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
         if found == nil, mayGrow {
             found = growOrTakeAny(order: order, sizeClass: wanted)
             // At the limit (BUDDY_MAX_POOL, or the OS refused): the empty slabs the classes keep
-            // go back first (they coalesce with their buddies), then one more try. (The callers
-            // flushed their thread's cache before asking to grow.)
+            // go back first (they coalesce with their buddies), then one more try; growing again
+            // only if that unmapped a segment. (The callers flushed their thread's cache before
+            // asking to grow.)
+            let segmentBytes = state.pointee.segmentBytes
             if found == nil, releaseEmptySlabs() > 0 {
-                found = take(order: order, sizeClass: wanted) ?? growOrTakeAny(order: order, sizeClass: wanted)
+                found = take(order: order, sizeClass: wanted)
+                    ?? (state.pointee.segmentBytes < segmentBytes ? growOrTakeAny(order: order, sizeClass: wanted)
+                        : segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil)
             }
         }
         guard let (block, takenOrder, segment, carved) = found else {
@@ -723,19 +735,45 @@ public struct BuddyEngine: Equatable {
 
     /// Maps a new segment: the pool grows from S to about S * growthFactor bytes, in a power of
     /// two >= the minimum segment, capped by maxPoolSize (falling back to the minimum segment).
+    /// When the OS refuses (ulimit -v, overcommit), half the size is tried, down to the minimum
+    /// segment (the smallest that holds a top-order block, so any request). For a second after
+    /// a refusal (or until the pool unmaps a segment), growth starts below the refused size, so
+    /// a failing request costs one failed mmap (as glibc's does), not the whole halving again;
+    /// the minimum segment is always tried (the address space may have come back meanwhile).
     func grow(sizeClass: UInt8 = 0) -> UnsafeMutablePointer<Segment>? {
         let config = state.pointee.config
         let current = Int(state.pointee.segmentBytes)
-        var size = config.minSegment
+        let minimum = config.minSegment
+        var size = minimum
         let wanted = Double(current) * (config.growthFactor - 1.0)
         if wanted > Double(size) { size = roundUpToPowerOfTwo(wanted >= 0x1p40 ? 1 << 40 : Int(wanted)) }
         if config.maxPoolSize != 0 && current + size > config.maxPoolSize {
-            size = config.minSegment
+            size = minimum
             if current + size > config.maxPoolSize { return nil }
         }
-        let segment = mapSegment(size: size)
-        segment?.pointee.sizeClass = sizeClass
-        return segment
+        if mapRecentlyRefused { size = max(minimum, min(size, state.pointee.refusedSegmentSize / 2)) }
+        while true {
+            if let segment = mapSegment(size: size) {
+                segment.pointee.sizeClass = sizeClass
+                return segment
+            }
+            state.pointee.refusedSegmentSize = size
+            state.pointee.refusedAt = buddy_os_monotonic_ns()
+            if size <= minimum { return nil }
+            size /= 2
+        }
+    }
+
+    /// How long a refused segment size is not tried again (unless the pool unmaps a segment).
+    static let refusalMemoryNs: UInt64 = 1_000_000_000
+
+    /// Whether the OS refused a segment less than refusalMemoryNs ago (and the pool has not
+    /// unmapped one since); forgets an older refusal.
+    var mapRecentlyRefused: Bool {
+        if state.pointee.refusedSegmentSize == 0 { return false }
+        if buddy_os_monotonic_ns() &- state.pointee.refusedAt < BuddyEngine.refusalMemoryNs { return true }
+        state.pointee.refusedSegmentSize = 0
+        return false
     }
 
     // MARK: Segments by size class
@@ -838,6 +876,7 @@ public struct BuddyEngine: Equatable {
         state.pointee.segmentBytes &-= s.size
         state.pointee.uncarvedBytes &-= s.size &- s.frontier
         state.pointee.counters.segmentsReleased &+= 1
+        state.pointee.refusedSegmentSize = 0 // address space came back: a larger mapping may fit again
         if s.ownsMemory { buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: s.base), Int(s.size)) }
         buddy_os_unmap(s.orderMap, s.orderMapBytes)
         SegmentTable.release(segment)

@@ -228,8 +228,64 @@ func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLoca
         buddy_os_fail_map_after(0)
         expectInvariants(pool)
         #expect(pool.usage.segmentCount == 1)
-        #expect(pool.allocate(order: 0) != nil)              // and the pool grows again afterwards
+        pool.state.pointee.refusedAt = 0                     // a second later (see the next test)
+        #expect(pool.allocate(order: 0) != nil)              // the pool grows again afterwards
         #expect(pool.release(p) == .released)
+        expectInvariants(pool)
+    }
+
+    /// A refused segment: half the size is tried, down to the minimum segment. For a second
+    /// after a refusal (or until the pool unmaps a segment) growth starts below the refused size,
+    /// so a failing request costs one failed mapping, not the whole halving again.
+    @Test func aRefusedSegmentFallsBackToSmallerOnesAndIsNotRetried() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 1 << 20
+        config.releaseDelay = 3600
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentBytes == 1 << 20)
+        // The pool wants a 1 MiB segment; the OS refuses it: a 512 KiB one serves instead.
+        buddy_os_fail_map_after(1)
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        buddy_os_fail_map_after(0)
+        #expect(pool.usage.segmentBytes == (1 << 20) + (512 << 10))
+        #expect(pool.state.pointee.refusedSegmentSize == 1 << 20)
+        expectInvariants(pool)
+        // The next growth does not try 1 MiB (or more) again within the second: 512 KiB again.
+        for _ in 0..<8 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10))
+        for _ in 0..<7 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        // Within one request, each refused size is followed by half of it: 512 KiB refused,
+        // 256 KiB mapped.
+        buddy_os_fail_map_after(1)
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        buddy_os_fail_map_after(0)
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10) + (256 << 10))
+        #expect(pool.state.pointee.refusedSegmentSize == 512 << 10)
+        for _ in 0..<3 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        // The minimum segment refused: the request fails cleanly, counted once...
+        pool.state.pointee.refusedSegmentSize = 128 << 10
+        let failed = pool.counters.failedAllocations
+        buddy_os_fail_map_after(1)
+        #expect(pool.allocate(order: pool.geometry.maxOrder) == nil)
+        buddy_os_fail_map_after(0)
+        #expect(pool.state.pointee.refusedSegmentSize == 64 << 10)
+        #expect(pool.counters.failedAllocations == failed + 1)
+        expectInvariants(pool)
+        // ...and the next request tries the minimum segment again (the address space may have
+        // come back): a mapping each failing request, as glibc's malloc makes.
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10) + (256 << 10) + (64 << 10))
+        expectInvariants(pool)
+        // Unmapping a segment forgets the refusal at once.
+        pool.state.pointee.refusedSegmentSize = 64 << 10
+        pool.state.pointee.refusedAt = buddy_os_monotonic_ns()
+        for p in blocks.suffix(8) { #expect(pool.release(p) == .released) }
+        pool.trim()
+        #expect(pool.state.pointee.refusedSegmentSize == 0)
         expectInvariants(pool)
     }
 

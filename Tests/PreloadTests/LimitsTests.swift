@@ -58,4 +58,48 @@ struct LimitsTests {
                 "a 4 MiB block in an 8 MiB pool holding ~135 KB: status \(result.status) signal \(result.signal)\n\(result.stdout)\n\(result.stderr)")
         #expect(!result.stderr.contains("buddy:"), "\(result.stderr)")
     }
+
+    /// Failed mmap calls in an `strace -c` summary.
+    private func failedMaps(_ path: String) throws -> Int {
+        let summary = try String(contentsOfFile: path, encoding: .utf8)
+        for line in summary.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.last == "mmap" else { continue }
+            return fields.count == 6 ? Int(fields[4]) ?? -1 : 0
+        }
+        return 0
+    }
+
+    @Test("under ulimit -v, the pool falls back to smaller segments, near glibc's total, with few failed mmaps")
+    func boundedAddressSpace() throws {
+        let limit = 262_144 // KiB: 256 MiB of address space
+        let glibc = try runLimits(["until-null", "1"], preload: false, addressSpaceKiB: limit)
+        let glibcBlocks = try #require(number(after: "blocks", in: glibc.stdout), "glibc: \(glibc.stdout)\n\(glibc.stderr)")
+        let traced = Harness.has("strace")
+        let folder = try Harness.temporaryDirectory()
+        let trace = folder.appendingPathComponent("strace.txt").path
+        let result = try runLimits(["until-null", "1"], addressSpaceKiB: limit, strace: traced ? trace : nil)
+        #expect(result.status == 0, "status \(result.status) signal \(result.signal)\n\(result.stdout)\n\(result.stderr)")
+        let blocks = try #require(number(after: "blocks", in: result.stdout), "\(result.stdout)\n\(result.stderr)")
+        #expect(number(after: "errno", in: result.stdout) == 12, "the failing malloc's errno: \(result.stdout)")
+        // The library's own code (the Swift runtime inside it) and the order maps (1/16 of the
+        // segments) take address space glibc does not need: 85% of glibc's blocks (measured: 221
+        // of 252; 125 before the fallback).
+        #expect(blocks * 100 >= glibcBlocks * 85, "1 MiB blocks under ulimit -v \(limit): \(blocks), glibc \(glibcBlocks)")
+        #expect(result.stdout.contains("again 16 small ok"), "\(result.stdout)")
+        if traced {
+            let failed = try failedMaps(trace)
+            // Measured: 5 (glibc: 2; 15 before the fallback, each 256 MiB try needing 512 MiB).
+            #expect(failed <= 10, "failed mmap calls up to the first NULL: \(failed)")
+        }
+        // Still at the limit, 20000 more calls (1000 of 1 MiB, refused): each call that needs a
+        // segment tries the minimum one once (glibc's failing malloc: an mmap and a brk), never
+        // every segment size again (the address space may have come back since the last call).
+        let busy = try runLimits(["until-null", "1", "20000"], addressSpaceKiB: limit, strace: traced ? trace : nil)
+        #expect(busy.stdout.contains("large refused 1000"), "\(busy.stdout)\n\(busy.stderr)")
+        if traced {
+            let failed = try failedMaps(trace)
+            #expect(failed <= 20000 + 10, "failed mmap calls for 20000 calls at the limit: \(failed)")
+        }
+    }
 }

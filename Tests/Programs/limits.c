@@ -9,8 +9,9 @@
 //   threads N              N threads allocate, fill, check and free blocks of 1 B to 64 KiB
 //   pool-flush             BUDDY_MAX_POOL: a thread holding ~135 KB of small blocks still gets
 //                          a 4 MiB block after the other threads that used the pool exited
-//   until-null [MIB]       allocates MIB-MiB blocks (default 1) until NULL; prints the count and
-//                          errno, frees them, and checks the pool still works
+//   until-null [MIB [N]]   allocates MIB-MiB blocks (default 1) until NULL; prints the count and
+//                          errno; then, still at the limit, N more calls (one in 20 of MIB MiB,
+//                          the others small); frees everything and checks the pool still works
 //   calloc-rss             64 x calloc(1, 4 MiB), each touched once per 64 KiB: prints the RSS
 //                          growth and checks every touched byte is zero
 //   calloc-dirty           fills blocks of many sizes with garbage, frees them, then callocs the
@@ -140,7 +141,7 @@ static int pool_flush(void) {
 
 // MARK: until-null
 
-static int until_null(size_t mib) {
+static int until_null(size_t mib, int at_limit) {
     size_t size = mib << 20;
     enum { MAX = 1 << 16 };
     static void *blocks[MAX];
@@ -153,6 +154,22 @@ static int until_null(size_t mib) {
     }
     printf("blocks %d errno %d\n", count, saved);
     fflush(stdout);
+    // At the limit, a program goes on: more large requests fail, small ones are served from
+    // what the pool has (none of them may retry the mapping that just failed, call after call).
+    int refused = 0, served = 0;
+    static void *smalls[20000];
+    if (at_limit > 20000) at_limit = 20000;
+    for (int i = 0; i < at_limit; i++) {
+        if (i % 20 == 0) {
+            void *p = malloc(size);
+            if (p) free(p); else refused++;
+        }
+        smalls[i] = malloc(16 + (size_t)(i % 64) * 48);
+        if (smalls[i]) served++;
+    }
+    for (int i = 0; i < at_limit; i++) free(smalls[i]);
+    printf("at the limit: large refused %d, small served %d, calls refused %d\n", refused, served,
+           refused + (at_limit - at_limit / 20 - served));
     for (int i = 0; i < count; i++) free(blocks[i]);
     // The pool still works after the failure: small and large blocks again.
     int again = 0;
@@ -256,7 +273,8 @@ int main(int argc, char **argv) {
     const char *mode = argv[arg++];
     if (strcmp(mode, "threads") == 0) return threads(arg < argc ? atoi(argv[arg]) : 2);
     if (strcmp(mode, "pool-flush") == 0) return pool_flush();
-    if (strcmp(mode, "until-null") == 0) return until_null(arg < argc ? (size_t)atol(argv[arg]) : 1);
+    if (strcmp(mode, "until-null") == 0)
+        return until_null(arg < argc ? (size_t)atol(argv[arg]) : 1, arg + 1 < argc ? atoi(argv[arg + 1]) : 0);
     if (strcmp(mode, "calloc-rss") == 0) return calloc_rss();
     if (strcmp(mode, "calloc-dirty") == 0) return calloc_dirty();
     return 2;
