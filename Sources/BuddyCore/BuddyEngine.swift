@@ -293,6 +293,7 @@ public struct BuddyEngine: Equatable {
             current.pointee.freeAreas.update(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
             current.pointee.nonEmpty = 0
             current.pointee.frontier = 0
+            current.pointee.tailIsZero = false // the program wrote to it: carved blocks are dirty
             current.pointee.freeBytes = current.pointee.size
             state.pointee.freeBytes &+= current.pointee.size
             state.pointee.uncarvedBytes &+= current.pointee.size
@@ -387,7 +388,11 @@ public struct BuddyEngine: Equatable {
 
     /// As `allocate(order:)`; with `mayGrow` false it fails (without counting a failure) rather
     /// than map a segment, so a caller can first give back what it holds (its thread cache).
-    public func allocate(order: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
+    /// With `dirtyBytes`, it says how many bytes at the block's start may be non-zero: the rest
+    /// reads as zero (calloc clears only those). 0 for a block carved from a segment's tail that
+    /// no one has touched since mmap; a page for a block whose pages went back to the OS (its
+    /// first page keeps the free-list links and the released mark); else the whole block.
+    public func allocate(order: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
         // The oldest segment of the order's size class that can serve the request serves it
         // (newer segments drain); then a new segment of that class; then, when the pool may not
@@ -415,8 +420,14 @@ public struct BuddyEngine: Equatable {
         }
         var blockOrder = takenOrder
         let address = UInt(bitPattern: block)
-        // A carved block was never touched; a free one says whether its pages went back.
-        let released = carved || isReleased(UnsafeMutableRawPointer(block), order: blockOrder)
+        // A carved block was never touched (if the pool mapped it: an arena, or a segment after
+        // reset, may hold anything); a free one says whether its pages went back.
+        let pristine = carved && segment.pointee.tailIsZero
+        let released = pristine || (!carved && isReleased(UnsafeMutableRawPointer(block), order: blockOrder))
+        if let dirtyBytes {
+            let bytes = geometry.size(ofOrder: order)
+            dirtyBytes.pointee = pristine ? 0 : released ? min(buddy_os_page_size(), bytes) : bytes
+        }
         // Split: keep the lower half, put each upper half on the free area one order down (an
         // upper half of a released block lies in its released pages: released too).
         while blockOrder > order {
@@ -823,6 +834,9 @@ public struct BuddyEngine: Equatable {
             orderMap: map.bindMemory(to: UInt8.self, capacity: tagBytes), orderMapBytes: mapBytes,
             frontier: 0, freeBytes: size, freeAreas: areas, nonEmpty: 0, next: nil, ownsMemory: ownsMemory,
             pinned: state.pointee.segments == nil)
+        // Memory the pool mapped reads as zero until a block carved from it is used (a caller's
+        // arena may hold anything).
+        descriptor.pointee.tailIsZero = ownsMemory
         guard SegmentMap.assign(base, size, descriptor) else {
             _ = SegmentMap.assign(base, size, nil)
             buddy_os_unmap(map, mapBytes)

@@ -496,6 +496,81 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+/// What calloc must clear (allocate's dirtyBytes): the bytes at a block's start that may be
+/// non-zero, the rest reading as zero:
+///     carved from a pool-mapped segment's untouched tail: 0
+///     taken from blocks whose pages went back to the OS: min(page, block)
+///     anything else (reused, a caller's arena, after reset): the whole block
+@Suite struct ZeroedMemoryTests {
+    func allocate(_ pool: BuddyEngine, _ order: Int) throws -> (UnsafeMutableRawPointer, Int) {
+        var dirty = Int.max
+        let p = try #require(pool.allocate(order: order, mayGrow: true, dirtyBytes: &dirty))
+        return (p, dirty)
+    }
+
+    func isZero(_ p: UnsafeMutableRawPointer, from: Int, to: Int) -> Bool {
+        (from..<to).allSatisfy { p.load(fromByteOffset: $0, as: UInt8.self) == 0 }
+    }
+
+    @Test func freshReleasedAndReusedBlocks() throws {
+        var config = PoolConfig()
+        config.maxBlock = 1 << 20
+        config.initialSize = 4 << 20
+        config.releaseDelay = 3600
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let top = pool.geometry.maxOrder, size = pool.geometry.maxBlock, page = Int(buddy_os_page_size())
+        // Carved from the untouched tail: nothing to clear, and it does read as zero.
+        let (a, dirtyA) = try allocate(pool, top)
+        #expect(dirtyA == 0)
+        #expect(isZero(a, from: 0, to: size))
+        // A half of a carved block: the lower half is untouched too.
+        let (b, dirtyB) = try allocate(pool, top - 1)
+        #expect(dirtyB == 0 && isZero(b, from: 0, to: size / 2))
+        // Reused: the whole block may hold the program's data.
+        a.initializeMemory(as: UInt8.self, repeating: 0xA5, count: size)
+        #expect(pool.release(a) == .released)
+        let (a2, dirtyA2) = try allocate(pool, top)
+        #expect(a2 == a && dirtyA2 == size)
+        // Pages given back (trim): only the first page (links, mark, old data) may be dirty.
+        #expect(pool.release(a2) == .released)
+        pool.trim()
+        let (a3, dirtyA3) = try allocate(pool, top)
+        #expect(a3 == a && dirtyA3 == page)
+        #expect(isZero(a3, from: page, to: size))
+        // Blocks split from a released one: zero beyond their first page.
+        #expect(pool.release(a3) == .released)
+        pool.trim()
+        for order in [0, 3, top - 4, top - 1] {
+            let (p, dirty) = try allocate(pool, order)
+            let bytes = pool.geometry.size(ofOrder: order)
+            #expect(dirty <= page && isZero(p, from: min(dirty, bytes), to: bytes), "order \(order): dirty \(dirty)")
+            p.initializeMemory(as: UInt8.self, repeating: 0x5A, count: bytes)
+        }
+        expectInvariants(pool)
+        // After reset, the carved blocks are the program's old memory.
+        pool.reset()
+        for _ in 0..<4 {
+            let (p, dirty) = try allocate(pool, top)
+            #expect(dirty == size)
+            _ = p
+        }
+        let (f, dirtyF) = try allocate(pool, top)       // a new segment: untouched again
+        #expect(dirtyF == 0 && isZero(f, from: 0, to: size))
+        expectInvariants(pool)
+        _ = b
+    }
+
+    @Test func aCallersArenaIsNeverAssumedZero() throws {
+        let arena = Arena(size: 64 * 1024)
+        arena.base.initializeMemory(as: UInt8.self, repeating: 0xEE, count: arena.size)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        let (p, dirty) = try allocate(pool, pool.geometry.maxOrder)
+        #expect(p == arena.base && dirty == arena.size)
+    }
+}
+
 /// Segments by size class (the process pool's configuration): each class's blocks come from
 /// segments of that class, so
 ///     segment(block).sizeClass == sizeClass(order(block))
