@@ -173,10 +173,10 @@ struct PoolState {
     /// Bytes in slabs that no object out of them covers (headers, free and uncarved objects,
     /// slack): allocated to the pool, free to the program.
     var slabSpareBytes: UInt = 0
-    /// The smallest segment the OS refused to map, and when (monotonic ns); 0: none. No mapping
-    /// of that size or larger is tried again until the pool gives memory back to the OS or a
-    /// second has passed (see grow), so a program at the end of its address space does not
-    /// make a failing mmap per call.
+    /// The smallest segment the OS refused to map, and when (monotonic ns); 0: none. For a
+    /// second, or until the pool unmaps a segment, growth starts below it (down to the minimum
+    /// segment, always tried) and any segment with room serves first (see grow, allocate), so
+    /// a request at the end of the address space costs at most one failed mmap.
     var refusedSegmentSize: Int = 0
     var refusedAt: UInt64 = 0
 }

@@ -96,7 +96,7 @@ struct ThreadCache {
     var cachedSizeLimit: UInt = 0
     var smallOrders = SmallOrderTable()
     /// Bytes of the cache's own mapping when it did not fit in a pool block (a maximum block
-    /// smaller than the cache: BUDDY_MAX_BLOCK of 16 B to 2 KiB); 0 when it is a pool block.
+    /// smaller than the cache: BUDDY_MAX_BLOCK of 16 B to 1 KiB); 0 when it is a pool block.
     var mappedBytes: Int = 0
     // Followed by `binCount + slabBinCount` CacheBins.
 
