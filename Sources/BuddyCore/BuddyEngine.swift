@@ -175,6 +175,12 @@ struct PoolState {
     var slabSpareBytes: UInt = 0
     /// The key that the links stored in free memory are encoded with (see FreeLinks).
     var linkKey: UInt = 0
+    /// The smallest segment the OS refused to map, and when (monotonic ns); 0: none. For a
+    /// second, or until the pool unmaps a segment, growth starts below it (down to the minimum
+    /// segment, always tried) and any segment with room serves first (see grow, allocate), so
+    /// a request at the end of the address space costs at most one failed mmap.
+    var refusedSegmentSize: Int = 0
+    var refusedAt: UInt64 = 0
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -290,6 +296,7 @@ public struct BuddyEngine: Equatable {
             current.pointee.freeAreas.update(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
             current.pointee.nonEmpty = 0
             current.pointee.frontier = 0
+            current.pointee.tailIsZero = false // the program wrote to it: carved blocks are dirty
             current.pointee.freeBytes = current.pointee.size
             state.pointee.freeBytes &+= current.pointee.size
             state.pointee.uncarvedBytes &+= current.pointee.size
@@ -385,25 +392,46 @@ public struct BuddyEngine: Equatable {
 
     /// As `allocate(order:)`; with `mayGrow` false it fails (without counting a failure) rather
     /// than map a segment, so a caller can first give back what it holds (its thread cache).
-    public func allocate(order: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
+    /// With `dirtyBytes`, it says how many bytes at the block's start may be non-zero: the rest
+    /// reads as zero (calloc clears only those). 0 for a block carved from a segment's tail that
+    /// no one has touched since mmap; a page for a block whose pages went back to the OS (its
+    /// first page keeps the free-list links and the released mark); else the whole block.
+    public func allocate(order: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
         // The oldest segment of the order's size class that can serve the request serves it
         // (newer segments drain); then a new segment of that class; then, when the pool may not
-        // grow (BUDDY_MAX_POOL, or the OS said no), any segment.
+        // grow (BUDDY_MAX_POOL, or the OS said no), any segment. While the OS refuses segments,
+        // any segment comes before a new one: no mmap that is likely to fail.
         let wanted = sizeClass(ofOrder: order)
         var found = take(order: order, sizeClass: wanted)
-        if found == nil, mayGrow, let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) {
-            found = (top, geometry.maxOrder, grown, true)
+        if found == nil, mayGrow, segregated, mapRecentlyRefused { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
+        if found == nil, mayGrow {
+            found = growOrTakeAny(order: order, sizeClass: wanted)
+            // At the limit (BUDDY_MAX_POOL, or the OS refused): the empty slabs the classes keep
+            // go back first (they coalesce with their buddies), then one more try; growing again
+            // only if that unmapped a segment. (The callers flushed their thread's cache before
+            // asking to grow.)
+            let segmentBytes = state.pointee.segmentBytes
+            if found == nil, releaseEmptySlabs() > 0 {
+                found = take(order: order, sizeClass: wanted)
+                    ?? (state.pointee.segmentBytes < segmentBytes ? growOrTakeAny(order: order, sizeClass: wanted)
+                        : segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil)
+            }
         }
-        if found == nil, mayGrow, segregated { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
         guard let (block, takenOrder, segment, carved) = found else {
             if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
             return nil
         }
         var blockOrder = takenOrder
         let address = UInt(bitPattern: block)
-        // A carved block was never touched; a free one says whether its pages went back.
-        let released = carved || isReleased(UnsafeMutableRawPointer(block), order: blockOrder)
+        // A carved block was never touched (if the pool mapped it: an arena, or a segment after
+        // reset, may hold anything); a free one says whether its pages went back.
+        let pristine = carved && segment.pointee.tailIsZero
+        let released = pristine || (!carved && isReleased(UnsafeMutableRawPointer(block), order: blockOrder))
+        if let dirtyBytes {
+            let bytes = geometry.size(ofOrder: order)
+            dirtyBytes.pointee = pristine ? 0 : released ? min(buddy_os_page_size(), bytes) : bytes
+        }
         // Split: keep the lower half, put each upper half on the free area one order down (an
         // upper half of a released block lies in its released pages: released too).
         while blockOrder > order {
@@ -425,6 +453,14 @@ public struct BuddyEngine: Equatable {
             state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
         }
         return UnsafeMutableRawPointer(block)
+    }
+
+    /// A new segment's first top-order block; when the pool may not grow, a block of any size
+    /// class's segments.
+    private func growOrTakeAny(order: Int, sizeClass wanted: UInt8)
+        -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
+        if let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) { return (top, geometry.maxOrder, grown, true) }
+        return segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil
     }
 
     /// Matches a segment of any size class in `take`.
@@ -739,19 +775,45 @@ public struct BuddyEngine: Equatable {
 
     /// Maps a new segment: the pool grows from S to about S * growthFactor bytes, in a power of
     /// two >= the minimum segment, capped by maxPoolSize (falling back to the minimum segment).
+    /// When the OS refuses (ulimit -v, overcommit), half the size is tried, down to the minimum
+    /// segment (the smallest that holds a top-order block, so any request). For a second after
+    /// a refusal (or until the pool unmaps a segment), growth starts below the refused size, so
+    /// a failing request costs one failed mmap (as glibc's does), not the whole halving again;
+    /// the minimum segment is always tried (the address space may have come back meanwhile).
     func grow(sizeClass: UInt8 = 0) -> UnsafeMutablePointer<Segment>? {
         let config = state.pointee.config
         let current = Int(state.pointee.segmentBytes)
-        var size = config.minSegment
+        let minimum = config.minSegment
+        var size = minimum
         let wanted = Double(current) * (config.growthFactor - 1.0)
         if wanted > Double(size) { size = roundUpToPowerOfTwo(wanted >= 0x1p40 ? 1 << 40 : Int(wanted)) }
         if config.maxPoolSize != 0 && current + size > config.maxPoolSize {
-            size = config.minSegment
+            size = minimum
             if current + size > config.maxPoolSize { return nil }
         }
-        let segment = mapSegment(size: size)
-        segment?.pointee.sizeClass = sizeClass
-        return segment
+        if mapRecentlyRefused { size = max(minimum, min(size, state.pointee.refusedSegmentSize / 2)) }
+        while true {
+            if let segment = mapSegment(size: size) {
+                segment.pointee.sizeClass = sizeClass
+                return segment
+            }
+            state.pointee.refusedSegmentSize = size
+            state.pointee.refusedAt = buddy_os_monotonic_ns()
+            if size <= minimum { return nil }
+            size /= 2
+        }
+    }
+
+    /// How long a refused segment size is not tried again (unless the pool unmaps a segment).
+    static let refusalMemoryNs: UInt64 = 1_000_000_000
+
+    /// Whether the OS refused a segment less than refusalMemoryNs ago (and the pool has not
+    /// unmapped one since); forgets an older refusal.
+    var mapRecentlyRefused: Bool {
+        if state.pointee.refusedSegmentSize == 0 { return false }
+        if buddy_os_monotonic_ns() &- state.pointee.refusedAt < BuddyEngine.refusalMemoryNs { return true }
+        state.pointee.refusedSegmentSize = 0
+        return false
     }
 
     // MARK: Segments by size class
@@ -801,6 +863,9 @@ public struct BuddyEngine: Equatable {
             orderMap: map.bindMemory(to: UInt8.self, capacity: tagBytes), orderMapBytes: mapBytes,
             frontier: 0, freeBytes: size, freeAreas: areas, nonEmpty: 0, next: nil, ownsMemory: ownsMemory,
             pinned: state.pointee.segments == nil)
+        // Memory the pool mapped reads as zero until a block carved from it is used (a caller's
+        // arena may hold anything).
+        descriptor.pointee.tailIsZero = ownsMemory
         guard SegmentMap.assign(base, size, descriptor) else {
             _ = SegmentMap.assign(base, size, nil)
             buddy_os_unmap(map, mapBytes)
@@ -854,6 +919,7 @@ public struct BuddyEngine: Equatable {
         state.pointee.segmentBytes &-= s.size
         state.pointee.uncarvedBytes &-= s.size &- s.frontier
         state.pointee.counters.segmentsReleased &+= 1
+        state.pointee.refusedSegmentSize = 0 // address space came back: a larger mapping may fit again
         if s.ownsMemory { buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: s.base), Int(s.size)) }
         buddy_os_unmap(s.orderMap, s.orderMapBytes)
         SegmentTable.release(segment)

@@ -19,9 +19,12 @@ private let minimumAlignment: UInt = 16
 
 /// Allocates `size` bytes aligned to `alignment` (a power of two); sets ENOMEM on failure.
 /// Counts the block for `entry`, and the call itself when `call` (see Stats.swift).
+/// With `dirtyBytes` (set to Int.max by the caller), a block from the pool's free areas lowers it
+/// to the bytes at its start that may be non-zero (BuddyEngine.allocate): calloc's clearing.
 /// The caller has entered the allocator.
 @inline(__always)
-private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -> UnsafeMutableRawPointer? {
+private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
+                      dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
     guard let pool = ProcessPool.get() else { return systemAllocate(size, alignment: alignment) }
     if call { pool.countCall(entry) }
     if entry.aligned { pool.countAlignment(alignment) }
@@ -48,13 +51,13 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool) -
         return nil
     }
     var locked = pool.lock()
-    var block = pool.allocate(code: order, mayGrow: false)
+    var block = pool.allocate(code: order, mayGrow: false, dirtyBytes: dirtyBytes)
     if block == nil {
         // Before mapping a segment, give back this thread's cached blocks (see refill).
         pool.unlock(locked)
         if let cache = pool.threadCache() { pool.flushAll(cache) }
         locked = pool.lock()
-        block = pool.allocate(code: order, mayGrow: true)
+        block = pool.allocate(code: order, mayGrow: true, dirtyBytes: dirtyBytes)
     }
     pool.unlock(locked)
     if block == nil {
@@ -511,9 +514,11 @@ public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? 
     guard let pool = ProcessPool.get() else { return __libc_calloc(count, size) }
     pool.countCall(.calloc)
     if total <= UInt(pool.geometry.maxBlock) {
-        guard let block = allocate(total, alignment: minimumAlignment, entry: .calloc, call: false) else { return nil }
-        // Recycled blocks hold old data (and free-list links): always clear what was asked for.
-        block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
+        // Recycled blocks hold old data (and free-list links): clear what was asked for, except
+        // what the pool knows reads as zero (an untouched segment tail, pages given back).
+        var dirty = Int.max
+        guard let block = allocate(total, alignment: minimumAlignment, entry: .calloc, call: false, dirtyBytes: &dirty) else { return nil }
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: min(Int(total), dirty))
         return block
     }
     // A fresh mapping reads as zero: nothing to clear.

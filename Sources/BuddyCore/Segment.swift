@@ -60,6 +60,9 @@ public struct Segment {
     var pinned: Bool
     /// The size class of the blocks it serves (see BuddyEngine, "Segments by size class").
     var sizeClass: UInt8 = 0
+    /// True when the uncarved tail (above `frontier`) is untouched mapped memory: it reads as
+    /// zero, so calloc need not clear a block carved from it (BuddyEngine.allocate's dirtyBytes).
+    var tailIsZero: Bool = false
 
     @inline(__always) func contains(_ address: UInt) -> Bool {
         address &- base < size

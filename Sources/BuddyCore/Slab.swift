@@ -139,8 +139,9 @@ extension BuddyEngine {
     // MARK: Allocation (lock held)
 
     /// An allocation of `code`: a block of that order or an object of that slab class.
-    @inline(__always) func allocate(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
-        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow) : allocateObject(code: code, mayGrow: mayGrow)
+    /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
+    @inline(__always) func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
     }
 
     /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).

@@ -66,7 +66,8 @@ struct CacheBin {
 /// order takes it back without the pool lock. Bins refill from the pool and flush to it in
 /// batches of half their limit, so the lock is taken once per batch, not once per call.
 ///
-/// The cache lives in a pool block (no thread-local storage beyond one pointer), is listed in
+/// The cache lives in a pool block (a mapping of its own when the maximum block is smaller than
+/// the cache; no thread-local storage beyond one pointer), is listed in
 /// the pool's registry (for statistics and fork), and is flushed by a pthread key destructor when
 /// its thread exits. Invariant: every block on a bin of order k is tagged `Tag.cached | k`.
 struct ThreadCache {
@@ -96,6 +97,9 @@ struct ThreadCache {
     var smallOrders = SmallOrderTable()
     /// The pool's link key (FreeLinks).
     var linkKey: UInt = 0
+    /// Bytes of the cache's own mapping when it did not fit in a pool block (a maximum block
+    /// smaller than the cache: BUDDY_MAX_BLOCK of 16 B to 1 KiB); 0 when it is a pool block.
+    var mappedBytes: Int = 0
     // Followed by `binCount + slabBinCount` CacheBins.
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they
@@ -205,8 +209,14 @@ extension BuddyEngine {
         let binCount = cachedOrderCount
         let slabBinCount = state.pointee.slabClasses == nil ? 0 : SlabClass.count
         let bytes = MemoryLayout<ThreadCache>.stride + (binCount + slabBinCount) * MemoryLayout<CacheBin>.stride
+        // The cache is the pool's own metadata: a pool block when one can hold it, else a mapping
+        // of its own (a block's order is at most maxOrder; codes above it are slab classes).
+        let mapped = bytes > geometry.maxBlock
+        let page = buddy_os_page_size()
+        let mappedBytes = mapped ? (bytes + page - 1) & ~(page - 1) : 0
         let locked = lock()
-        guard state.pointee.cachesEnabled, let block = allocate(order: geometry.order(forSize: bytes)) else {
+        guard state.pointee.cachesEnabled,
+              let block = mapped ? buddy_os_map_aligned(mappedBytes, page) : allocate(order: geometry.order(forSize: bytes)) else {
             unlock(locked)
             buddy_thread_disable_cache()
             return nil
@@ -215,6 +225,7 @@ extension BuddyEngine {
         cache.initialize(to: ThreadCache(pool: state, next: state.pointee.caches, prev: nil,
                                          calls: CallCounters(), binCount: binCount, slabBinCount: slabBinCount))
         cache.pointee.minShift = UInt(geometry.minShift)
+        cache.pointee.mappedBytes = mappedBytes
         cache.pointee.calls.freeSampleDue = state.pointee.stats.instrumentPeriod == 1 ? 1 : 0
         cache.pointee.minBlockMask = state.pointee.minBlockMask
         cache.pointee.orderPathLimit = state.pointee.orderPathLimit
@@ -298,10 +309,12 @@ extension BuddyEngine {
         let locked = lock()
         unlinkCache(cache)
         let address = UInt(bitPattern: cache)
-        if case .allocated(let order) = classify(UnsafeRawPointer(cache)) {
+        let mappedBytes = cache.pointee.mappedBytes
+        if mappedBytes == 0, case .allocated(let order) = classify(UnsafeRawPointer(cache)) {
             releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
         }
         unlock(locked)
+        if mappedBytes != 0 { buddy_os_unmap(UnsafeMutableRawPointer(cache), mappedBytes) }
     }
 
     /// Takes a cache out of the registry, folding its call counters into the pool (lock held).

@@ -135,18 +135,38 @@ size_t buddy_system_usable_size(void *ptr) {
     return fn(ptr);
 }
 
+static void *map_anonymous(void *hint, size_t size) {
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 void *buddy_os_map_aligned(size_t size, size_t alignment) {
     if (buddy_os_fail_map_countdown > 0 && --buddy_os_fail_map_countdown == 0) return NULL;
-    // Over-map by the alignment and trim both ends: mmap only promises page alignment.
-    size_t span = size + (alignment > (size_t)getpagesize() ? alignment : 0);
+    int saved = errno;
+    // The exact size first: over-mapping by the alignment would need twice the address space
+    // (a 256 MiB segment a 512 MiB span), which a bounded one (ulimit -v) refuses long before
+    // it is used up. A page-aligned request, or a lucky placement, is done at once.
+    char *raw = map_anonymous(NULL, size);
+    if (raw == NULL) return NULL;
+    if (((uintptr_t)raw & (alignment - 1)) == 0) { errno = saved; return raw; }
+    munmap(raw, size);
+    // The kernel hands out addresses top-down, so the aligned address below that one is usually
+    // free: as a hint (no MAP_FIXED) it is taken only if the whole range is free.
+    char *below = (char *)((uintptr_t)raw & ~(uintptr_t)(alignment - 1));
+    char *hinted = map_anonymous(below, size);
+    if (hinted == below) { errno = saved; return hinted; }
+    if (hinted) munmap(hinted, size);
+    // Else over-map by the alignment and trim both ends: mmap only promises page alignment.
+    size_t span = size + alignment;
     if (span < size) return NULL;
-    char *raw = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (raw == MAP_FAILED) return NULL;
+    raw = map_anonymous(NULL, span);
+    if (raw == NULL) return NULL;
     uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
     size_t head = start - (uintptr_t)raw;
     size_t tail = span - head - size;
     if (head) munmap(raw, head);
     if (tail) munmap((char *)start + size, tail);
+    errno = saved;
     return (void *)start;
 }
 

@@ -233,6 +233,61 @@ func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLoca
         expectInvariants(pool)
     }
 
+    /// A refused segment: half the size is tried, down to the minimum segment. For a second
+    /// after a refusal (or until the pool unmaps a segment) growth starts below the refused size,
+    /// so a failing request costs one failed mapping, not the whole halving again.
+    @Test func aRefusedSegmentFallsBackToSmallerOnesAndIsNotRetried() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 1 << 20
+        config.releaseDelay = 3600
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentBytes == 1 << 20)
+        // The pool wants a 1 MiB segment; the OS refuses it: a 512 KiB one serves instead.
+        buddy_os_fail_map_after(1)
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        buddy_os_fail_map_after(0)
+        #expect(pool.usage.segmentBytes == (1 << 20) + (512 << 10))
+        #expect(pool.state.pointee.refusedSegmentSize == 1 << 20)
+        expectInvariants(pool)
+        // The next growth does not try 1 MiB (or more) again within the second: 512 KiB again.
+        for _ in 0..<8 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10))
+        for _ in 0..<7 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        // Within one request, each refused size is followed by half of it: 512 KiB refused,
+        // 256 KiB mapped.
+        buddy_os_fail_map_after(1)
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        buddy_os_fail_map_after(0)
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10) + (256 << 10))
+        #expect(pool.state.pointee.refusedSegmentSize == 512 << 10)
+        for _ in 0..<3 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        // The minimum segment refused: the request fails cleanly, counted once...
+        pool.state.pointee.refusedSegmentSize = 128 << 10
+        let failed = pool.counters.failedAllocations
+        buddy_os_fail_map_after(1)
+        #expect(pool.allocate(order: pool.geometry.maxOrder) == nil)
+        buddy_os_fail_map_after(0)
+        #expect(pool.state.pointee.refusedSegmentSize == 64 << 10)
+        #expect(pool.counters.failedAllocations == failed + 1)
+        expectInvariants(pool)
+        // ...and the next request tries the minimum segment again (the address space may have
+        // come back): a mapping each failing request, as glibc's malloc makes.
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10) + (256 << 10) + (64 << 10))
+        expectInvariants(pool)
+        // Unmapping a segment forgets the refusal at once.
+        pool.state.pointee.refusedSegmentSize = 64 << 10
+        pool.state.pointee.refusedAt = buddy_os_monotonic_ns()
+        for p in blocks.suffix(8) { #expect(pool.release(p) == .released) }
+        pool.trim()
+        #expect(pool.state.pointee.refusedSegmentSize == 0)
+        expectInvariants(pool)
+    }
+
     @Test func invalidConfigurationsAreRefused() {
         var c = PoolConfig()
         c.minBlock = 8
@@ -437,6 +492,81 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(pool.usage.segmentCount == 1)
         #expect(pool.counters.segmentsReleased == 2)
         expectInvariants(pool)
+    }
+}
+
+/// What calloc must clear (allocate's dirtyBytes): the bytes at a block's start that may be
+/// non-zero, the rest reading as zero:
+///     carved from a pool-mapped segment's untouched tail: 0
+///     taken from blocks whose pages went back to the OS: min(page, block)
+///     anything else (reused, a caller's arena, after reset): the whole block
+@Suite struct ZeroedMemoryTests {
+    func allocate(_ pool: BuddyEngine, _ order: Int) throws -> (UnsafeMutableRawPointer, Int) {
+        var dirty = Int.max
+        let p = try #require(pool.allocate(order: order, mayGrow: true, dirtyBytes: &dirty))
+        return (p, dirty)
+    }
+
+    func isZero(_ p: UnsafeMutableRawPointer, from: Int, to: Int) -> Bool {
+        (from..<to).allSatisfy { p.load(fromByteOffset: $0, as: UInt8.self) == 0 }
+    }
+
+    @Test func freshReleasedAndReusedBlocks() throws {
+        var config = PoolConfig()
+        config.maxBlock = 1 << 20
+        config.initialSize = 4 << 20
+        config.releaseDelay = 3600
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let top = pool.geometry.maxOrder, size = pool.geometry.maxBlock, page = Int(buddy_os_page_size())
+        // Carved from the untouched tail: nothing to clear, and it does read as zero.
+        let (a, dirtyA) = try allocate(pool, top)
+        #expect(dirtyA == 0)
+        #expect(isZero(a, from: 0, to: size))
+        // A half of a carved block: the lower half is untouched too.
+        let (b, dirtyB) = try allocate(pool, top - 1)
+        #expect(dirtyB == 0 && isZero(b, from: 0, to: size / 2))
+        // Reused: the whole block may hold the program's data.
+        a.initializeMemory(as: UInt8.self, repeating: 0xA5, count: size)
+        #expect(pool.release(a) == .released)
+        let (a2, dirtyA2) = try allocate(pool, top)
+        #expect(a2 == a && dirtyA2 == size)
+        // Pages given back (trim): only the first page (links, mark, old data) may be dirty.
+        #expect(pool.release(a2) == .released)
+        pool.trim()
+        let (a3, dirtyA3) = try allocate(pool, top)
+        #expect(a3 == a && dirtyA3 == page)
+        #expect(isZero(a3, from: page, to: size))
+        // Blocks split from a released one: zero beyond their first page.
+        #expect(pool.release(a3) == .released)
+        pool.trim()
+        for order in [0, 3, top - 4, top - 1] {
+            let (p, dirty) = try allocate(pool, order)
+            let bytes = pool.geometry.size(ofOrder: order)
+            #expect(dirty <= page && isZero(p, from: min(dirty, bytes), to: bytes), "order \(order): dirty \(dirty)")
+            p.initializeMemory(as: UInt8.self, repeating: 0x5A, count: bytes)
+        }
+        expectInvariants(pool)
+        // After reset, the carved blocks are the program's old memory.
+        pool.reset()
+        for _ in 0..<4 {
+            let (p, dirty) = try allocate(pool, top)
+            #expect(dirty == size)
+            _ = p
+        }
+        let (f, dirtyF) = try allocate(pool, top)       // a new segment: untouched again
+        #expect(dirtyF == 0 && isZero(f, from: 0, to: size))
+        expectInvariants(pool)
+        _ = b
+    }
+
+    @Test func aCallersArenaIsNeverAssumedZero() throws {
+        let arena = Arena(size: 64 * 1024)
+        arena.base.initializeMemory(as: UInt8.self, repeating: 0xEE, count: arena.size)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        let (p, dirty) = try allocate(pool, pool.geometry.maxOrder)
+        #expect(p == arena.base && dirty == arena.size)
     }
 }
 

@@ -181,6 +181,39 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
     }
 }
 
+/// At the pool's limit, the empty slabs the classes keep go back before a request fails:
+///     allocate(order) at the limit == allocate(order) after malloc_trim's releaseEmptySlabs
+@Suite struct SlabsAtThePoolLimitTests {
+    @Test func keptEmptySlabsGoBackBeforeARequestFails() throws {
+        let arena = Arena(size: 256 << 10)
+        let pool = try makeSlabPool(arena: arena, maxBlock: 256 << 10)
+        defer { pool.destroy() }
+        // One object of each of three classes, freed: each class keeps its (now empty) slab, and
+        // the three slabs (16, 32 and 64 KiB) split the arena's only 256 KiB block.
+        for size: UInt in [1100, 2200, 4400] {
+            let code = pool.code(forSize: size, alignment: 16)
+            #expect(code > pool.geometry.maxOrder)
+            let object = try #require(pool.allocate(code: code, mayGrow: true))
+            #expect(pool.release(object) == .released)
+        }
+        #expect(pool.state.pointee.slabSpareBytes == UInt((16 + 32 + 64) << 10))
+        expectInvariants(pool)
+        // The whole arena, with no room to grow: served once the spare slabs are given back.
+        let whole = pool.allocate(order: pool.geometry.maxOrder)
+        #expect(whole == arena.base, "a free pool refused its only top-order block")
+        #expect(pool.counters.failedAllocations == 0)
+        #expect(pool.state.pointee.slabSpareBytes == 0)
+        expectInvariants(pool)
+        if let whole { #expect(pool.release(whole) == .released) }
+        // A request that cannot fit even then still fails cleanly, counted once.
+        let blocker = try #require(pool.allocate(order: 0))
+        #expect(pool.allocate(order: pool.geometry.maxOrder) == nil)
+        #expect(pool.counters.failedAllocations == 1)
+        #expect(pool.release(blocker) == .released)
+        expectInvariants(pool)
+    }
+}
+
 @Suite struct SmallOrderTableTests {
     /// malloc's fast path reads a request's order from a table: for every minimum block and
     /// every request of 0 ... 1024 bytes, table order == geometry.order(forSize:).
