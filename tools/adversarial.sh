@@ -96,6 +96,8 @@ configs_quick=(
     "BUDDY_MAX_BLOCK=16M"
     "BUDDY_MIN_BLOCK=64 BUDDY_MAX_BLOCK=4K"
     "BUDDY_REPORT=FILE BUDDY_REPORT_FORMAT=json"
+    "BUDDY_MAX_BLOCK=16"
+    "BUDDY_MAX_BLOCK=256"
 )
 
 if [ "$mode" = list ]; then
@@ -366,6 +368,12 @@ quick() {
         check "model_check 2x20000" 60 '^model_check: ok' "$c" "$(validator_for "$c")" -- "$bin/model_check" 2 20000 "$seq_no"
     done
     check "model_check 4x50000 bounded" 60 '^model_check: ok .*bounded' "BUDDY_MAX_POOL=64M" -- "$bin/model_check" 4 50000 7
+    check "model_check 2x20000 bounded" 60 '^model_check: ok .*bounded' "BUDDY_MAX_POOL=1M BUDDY_MAX_BLOCK=256K" -- "$bin/model_check" 2 20000 8
+    check "calloc of fresh memory stays untouched" 60 '^calloc_rss: ok' "-" -- "$bin/calloc_rss"
+    check "report to a symlink" 30 '^report_targets: ok' "-" -- "$bin/report_targets" symlink
+    check "report to a FIFO" 30 '^report_targets: ok' "-" -- "$bin/report_targets" fifo
+    check "report to a character device" 30 '^report_targets: ok' "-" -- "$bin/report_targets" device
+    check "report_storm 4x20 JSON on stderr" 60 '^report_storm: ok' "BUDDY_REPORT=stderr BUDDY_REPORT_FORMAT=json" stderr_reports_complete -- "$bin/report_storm" 4 20 2
     check "conformance --glibc-rules" 60 '^ok [0-9]+ checks' "BUDDY_MAX_BLOCK=64K" -- "$bin/conformance" --glibc-rules
     check "thread_churn 3000" 60 '^thread_churn: ok' "-" -- "$bin/thread_churn" 3000
     check "report_storm 8x40, 4 forks" 60 '^report_storm: ok' "BUDDY_REPORT=FILE" storm_reports -- "$bin/report_storm" 8 40 4
