@@ -520,22 +520,24 @@ enum Report {
             out.decimal(UInt64(st.latency_period))
         }
         out.text(": allocations ")
-        if st.alloc_samples > 0 {
-            out.text("avg ")
-            out.duration(st.alloc_total_ns / st.alloc_samples)
-            out.text(" max ")
-            out.duration(st.alloc_max_ns)
-        } else { out.text("-") }
-        out.text(", frees ")
-        if st.free_samples > 0 {
-            out.text("avg ")
-            out.duration(st.free_total_ns / st.free_samples)
-            out.text(" max ")
-            out.duration(st.free_max_ns)
-        } else { out.text("-") }
+        writeLatencyFigures(total: st.alloc_total_ns, max: st.alloc_max_ns, samples: st.alloc_samples, to: &out)
+        out.text("; frees ")
+        writeLatencyFigures(total: st.free_total_ns, max: st.free_max_ns, samples: st.free_samples, to: &out)
+    }
+
+    /// "avg 120ns max 3.1us (N samples)", each kind with its own count: an average of a handful
+    /// of samples (a short program's first call maps its segments) says so.
+    static func writeLatencyFigures(total: UInt64, max: UInt64, samples: UInt64, to out: inout ReportSink) {
+        guard samples > 0 else { out.text("- (0 samples)"); return }
+        out.text("avg ")
+        out.duration(total / samples)
+        out.text(" max ")
+        out.duration(max)
         out.text(" (")
-        out.decimal(st.alloc_samples &+ st.free_samples)
-        out.text(" samples)")
+        out.decimal(samples)
+        out.text(samples == 1 ? " sample" : " samples")
+        if samples < 10 { out.text(": too few for a reliable average") }
+        out.text(")")
     }
 
     // MARK: JSON (report-schema.md, version 1)
