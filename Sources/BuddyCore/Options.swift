@@ -50,7 +50,7 @@ public enum Option: Int, CaseIterable, Sendable {
         switch self {
         case .minBlock: return "Smallest block in bytes, a power of two >= 16. Every pointer is aligned to it."
         case .maxBlock: return "Largest block, a power of two <= 1G. Larger requests get a mapping of their own (whole pages)."
-        case .initialSize: return "Bytes mapped for the first segment at the first call."
+        case .initialSize: return "Bytes mapped for the first segment at the first call, rounded up to a power of two and to the smallest segment (64K, or the maximum block if larger; a warning says so); 0: none until needed."
         case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
         case .maxPoolSize: return "Upper bound on the pool's segments, 0 (no limit) or at least the smallest segment (64K, or the maximum block if larger). A request that would pass it first gets back the thread's cached blocks and the empty slabs, then fails with ENOMEM."
         case .releaseDelay: return "Seconds between passes that give free blocks of 64K or more (their pages, beyond 4M kept) and empty segments back to the OS (0: at once)."
