@@ -78,7 +78,8 @@ public enum PointerKind: Equatable, Sendable {
     case allocated(order: Int)
     /// The start of a free block: freeing it again is a double free.
     case free
-    /// Inside a segment, but not the start of any block.
+    /// Inside a segment, but not the start of any block the program was given (inside a block,
+    /// or the start of a free block it never held).
     case interior
 }
 
@@ -293,6 +294,7 @@ public struct BuddyEngine: Equatable {
         segment = state.pointee.segments
         while let current = segment {
             current.pointee.orderMap.update(repeating: 0, count: Int(current.pointee.size >> UInt(geometry.minShift)))
+            current.pointee.handedOut?.update(repeating: 0, count: (Int(current.pointee.size >> UInt(geometry.minShift)) + 63) / 64)
             current.pointee.freeAreas.update(repeating: FreeArea(head: nil, count: 0), count: geometry.maxOrder + 1)
             current.pointee.nonEmpty = 0
             current.pointee.frontier = 0
@@ -371,7 +373,9 @@ public struct BuddyEngine: Equatable {
         case Tag.used:
             // A slab block is the pool's: the program holds its objects, never the slab itself.
             return tag & Tag.orderMask == Tag.slabBlock ? .interior : .allocated(order: Int(tag & Tag.orderMask))
-        case Tag.free, Tag.cached: return .free
+        case Tag.cached: return .free
+        // A free block the program was never given (an upper half split off): not a double free.
+        case Tag.free: return wasHandedOut(address, in: segment) ? .free : .interior
         default: return .interior
         }
     }
@@ -443,6 +447,7 @@ public struct BuddyEngine: Equatable {
             state.pointee.stats.splits.add(blockOrder &+ 1)
         }
         segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: order)
+        markHandedOut(address, in: segment)
         let bytes = UInt(geometry.size(ofOrder: order))
         segment.pointee.freeBytes &-= bytes
         state.pointee.freeBytes &-= bytes
@@ -751,6 +756,17 @@ public struct BuddyEngine: Equatable {
         if area.pointee.count == 0 { segment.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
     }
 
+    /// Records that the block (or slab object) at `address` is handed out (Segment.handedOut).
+    @inline(__always) func markHandedOut(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) {
+        let s = slot(address, in: segment)
+        segment.pointee.handedOut.unsafelyUnwrapped[s &>> 6] |= 1 &<< UInt64(s & 63)
+    }
+
+    @inline(__always) func wasHandedOut(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) -> Bool {
+        let s = slot(address, in: segment)
+        return segment.pointee.handedOut.unsafelyUnwrapped[s &>> 6] & (1 &<< UInt64(s & 63)) != 0
+    }
+
     /// A free area's list is broken at `block` (see remove): the pool cannot trust its free lists
     /// any more, whatever the error strategy, so this stops the program with a message.
     @inline(never)
@@ -850,7 +866,8 @@ public struct BuddyEngine: Equatable {
         // One mapping holds the order map (a byte per minimum block) and the free areas.
         let tagBytes = (Int(size >> UInt(geometry.minShift)) + 15) & ~15
         let areaBytes = (geometry.maxOrder + 1) * MemoryLayout<FreeArea>.stride
-        let mapBytes = (tagBytes + areaBytes + page - 1) & ~(page - 1)
+        let handedOutBytes = (tagBytes / 8 + 7) & ~7
+        let mapBytes = (tagBytes + areaBytes + handedOutBytes + page - 1) & ~(page - 1)
         guard let map = buddy_os_map_aligned(mapBytes, page) else { return nil }
         guard let descriptor = SegmentTable.acquire() else {
             buddy_os_unmap(map, mapBytes)
@@ -866,6 +883,7 @@ public struct BuddyEngine: Equatable {
         // Memory the pool mapped reads as zero until a block carved from it is used (a caller's
         // arena may hold anything).
         descriptor.pointee.tailIsZero = ownsMemory
+        descriptor.pointee.handedOut = (map + tagBytes + areaBytes).bindMemory(to: UInt64.self, capacity: handedOutBytes / 8)
         guard SegmentMap.assign(base, size, descriptor) else {
             _ = SegmentMap.assign(base, size, nil)
             buddy_os_unmap(map, mapBytes)

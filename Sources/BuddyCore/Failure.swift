@@ -56,7 +56,7 @@ func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misus
     if case .doubleFree = misuse {
         line.append("double free of ")
         line.append(hex: UInt(bitPattern: pointer))
-        line.append(" (the start of a free block: freed twice, or a pointer that was never allocated)")
+        line.append(" (the block is already free: freed twice)")
     } else if case .useAfterFree = misuse {
         line.append("use after free of ")
         line.append(hex: UInt(bitPattern: pointer))

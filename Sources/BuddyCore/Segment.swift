@@ -63,6 +63,11 @@ public struct Segment {
     /// True when the uncarved tail (above `frontier`) is untouched mapped memory: it reads as
     /// zero, so calloc need not clear a block carved from it (BuddyEngine.allocate's dirtyBytes).
     var tailIsZero: Bool = false
+    /// One bit per minimum block, set when a block (or slab object) starting there is handed
+    /// out, never cleared but by `reset`: a free block whose bit is clear was never the
+    /// program's (the upper half of a split), so freeing it is an invalid pointer, not a double
+    /// free. (Stored after the free areas, in the order map's mapping.)
+    var handedOut: UnsafeMutablePointer<UInt64>? = nil
 
     @inline(__always) func contains(_ address: UInt) -> Bool {
         address &- base < size

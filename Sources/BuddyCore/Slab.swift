@@ -192,7 +192,10 @@ extension BuddyEngine {
         header.pointee.live &+= 1
         klass.pointee.objectsOut &+= 1
         if header.pointee.live == header.pointee.capacity { unlinkPartial(header, klass) }
-        tagAddress(object).pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+        let objectAddress = UInt(bitPattern: object)
+        let segment = SegmentMap.lookup(objectAddress)!
+        segment.pointee.orderMap[slot(objectAddress, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: code)
+        markHandedOut(objectAddress, in: segment)
         state.pointee.slabSpareBytes &-= UInt(SlabClass.objectSize(c))
         return object
     }

@@ -53,6 +53,28 @@ func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLoca
 }
 
 @Suite struct ExactAddressTests {
+    /// A free block the program never held (an upper half split off) is not a double free: the
+    /// segment's handed-out bits tell it from a block the program freed.
+    @Test func aFreeBlockNeverHandedOutIsAnInvalidPointer() throws {
+        let arena = Arena(size: 64 * 1024)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        let a = try #require(pool.allocate(order: 0))
+        // Splitting for `a` left a free block at every power of two from 16 to 32K.
+        #expect(pool.classify(arena.at(4096)) == .interior, "free since the split, never handed out")
+        #expect(pool.release(arena.at(4096)) == .invalidPointer)
+        let b = try #require(pool.allocate(order: 0))
+        #expect(b == arena.at(16))
+        #expect(pool.release(b) == .released)
+        #expect(pool.classify(b) == .free, "handed out, then freed")
+        #expect(pool.release(b) == .doubleFree)
+        #expect(pool.release(a) == .released)
+        expectInvariants(pool)
+        // After reset the pool holds nothing: nothing can be freed twice.
+        pool.reset()
+        #expect(pool.release(a) == .invalidPointer)
+    }
+
     @Test func splitsHandOutLowerHalvesFirst() throws {
         let arena = Arena(size: 64 * 1024)
         let pool = try makePool(arena: arena)
