@@ -27,6 +27,9 @@ public struct PoolConfig: Equatable, Sendable {
     public var largeBlocksFrom = 0
     /// Slab classes for requests from 1 KiB to 32 KiB (Slab.swift): malloc's pool only.
     public var slabs = false
+    /// BUDDY_HARDEN (Hardening.swift): canaries and a quarantine, no thread caches. malloc's
+    /// pool only.
+    public var hardened = false
 
     public init() {}
 
@@ -181,6 +184,12 @@ struct PoolState {
     /// a request at the end of the address space costs at most one failed mmap.
     var refusedSegmentSize: Int = 0
     var refusedAt: UInt64 = 0
+    /// BUDDY_HARDEN's quarantine (Hardening.swift): a ring of freed block addresses, its oldest
+    /// entry, its length, and the bytes of its blocks. nil: none.
+    var quarantine: UnsafeMutablePointer<UInt>? = nil
+    var quarantineFirst: Int = 0
+    var quarantineCount: Int = 0
+    var quarantineBytes: UInt = 0
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so

@@ -95,6 +95,9 @@ enum CorruptionCause {
     case canaryOverwritten
     /// BUDDY_HARDEN: a quarantined block's fill pattern changed (written after its free).
     case patternChanged
+    /// BUDDY_HARDEN: the canary before a freed block changed (an underflow of the block, or an
+    /// overflow of the one before it). The report names the canary word.
+    case underflow
 }
 
 /// Heap corruption found in a free block (see FreeLinks): one line naming the block, the call
@@ -117,6 +120,10 @@ func reportCorruption(_ function: StaticString, _ block: UnsafeRawPointer, strat
         line.append("the canary after the block at ")
         line.append(hex: UInt(bitPattern: block))
         line.append(" was overwritten: an overflow of the block (or an underflow of the next)")
+    } else if case .underflow = cause {
+        line.append("the canary at ")
+        line.append(hex: UInt(bitPattern: block))
+        line.append(", just before the block freed, was overwritten: an underflow (or an overflow of the block before)")
     } else if case .patternChanged = cause {
         line.append("the freed block at ")
         line.append(hex: UInt(bitPattern: block))
@@ -139,6 +146,8 @@ func reportCorruption(_ function: StaticString, _ block: UnsafeRawPointer, strat
     } else if case .canaryOverwritten = cause {
         line.append("; the block is freed all the same\n")
     } else if case .patternChanged = cause {
+        line.append("; the block is freed all the same\n")
+    } else if case .underflow = cause {
         line.append("; the block is freed all the same\n")
     } else {
         line.append("; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n")
