@@ -18,7 +18,8 @@ enum Hardening {
     static let canaryBytes = 8
     static let quarantineBlocks = 1024
     static let quarantineBytes: UInt = 16 << 20
-    /// A quarantined block's fill byte, and how much of each block is filled and checked.
+    /// A quarantined block's fill byte, and how much of each block is filled and checked (its
+    /// first 256 KiB, and its last word).
     static let fillByte: UInt8 = 0xDF
     static let fillWord: UInt64 = 0xDFDF_DFDF_DFDF_DFDF
     static let fillLimit = 256 * 1024
@@ -129,6 +130,8 @@ extension BuddyEngine {
             return
         }
         block.initializeMemory(as: UInt8.self, repeating: Hardening.fillByte, count: min(bytes, Hardening.fillLimit))
+        // (The last word too, which the next block's underflow check reads.)
+        block.storeBytes(of: Hardening.fillWord, toByteOffset: bytes &- 8, as: UInt64.self)
         segment.pointee.orderMap[slot(address, in: segment)] = Tag.cached | UInt8(truncatingIfNeeded: code)
         let capacity = Hardening.quarantineBlocks
         while state.pointee.quarantineCount == capacity || (state.pointee.quarantineCount > 0
