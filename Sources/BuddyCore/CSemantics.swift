@@ -602,7 +602,12 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         return nil
     }
     if pool.hardened {
-        // A new block (with its canary), the old one checked and quarantined.
+        // In place while the size fits the usable bytes (glibc's rule; the canary stays where
+        // it is); else a new block (with its canary), the old one checked and quarantined.
+        if newSize <= UInt(pool.usableSize(ofCode: order)) {
+            pool.unlock(locked)
+            return pointer
+        }
         pool.unlock(locked)
         guard let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
         moved.copyMemory(from: pointer, byteCount: min(pool.usableSize(ofCode: order), size))
