@@ -27,6 +27,9 @@ public struct PoolConfig: Equatable, Sendable {
     public var largeBlocksFrom = 0
     /// Slab classes for requests from 1 KiB to 32 KiB (Slab.swift): malloc's pool only.
     public var slabs = false
+    /// BUDDY_HARDEN (Hardening.swift): canaries and a quarantine, no thread caches. malloc's
+    /// pool only.
+    public var hardened = false
 
     public init() {}
 
@@ -182,6 +185,12 @@ struct PoolState {
     /// a request at the end of the address space costs at most one failed mmap.
     var refusedSegmentSize: Int = 0
     var refusedAt: UInt64 = 0
+    /// BUDDY_HARDEN's quarantine (Hardening.swift): a ring of freed block addresses, its oldest
+    /// entry, its length, and the bytes of its blocks. nil: none.
+    var quarantine: UnsafeMutablePointer<UInt>? = nil
+    var quarantineFirst: Int = 0
+    var quarantineCount: Int = 0
+    var quarantineBytes: UInt = 0
 }
 
 /// A buddy-system pool over segments: the engine. A value handle to state in mapped memory, so
@@ -571,6 +580,7 @@ public struct BuddyEngine: Equatable {
         }
         map[slot(address, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: order)
         push(UnsafeMutablePointer(bitPattern: address)!, order: order, in: segment)
+        checkFreeNeighbour(at: address &+ UInt(geometry.size(ofOrder: order)), in: segment)
         if geometry.size(ofOrder: order) >= BuddyEngine.releaseMinBlock || order == geometry.maxOrder { releaseMemoryIfDue() }
     }
 
@@ -739,17 +749,7 @@ public struct BuddyEngine: Equatable {
         // this segment, on a block boundary, and link back to this block, before either is
         // followed for a write:
         //     next == nil || next.prev == block,    prev == nil ? head == block : prev.next == block
-        let mask = UInt(geometry.minBlock &- 1)
-        if let next = link.next {
-            let a = UInt(bitPattern: next)
-            if _slowPath(!segment.pointee.contains(a) || a & mask != 0 || next.pointee.prev != block) { freeListCorrupted(block) }
-        }
-        if let prev = link.prev {
-            let a = UInt(bitPattern: prev)
-            if _slowPath(!segment.pointee.contains(a) || a & mask != 0 || prev.pointee.next != block) { freeListCorrupted(block) }
-        } else if _slowPath(area.pointee.head != block) {
-            freeListCorrupted(block)
-        }
+        if _slowPath(!linksValid(block, order: order, in: segment)) { freeListCorrupted(block) }
         if let prev = link.prev { prev.pointee.next = link.next } else { area.pointee.head = link.next }
         link.next?.pointee.prev = link.prev
         area.pointee.count &-= 1
@@ -767,12 +767,43 @@ public struct BuddyEngine: Equatable {
         return segment.pointee.handedOut.unsafelyUnwrapped[s &>> 6] & (1 &<< UInt64(s & 63)) != 0
     }
 
+    /// Whether the links of `block`, free on the list of `order`, can be followed (see remove).
+    @inline(__always) func linksValid(_ block: UnsafeMutablePointer<FreeLink>, order: Int, in segment: UnsafeMutablePointer<Segment>) -> Bool {
+        let link = block.pointee
+        let mask = UInt(geometry.minBlock &- 1)
+        if let next = link.next {
+            let a = UInt(bitPattern: next)
+            if !segment.pointee.contains(a) || a & mask != 0 || next.pointee.prev != block { return false }
+        }
+        if let prev = link.prev {
+            let a = UInt(bitPattern: prev)
+            if !segment.pointee.contains(a) || a & mask != 0 || prev.pointee.next != block { return false }
+        } else if (segment.pointee.freeAreas + order).pointee.head != block {
+            return false
+        }
+        return true
+    }
+
+    /// A block was freed and ends at `end`: when the block that follows it is free, its links
+    /// (at its start, where an overflow of the freed block lands first) must still be valid.
+    /// Catches an overflow into a free neighbour at the free that follows it, rather than at
+    /// the allocation that would unlink the neighbour (which may never come). On the release
+    /// path only (lock held): a tag load, and a few more loads when the neighbour is free.
+    @inline(__always) func checkFreeNeighbour(at end: UInt, in segment: UnsafeMutablePointer<Segment>) {
+        guard end &- segment.pointee.base < segment.pointee.frontier else { return }
+        let tag = segment.pointee.orderMap[slot(end, in: segment)]
+        guard tag & Tag.stateMask == Tag.free, Int(tag & Tag.orderMask) <= geometry.maxOrder else { return }
+        let neighbour = UnsafeMutablePointer<FreeLink>(bitPattern: end)!
+        if _slowPath(!linksValid(neighbour, order: Int(tag & Tag.orderMask), in: segment)) { freeListCorrupted(neighbour, overflow: true) }
+    }
+
     /// A free area's list is broken at `block` (see remove): the pool cannot trust its free lists
     /// any more, whatever the error strategy, so this stops the program with a message.
     @inline(never)
-    func freeListCorrupted(_ block: UnsafeMutablePointer<FreeLink>) -> Never {
+    func freeListCorrupted(_ block: UnsafeMutablePointer<FreeLink>, overflow: Bool = false) -> Never {
         countMisuse(.heapCorruption)
-        reportCorruption("malloc()", UnsafeRawPointer(block), strategy: nil)
+        reportCorruption(overflow ? "free()" : "malloc()", UnsafeRawPointer(block), strategy: nil,
+                         cause: overflow ? .freeNeighbourOverwritten : .writtenAfterFree)
         buddy_os_abort()
     }
 

@@ -50,6 +50,8 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
         buddy_errno_set(ENOMEM_)
         return nil
     }
+    // (BUDDY_HARDEN: the process pool has no thread caches, so only this path tests the flag.)
+    if pool.hardened { return allocateHardened(size, alignment: alignment, pool: pool, entry: entry, dirtyBytes: dirtyBytes) }
     var locked = pool.lock()
     var block = pool.allocate(code: order, mayGrow: false, dirtyBytes: dirtyBytes)
     if block == nil {
@@ -67,6 +69,33 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
         pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block!, entry: entry)
         pool.stampActivity()
     }
+    return block
+}
+
+/// allocate's path under BUDDY_HARDEN (Hardening.swift): a block with room for the canary after
+/// the request, the canary armed. When the pool is full, the quarantine is emptied first.
+@inline(never)
+private func allocateHardened(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry,
+                              dirtyBytes: UnsafeMutablePointer<Int>?) -> UnsafeMutableRawPointer? {
+    let (padded, overflow) = size.addingReportingOverflow(UInt(Hardening.canaryBytes))
+    // (Oversize blocks need no canary: their guard page does its work.)
+    if overflow || padded > UInt(pool.geometry.maxBlock) { return allocateOversize(size, alignment: alignment, pool: pool, entry: entry) }
+    let code = pool.code(forSize: padded, alignment: alignment)
+    let locked = pool.lock()
+    var block = pool.allocate(code: code, mayGrow: true, dirtyBytes: dirtyBytes)
+    while block == nil && pool.state.pointee.quarantineCount > 0 {
+        pool.evictQuarantined(function: "malloc()")
+        block = pool.allocate(code: code, mayGrow: true, dirtyBytes: dirtyBytes)
+    }
+    if let block { pool.armCanary(block, code: code) }
+    pool.unlock(locked)
+    guard let block else {
+        pool.countFailure(entry)
+        buddy_errno_set(ENOMEM_)
+        return nil
+    }
+    pool.countSlowAllocation(order: code, size: size, alignment: alignment, block: block, entry: entry)
+    pool.stampActivity()
     return block
 }
 
@@ -202,7 +231,7 @@ private func checkFreedSize(_ pointer: UnsafeMutableRawPointer, _ size: UInt, al
     if isPoolPointer(pointer) {
         // Not an allocated block: free reports it.
         guard case .allocated(let code) = pool.classify(pointer) else { return }
-        usable = UInt(pool.size(ofCode: code))
+        usable = UInt(pool.usableSize(ofCode: code))
         smallest = max(UInt(pool.geometry.minBlock), alignment)
     } else {
         guard case .block(let bytes, let requested) = Oversize.find(pointer, wait: true) else { return }
@@ -229,7 +258,11 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
     let kind = pool.classify(pointer)
     if case .allocated(let order) = kind {
         let address = UInt(bitPattern: pointer)
-        pool.release(address, code: order, segment: SegmentMap.lookup(address)!)
+        if pool.hardened {
+            pool.releaseHardened(address, code: order, segment: SegmentMap.lookup(address)!, function: function)
+        } else {
+            pool.release(address, code: order, segment: SegmentMap.lookup(address)!)
+        }
         pool.unlock(locked)
         pool.countSlowFree(order: order)
         return
@@ -568,6 +601,19 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         buddy_errno_set(EINVAL_)
         return nil
     }
+    if pool.hardened {
+        // In place while the size fits the usable bytes (glibc's rule; the canary stays where
+        // it is); else a new block (with its canary), the old one checked and quarantined.
+        if newSize <= UInt(pool.usableSize(ofCode: order)) {
+            pool.unlock(locked)
+            return pointer
+        }
+        pool.unlock(locked)
+        guard let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
+        moved.copyMemory(from: pointer, byteCount: min(pool.usableSize(ofCode: order), size))
+        releaseToPool(pointer, function: "realloc()")
+        return moved
+    }
     if order > geometry.maxOrder {
         // A slab object stays while the new size has its class; else it moves (a class is one
         // size: no neighbour to grow into, and a smaller class frees memory).
@@ -696,7 +742,7 @@ public func buddy_malloc_usable_size(_ pointer: UnsafeMutableRawPointer?) -> Int
     // An allocated block's tag only changes when its owner frees it: no lock needed to read it.
     let kind = pool.classify(pointer)
     switch kind {
-    case .allocated(let order): return pool.size(ofCode: order)
+    case .allocated(let order): return pool.usableSize(ofCode: order)
     case .foreign: return buddy_system_usable_size(pointer)
     default:
         let misuse = Misuse(BuddyEngine.outcome(for: kind), freeing: false)

@@ -4,7 +4,7 @@ import CBuddySupport
 /// shows it, and its meaning. The README's table is checked against this one by the tests.
 public enum Option: Int, CaseIterable, Sendable {
     case minBlock, maxBlock, initialSize, growthFactor, maxPoolSize, releaseDelay, slabs, threadSafety, onError, report
-    case reportFormat, reportSignal, reportInterval, profileSample, statsLatency
+    case reportFormat, reportSignal, reportInterval, profileSample, statsLatency, harden
 
     public var variable: StaticString {
         switch self {
@@ -23,6 +23,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .reportInterval: return "BUDDY_REPORT_INTERVAL"
         case .profileSample: return "BUDDY_PROFILE_SAMPLE"
         case .statsLatency: return "BUDDY_STATS_LATENCY"
+        case .harden: return "BUDDY_HARDEN"
         }
     }
 
@@ -43,6 +44,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .reportInterval: return "0"
         case .profileSample: return "0"
         case .statsLatency: return "sampled"
+        case .harden: return "off"
         }
     }
 
@@ -63,6 +65,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .reportInterval: return "With BUDDY_REPORT: also write a report every this many seconds, from a background thread (0: never)."
         case .profileSample: return "Allocation-site profile: one allocation sampled per this many bytes, its call stack kept while it lives (e.g. 1M; 0: off)."
         case .statsLatency: return "Latency statistics: sampled (one malloc in 1024 timed, and the free after it), sampled:N (one in N), exact (every call timed), or off."
+        case .harden: return "on: catch more misuse, slower: a canary after every block (checked at free), freed blocks filled and kept in a quarantine (checked when they leave it, and at exit), no thread caches. See Bad input."
         }
     }
 }
@@ -114,6 +117,11 @@ enum OptionReader {
             if matches(v, "abort") { config.errorStrategy = .abort }
             else if matches(v, "log") { config.errorStrategy = .log }
             else { warn(.onError, v, "is neither abort nor log") }
+        }
+        if let v = value(.harden) {
+            if matches(v, "on") || matches(v, "1") { config.hardened = true }
+            else if matches(v, "off") || matches(v, "0") { config.hardened = false }
+            else { warn(.harden, v, "is neither on nor off") }
         }
         if let problem = BuddyEngine.problem(with: config) {
             var line = LineBuffer()

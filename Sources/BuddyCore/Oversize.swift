@@ -11,6 +11,12 @@ import CBuddySupport
 /// which is never held while another allocator lock is taken or taken while one is held. Only
 /// the process pool (malloc's) serves oversize blocks; private pools refuse such requests.
 ///
+/// Each mapping ends with a guard page (PROT_NONE, not part of the block: malloc_usable_size
+/// and the figures count the block's pages only), so a write past the end of an oversize block
+/// stops the program with SIGSEGV at once instead of landing in whatever mapping the kernel put
+/// next to it (mmap hands out addresses top-down: usually the previous block). It costs one
+/// mprotect per block and a page of address space, never memory.
+///
 /// A ring of the last 64 unmapped blocks tells a double free (or a realloc, malloc_usable_size
 /// of a freed block) from a pointer of glibc's: a pointer that is the base (or inside) of a
 /// recently unmapped block, in memory that is still unmapped, is a bad pointer, not glibc's.
@@ -178,12 +184,14 @@ enum Oversize {
             return nil
         }
         let bytes = padded & ~(page &- 1)
-        guard let block = buddy_os_map_fresh(Int(bytes), Int(max(alignment, page))) else { return nil }
+        guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) else { return nil }
+        // The guard page (see above); should mprotect fail, the block simply has none.
+        _ = buddy_os_protect(block + Int(bytes), Int(page), 0)
         _ = lock(wait: true)
         let recorded = insert(base: UInt(bitPattern: block), bytes: bytes, requested: size)
         unlock()
         if !recorded {
-            buddy_os_unmap(block, Int(bytes))
+            buddy_os_unmap(block, Int(bytes &+ page))
             buddy_errno_set(12)
             return nil
         }
@@ -200,7 +208,7 @@ enum Oversize {
         let bytes = UInt(table.pointee.entries![i].bytes)
         remove(i)
         unlock()
-        buddy_os_unmap(pointer, Int(bytes))
+        buddy_os_unmap(pointer, Int(bytes) &+ buddy_os_page_size()) // with its guard page
         return true
     }
 
@@ -221,8 +229,16 @@ enum Oversize {
         guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); buddy_errno_set(22); return nil }
         let old = UInt(table.pointee.entries![i].bytes)
         // (Under the lock: a moved block's old range must not be mapped and recorded by another
-        // thread before its entry is gone.)
-        guard let moved = bytes == old ? pointer : buddy_os_remap(pointer, Int(old), Int(bytes), 1) else {
+        // thread before its entry is gone.) The guard page moves with the block: made writable
+        // first (so that block and guard are one mapping mremap can take whole), the new last
+        // page protected after.
+        var moved: UnsafeMutableRawPointer? = pointer
+        if bytes != old {
+            _ = buddy_os_protect(pointer + Int(old), Int(page), 1)
+            moved = buddy_os_remap(pointer, Int(old &+ page), Int(bytes &+ page), 1)
+            _ = buddy_os_protect((moved ?? pointer) + Int(moved == nil ? old : bytes), Int(page), 0)
+        }
+        guard let moved else {
             unlock()
             buddy_errno_set(12)
             return nil

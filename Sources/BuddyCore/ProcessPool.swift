@@ -35,7 +35,10 @@ enum ProcessPool {
             return nil
         }
         // Thread caches need the key whose destructor flushes them when a thread exits.
-        if buddy_thread_key_create({ buddy_thread_exit($0) }) == 0 {
+        // (Hardened: no caches, so that every call takes the checked slow path.)
+        if pool.hardened {
+            pool.enableQuarantine()
+        } else if buddy_thread_key_create({ buddy_thread_exit($0) }) == 0 {
             pool.enableThreadCaches()
         }
         // pthread_atfork may allocate: the caller's depth sends that to the system allocator.

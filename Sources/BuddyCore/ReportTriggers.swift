@@ -293,6 +293,12 @@ public func buddy_report_on_interval(_ interval: Bool) {
 /// Writes the exit report if BUDDY_REPORT asked for one. Called by the library's destructor.
 @_cdecl("buddy_exit_report")
 public func buddy_exit_report() {
+    // The exit checks first (FreeLinks.auditAtExit, Hardening.drainAtExit): a report of the
+    // heap is worth little if the heap was corrupted.
+    if ProcessPool.existing != nil {
+        FreeLinks.auditAtExit()
+        Hardening.checkAtExit()
+    }
     guard buddy_report_target_get() != nil, ProcessPool.existing != nil else { return }
     buddy_report_set_shutting_down()
     buddy_thread_enter()

@@ -43,3 +43,10 @@ int buddy_os_is_mapped(const void *address) {
     errno = saved;
     return mapped;
 }
+
+int buddy_os_protect(void *base, size_t size, int writable) {
+    int saved = errno;
+    int r = mprotect(base, size, writable ? PROT_READ | PROT_WRITE : PROT_NONE);
+    errno = saved;
+    return r;
+}

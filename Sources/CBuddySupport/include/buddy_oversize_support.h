@@ -54,5 +54,8 @@ void *buddy_os_map_fresh(size_t size, size_t alignment);
 void *buddy_os_remap(void *base, size_t old_size, size_t new_size, int may_move);
 /// 1 when the page holding `address` is mapped (mincore), else 0. Preserves errno.
 int buddy_os_is_mapped(const void *address);
+/// mprotect: `size` bytes at `base` (whole pages) readable and writable (`writable` 1) or not
+/// accessible at all (0: a guard page). 0 on success. Preserves errno.
+int buddy_os_protect(void *base, size_t size, int writable);
 
 #endif

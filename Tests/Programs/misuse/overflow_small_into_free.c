@@ -1,0 +1,12 @@
+// 16 bytes written past a 64-byte block into its freed neighbour, then that size allocated.
+#include "misuse.h"
+int main(void) {
+    unsigned char *p = malloc(64);
+    unsigned char *q = malloc(64);
+    unsigned char *low = p < q ? p : q;
+    free(low == p ? q : p);
+    memset(launder(low) + malloc_usable_size(low), 'A', 16);
+    keep(malloc(64));
+    keep(malloc(64));
+    return 0;
+}
