@@ -377,6 +377,7 @@ quick() {
     check "conformance --glibc-rules" 60 '^ok [0-9]+ checks' "BUDDY_MAX_BLOCK=64K" -- "$bin/conformance" --glibc-rules
     check "thread_churn 3000" 60 '^thread_churn: ok' "-" -- "$bin/thread_churn" 3000
     check "report_storm 8x40, 4 forks" 60 '^report_storm: ok' "BUDDY_REPORT=FILE" storm_reports -- "$bin/report_storm" 8 40 4
+    check "report_storm 8x200, 20 forks, profile" 60 '^report_storm: ok' "BUDDY_PROFILE_SAMPLE=4K BUDDY_REPORT=FILE" storm_reports -- "$bin/report_storm" 8 200 20
     check "report_storm 4x20 text on stderr" 60 '^report_storm: ok' "BUDDY_REPORT=stderr" stderr_reports_complete -- "$bin/report_storm" 4 20 2
     check "fork in a signal handler" 60 '^fork_signal: ok' "-" -- "$bin/fork_signal" 1
     check "late dlopen, dlclose" 60 '^late_dlopen: ok' "BUDDY_REPORT=FILE BUDDY_REPORT_INTERVAL=0.05" -- "$bin/late_dlopen" "$lib"

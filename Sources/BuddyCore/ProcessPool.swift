@@ -97,6 +97,7 @@ enum ProcessPool {
         }
         if taken & UInt32(BUDDY_FORK_PROCESS_LOCK) != 0 { buddy_lock_init(buddy_process_lock()) }
         if taken & UInt32(BUDDY_FORK_STDIO_LOCK) != 0 { buddy_fork_release_stdio(1) }
+        AllocationProfile.resetLocksInChild()
         buddy_thread_leave()
     }
 }

@@ -151,6 +151,20 @@ enum AllocationProfile {
         return -1
     }
 
+    /// In a forked child: the profile's spin locks (the site table's and each stripe's) may have
+    /// been held by a thread that does not exist here, and would stop the child's first sample
+    /// forever. They are freed; an entry a vanished thread was moving may be counted twice or
+    /// lost, which skews the child's profile by a sample, never its allocations. (Not taken
+    /// in fork's prepare handler: a spin lock has no owner, and a signal handler that forks may
+    /// interrupt its own thread holding one.)
+    static func resetLocksInChild() {
+        guard let table = buddy_profile_table_get() else { return }
+        buddy_spin_unlock(table.assumingMemoryBound(to: UInt32.self))
+        for i in 0..<stripes {
+            buddy_spin_unlock((table + stripesOffset + i &* stripeBytes).assumingMemoryBound(to: UInt32.self))
+        }
+    }
+
     // MARK: Sampled blocks
 
     @inline(__always) static func stripe(_ table: UnsafeMutableRawPointer, _ address: UInt) -> (UnsafeMutableRawPointer, Int) {
