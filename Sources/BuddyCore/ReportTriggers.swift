@@ -290,15 +290,20 @@ public func buddy_report_on_interval(_ interval: Bool) {
     buddy_thread_leave()
 }
 
+/// The exit checks (FreeLinks.auditAtExit, Hardening.checkAtExit), which the library's
+/// destructor runs before the exit report: a report of the heap is worth little if the heap was
+/// corrupted. Apart from buddy_exit_report, whose path (with the signal handler's) must reach no
+/// allocation function: a finding's report takes a backtrace.
+@_cdecl("buddy_exit_checks")
+public func buddy_exit_checks() {
+    guard ProcessPool.existing != nil else { return }
+    FreeLinks.auditAtExit()
+    Hardening.checkAtExit()
+}
+
 /// Writes the exit report if BUDDY_REPORT asked for one. Called by the library's destructor.
 @_cdecl("buddy_exit_report")
 public func buddy_exit_report() {
-    // The exit checks first (FreeLinks.auditAtExit, Hardening.drainAtExit): a report of the
-    // heap is worth little if the heap was corrupted.
-    if ProcessPool.existing != nil {
-        FreeLinks.auditAtExit()
-        Hardening.checkAtExit()
-    }
     guard buddy_report_target_get() != nil, ProcessPool.existing != nil else { return }
     buddy_report_set_shutting_down()
     buddy_thread_enter()

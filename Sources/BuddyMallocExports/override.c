@@ -40,4 +40,4 @@ FORWARD(int malloc_info(int options, FILE *fp), buddy_malloc_info)
 FORWARD(int malloc_trim(size_t pad), buddy_malloc_trim)
 
 // The exit report (BUDDY_REPORT), after the program's own destructors have run.
-__attribute__((destructor)) static void buddy_at_exit(void) { buddy_exit_report(); }
+__attribute__((destructor)) static void buddy_at_exit(void) { buddy_exit_checks(); buddy_exit_report(); }

@@ -97,16 +97,26 @@ struct OversizeTests {
         #expect(count(scenario.counter, in: result.stderr) == expected, "\(scenario): \(result.stderr)")
     }
 
-    @Test("free(malloc(8) + 4096) is an invalid pointer (never handed out), not a double free")
+    @Test("free(malloc(8) + 4096) is reported on one line, as an invalid pointer or a double free")
     func badSmallPointer() throws {
         let result = try run(["bad-small"], environment: ["BUDDY_ON_ERROR": "log"])
         let lines = buddyLines(result.stderr)
         #expect(lines.count == 1, "\(result.stderr)")
         if let line = lines.first {
-            // The address may be the start of a free block the pool split off; the program never
-            // held it (Segment.handedOut), so it is not a double free.
-            #expect(line.contains("invalid pointer") && line.contains("not the start of a block"), "\(line)")
+            // Whether that address starts a block someone in the process once held depends on
+            // the heap's history (the debug and release libraries differ): either answer is
+            // true. bad-split makes the never-held case certain.
+            #expect(line.contains("invalid pointer") && line.contains("not the start of a block")
+                    || line.contains("double free"), "\(line)")
         }
+    }
+
+    @Test("the free upper half of a split, never handed out, is an invalid pointer, not a double free")
+    func neverHandedOutIsInvalid() throws {
+        let result = try run(["bad-split"], environment: ["BUDDY_ON_ERROR": "log"])
+        let lines = buddyLines(result.stderr)
+        #expect(lines.count == 1 && lines[0].contains("invalid pointer") && lines[0].contains("not the start of a block"),
+                "\(result.stderr)")
     }
 
     @Test("a 60 MB block held until exit is in the report: oversize live, held, and the JSON fields")

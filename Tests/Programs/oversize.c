@@ -12,6 +12,7 @@
 //   realloc-freed  realloc(p, 100) of a freed 20 MiB block
 //   usable-freed   malloc_usable_size(p) of a freed 20 MiB block
 //   bad-small      free(malloc(8) + 4096): not a block that was handed out
+//   bad-split      free(malloc(200K) + 256K): the free upper half of a split, never handed out
 //   sized-wrong    free_sized(malloc(100), 5000), then free_sized of a 20 MiB block with 0
 //   sized-ok       free_sized and free_aligned_sized with the sizes asked for (malloc(0) too)
 //   hold           holds one 60 MB block (every page touched) until exit
@@ -238,6 +239,16 @@ int main(int argc, char **argv) {
         char *p = malloc(8);
         show_pointer(p + 4096);
         free(p + 4096);
+        printf("survived\n");
+        free(p);
+        return 0;
+    }
+    if (strcmp(mode, "bad-split") == 0) {
+        // The program's first large block splits a fresh 8 MiB block of the large-block
+        // segments: the 256 KiB upper half right after it is free and was never handed out.
+        char *p = malloc(200 * 1024);
+        show_pointer(p + 256 * 1024);
+        free(p + 256 * 1024);
         printf("survived\n");
         free(p);
         return 0;

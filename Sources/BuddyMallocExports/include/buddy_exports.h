@@ -17,6 +17,7 @@ void *buddy_valloc(size_t size);
 void *buddy_pvalloc(size_t size);
 size_t buddy_malloc_usable_size(void *ptr);
 void buddy_exit_report(void);
+void buddy_exit_checks(void);
 
 // glibc's introspection (introspection.c; malloc_trim in CSemantics.swift).
 #include <stdio.h>
