@@ -26,54 +26,64 @@ lib=${BUDDY:-$PWD/.build/release/libBuddyMalloc.so}
 [ -f "$lib" ] || { echo "soak: $lib not found: run 'swift build -c release --product BuddyMalloc' first" >&2; exit 2; }
 [ "$seconds" -ge 10 ] || { echo "soak: SECONDS must be at least 10" >&2; exit 2; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/buddy-soak.XXXXXX")
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
+trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/reports"
 gcc -O2 -g -fno-builtin -pthread -o "$tmp/larson_soak" Tests/Programs/larson_soak.c
 seed=${SOAK_SEED:-$RANDOM}
 echo "soak: $threads threads for $seconds s, seed $seed, library $lib" >&2
-BUDDY_REPORT="$tmp/reports/report" LD_PRELOAD="$lib" \
-    "$tmp/larson_soak" "$threads" "$seconds" "$seed" 5 >"$tmp/out" 2>"$tmp/err" &
-pid=$!
-start=$(date +%s.%N)
+export SOAK_LIBRARY="$lib" SOAK_FOLDER="$tmp"
+# The monitor: starts the driver, samples VmRSS and sends SIGUSR1 on every whole second after
+# the start, counts and deletes the reports, kills the driver SECONDS + 60 s after the start.
+python3 - "$threads" "$seconds" "$seed" <<'MONITOR'
+import os, signal, subprocess, sys, time
+threads, seconds, seed = sys.argv[1:]
+tmp, lib = os.environ["SOAK_FOLDER"], os.environ["SOAK_LIBRARY"]
+env = dict(os.environ, BUDDY_REPORT=f"{tmp}/reports/report", LD_PRELOAD=lib)
+with open(f"{tmp}/out", "w") as out, open(f"{tmp}/err", "w") as err:
+    driver = subprocess.Popen([f"{tmp}/larson_soak", threads, seconds, seed, "5"], stdout=out, stderr=err, env=env)
+start = time.monotonic()
+signals = reports = empty = timed_out = 0
+def collect():
+    global reports, empty
+    for name in os.listdir(f"{tmp}/reports"):
+        suffix = name[len("report."):]
+        if not name.startswith("report.") or not suffix.isdigit():
+            continue  # the exit reports (report), temporaries (report.tmp.PID)
+        path = f"{tmp}/reports/{name}"
+        if os.path.getsize(path) > 0: reports += 1
+        else: empty += 1
+        os.unlink(path)
+with open(f"{tmp}/samples", "w") as samples:
+    tick = 1
+    while driver.poll() is None:
+        time.sleep(max(0, start + tick - time.monotonic()))
+        tick += 1
+        elapsed = time.monotonic() - start
+        try:
+            with open(f"/proc/{driver.pid}/status") as status:
+                rss = next(int(l.split()[1]) for l in status if l.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            break
+        samples.write(f"{elapsed:.1f} {rss}\n")
+        samples.flush()
+        try:
+            os.kill(driver.pid, signal.SIGUSR1)
+            signals += 1
+        except OSError:
+            pass
+        collect()
+        if elapsed > int(seconds) + 60:
+            timed_out = 1
+            driver.kill()
+            break
+status = driver.wait()
+time.sleep(0.2)
+collect()
+with open(f"{tmp}/monitor", "w") as m:
+    m.write(f"{status if status >= 0 else 128 - status} {timed_out} {signals} {reports} {empty}\n")
+MONITOR
+read -r status timed_out signals reports empty <"$tmp/monitor"
 samples="$tmp/samples"
-: >"$samples"
-signals=0 reports=0 empty=0 deadline=$((seconds + 60)) timed_out=0
-while kill -0 "$pid" 2>/dev/null; do
-    sleep 1
-    now=$(date +%s.%N)
-    elapsed=$(awk -v a="$start" -v b="$now" 'BEGIN { printf "%.1f", b - a }')
-    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-    [ -n "$rss" ] || break
-    echo "$elapsed $rss" >>"$samples"
-    kill -USR1 "$pid" 2>/dev/null && signals=$((signals + 1))
-    # Count and delete the reports written so far (the newest may still be being written: a
-    # report goes to a temporary name and is renamed, so every report.N seen is complete).
-    for f in "$tmp/reports"/report.[0-9]*; do
-        [ -e "$f" ] || continue
-        case "$f" in *.tmp.*) continue ;; esac
-        if [ -s "$f" ]; then reports=$((reports + 1)); else empty=$((empty + 1)); fi
-        rm -f "$f"
-    done
-    if awk -v e="$elapsed" -v d="$deadline" 'BEGIN { exit !(e > d) }'; then
-        timed_out=1
-        kill -KILL "$pid" 2>/dev/null || true
-        break
-    fi
-done
-status=0
-wait "$pid" || status=$?
-pid=
-sleep 0.2
-for f in "$tmp/reports"/report.[0-9]*; do
-    [ -e "$f" ] || continue
-    case "$f" in *.tmp.*) continue ;; esac
-    if [ -s "$f" ]; then reports=$((reports + 1)); else empty=$((empty + 1)); fi
-done
 [ -n "${SOAK_SAMPLES:-}" ] && cp "$samples" "$SOAK_SAMPLES"
 tail -n 1 "$tmp/out" >&2
 [ -s "$tmp/err" ] && sed 's/^/soak: driver: /' "$tmp/err" | head -n 20 >&2
