@@ -10,7 +10,7 @@
 # is not changed: copy an input into it by hand when it is worth keeping) and writes a crash
 # input to .build-fuzz/ (libFuzzer prints its name and bytes; FuzzTests can replay it once
 # it is in the corpus). Error lines of C pools with on_error = log go to .build-fuzz/fuzz.log
-# with libFuzzer's output (BUDDY_FUZZ_QUIET=1 turns them off). Inputs are at most 1 KiB
+# with libFuzzer's output (FUZZ_QUIET=1 turns them off). Inputs are at most 1 KiB
 # (about 400 operations; -max_len=N after -- changes it). The build's output: .build-fuzz/build.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."

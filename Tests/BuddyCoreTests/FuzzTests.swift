@@ -4,9 +4,9 @@ import Testing
 
 // The operation-sequence fuzzer (FuzzDriver.swift) in the test suite: the committed corpus
 // (Tests/Fuzz/corpus, seeds and whatever tools/fuzz.sh found worth keeping), then seeded random
-// inputs (about 3 s). BUDDY_FUZZ_RUNS raises their number (default 200, of 16 to 527 bytes) and
-// BUDDY_FUZZ_SEED changes the seed, for a longer run without libFuzzer:
-//     BUDDY_FUZZ_RUNS=20000 BUDDY_FUZZ_SEED=7 swift test --filter FuzzTests
+// inputs (about 3 s). FUZZ_RUNS raises their number (default 200, of 16 to 527 bytes) and
+// FUZZ_SEED changes the seed, for a longer run without libFuzzer:
+//     FUZZ_RUNS=20000 FUZZ_SEED=7 swift test --filter FuzzTests
 
 private let corpusDirectory = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fuzz/corpus")
@@ -33,8 +33,8 @@ struct FuzzTests {
     @Test("seeded random inputs, every target and configuration")
     func seededRandomInputs() {
         let environment = ProcessInfo.processInfo.environment
-        let runs = environment["BUDDY_FUZZ_RUNS"].flatMap(Int.init) ?? 200
-        let seed = environment["BUDDY_FUZZ_SEED"].flatMap(UInt64.init) ?? 13
+        let runs = environment["FUZZ_RUNS"].flatMap(Int.init) ?? 200
+        let seed = environment["FUZZ_SEED"].flatMap(UInt64.init) ?? 13
         var random = FuzzRandom(state: seed)
         var failures = 0
         for run in 0..<runs {

@@ -7,8 +7,8 @@ import Glibc
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
-    // BUDDY_FUZZ_QUIET unset: C pools may use on_error = log (one stderr line per bad free).
-    if let failure = FuzzRun.run(input, quiet: getenv("BUDDY_FUZZ_QUIET") != nil) {
+    // FUZZ_QUIET unset: C pools may use on_error = log (one stderr line per bad free).
+    if let failure = FuzzRun.run(input, quiet: getenv("FUZZ_QUIET") != nil) {
         fputs("buddy fuzz: \(failure)\n", stderr)
         abort()
     }
