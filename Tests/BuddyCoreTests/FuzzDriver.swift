@@ -17,8 +17,8 @@
 //             else move), 10 reset (one time in four; else trim or stats), 11 allocate until
 //             full (or 256 blocks), 12 ownership and block size of a live block, an interior
 //             pointer, a freed pointer or a foreign one, 13-14 bad frees (double, interior,
-//             foreign), 15 trim (engine) or stats (C pool)
-// The model: the live blocks (address, block size, request, a stamp id) in allocation order,
+//             malloc's pointer, another pool's block), 15 trim (engine) or stats (C pool)
+// The model: the live blocks (address, block size, a stamp id) in allocation order,
 // and the last 32 freed addresses. Each block's first and last 64 bytes carry a pattern of its
 // id, checked before it is freed, resized or moved; a new block must be aligned to its size (or
 // the requested alignment) and overlap no live block; the model stops at 1024 blocks or 4 MiB.
@@ -59,6 +59,8 @@ struct FuzzRun {
     private var target: Target
     private let engine: BuddyEngine
     private var arena: (UnsafeMutableRawPointer, Int)? = nil
+    /// A second pool, made by the first bad free of another pool's block.
+    private var other: BuddyEngine? = nil
     private let bounded: Bool
     private let segregated: Bool
     private let geometry: Geometry
@@ -154,6 +156,7 @@ struct FuzzRun {
         case .cPool(let pool): buddy_pool_destroy(pool)
         }
         if let (base, size) = arena { buddy_os_unmap(base, size) }
+        other?.destroy()
     }
 
     // MARK: Decoding
@@ -499,9 +502,9 @@ struct FuzzRun {
     private mutating func badFreeOperation() throws(FuzzFailure) {
         let kind = byte(), i = Int(byte())
         let pointer: UnsafeMutableRawPointer
-        var foreign: UnsafeMutableRawPointer? = nil
+        var foreign: UnsafeMutableRawPointer? = nil, otherBlock: UnsafeMutableRawPointer? = nil
         defer { foreign?.deallocate() }
-        switch kind % 3 {
+        switch kind % 4 {
         case 0:
             operation = "double free"
             guard !freed.isEmpty else { return }
@@ -515,10 +518,25 @@ struct FuzzRun {
             guard block.size > 1 else { return }
             let offset = 1 + (Int(kind >> 2) * 977 + i) % (block.size - 1)
             pointer = UnsafeMutableRawPointer(bitPattern: block.address + UInt(offset))!
-        default:
+        case 2:
             operation = "free of malloc's pointer"
             foreign = UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 16)
             pointer = foreign!
+        default:
+            operation = "free of another pool's block"
+            if other == nil {
+                var config = PoolConfig()
+                config.maxBlock = 64 << 10
+                config.initialSize = 64 << 10
+                config.threadSafety = .off
+                other = BuddyEngine.create(config)
+            }
+            guard let other, let block = other.allocate(order: Int(kind >> 2) % 8) else { return }
+            otherBlock = block
+            pointer = block
+        }
+        defer {
+            if let otherBlock, other?.release(otherBlock) != .released { fatalError("the other pool's block was not released") }
         }
         operation += " 0x\(String(UInt(bitPattern: pointer), radix: 16))"
         let before = engine.counters
@@ -543,7 +561,7 @@ struct FuzzRun {
         }
         if engine.usage != usage { throw fail("a bad free changed the pool's figures") }
         if (0...geometry.maxOrder).map({ engine.freeBlockCount(order: $0) }) != free { throw fail("a bad free changed the free lists") }
-        if kind % 3 == 1, expectedKind != .interior { throw fail("an interior pointer classified \(expectedKind)") }
+        if kind % 4 == 1, expectedKind != .interior { throw fail("an interior pointer classified \(expectedKind)") }
     }
 }
 
