@@ -154,9 +154,9 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
     @Test func threadCacheBinsHoldObjects() throws {
         let arena = Arena(size: 1 << 22)
         let pool = try makeSlabPool(arena: arena)
-        pool.state.pointee.cachesEnabled = true
+        try enableThreadCachesForTest(pool)
         buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); pool.destroy() }
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.slabBinCount == SlabClass.count)
         let code = pool.code(forSize: 4200, alignment: 16)

@@ -2,15 +2,29 @@ import CBuddySupport
 import Testing
 @testable import BuddyCore
 
+/// The pthread key threadCache() stores a new cache under (support.c's cache_key). Production
+/// creates it before it enables caches (ProcessPool); a test that enabled them without it stored
+/// its cache under key 0, which is someone else's: under AddressSanitizer, ASan's own per-thread
+/// state, so the process crashed in ASan's next call (tools/sanitize.sh). The destructor does
+/// nothing: the tests retire their caches themselves.
+let testCacheKeyCreated: Bool = buddy_thread_key_create { _ in } == 0
+
+/// Lets a private pool make thread caches, as enableThreadCaches() does once the key exists.
+/// Pair it with `buddy_thread_key_set(nil)` when the test is done with the cache.
+func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
+    try #require(testCacheKeyCreated)
+    pool.state.pointee.cachesEnabled = true
+}
+
 /// The lazy buddy on a private pool: the test thread's cache pointer is pointed at this pool's
 /// cache for the test's duration and cleared afterwards.
 @Suite struct ThreadCacheTests {
     @Test func refillFlushAndRetireKeepTheInvariants() throws {
         let arena = Arena(size: 256 * 1024)
         let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
-        pool.state.pointee.cachesEnabled = true
+        try enableThreadCachesForTest(pool)
         buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); pool.destroy() }
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
 
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.binCount == pool.cachedOrderCount)
@@ -48,9 +62,9 @@ import Testing
     @Test func binLimitsBoundWhatAThreadHolds() throws {
         let arena = Arena(size: 1 << 20)
         let pool = try makePool(arena: arena)
-        pool.state.pointee.cachesEnabled = true
+        try enableThreadCachesForTest(pool)
         buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); pool.destroy() }
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
         let cache = try #require(pool.threadCache())
         var total = 0
         for order in 0..<cache.pointee.binCount {
