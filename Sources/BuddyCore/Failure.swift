@@ -78,20 +78,32 @@ func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misus
         line.append(hex: UInt(bitPattern: pointer))
         line.append(" (not the start of a block)")
     }
+    if case .wrongSize = misuse {
+        finishReport(&line, function, pointer, misuse, strategy: strategy, carryingOn: "; the block is freed\n")
+    } else {
+        finishReport(&line, function, pointer, misuse, strategy: strategy, carryingOn: "; ignored, the pool is unchanged\n")
+    }
+}
+
+/// The end of every misuse report: what happens next (abort, or `carryingOn` under
+/// BUDDY_ON_ERROR=log; nil strategy: abort whatever it says, with `fatal` as the reason), the
+/// line written, the call stack on the following lines (kept for the report's bad_pointers).
+func finishReport(_ line: inout LineBuffer, _ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse,
+                  strategy: ErrorStrategy?, carryingOn: StaticString, fatal: StaticString = "") {
     let aborting: Bool
     switch strategy {
-    case .abort: aborting = true
-    case .log: aborting = false
+    case .abort?: aborting = true
+    case .log?: aborting = false
+    case nil: aborting = true
     }
-    if aborting {
+    if strategy == nil {
+        line.append(fatal)
+    } else if aborting {
         line.append("; aborting (BUDDY_ON_ERROR=log reports and continues)\n")
-    } else if case .wrongSize = misuse {
-        line.append("; the block is freed\n")
     } else {
-        line.append("; ignored, the pool is unchanged\n")
+        line.append(carryingOn)
     }
     line.write(to: 2)
-    // The call stack that passed the pointer, on the following lines; kept for the report.
     BadPointerLog.record(function, pointer, misuse)
     if aborting { buddy_os_abort() }
 }

@@ -133,26 +133,16 @@ func reportCorruption(_ function: StaticString, _ block: UnsafeRawPointer, strat
         line.append(hex: UInt(bitPattern: block))
         line.append(" was written after it was freed (its free-list links are not valid)")
     }
-    let aborting: Bool
-    switch strategy {
-    case .abort?: aborting = true
-    case .log?: aborting = false
-    case nil: aborting = true
-    }
-    if strategy == nil {
-        line.append("; aborting: the pool's free lists cannot be repaired\n")
-    } else if aborting {
-        line.append("; aborting (BUDDY_ON_ERROR=log reports and continues)\n")
-    } else if case .canaryOverwritten = cause {
-        line.append("; the block is freed all the same\n")
-    } else if case .patternChanged = cause {
-        line.append("; the block is freed all the same\n")
-    } else if case .underflow = cause {
-        line.append("; the block is freed all the same\n")
+    // A block whose canary or fill was checked at its free is freed all the same under `log`; a
+    // cache's links were not followed, so its bin is abandoned.
+    let carryingOn: StaticString
+    if case .writtenAfterFree = cause {
+        carryingOn = "; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n"
+    } else if case .freeNeighbourOverwritten = cause {
+        carryingOn = "; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n"
     } else {
-        line.append("; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n")
+        carryingOn = "; the block is freed all the same\n"
     }
-    line.write(to: 2)
-    BadPointerLog.record(function, block, .heapCorruption)
-    if aborting { buddy_os_abort() }
+    finishReport(&line, function, block, .heapCorruption, strategy: strategy, carryingOn: carryingOn,
+                 fatal: "; aborting: the pool's free lists cannot be repaired\n")
 }
