@@ -168,8 +168,7 @@ private func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> 
         buddy_errno_set(ENOMEM_)
         return nil
     case .bad(let found):
-        let misuse: Misuse
-        if case .doubleFree = found { misuse = .useAfterFree } else { misuse = found }
+        let misuse = found.notFreeing
         pool.countMisuse(misuse)
         reportMisuse("realloc()", pointer, misuse, strategy: pool.config.errorStrategy)
         buddy_errno_set(EINVAL_)
@@ -209,8 +208,7 @@ private func usableOutside(_ pointer: UnsafeMutableRawPointer) -> Int {
     case .busy: return 0
     case .block(let bytes, _): return Int(bitPattern: bytes)
     case .bad(let found):
-        let misuse: Misuse
-        if case .doubleFree = found { misuse = .useAfterFree } else { misuse = found }
+        let misuse = found.notFreeing
         pool.countMisuse(misuse)
         reportMisuse("malloc_usable_size()", pointer, misuse, strategy: pool.config.errorStrategy)
         return 0

@@ -29,11 +29,20 @@ enum Misuse {
     /// The misuse a release outcome of `function` is: realloc and malloc_usable_size of a free
     /// block use it after its free, they do not free it twice.
     init(_ outcome: BuddyEngine.ReleaseOutcome, freeing: Bool) {
+        let misuse: Misuse
         switch outcome {
-        case .doubleFree: self = freeing ? .doubleFree : .useAfterFree
-        case .otherPool: self = .otherPool
-        default: self = .invalidPointer
+        case .doubleFree: misuse = .doubleFree
+        case .otherPool: misuse = .otherPool
+        default: misuse = .invalidPointer
         }
+        self = freeing ? misuse : misuse.notFreeing
+    }
+
+    /// The same misuse by a call that does not free (realloc, malloc_usable_size): a freed
+    /// block is used after its free, not freed twice.
+    var notFreeing: Misuse {
+        if case .doubleFree = self { return .useAfterFree }
+        return self
     }
 }
 
