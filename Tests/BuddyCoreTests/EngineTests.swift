@@ -1,7 +1,8 @@
 import CBuddySupport
 import Glibc
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// A private arena, aligned to its size as the engine requires, unmapped by the test's end.
 final class Arena {

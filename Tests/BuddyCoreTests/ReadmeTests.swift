@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// The README is the manual: its options table must say what the code's table says.
 @Suite struct ReadmeTests {

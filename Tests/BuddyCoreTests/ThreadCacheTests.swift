@@ -1,6 +1,7 @@
 import CBuddySupport
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// The pthread key threadCache() stores a new cache under (support.c's cache_key). Production
 /// creates it before it enables caches (ProcessPool); a test that enabled them without it stored
@@ -13,7 +14,8 @@ let testCacheKeyCreated: Bool = buddy_thread_key_create { _ in } == 0
 /// Pair it with `buddy_thread_key_set(nil)` when the test is done with the cache.
 func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
     try #require(testCacheKeyCreated)
-    pool.state.pointee.cachesEnabled = true
+    try #require(ProcessState.attach(to: pool))
+    pool.process.pointee.cachesEnabled = true
 }
 
 /// The lazy buddy on a private pool: the test thread's cache pointer is pointed at this pool's
@@ -55,7 +57,7 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect(pool.release(first) == .released)
         pool.retire(cache)
         #expect(pool.usage.allocatedBytes == 0)
-        #expect(pool.state.pointee.caches == nil)
+        #expect(pool.process.pointee.caches == nil)
         expectInvariants(pool)
     }
 

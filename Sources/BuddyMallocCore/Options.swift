@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// The options table: every environment variable the allocator reads, its default as the README

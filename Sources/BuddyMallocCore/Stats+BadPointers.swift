@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// Every bad pointer (invalid pointer, double free, another pool's pointer) is logged on stderr

@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 // When reports are written, and where (README, "The report"):

@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 // The report: one writer, two formats (README, "The report"; the JSON schema is
@@ -451,7 +452,7 @@ enum Report {
         out.text("\n  sizes      ")
         let sizes = statsSizes(s)
         any = false
-        for b in 0..<BucketCounts.count where sizes[b] != 0 {
+        for b in 0..<CounterTable.count where sizes[b] != 0 {
             out.text(" <=")
             out.bytes(b < 63 ? 1 << UInt64(b) : UInt64.max)
             out.byte(58)
@@ -463,7 +464,7 @@ enum Report {
         out.text("  alignments ")
         let alignments = statsAlignments(s)
         any = false
-        for b in 0..<BucketCounts.count where alignments[b] != 0 {
+        for b in 0..<CounterTable.count where alignments[b] != 0 {
             out.byte(32)
             out.bytes(b < 63 ? 1 << UInt64(b) : UInt64.max)
             out.byte(58)

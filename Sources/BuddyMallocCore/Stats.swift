@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 // The statistics' storage: fixed-size counter tables (no Swift allocation anywhere), the
@@ -12,156 +13,6 @@ import CBuddySupport
 //     size histogram's corrections and the alignments (atomic), times, the sampling settings.
 // The malloc and free fast paths add to two per-thread counters each (the order's counter and
 // the sampling countdown; malloc also adds the requested bytes): see CSemantics.swift.
-
-/// One counter per allocation code.
-struct OrderCounts {
-    /// Orders 0...Geometry.orderLimit, and the codes of slab classes above them (Slab.swift):
-    /// every value a tag's order field can hold.
-    static let count = 64
-    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-
-    init() {}
-
-    @inline(__always) subscript(_ i: Int) -> UInt64 {
-        get { withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) } }
-        set { withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue, toByteOffset: i &* 8, as: UInt64.self) } }
-    }
-
-    /// Adds `n` (wrapping: a negative correction is `0 &- n`).
-    @inline(__always) mutating func add(_ i: Int, _ n: UInt64 = 1) {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            let slot = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i
-            slot.pointee &+= n
-        }
-    }
-
-    /// Adds `n` atomically (counters shared by threads without a cache).
-    @inline(__always) mutating func atomicAdd(_ i: Int, _ n: UInt64 = 1) {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            buddy_atomic_add_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i, n)
-        }
-    }
-
-    /// Reads slot `i` with an atomic load (another thread may be adding to it).
-    @inline(__always) mutating func atomicLoad(_ i: Int) -> UInt64 {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            buddy_atomic_load_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i)
-        }
-    }
-
-    mutating func add(_ other: OrderCounts) {
-        for i in 0..<OrderCounts.count { add(i, other[i]) }
-    }
-
-    var total: UInt64 {
-        var sum: UInt64 = 0
-        for i in 0..<OrderCounts.count { sum &+= self[i] }
-        return sum
-    }
-}
-
-/// One counter per C entry point (`Entry`; 13 used, room to grow).
-struct EntryCounts {
-    static let count = 16
-    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-
-    init() {}
-
-    @inline(__always) subscript(_ i: Int) -> UInt64 {
-        get { withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) } }
-        set { withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue, toByteOffset: i &* 8, as: UInt64.self) } }
-    }
-
-    /// Adds `n` (wrapping: a negative correction is `0 &- n`).
-    @inline(__always) mutating func add(_ i: Int, _ n: UInt64 = 1) {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            let slot = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i
-            slot.pointee &+= n
-        }
-    }
-
-    /// Adds `n` atomically (counters shared by threads without a cache).
-    @inline(__always) mutating func atomicAdd(_ i: Int, _ n: UInt64 = 1) {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            buddy_atomic_add_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i, n)
-        }
-    }
-
-    /// Reads slot `i` with an atomic load (another thread may be adding to it).
-    @inline(__always) mutating func atomicLoad(_ i: Int) -> UInt64 {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            buddy_atomic_load_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i)
-        }
-    }
-
-    mutating func add(_ other: EntryCounts) {
-        for i in 0..<EntryCounts.count { add(i, other[i]) }
-    }
-
-    var total: UInt64 {
-        var sum: UInt64 = 0
-        for i in 0..<EntryCounts.count { sum &+= self[i] }
-        return sum
-    }
-}
-
-/// One counter per power of two: slot b counts values v with 2^(b-1) < v <= 2^b (slot 0: v <= 1).
-struct BucketCounts {
-    static let count = 64
-    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
-        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-
-    init() {}
-
-    @inline(__always) subscript(_ i: Int) -> UInt64 {
-        get { withUnsafeBytes(of: storage) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) } }
-        set { withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue, toByteOffset: i &* 8, as: UInt64.self) } }
-    }
-
-    /// Adds `n` (wrapping: a negative correction is `0 &- n`).
-    @inline(__always) mutating func add(_ i: Int, _ n: UInt64 = 1) {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            let slot = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i
-            slot.pointee &+= n
-        }
-    }
-
-    /// Adds `n` atomically (counters shared by threads without a cache).
-    @inline(__always) mutating func atomicAdd(_ i: Int, _ n: UInt64 = 1) {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            buddy_atomic_add_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i, n)
-        }
-    }
-
-    /// Reads slot `i` with an atomic load (another thread may be adding to it).
-    @inline(__always) mutating func atomicLoad(_ i: Int) -> UInt64 {
-        withUnsafeMutableBytes(of: &storage) { raw in
-            buddy_atomic_load_u64_relaxed(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) + i)
-        }
-    }
-
-    mutating func add(_ other: BucketCounts) {
-        for i in 0..<BucketCounts.count { add(i, other[i]) }
-    }
-
-    var total: UInt64 {
-        var sum: UInt64 = 0
-        for i in 0..<BucketCounts.count { sum &+= self[i] }
-        return sum
-    }
-}
 
 /// The C entry points, in the order of `enum buddy_entry_point` (buddy_stats.h).
 enum Entry: Int {
@@ -247,89 +98,6 @@ struct LatencyCounters {
     }
 }
 
-/// A pool's own statistics, beside its engine counters (PoolCounters). Splits and coalesces are
-/// counted by the engine under the lock; the rest atomically by the C layer.
-struct PoolStats {
-    /// Blocks of each order split into two of the order below; pairs of free buddies of each
-    /// order merged into one of the order above.
-    var splits = OrderCounts()
-    var coalesces = OrderCounts()
-    /// Live blocks moved between orders by in-place reallocs (+1 at the new order, -1 at the
-    /// old one, wrapping): live[k] = allocated[k] - freed[k] + resizeDelta[k].
-    var resizeDelta = OrderCounts()
-    /// Corrections of the size histogram, which is derived from the blocks handed out per order:
-    /// an over-aligned request moves its count from its block's bucket to its size's; a request
-    /// served by the system allocator adds one (wrapping, atomic).
-    var sizeDelta = BucketCounts()
-    /// Explicit alignments asked for (posix_memalign, aligned_alloc, memalign, valloc, pvalloc).
-    var alignments = BucketCounts()
-    /// Calls made from inside the allocator (libc, the runtime, a signal handler): glibc served them.
-    var reentrantCalls: UInt64 = 0
-    /// Creation time, wall clock and monotonic (ns), and the last activity (monotonic ns).
-    var createdNs: UInt64
-    var createdMonotonicNs: UInt64
-    var lastActivityMonotonicNs: UInt64
-    /// Live allocations of the process pool (the C layer's), as folded so far: the thread caches'
-    /// deltas (`CallCounters.liveDelta`) added at their folds, and the calls of threads without
-    /// a cache added one by one. Atomic (folds happen under the pool lock, the direct calls'
-    /// after it); wrapping, read as signed: a thread that frees blocks another thread allocated
-    /// folds a negative delta. At any moment, with T threads holding caches:
-    ///
-    ///     live = liveAllocations + sum over the T caches of liveDelta
-    var liveAllocations: UInt64 = 0
-    /// The most live allocations at once (atomic maximum; see `foldLiveDelta` for the bound).
-    var peakLiveAllocations: UInt64 = 0
-    /// The engine's own count of allocated blocks (allocate minus releaseBlock, under the lock or
-    /// by the pool's single thread) and its peak: exact. A private pool's live allocations are
-    /// these; in the process pool they also count the blocks thread caches hold.
-    var engineBlocks: UInt64 = 0
-    var peakEngineBlocks: UInt64 = 0
-    /// A thread's countdown restarts at this many calls: 1 when every call is instrumented
-    /// (exact latency, or the allocation-site profile), the latency period when sampling.
-    var instrumentPeriod: Int
-    /// Latency: off, sampled or exact (enum buddy_latency_mode), and one call in `latencyPeriod`.
-    var latencyMode: Int32
-    var latencyPeriod: Int
-    /// The allocation-site profile's sampling period in bytes (0: off).
-    var profileSampleBytes: UInt64
-    /// Misuses besides invalid pointers and double frees (atomic): realloc or malloc_usable_size
-    /// of a freed block, free_sized or free_aligned_sized with a wrong size.
-    var useAfterFrees: UInt64 = 0
-    var wrongSizes: UInt64 = 0
-
-    /// A new pool's statistics, with the sampling settings the options asked for.
-    init() {
-        createdNs = buddy_os_realtime_ns()
-        createdMonotonicNs = buddy_os_precise_ns()
-        lastActivityMonotonicNs = createdMonotonicNs
-        let settings = buddy_report_settings_get()!
-        latencyMode = settings.pointee.latency_mode
-        latencyPeriod = max(1, Int(settings.pointee.latency_period))
-        profileSampleBytes = settings.pointee.profile_sample
-        if profileSampleBytes != 0 || latencyMode == Int32(BUDDY_LATENCY_EXACT.rawValue) {
-            instrumentPeriod = 1
-        } else if latencyMode == Int32(BUDDY_LATENCY_SAMPLED.rawValue) {
-            instrumentPeriod = latencyPeriod
-        } else {
-            instrumentPeriod = Int.max
-        }
-    }
-}
-
-extension PoolStats {
-    /// The engine handed out a block (the caller holds the lock, or is the pool's only thread).
-    @inline(__always) mutating func countEngineBlockAllocated() {
-        engineBlocks &+= 1
-        if engineBlocks > peakEngineBlocks { peakEngineBlocks = engineBlocks }
-    }
-
-    /// The engine took a block back.
-    @inline(__always) mutating func countEngineBlockReleased() { engineBlocks &-= 1 }
-
-    /// Every block went back at once (reset): the peak stays.
-    mutating func countEngineBlocksReset() { engineBlocks = 0 }
-}
-
 /// A power-of-two bucket: the smallest b with value <= 2^b.
 @inline(__always) func bucket(of value: UInt) -> Int {
     value <= 1 ? 0 : UInt.bitWidth &- (value &- 1).leadingZeroBitCount
@@ -350,7 +118,7 @@ extension BuddyEngine {
         if let cache = BuddyEngine.threadCounters() {
             cache.pointee.calls.entries.add(entry.rawValue)
         } else {
-            state.pointee.directCalls.entries.atomicAdd(entry.rawValue)
+            process.pointee.directCalls.entries.atomicAdd(entry.rawValue)
         }
     }
 
@@ -359,7 +127,7 @@ extension BuddyEngine {
         if let cache = BuddyEngine.threadCounters() {
             cache.pointee.calls.failures.add(entry.rawValue)
         } else {
-            state.pointee.directCalls.failures.atomicAdd(entry.rawValue)
+            process.pointee.directCalls.failures.atomicAdd(entry.rawValue)
         }
     }
 
@@ -379,9 +147,9 @@ extension BuddyEngine {
                 AllocationProfile.allocated(block, size: size, cache: cache)
             }
         } else {
-            state.pointee.directCalls.allocated.atomicAdd(order)
-            buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.slowAllocations, 1)
-            buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.requestedBytes, UInt64(size))
+            process.pointee.directCalls.allocated.atomicAdd(order)
+            buddy_atomic_add_u64_relaxed(&process.pointee.directCalls.slowAllocations, 1)
+            buddy_atomic_add_u64_relaxed(&process.pointee.directCalls.requestedBytes, UInt64(size))
             countDirectLive(1)
         }
         if alignment > 16 { correctSizeHistogram(order: order, size: size) }
@@ -419,8 +187,8 @@ extension BuddyEngine {
             cache.pointee.calls.countLiveFree()
             foldLiveDelta(cache) // the block went back to the pool under its lock
         } else {
-            state.pointee.directCalls.freed.atomicAdd(order)
-            buddy_atomic_add_u64_relaxed(&state.pointee.directCalls.slowFrees, 1)
+            process.pointee.directCalls.freed.atomicAdd(order)
+            buddy_atomic_add_u64_relaxed(&process.pointee.directCalls.slowFrees, 1)
             countDirectLive(0 &- 1)
         }
         stampActivity()

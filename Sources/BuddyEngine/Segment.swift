@@ -38,48 +38,48 @@ public struct Segment {
     /// Bytes in the segment.
     public var size: UInt
     /// The owning pool's state, or nil while the descriptor is unused.
-    var pool: UnsafeMutableRawPointer?
+    package var pool: UnsafeMutableRawPointer?
     /// The order map: `size >> minShift` tag bytes, mapped separately from the segment.
-    var orderMap: UnsafeMutablePointer<UInt8>
-    var orderMapBytes: Int
+    package var orderMap: UnsafeMutablePointer<UInt8>
+    package var orderMapBytes: Int
     /// Bytes below `frontier` are carved into blocks; above it, top-order blocks not yet handed
     /// to the free area (so a new segment touches no page until it is used).
-    var frontier: UInt
+    package var frontier: UInt
     /// Bytes in free blocks plus the uncarved tail.
-    var freeBytes: UInt
+    package var freeBytes: UInt
     /// The segment's free areas, one per order (stored after the order map), and a bitmask
     /// whose bit k is set when the free area of order k is not empty. Free areas are per segment
     /// so that allocation can prefer the oldest segments, leaving the newer ones to drain.
-    var freeAreas: UnsafeMutablePointer<FreeArea>
-    var nonEmpty: UInt64
+    package var freeAreas: UnsafeMutablePointer<FreeArea>
+    package var nonEmpty: UInt64
     /// The pool's segment list, oldest first (the order in which allocation tries them).
-    var next: UnsafeMutablePointer<Segment>?
+    package var next: UnsafeMutablePointer<Segment>?
     /// True when the pool mapped the memory itself and may return it to the OS.
-    var ownsMemory: Bool
+    package var ownsMemory: Bool
     /// True for a segment that stays for the pool's lifetime (its first one).
-    var pinned: Bool
+    package var pinned: Bool
     /// The size class of the blocks it serves (see BuddyEngine, "Segments by size class").
-    var sizeClass: UInt8 = 0
+    package var sizeClass: UInt8 = 0
     /// True when the uncarved tail (above `frontier`) is untouched mapped memory: it reads as
     /// zero, so calloc need not clear a block carved from it (BuddyEngine.allocate's dirtyBytes).
-    var tailIsZero: Bool = false
+    package var tailIsZero: Bool = false
     /// One bit per minimum block, set when a block (or slab object) starting there is handed
     /// out, never cleared but by `reset`: a free block whose bit is clear was never the
     /// program's (the upper half of a split), so freeing it is an invalid pointer, not a double
     /// free. (Stored after the free areas, in the order map's mapping.)
-    var handedOut: UnsafeMutablePointer<UInt64>? = nil
+    package var handedOut: UnsafeMutablePointer<UInt64>? = nil
 
-    @inline(__always) func contains(_ address: UInt) -> Bool {
+    @inline(__always) package func contains(_ address: UInt) -> Bool {
         address &- base < size
     }
 }
 
 /// The segment table: descriptors, handed out from mapped chunks and recycled, never unmapped.
 /// Guarded by `buddy_init_lock`.
-enum SegmentTable {
-    static let chunkBytes = 64 * 1024
+package enum SegmentTable {
+    package static let chunkBytes = 64 * 1024
 
-    static func acquire() -> UnsafeMutablePointer<Segment>? {
+    package static func acquire() -> UnsafeMutablePointer<Segment>? {
         buddy_lock(buddy_map_lock())
         defer { buddy_unlock(buddy_map_lock()) }
         let root = buddy_segment_table_free_list()!
@@ -96,7 +96,7 @@ enum SegmentTable {
         return descriptor
     }
 
-    static func release(_ descriptor: UnsafeMutablePointer<Segment>) {
+    package static func release(_ descriptor: UnsafeMutablePointer<Segment>) {
         buddy_lock(buddy_map_lock())
         release(locked: descriptor)
         buddy_unlock(buddy_map_lock())

@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 // A snapshot of a pool's statistics in the public layout (struct buddy_stats, buddy_stats.h).
@@ -78,10 +79,17 @@ extension BuddyEngine {
         orders[maxOrder].free &+= UInt64(s.pointee.uncarvedBytes >> UInt(geometry.minShift &+ maxOrder))
 
         // Thread caches: their blocks per order, their descriptors, their threads' counters.
-        var calls = s.pointee.retiredCacheCalls
-        calls.add(s.pointee.directCalls)
+        // (A private pool has no process state: no caches, and one engine call per call.)
+        let process = processIfAny
+        var calls = CallCounters()
+        var hasCaches = false
+        if let process {
+            calls = process.pointee.retiredCacheCalls
+            calls.add(process.pointee.directCalls)
+            hasCaches = process.pointee.cachesEnabled || process.pointee.caches != nil
+        }
         var cachedBytes: UInt64 = 0
-        var cache = s.pointee.caches
+        var cache = process?.pointee.caches
         while let current = cache {
             for bin in 0..<current.totalBins {
                 let count = UInt64(max(0, (current.bins + bin).pointee.count))
@@ -108,7 +116,7 @@ extension BuddyEngine {
             orders[order].coalesces = s.pointee.stats.coalesces[order]
         }
         var live: UInt64 = 0
-        if s.pointee.cachesEnabled || s.pointee.caches != nil {
+        if hasCaches {
             for order in 0...maxOrder {
                 let blocks = calls.allocated[order] &- calls.freed[order] &+ s.pointee.stats.resizeDelta[order]
                 orders[order].live = Int64(bitPattern: blocks) < 0 ? 0 : blocks
@@ -132,7 +140,7 @@ extension BuddyEngine {
             // the other threads run on, so each counts at its running maximum since its fold.
             if let mine = BuddyEngine.threadCounters(), mine.pointee.pool == s { foldLiveDelta(mine) }
             var candidate = Int64(bitPattern: buddy_atomic_load_u64_relaxed(&s.pointee.stats.liveAllocations))
-            cache = s.pointee.caches
+            cache = process?.pointee.caches
             while let current = cache {
                 candidate &+= Int64(current.pointee.calls.liveDeltaMaximum)
                 cache = current.pointee.next
@@ -215,7 +223,7 @@ extension BuddyEngine {
         }
         callCounts[Entry.malloc.rawValue] &+= calls.allocated.total &- calls.slowAllocations
         callCounts[Entry.free.rawValue] &+= calls.freed.total &- calls.slowFrees
-        if !(s.pointee.cachesEnabled || s.pointee.caches != nil) {
+        if !hasCaches {
             // A private pool: one engine call per call.
             callCounts[Entry.malloc.rawValue] = counters.allocations
             callCounts[Entry.free.rawValue] = counters.frees
@@ -245,17 +253,17 @@ extension BuddyEngine {
         // Requested sizes: the blocks handed out per order, in their buckets, plus corrections.
         let sizes = statsSizes(out)
         let alignments = statsAlignments(out)
-        for b in 0..<BucketCounts.count {
+        for b in 0..<CounterTable.count {
             sizes[b] = s.pointee.stats.sizeDelta.atomicLoad(b)
             alignments[b] = s.pointee.stats.alignments.atomicLoad(b)
         }
-        for order in 0...maxOrder where geometry.minShift &+ order < BucketCounts.count {
+        for order in 0...maxOrder where geometry.minShift &+ order < CounterTable.count {
             sizes[geometry.minShift &+ order] &+= orders[order].allocations
         }
         for c in 0..<Int(out.pointee.slab_class_count) {
             sizes[bucket(of: UInt(slabs[c].object_size))] &+= slabs[c].allocations
         }
-        for b in 0..<BucketCounts.count where Int64(bitPattern: sizes[b]) < 0 { sizes[b] = 0 }
+        for b in 0..<CounterTable.count where Int64(bitPattern: sizes[b]) < 0 { sizes[b] = 0 }
 
         out.pointee.latency_mode = UInt32(bitPattern: stats.latencyMode)
         out.pointee.latency_period = UInt32(truncatingIfNeeded: stats.latencyPeriod)

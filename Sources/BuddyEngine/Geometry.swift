@@ -37,3 +37,8 @@ public struct Geometry: Equatable, Sendable {
         return (Int.bitWidth &- (size &- 1).leadingZeroBitCount) &- minShift
     }
 }
+
+/// The smallest power of two >= value (value >= 1).
+@inlinable @inline(__always) package func roundUpToPowerOfTwo(_ value: Int) -> Int {
+    value <= 1 ? 1 : 1 &<< (Int.bitWidth &- (value &- 1).leadingZeroBitCount)
+}

@@ -39,12 +39,12 @@ public enum SlabClass {
     /// are multiples of 128) are 64-byte aligned.
     public static let headerBytes = 64
     /// The pool's mapping for the classes' state.
-    static var stateBytes: Int {
+    package static var stateBytes: Int {
         let page = buddy_os_page_size()
         return (count * MemoryLayout<SlabClassState>.stride + page - 1) & ~(page - 1)
     }
 
-    @inline(__always) static func base(_ c: Int) -> Int { 1024 &<< (c / perDoubling) }
+    @inline(__always) package static func base(_ c: Int) -> Int { 1024 &<< (c / perDoubling) }
 
     /// Bytes in an object of class `c`: base x (9 ... 15) / 8.
     @inline(__always) public static func objectSize(_ c: Int) -> Int {
@@ -61,7 +61,7 @@ public enum SlabClass {
 
     /// The class of a request of `request` bytes, floor < request <= ceiling, or -1 when its
     /// eighth step is the power of two itself (a block serves it exactly).
-    @inline(__always) public static func of(_ request: UInt) -> Int {
+    @inlinable @inline(__always) public static func of(_ request: UInt) -> Int {
         let top = UInt.bitWidth &- (request &- 1).leadingZeroBitCount // request <= 2^top, 11...15
         let step = Int(truncatingIfNeeded: (request &- 1 &- (1 &<< UInt(top &- 1))) &>> UInt(top &- 4)) // 0...7
         if step == 7 { return -1 }
@@ -70,29 +70,29 @@ public enum SlabClass {
 }
 
 /// A slab's header, in the slab block's first bytes.
-struct SlabHeader {
+package struct SlabHeader {
     /// The class's partial list (slabs with a free or uncarved object).
-    var next: UnsafeMutablePointer<SlabHeader>?
-    var prev: UnsafeMutablePointer<SlabHeader>?
+    package var next: UnsafeMutablePointer<SlabHeader>?
+    package var prev: UnsafeMutablePointer<SlabHeader>?
     /// Freed objects, linked through their first word.
-    var freeObjects: UnsafeMutableRawPointer?
+    package var freeObjects: UnsafeMutableRawPointer?
     /// Objects out of the slab (held by the program or a thread cache).
-    var live: Int32
+    package var live: Int32
     /// Objects handed out at least once: objects from here up were never touched.
-    var carved: Int32
-    var capacity: Int32
-    var slabClass: Int32
-    var onPartialList: Bool
+    package var carved: Int32
+    package var capacity: Int32
+    package var slabClass: Int32
+    package var onPartialList: Bool
 }
 
 /// A class's slabs (in the pool's state mapping, after PoolState).
-struct SlabClassState {
-    var partial: UnsafeMutablePointer<SlabHeader>?
+package struct SlabClassState {
+    package var partial: UnsafeMutablePointer<SlabHeader>?
     /// Slabs of this class, how many are on the partial list, and objects out of them (held by
     /// the program or thread caches).
-    var slabs: Int
-    var partialCount: Int
-    var objectsOut: Int = 0
+    package var slabs: Int
+    package var partialCount: Int
+    package var objectsOut: Int = 0
 }
 
 extension BuddyEngine {
@@ -103,7 +103,7 @@ extension BuddyEngine {
 
     /// The code that serves `size` bytes aligned to `alignment`: a slab class, or the order of a
     /// block. (size <= maxBlock, alignment <= maxBlock.)
-    @inline(__always) public func code(forSize size: UInt, alignment: UInt) -> Int {
+    @inlinable @inline(__always) public func code(forSize size: UInt, alignment: UInt) -> Int {
         if size > state.pointee.slabFloor && size <= state.pointee.slabCeiling && alignment <= 16 {
             let c = SlabClass.of(size)
             if c >= 0 { return state.pointee.slabFirstCode &+ c }
@@ -113,7 +113,7 @@ extension BuddyEngine {
 
     /// Turns slabs on (at creation, with `config.slabs`): classes whose slab fits in a
     /// block, when the minimum block lets objects start on slots and the codes fit the tag.
-    func enableSlabs() {
+    package func enableSlabs() {
         let geometry = self.geometry
         guard geometry.minBlock <= SlabClass.headerBytes,
               geometry.maxOrder &+ 1 &+ SlabClass.count <= Int(Tag.slabBlock),
@@ -131,7 +131,7 @@ extension BuddyEngine {
 
     /// The slab that holds `address` (an object of class `c`): slabs are buddy blocks, aligned to
     /// their size within their segment.
-    @inline(__always) func slab(of address: UInt, slabClass c: Int, in segment: UnsafeMutablePointer<Segment>) -> UnsafeMutablePointer<SlabHeader> {
+    @inline(__always) package func slab(of address: UInt, slabClass c: Int, in segment: UnsafeMutablePointer<Segment>) -> UnsafeMutablePointer<SlabHeader> {
         let base = segment.pointee.base
         return UnsafeMutablePointer(bitPattern: base &+ ((address &- base) & ~UInt(SlabClass.slabBytes(c) &- 1)))!
     }
@@ -140,19 +140,19 @@ extension BuddyEngine {
 
     /// An allocation of `code`: a block of that order or an object of that slab class.
     /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
-    @inline(__always) func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+    @inline(__always) package func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
         code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
     }
 
     /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).
-    @inline(__always) func release(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
+    @inline(__always) package func release(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
         if code <= geometry.maxOrder { releaseBlock(address, order: code, segment: segment) }
         else { releaseObject(address, code: code, segment: segment) }
     }
 
     /// An object of slab class `code - firstCode`, tagged used: from the first slab on the class's
     /// partial list (its free list first, then its next uncarved object), else from a new slab.
-    func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
+    package func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         var slab = klass.pointee.partial
@@ -179,8 +179,7 @@ extension BuddyEngine {
                 if _slowPath(offset >= UInt(header.pointee.carved) &* UInt(SlabClass.objectSize(c))
                              || offset % UInt(SlabClass.objectSize(c)) != 0
                              || tagAddress(n).pointee != Tag.free | UInt8(truncatingIfNeeded: code)) {
-                    countMisuse(.heapCorruption)
-                    reportCorruption("malloc()", UnsafeRawPointer(free), strategy: nil)
+                    corrupted(UnsafeRawPointer(free), .freeLinks)
                 }
             }
             header.pointee.freeObjects = next
@@ -203,7 +202,7 @@ extension BuddyEngine {
     /// Puts an object (tagged used or cached) back on its slab's free list. An empty slab goes
     /// back to the pool as a block, unless it is its class's only slab with room (kept, so that
     /// a class used one object at a time does not split and coalesce a slab on every call).
-    func releaseObject(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
+    package func releaseObject(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         let header = slab(of: address, slabClass: c, in: segment)
@@ -220,7 +219,7 @@ extension BuddyEngine {
 
     /// Gives every empty slab back to the pool, the kept ones too (malloc_trim). Returns how many.
     @discardableResult
-    func releaseEmptySlabs() -> Int {
+    package func releaseEmptySlabs() -> Int {
         guard let classes = state.pointee.slabClasses else { return 0 }
         var released = 0
         for c in 0..<SlabClass.count {
@@ -274,16 +273,16 @@ extension BuddyEngine {
 // MARK: - Invariants (tests; O(pool size))
 
 /// What the order-map walk saw of the slabs, to compare with the classes' state.
-struct SlabTally {
-    var slabs = 0
-    var objectsOut = 0
-    var partial = 0
-    var spareBytes: UInt = 0
+package struct SlabTally {
+    package var slabs = 0
+    package var objectsOut = 0
+    package var partial = 0
+    package var spareBytes: UInt = 0
 }
 
 extension BuddyEngine {
     /// One slab's invariants (see the top of this file), from its header and its order-map slots.
-    func checkSlab(_ header: UnsafeMutablePointer<SlabHeader>, in segment: UnsafeMutablePointer<Segment>,
+    package func checkSlab(_ header: UnsafeMutablePointer<SlabHeader>, in segment: UnsafeMutablePointer<Segment>,
                    tally: inout SlabTally) -> StaticString? {
         guard state.pointee.slabClasses != nil else { return "slab block in a pool without slabs" }
         let h = header.pointee
@@ -334,7 +333,7 @@ extension BuddyEngine {
     ///     sum of slabs == slabs seen;  sum of objectsOut == objects out seen
     ///     each partial list's length == partialCount, its slabs of its class, with room
     ///     slabSpareBytes == sum over slabs of (slab bytes - live x object size)
-    func checkSlabClasses(_ tally: SlabTally) -> StaticString? {
+    package func checkSlabClasses(_ tally: SlabTally) -> StaticString? {
         guard let classes = state.pointee.slabClasses else { return tally.slabs == 0 ? nil : "slabs in a pool without slabs" }
         var slabs = 0, out = 0, partial = 0
         for c in 0..<SlabClass.count {

@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// The process-wide allocator: one instance of the engine, created from static state at the
@@ -27,7 +28,7 @@ enum ProcessPool {
         defer { buddy_unlock(buddy_process_lock()) }
         if let pool = existing { return pool }
         if buddy_process_pool_has_failed() != 0 { return nil }
-        guard let pool = BuddyEngine.create(OptionReader.processConfig()) else {
+        guard let pool = BuddyEngine.create(OptionReader.processConfig()), ProcessState.attach(to: pool) else {
             buddy_process_pool_set_failed()
             var line = LineBuffer()
             line.append("buddy: could not map the initial pool; the system allocator serves this process\n")

@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// The allocation-site profile (BUDDY_PROFILE_SAMPLE=<bytes>): about one allocation per that many

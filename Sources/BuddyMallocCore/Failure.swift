@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// The one allocation-free failure path: a static message on stderr, then abort.

@@ -7,15 +7,15 @@ import CBuddySupport
 /// segment): `root[address >> 32]` is a leaf, `leaf[(address >> 16) & 0xFFFF]` a descriptor.
 /// The root lives in the support library's BSS; leaves (512 KiB each, one per 4 GiB of address
 /// space in use) are mapped on demand and never unmapped. Writers hold `buddy_init_lock`.
-enum SegmentMap {
-    static let granuleShift = 16
-    static let leafShift = 32
-    static let leafEntries = 1 << (leafShift - granuleShift)
-    static let addressBits = 47
+public enum SegmentMap {
+    public static let granuleShift = 16
+    public static let leafShift = 32
+    public static let leafEntries = 1 << (leafShift - granuleShift)
+    public static let addressBits = 47
 
     /// The descriptor whose granules cover `address`, or nil for memory no pool owns.
-    @inline(__always)
-    static func lookup(_ address: UInt) -> UnsafeMutablePointer<Segment>? {
+    @inlinable @inline(__always)
+    public static func lookup(_ address: UInt) -> UnsafeMutablePointer<Segment>? {
         guard address >> UInt(addressBits) == 0 else { return nil }
         let root = buddy_segment_map_root()!
         guard let leaf = buddy_atomic_load_ptr_acquire(root + Int(address >> UInt(leafShift))) else {
@@ -28,7 +28,7 @@ enum SegmentMap {
 
     /// Points every granule of the descriptor's range at it (nil to clear). Fails only when a
     /// leaf cannot be mapped, or when the range is beyond the 47-bit user address space.
-    static func assign(_ base: UInt, _ size: UInt, _ descriptor: UnsafeMutablePointer<Segment>?) -> Bool {
+    package static func assign(_ base: UInt, _ size: UInt, _ descriptor: UnsafeMutablePointer<Segment>?) -> Bool {
         guard (base &+ size) >> UInt(addressBits) == 0 else { return false }
         buddy_lock(buddy_map_lock())
         defer { buddy_unlock(buddy_map_lock()) }

@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// BUDDY_HARDEN=on: checks that cost too much for the default configuration (README, "Bad
@@ -95,12 +96,12 @@ extension BuddyEngine {
         let page = buddy_os_page_size()
         let bytes = (Hardening.quarantineBlocks * MemoryLayout<UInt>.stride + page - 1) & ~(page - 1)
         guard let ring = buddy_os_map_aligned(bytes, page) else { return }
-        state.pointee.quarantine = ring.bindMemory(to: UInt.self, capacity: Hardening.quarantineBlocks)
+        process.pointee.quarantine = ring.bindMemory(to: UInt.self, capacity: Hardening.quarantineBlocks)
     }
 
     /// A hardened block was allocated: its canary.
     @inline(__always) func armCanary(_ block: UnsafeMutableRawPointer, code: Int) {
-        Hardening.setCanary(block, bytes: size(ofCode: code), key: state.pointee.linkKey)
+        Hardening.setCanary(block, bytes: size(ofCode: code), key: process.pointee.linkKey)
     }
 
     /// free of an allocated block when hardened (lock held): checks its canary and the one
@@ -109,7 +110,7 @@ extension BuddyEngine {
     func releaseHardened(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>, function: StaticString) {
         let block = UnsafeMutableRawPointer(bitPattern: address)!
         let bytes = size(ofCode: code)
-        let key = state.pointee.linkKey
+        let key = process.pointee.linkKey
         if !Hardening.canaryIntact(block, bytes: bytes, key: key) {
             countMisuse(.heapCorruption)
             reportCorruption(function, block, strategy: config.errorStrategy, cause: .canaryOverwritten)
@@ -125,7 +126,7 @@ extension BuddyEngine {
                                  cause: before == Tag.used ? .underflow : .patternChanged)
             }
         }
-        guard let ring = state.pointee.quarantine else {
+        guard let ring = process.pointee.quarantine else {
             release(address, code: code, segment: segment)
             return
         }
@@ -134,25 +135,25 @@ extension BuddyEngine {
         block.storeBytes(of: Hardening.fillWord, toByteOffset: bytes &- 8, as: UInt64.self)
         segment.pointee.orderMap[slot(address, in: segment)] = Tag.cached | UInt8(truncatingIfNeeded: code)
         let capacity = Hardening.quarantineBlocks
-        while state.pointee.quarantineCount == capacity || (state.pointee.quarantineCount > 0
-                && state.pointee.quarantineBytes &+ UInt(bytes) > Hardening.quarantineBytes) {
+        while process.pointee.quarantineCount == capacity || (process.pointee.quarantineCount > 0
+                && process.pointee.quarantineBytes &+ UInt(bytes) > Hardening.quarantineBytes) {
             evictQuarantined(function: function)
         }
-        ring[(state.pointee.quarantineFirst &+ state.pointee.quarantineCount) % capacity] = address
-        state.pointee.quarantineCount &+= 1
-        state.pointee.quarantineBytes &+= UInt(bytes)
+        ring[(process.pointee.quarantineFirst &+ process.pointee.quarantineCount) % capacity] = address
+        process.pointee.quarantineCount &+= 1
+        process.pointee.quarantineBytes &+= UInt(bytes)
     }
 
     /// The oldest quarantined block: its fill checked, then released to the pool (lock held).
     func evictQuarantined(function: StaticString) {
-        guard let ring = state.pointee.quarantine, state.pointee.quarantineCount > 0 else { return }
-        let address = ring[state.pointee.quarantineFirst]
-        state.pointee.quarantineFirst = (state.pointee.quarantineFirst &+ 1) % Hardening.quarantineBlocks
-        state.pointee.quarantineCount &-= 1
+        guard let ring = process.pointee.quarantine, process.pointee.quarantineCount > 0 else { return }
+        let address = ring[process.pointee.quarantineFirst]
+        process.pointee.quarantineFirst = (process.pointee.quarantineFirst &+ 1) % Hardening.quarantineBlocks
+        process.pointee.quarantineCount &-= 1
         let segment = SegmentMap.lookup(address)!
         let code = Int(segment.pointee.orderMap[slot(address, in: segment)] & Tag.orderMask)
         let bytes = size(ofCode: code)
-        state.pointee.quarantineBytes &-= UInt(bytes)
+        process.pointee.quarantineBytes &-= UInt(bytes)
         let changed = Hardening.fillChanged(UnsafeRawPointer(bitPattern: address)!, bytes: bytes)
         if changed >= 0 {
             countMisuse(.heapCorruption)
@@ -163,10 +164,10 @@ extension BuddyEngine {
 
     /// Checks every quarantined block's fill without releasing it (at exit).
     func checkQuarantine() {
-        guard let ring = state.pointee.quarantine else { return }
+        guard let ring = process.pointee.quarantine else { return }
         var i = 0
-        while i < state.pointee.quarantineCount {
-            let address = ring[(state.pointee.quarantineFirst &+ i) % Hardening.quarantineBlocks]
+        while i < process.pointee.quarantineCount {
+            let address = ring[(process.pointee.quarantineFirst &+ i) % Hardening.quarantineBlocks]
             let segment = SegmentMap.lookup(address)!
             let code = Int(segment.pointee.orderMap[slot(address, in: segment)] & Tag.orderMask)
             if Hardening.fillChanged(UnsafeRawPointer(bitPattern: address)!, bytes: size(ofCode: code)) >= 0 {

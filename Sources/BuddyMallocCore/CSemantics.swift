@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 // The C-semantics layer: glibc's documented rules on top of the engine, exported under the
@@ -83,7 +84,7 @@ private func allocateHardened(_ size: UInt, alignment: UInt, pool: BuddyEngine, 
     let code = pool.code(forSize: padded, alignment: alignment)
     let locked = pool.lock()
     var block = pool.allocate(code: code, mayGrow: true, dirtyBytes: dirtyBytes)
-    while block == nil && pool.state.pointee.quarantineCount > 0 {
+    while block == nil && pool.process.pointee.quarantineCount > 0 {
         pool.evictQuarantined(function: "malloc()")
         block = pool.allocate(code: code, mayGrow: true, dirtyBytes: dirtyBytes)
     }

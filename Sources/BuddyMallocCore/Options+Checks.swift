@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 // What the options table cannot say about one value alone: names that are not options (a

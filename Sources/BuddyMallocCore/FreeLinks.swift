@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// Links stored in free memory, protected against a program that writes to a block after freeing

@@ -1,11 +1,12 @@
+import BuddyEngine
 import CBuddySupport
 
 /// Calls of the C-semantics layer: per thread on the hot path, folded into totals when read or
 /// when the thread exits (see Stats.swift for who counts what).
 public struct CallCounters {
     /// Blocks handed to the program, and blocks it freed, per order (fast and slow paths).
-    var allocated = OrderCounts()
-    var freed = OrderCounts()
+    var allocated = CounterTable()
+    var freed = CounterTable()
     /// Bytes the program asked for in the allocations counted by `allocated`.
     var requestedBytes: UInt64 = 0
     /// Of the blocks in `allocated` and `freed`, those the slow paths handed out or released:
@@ -13,8 +14,8 @@ public struct CallCounters {
     var slowAllocations: UInt64 = 0
     var slowFrees: UInt64 = 0
     /// Calls that took a slow path (or have no fast path), per entry point; failed calls.
-    var entries = EntryCounts()
-    var failures = EntryCounts()
+    var entries = CounterTable()
+    var failures = CounterTable()
     /// Calls until the next instrumented one (a latency sample, the profile): the fast paths
     /// count it down; 1 so that a new thread's first call sets it from the pool's settings.
     var countdown: Int = 1
@@ -172,14 +173,6 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
 }
 
 extension BuddyEngine {
-    /// The address of a block's tag byte in its segment's order map. (Thread caches retag the
-    /// blocks they hold without the pool lock: only the thread holding a block writes its tag.)
-    @inline(__always) func tagAddress(_ address: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
-        let a = UInt(bitPattern: address)
-        let segment = SegmentMap.lookup(a)!
-        return segment.pointee.orderMap + slot(a, in: segment)
-    }
-
     /// The calling thread's cache for this (the process) pool, creating it on the thread's first
     /// call; nil when the thread has none (exiting, or no memory for one).
     @inline(__always) func threadCache() -> UnsafeMutablePointer<ThreadCache>? {
@@ -191,11 +184,11 @@ extension BuddyEngine {
 
     /// Lets threads keep caches of this pool's blocks.
     func enableThreadCaches() {
-        state.pointee.cachesEnabled = true
-        state.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
+        process.pointee.cachesEnabled = true
+        process.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
         // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (slab
         // classes start where the table ends: SlabClass.floor == SmallOrderTable.limit).
-        state.pointee.orderPathLimit = min(state.pointee.cachedSizeLimit, SmallOrderTable.limit)
+        process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallOrderTable.limit)
     }
 
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
@@ -215,30 +208,30 @@ extension BuddyEngine {
         let page = buddy_os_page_size()
         let mappedBytes = mapped ? (bytes + page - 1) & ~(page - 1) : 0
         let locked = lock()
-        guard state.pointee.cachesEnabled,
+        guard process.pointee.cachesEnabled,
               let block = mapped ? buddy_os_map_aligned(mappedBytes, page) : allocate(order: geometry.order(forSize: bytes)) else {
             unlock(locked)
             buddy_thread_disable_cache()
             return nil
         }
         let cache = block.bindMemory(to: ThreadCache.self, capacity: 1)
-        cache.initialize(to: ThreadCache(pool: state, next: state.pointee.caches, prev: nil,
+        cache.initialize(to: ThreadCache(pool: state, next: process.pointee.caches, prev: nil,
                                          calls: CallCounters(), binCount: binCount, slabBinCount: slabBinCount))
         cache.pointee.minShift = UInt(geometry.minShift)
         cache.pointee.mappedBytes = mappedBytes
         cache.pointee.calls.freeSampleDue = state.pointee.stats.instrumentPeriod == 1 ? 1 : 0
         cache.pointee.minBlockMask = state.pointee.minBlockMask
-        cache.pointee.orderPathLimit = state.pointee.orderPathLimit
-        cache.pointee.cachedSizeLimit = state.pointee.cachedSizeLimit
-        cache.pointee.smallOrders = state.pointee.smallOrders
-        cache.pointee.linkKey = state.pointee.linkKey
+        cache.pointee.orderPathLimit = process.pointee.orderPathLimit
+        cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
+        cache.pointee.smallOrders = process.pointee.smallOrders
+        cache.pointee.linkKey = process.pointee.linkKey
         for bin in 0..<cache.totalBins {
             let perBin = bin < binCount ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
             let limit = min(ThreadCache.maxBlocksPerBin, max(1, perBin / size(ofCode: cache.code(ofBin: bin))))
             (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(limit)))
         }
-        state.pointee.caches?.pointee.prev = cache
-        state.pointee.caches = cache
+        process.pointee.caches?.pointee.prev = cache
+        process.pointee.caches = cache
         unlock(locked)
         buddy_thread_set_cache(UnsafeMutableRawPointer(cache))
         buddy_thread_key_set(UnsafeMutableRawPointer(cache)) // may allocate: we are inside (depth > 0)
@@ -320,8 +313,8 @@ extension BuddyEngine {
     /// Takes a cache out of the registry, folding its call counters into the pool (lock held).
     func unlinkCache(_ cache: UnsafeMutablePointer<ThreadCache>) {
         foldLiveDelta(cache)
-        state.pointee.retiredCacheCalls.add(cache.pointee.calls)
-        if let prev = cache.pointee.prev { prev.pointee.next = cache.pointee.next } else { state.pointee.caches = cache.pointee.next }
+        process.pointee.retiredCacheCalls.add(cache.pointee.calls)
+        if let prev = cache.pointee.prev { prev.pointee.next = cache.pointee.next } else { process.pointee.caches = cache.pointee.next }
         cache.pointee.next?.pointee.prev = cache.pointee.prev
     }
 
@@ -330,7 +323,7 @@ extension BuddyEngine {
     /// trusted to give them back safely).
     func dropOtherThreadsCaches() {
         let mine = buddy_thread_cache()
-        var cache = state.pointee.caches
+        var cache = process.pointee.caches
         while let current = cache {
             cache = current.pointee.next
             if UnsafeMutableRawPointer(current) != mine { unlinkCache(current) }
@@ -340,7 +333,7 @@ extension BuddyEngine {
     /// Bytes held in live thread caches (allocated to the pool, free to the program).
     var cachedBytes: UInt {
         var total: UInt = 0
-        var cache = state.pointee.caches
+        var cache = process.pointee.caches
         while let current = cache {
             for bin in 0..<current.totalBins {
                 total &+= UInt((current.bins + bin).pointee.count) &* UInt(size(ofCode: current.code(ofBin: bin)))

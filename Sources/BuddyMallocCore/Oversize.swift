@@ -1,3 +1,4 @@
+import BuddyEngine
 import CBuddySupport
 
 /// Blocks above the maximum block (README, "Limits"): each is a mapping of its own (mmap, whole

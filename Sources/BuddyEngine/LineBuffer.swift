@@ -2,30 +2,30 @@ import CBuddySupport
 
 /// A line of text built on the stack, for messages and reports that must not allocate:
 /// 240 bytes of inline storage, truncating (never failing) when full.
-struct LineBuffer {
+package struct LineBuffer {
     private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                           UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                           UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
                           UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
         = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    private(set) var count = 0
-    static let capacity = 240
+    package private(set) var count = 0
+    package static let capacity = 240
 
-    init() {}
+    package init() {}
 
-    mutating func append(byte: UInt8) {
+    package mutating func append(byte: UInt8) {
         guard count < LineBuffer.capacity else { return }
         withUnsafeMutableBytes(of: &storage) { $0[count] = byte }
         count &+= 1
     }
 
-    mutating func append(_ text: StaticString) {
+    package mutating func append(_ text: StaticString) {
         let start = text.utf8Start
         for i in 0..<text.utf8CodeUnitCount { append(byte: start[i]) }
     }
 
     /// Appends a NUL-terminated C string (at most `limit` bytes of it).
-    mutating func append(cString: UnsafePointer<CChar>, limit: Int = 120) {
+    package mutating func append(cString: UnsafePointer<CChar>, limit: Int = 120) {
         var i = 0
         while i < limit, cString[i] != 0 {
             append(byte: UInt8(bitPattern: cString[i]))
@@ -33,7 +33,7 @@ struct LineBuffer {
         }
     }
 
-    mutating func append(decimal value: UInt64) {
+    package mutating func append(decimal value: UInt64) {
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         var n = 0
         var v = value
@@ -45,12 +45,12 @@ struct LineBuffer {
         }
     }
 
-    mutating func append(decimal value: Int) {
+    package mutating func append(decimal value: Int) {
         if value < 0 { append(byte: 45) }
         append(decimal: UInt64(value.magnitude))
     }
 
-    mutating func append(hex value: UInt) {
+    package mutating func append(hex value: UInt) {
         append("0x")
         var shift = UInt.bitWidth - 4
         var started = false
@@ -65,7 +65,7 @@ struct LineBuffer {
     }
 
     /// A byte count the way people read it: 512, 1.5K, 64K, 3.2M, 2.0G.
-    mutating func append(bytes value: UInt64) {
+    package mutating func append(bytes value: UInt64) {
         let units: StaticString = "KMGTP"
         if value < 1024 { append(decimal: value); append(byte: 66); return }
         var scaled = value
@@ -81,17 +81,17 @@ struct LineBuffer {
         append(byte: units.utf8Start[unit])
     }
 
-    mutating func pad(to column: Int) {
+    package mutating func pad(to column: Int) {
         while count < column { append(byte: 32) }
     }
 
     /// The text, for tests.
-    var text: String {
+    package var text: String {
         var copy = storage
         return withUnsafeMutableBytes(of: &copy) { String(decoding: $0.prefix(count), as: UTF8.self) }
     }
 
-    func write(to fd: Int32) {
+    package func write(to fd: Int32) {
         withUnsafeBytes(of: storage) { buddy_os_write(fd, $0.baseAddress, count) }
     }
 }

@@ -1,8 +1,9 @@
+import BuddyEngine
 import CBuddySupport
 
 // The explicit-use API: private pools, each an instance of the engine with its own segments and
 // lock, and no thread caches. Two clients: the Swift module BuddyPool (through the public
-// extension below) and C (the @_cdecl functions, declared in BuddyMallocExports/include/buddy.h
+// extension below) and C (the @_cdecl functions, declared in BuddyMallocAPI/include/buddy.h
 // and exported by libBuddyMalloc.so).
 //
 // The C functions run in programs whose malloc is this library, and may be called from inside
@@ -272,6 +273,7 @@ public func buddy_pool_create(_ rawConfig: UnsafeRawPointer?) -> UnsafeMutableRa
         buddy_errno_set(ENOMEM_)
         return nil
     }
+    engine.reportCorruptionToMalloc()
     guard let memory = buddy_os_map_aligned(page, page) else {
         engine.destroy()
         buddy_errno_set(ENOMEM_)
