@@ -6,7 +6,7 @@ import PackageDescription
 // held and deadlocks the host. Exclusivity checks call swift_beginAccess on every global access
 // (21.9 vs 6.9 ns per malloc+free pair). See ../shared/FIELD-NOTES.md.
 let allocatorSwiftSettings: [SwiftSetting] = [
-    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked", "-cross-module-optimization"]),
+    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]),
 ]
 
 let package = Package(
