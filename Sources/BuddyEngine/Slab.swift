@@ -278,6 +278,8 @@ package struct SlabTally {
     package var objectsOut = 0
     package var partial = 0
     package var spareBytes: UInt = 0
+    /// Objects tagged cached (held by a thread cache of the pool's owner).
+    package var cached = 0
 }
 
 extension BuddyEngine {
@@ -318,6 +320,7 @@ extension BuddyEngine {
             }
             if tag & Tag.orderMask != code || tag & Tag.stateMask == 0 { return "slab object tagged with another code" }
             if tag & Tag.stateMask != Tag.free { out &+= 1 }
+            if tag & Tag.stateMask == Tag.cached { tally.cached &+= 1 }
         }
         if out != Int(h.live) { return "slab live count disagrees with its used and cached tags" }
         if h.onPartialList != (h.live < h.capacity) { return "slab with room off the partial list, or full on it" }
