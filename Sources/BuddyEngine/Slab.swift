@@ -62,7 +62,7 @@ public enum SlabClass {
     /// The class of a request of `request` bytes, floor < request <= ceiling, or -1 when its
     /// eighth step is the power of two itself (a block serves it exactly).
     @inlinable @inline(__always) public static func of(_ request: UInt) -> Int {
-        let top = UInt.bitWidth &- (request &- 1).leadingZeroBitCount // request <= 2^top, 11...15
+        let top = ceilLog2(request) // request <= 2^top, 11...15
         let step = Int(truncatingIfNeeded: (request &- 1 &- (1 &<< UInt(top &- 1))) &>> UInt(top &- 4)) // 0...7
         if step == 7 { return -1 }
         return (top &- 11) &* perDoubling &+ step

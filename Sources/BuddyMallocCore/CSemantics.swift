@@ -490,7 +490,7 @@ public func buddy_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPoi
         buddy_errno_set(EINVAL_)
         return nil
     }
-    if a & (a &- 1) != 0 { a = 1 << UInt(UInt.bitWidth - a.leadingZeroBitCount) }
+    if a & (a &- 1) != 0 { a = 1 << UInt(ceilLog2(a)) }
     return alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .memalign)
 }
 
