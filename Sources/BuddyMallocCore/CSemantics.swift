@@ -333,11 +333,7 @@ public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? 
         buddy_errno_set(ENOMEM_)
         return nil
     }
-    if buddy_thread_depth() != 0 {
-        ProcessPool.existing?.countReentrantCall()
-        return __libc_calloc(count, size)
-    }
-    buddy_thread_enter()
+    if reentered() { return __libc_calloc(count, size) }
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.get() else { return __libc_calloc(count, size) }
     pool.countCall(.calloc)
@@ -369,16 +365,14 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     }
     guard isPoolPointer(pointer) else { return reallocOutside(pointer, size) }
     let newSize = UInt(bitPattern: size)
-    if buddy_thread_depth() != 0 {
+    if reentered() {
         // Re-entered: the block is the caller's, so its tag is stable; move it to the system.
-        ProcessPool.existing?.countReentrantCall()
         guard let moved = __libc_malloc(size) else { return nil }
         let old = ProcessPool.existing?.blockSize(of: pointer) ?? 0
         moved.copyMemory(from: pointer, byteCount: min(old, size))
         buddy_free(pointer)
         return moved
     }
-    buddy_thread_enter()
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.existing else {
         reportBadPointer("realloc()", pointer, .otherPool, strategy: .abort)
@@ -517,11 +511,7 @@ public func buddy_pvalloc(_ size: Int) -> UnsafeMutableRawPointer? {
 
 func alignedAllocate(_ size: UInt, alignment: UInt, entry: Entry) -> UnsafeMutableRawPointer? {
     let a = max(alignment, minimumAlignment)
-    if buddy_thread_depth() != 0 {
-        ProcessPool.existing?.countReentrantCall()
-        return a <= minimumAlignment ? __libc_malloc(Int(bitPattern: size)) : __libc_memalign(Int(bitPattern: a), Int(bitPattern: size))
-    }
-    buddy_thread_enter()
+    if reentered() { return systemAllocate(size, alignment: a) }
     defer { buddy_thread_leave() }
     return allocate(size, alignment: a, entry: entry, call: true)
 }

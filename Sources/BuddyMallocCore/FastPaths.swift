@@ -97,11 +97,7 @@ private func mallocInstrumented(_ size: Int, _ cache: UnsafeMutablePointer<Threa
 
 @inline(never)
 private func mallocSlow(_ size: Int) -> UnsafeMutableRawPointer? {
-    if buddy_thread_depth() != 0 {
-        ProcessPool.existing?.countReentrantCall()
-        return __libc_malloc(size)
-    }
-    buddy_thread_enter()
+    if reentered() { return __libc_malloc(size) }
     defer { buddy_thread_leave() }
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
@@ -199,14 +195,12 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
 
 @inline(never)
 private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
-    if buddy_thread_depth() != 0 {
+    if reentered() {
         // Re-entered while this thread may hold the pool lock: release it at the next outer call.
-        ProcessPool.existing?.countReentrantCall()
         pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
         buddy_thread_set_deferred(pointer)
         return
     }
-    buddy_thread_enter()
     defer { buddy_thread_leave() }
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     ProcessPool.existing?.countCall(.free)
