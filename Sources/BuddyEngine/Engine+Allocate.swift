@@ -1,6 +1,22 @@
 import CBuddySupport
 
 extension BuddyEngine {
+    // MARK: Dispatch: a block of an order, or a slab object (Slab.swift)
+
+    /// An allocation of `code`: a block of that order or an object of that slab class.
+    /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
+    @inlinable @inline(__always) public func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
+    }
+
+    /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).
+    @inlinable @inline(__always) public func release(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
+        if code <= geometry.maxOrder { releaseBlock(address, order: code, segment: segment) }
+        else { releaseObject(address, code: code, segment: segment) }
+    }
+
+    // MARK: Blocks
+
     // MARK: Allocation
 
     /// Allocates a block of `order`, splitting a larger one, carving a segment's untouched tail,
@@ -174,7 +190,7 @@ extension BuddyEngine {
         }
     }
 
-    package func releaseBlock(_ start: UInt, order startOrder: Int, segment: UnsafeMutablePointer<Segment>) {
+    @usableFromInline package func releaseBlock(_ start: UInt, order startOrder: Int, segment: UnsafeMutablePointer<Segment>) {
         let geometry = self.geometry
         let bytes = UInt(geometry.size(ofOrder: startOrder))
         segment.pointee.freeBytes &+= bytes

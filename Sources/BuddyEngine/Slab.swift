@@ -138,21 +138,9 @@ extension BuddyEngine {
 
     // MARK: Allocation (lock held)
 
-    /// An allocation of `code`: a block of that order or an object of that slab class.
-    /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
-    @inline(__always) package func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
-        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
-    }
-
-    /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).
-    @inline(__always) package func release(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
-        if code <= geometry.maxOrder { releaseBlock(address, order: code, segment: segment) }
-        else { releaseObject(address, code: code, segment: segment) }
-    }
-
     /// An object of slab class `code - firstCode`, tagged used: from the first slab on the class's
     /// partial list (its free list first, then its next uncarved object), else from a new slab.
-    package func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
+    @usableFromInline package func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         var slab = klass.pointee.partial
@@ -202,7 +190,7 @@ extension BuddyEngine {
     /// Puts an object (tagged used or cached) back on its slab's free list. An empty slab goes
     /// back to the pool as a block, unless it is its class's only slab with room (kept, so that
     /// a class used one object at a time does not split and coalesce a slab on every call).
-    package func releaseObject(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
+    @usableFromInline package func releaseObject(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         let header = slab(of: address, slabClass: c, in: segment)
