@@ -67,6 +67,48 @@ func prettyJSON(_ document: ReportDocument) -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
+// MARK: - Symbols
+
+/// How frames become names: the symbolizer, the modules' files, the allocator wrappers to skip.
+struct SymbolOptions: ParsableArguments {
+    @Flag(name: .customLong("no-symbolize"), help: "Show frames as the report has them (module+0xOFFSET), without reading the modules.")
+    var noSymbolize = false
+
+    @Option(help: ArgumentHelp("The symbolizer: llvm-symbolizer, eu-addr2line, addr2line (a command or a path), or none (symbol tables only). Default: the first of these on PATH.", valueName: "tool"))
+    var symbolizer: String?
+
+    @Option(name: .customLong("module"), help: ArgumentHelp("Read the module the report names NAME (or whose file name is NAME) from PATH; repeatable.", valueName: "name=path"))
+    var modules: [String] = []
+
+    @Option(name: .customLong("skip-frames"), help: ArgumentHelp("Also skip frames whose function matches this shell pattern when choosing a site's top frame (an allocator wrapper); repeatable.", valueName: "pattern"))
+    var skipFrames: [String] = []
+
+    @Flag(name: .customLong("no-default-skips"), help: "Do not skip the usual allocator wrappers (xmalloc, operator new, sqlite3Malloc, PyMem_*, g_malloc, ...).")
+    var noDefaultSkips = false
+
+    func validate() throws {
+        for module in modules where !module.contains("=") {
+            throw ValidationError("--module \(module): expected NAME=PATH, e.g. --module ./prog=/src/build/prog")
+        }
+    }
+
+    /// The resolver for these reports; warnings go to stderr when `finish` is called.
+    func resolver(for reports: [Report]) throws(ToolError) -> SiteResolver {
+        let filter = FrameFilter(extra: skipFrames, defaults: !noDefaultSkips)
+        guard !noSymbolize else { return SiteResolver(symbolizer: nil, filter: filter) }
+        var options = Symbolizer.Options(tool: symbolizer)
+        for module in modules {
+            let name = String(module.prefix { $0 != "=" })
+            options.modules[name] = String(module.drop { $0 != "=" }.dropFirst())
+        }
+        return SiteResolver(symbolizer: try Symbolizer(options: options, reports: reports), filter: filter)
+    }
+
+    static func finish(_ resolver: SiteResolver) {
+        printWarnings(resolver.symbolizer?.warnings ?? [])
+    }
+}
+
 // MARK: - show
 
 struct Show: ParsableCommand {
@@ -93,12 +135,17 @@ struct Show: ParsableCommand {
     @Option(help: "The width of the bars, in characters.")
     var barWidth = 30
 
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
     func run() throws {
         try failing {
             let file = try loadReports(report)
             printWarnings(file.warnings)
             let documents = all ? file.documents : [file.documents.last!]
-            let renderer = ShowRenderer(ascii: ascii, barWidth: max(4, barWidth), topSites: top)
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            defer { SymbolOptions.finish(resolver) }
+            let renderer = ShowRenderer(ascii: ascii, barWidth: max(4, barWidth), topSites: top, resolver: resolver)
             var outputs: [String] = []
             for document in documents {
                 switch format {
@@ -139,6 +186,9 @@ struct Diff: ParsableCommand {
     @Flag(help: "Include the rows that did not change.")
     var all = false
 
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
     func validate() throws {
         guard (1...2).contains(files.count) else {
             throw ValidationError("diff takes two report files (A B), or one file holding a stream of reports")
@@ -162,7 +212,10 @@ struct Diff: ParsableCommand {
                 printWarnings(fa.warnings + fb.warnings)
                 (a, b) = (fa.documents.last!, fb.documents.last!)
             }
-            let diff = ReportDiff(a, b)
+            // Sites are matched by their frames as shown: symbolized, wrappers skipped.
+            let resolver = try symbols.resolver(for: [a.report, b.report])
+            defer { SymbolOptions.finish(resolver) }
+            let diff = ReportDiff(a.symbolized(resolver), b.symbolized(resolver))
             switch format {
             case .text: print(diff.render(includeUnchanged: all), terminator: "")
             case .json: print(String(decoding: try diff.json(includeUnchanged: all), as: UTF8.self))
@@ -282,6 +335,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Draw bars with # instead of Unicode blocks.")
     var ascii = false
 
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The program to run and its arguments, after --.", valueName: "program"))
     var command: [String] = []
 
@@ -325,7 +381,13 @@ struct Run: ParsableCommand {
         printWarnings(outcome.warnings)
         let name = (program[0] as NSString).lastPathComponent
         if let main = outcome.main {
-            out += format == .json ? prettyJSON(main) + "\n" : ShowRenderer(ascii: ascii).render(main.report)
+            if format == .json {
+                out += prettyJSON(main) + "\n"
+            } else {
+                let resolver = try symbols.resolver(for: [main.report])
+                out += ShowRenderer(ascii: ascii, resolver: resolver).render(main.report)
+                SymbolOptions.finish(resolver)
+            }
         } else if !outcome.textReports.isEmpty {
             printError("warning: \(library) wrote text reports, not JSON: it predates BUDDY_REPORT_FORMAT=json; rebuild it (swift build -c release --product BuddyMalloc)")
             if format == .text, let text = outcome.textReports["report.\(outcome.pid)"] { out += text }
@@ -374,3 +436,4 @@ struct Run: ParsableCommand {
         }
     }
 }
+
