@@ -14,7 +14,7 @@ struct BuddyReportCommand: ParsableCommand {
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
         stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
         """,
-        subcommands: [Show.self, Diff.self, Plot.self, Run.self]
+        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Run.self]
     )
 }
 
@@ -434,6 +434,95 @@ struct Run: ParsableCommand {
         } else {
             FileHandle.standardError.write(Data(out.utf8))
         }
+    }
+}
+
+// MARK: - leaks
+
+struct Leaks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The sampled allocation sites still live at exit (leaks), largest first, with estimated bytes and blocks.",
+        discussion: """
+        Needs a profile: run the program with BUDDY_PROFILE_SAMPLE=BYTES (e.g. 64K). The figures are \
+        estimates from the samples (one allocation per that many bytes): bytes with one standard error, \
+        blocks estimated as the README says. Each file's last report is used (the exit report). \
+        Exit status 3 with --fail-above when the estimated live bytes exceed the limit (for CI).
+        """
+    )
+
+    @Argument(help: "Report files (each file's last report; several files: a process tree).")
+    var reports: [String]
+
+    @Option(help: "The output format.")
+    var format: OutputFormat = .text
+
+    @Option(name: .customLong("fail-above"), help: ArgumentHelp("Exit with status 3 when the sites' estimated live bytes, all processes together, exceed this (4096, 64K, 1M).", valueName: "bytes"))
+    var failAbove: String?
+
+    @Option(help: ArgumentHelp("Leave out sites with a frame matching this shell pattern (function or the report's text of the frame); repeatable.", valueName: "pattern"))
+    var ignore: [String] = []
+
+    @Option(name: .customLong("min-bytes"), help: ArgumentHelp("Leave out sites holding less than this (estimated).", valueName: "bytes"))
+    var minBytes: String?
+
+    @Option(help: "Frames to print for each site.")
+    var frames = 6
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func validate() throws {
+        if reports.isEmpty { throw ValidationError("leaks needs at least one report file") }
+        if let failAbove, Units.parseBytes(failAbove) == nil { throw ValidationError("--fail-above \(failAbove): not a size (4096, 64K, 1M)") }
+        if let minBytes, Units.parseBytes(minBytes) == nil { throw ValidationError("--min-bytes \(minBytes): not a size (4096, 64K, 1M)") }
+    }
+
+    func run() throws {
+        let total: Int = try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents.append(file.documents.last!)
+            }
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            let leaks = try LeakReport(documents, resolver: resolver, ignore: ignore, minimumBytes: minBytes.flatMap(Units.parseBytes) ?? 0)
+            SymbolOptions.finish(resolver)
+            switch format {
+            case .text: print(leaks.text(maxFrames: max(1, frames)), terminator: "")
+            case .json: print(String(decoding: try leaks.json(), as: UTF8.self))
+            }
+            return leaks.totalBytes
+        }
+        if let failAbove, let limit = Units.parseBytes(failAbove), total > limit {
+            printError("estimated live bytes at exit \(Units.bytes(total)) (\(total)) exceed --fail-above \(failAbove) (\(limit))")
+            throw ExitCode(3)
+        }
+    }
+}
+
+
+
+/// The reports of collapsed and flame: each file's last report.
+func lastReports(_ paths: [String]) throws -> [Report] {
+    var reports: [Report] = []
+    for path in paths {
+        let file = try loadReports(path)
+        printWarnings(file.warnings)
+        reports.append(file.documents.last!.report)
+    }
+    for r in reports where (r.profile?.sampleBytes ?? 0) == 0 {
+        printError("warning: \(r.displayName) (pid \(r.pid)): no allocation-site profile (run with BUDDY_PROFILE_SAMPLE=64K)")
+    }
+    return reports
+}
+
+func writeOutput(_ text: String, to path: String?) throws {
+    guard let path, path != "-" else { print(text, terminator: ""); return }
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw ToolError("\(path): cannot write (\(error.localizedDescription))")
     }
 }
 

@@ -238,6 +238,7 @@ public struct ShowRenderer {
         if methods.contains(.reported) { parts.append("the library's estimate") }
         if methods.contains(.meanSize) { parts.append("~ live bytes / the mean size of the process's live blocks below the period") }
         if methods.contains(.bounds) { parts.append("a range where some samples were large blocks") }
+        if methods.contains(.exact) { parts.append("exact for one large block") }
         if methods.contains(.samples) { parts.append("at least the samples") }
         return parts.joined(separator: "; ")
     }

@@ -128,6 +128,8 @@ public struct SiteEstimate: Sendable, Equatable {
         case meanSize = "mean size"
         /// Some samples were blocks of P bytes or more (W > n x P): only bounds are known.
         case bounds
+        /// One live sample of P bytes or more: one block, exactly.
+        case exact
         /// No sampling period or no live samples: the live samples themselves.
         case samples
     }
@@ -154,7 +156,7 @@ public struct SiteEstimate: Sendable, Equatable {
         if let range = liveBlocksRange, range.lowerBound != range.upperBound {
             return "\(Units.count(range.lowerBound))-\(Units.count(range.upperBound))"
         }
-        return (blockMethod == .samples || blockMethod == .bounds ? "" : "~") + Units.count(liveBlocks)
+        return (blockMethod == .meanSize || blockMethod == .reported ? "~" : "") + Units.count(liveBlocks)
     }
 
     /// "± 64K" (one standard error), or "" when the figure is exact (blocks of P or more only).
@@ -216,7 +218,7 @@ public struct SamplingModel: Sendable {
                 let high = max(n, 1 + Int((Double(n - 1) * max(1, Double(p) / m)).rounded()))
                 e.liveBlocks = n
                 e.liveBlocksRange = high > n ? n...high : nil
-                e.blockMethod = .bounds
+                e.blockMethod = n == 1 ? .exact : .bounds
             }
         }
         if e.allocatedBytes == nil, let samples = site.samples, samples >= n {

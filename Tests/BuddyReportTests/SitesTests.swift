@@ -81,6 +81,7 @@ import Testing
         // One large block: exact.
         let c = model.estimate(r.sites[2])
         #expect(c.liveBlocks == 1 && c.liveBlocksRange == nil && c.liveBytesError == 0 && c.errorText == "exact")
+        #expect(c.blockMethod == .exact && c.blocksText == "1")
         // The library's own estimate when it writes one.
         let d = model.estimate(r.sites[3])
         #expect(d.liveBlocks == 2731 && d.blockMethod == .reported && d.allocatedBytes == 999_999)
