@@ -14,7 +14,7 @@ struct BuddyReportCommand: ParsableCommand {
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
         stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
         """,
-        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Run.self]
+        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Run.self]
     )
 }
 
@@ -501,7 +501,7 @@ struct Leaks: ParsableCommand {
     }
 }
 
-
+extension StackValue: ExpressibleByArgument {}
 
 /// The reports of collapsed and flame: each file's last report.
 func lastReports(_ paths: [String]) throws -> [Report] {
@@ -526,3 +526,72 @@ func writeOutput(_ text: String, to path: String?) throws {
     }
 }
 
+// MARK: - collapsed
+
+struct Collapsed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The sites as collapsed stacks (Brendan Gregg's folded format: outer;...;inner VALUE), for flamegraph.pl, speedscope, inferno.",
+        discussion: "Frames are symbolized and allocator wrappers left out; inlined calls end in _[i]. Several files: one root frame per process."
+    )
+
+    @Argument(help: "Report files (each file's last report).")
+    var reports: [String]
+
+    @Option(help: "The value of a stack: live (estimated live bytes), allocated (estimated bytes allocated so far), samples (live samples).")
+    var value: StackValue = .live
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    var output: String?
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            let list = try lastReports(reports)
+            let resolver = try symbols.resolver(for: list)
+            let profile = StackProfile(list, resolver: resolver, value: value)
+            SymbolOptions.finish(resolver)
+            try writeOutput(profile.collapsed(), to: output)
+        }
+    }
+}
+
+// MARK: - flame
+
+struct Flame: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw a flame graph of the sites as SVG (live or allocated bytes).",
+        discussion: "Drawn by this tool (no flamegraph.pl needed): callers below callees, widths the estimated bytes; hover a box for its figures."
+    )
+
+    @Argument(help: "Report files (each file's last report; several: one root per process).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The SVG file to write.", valueName: "file.svg"))
+    var output: String
+
+    @Option(help: "The value of a stack: live (estimated live bytes), allocated (estimated bytes allocated so far), samples (live samples).")
+    var value: StackValue = .live
+
+    @Option(help: "The width of the image, in pixels.")
+    var width = 1200
+
+    @Option(help: "The title (default: what is shown, and of which program).")
+    var title: String?
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            let list = try lastReports(reports)
+            let resolver = try symbols.resolver(for: list)
+            let profile = StackProfile(list, resolver: resolver, value: value)
+            SymbolOptions.finish(resolver)
+            let graph = FlameGraph(profile, title: title, width: Double(max(200, width)))
+            try writeOutput(graph.svg(), to: output)
+            if output != "-" { print(output) }
+        }
+    }
+}
