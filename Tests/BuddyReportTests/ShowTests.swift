@@ -124,8 +124,8 @@ import Testing
         #expect(l.contains("  malloc  3136  3286    +150  +4.8%"))
         #expect(l.contains("  order 12 (64K) live   5    6      +1  (+64K) +20%"))
         #expect(l.contains("  order 3 (128B) live  74  114     +40  (+5.0K) +54%"))
-        #expect(l.contains { $0.hasPrefix("  json_parse+0x88") && $0.hasSuffix("-50K  (-5 blocks) gone") })
-        #expect(l.contains { $0.hasPrefix("  session_new+0x12") && $0.hasSuffix("+5.0K  (+40 blocks) new") })
+        #expect(l.contains { $0.hasPrefix("  json_parse+0x88") && $0.hasSuffix("-50K  (-5 samples) gone") })
+        #expect(l.contains { $0.hasPrefix("  session_new+0x12") && $0.hasSuffix("+5.0K  (+40 samples) new") })
         // Unchanged rows are left out unless asked for.
         #expect(!l.contains { $0.hasPrefix("  reserved") })
         #expect(try diff().render(includeUnchanged: true).contains("\n  reserved "))
