@@ -145,6 +145,8 @@ struct Show: ParsableCommand {
             let documents = all ? file.documents : [file.documents.last!]
             let resolver = try symbols.resolver(for: documents.map(\.report))
             defer { SymbolOptions.finish(resolver) }
+            // Every frame of every report shown in one go: one symbolizer call per module.
+            resolver.prepare(documents.map(\.report))
             let renderer = ShowRenderer(ascii: ascii, barWidth: max(4, barWidth), topSites: top, resolver: resolver)
             var outputs: [String] = []
             for document in documents {
