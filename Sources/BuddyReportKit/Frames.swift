@@ -29,6 +29,15 @@ public enum RawFrame: Hashable, Sendable {
                 return
             }
         }
+        // "name+0xN (/usr/lib/x86_64-linux-gn": a long C++ name cut by the library's frame limit,
+        // with part of the module's path (the symbolizer looks for the file it begins).
+        if let open = t.range(of: " (/", options: .backwards), !t.hasSuffix(")") {
+            let head = t[..<open.lowerBound]
+            if let plus = head.range(of: "+0x", options: .backwards), let offset = UInt64(head[plus.upperBound...], radix: 16) {
+                self = .symbol(name: String(head[..<plus.lowerBound]), offset: offset, module: String(t[t.index(after: open.lowerBound)...].dropFirst()))
+                return
+            }
+        }
         // "module+0xN"
         if let plus = t.range(of: "+0x", options: .backwards), let offset = UInt64(t[plus.upperBound...], radix: 16),
            plus.lowerBound > t.startIndex {

@@ -93,7 +93,7 @@ public struct LeakReport {
                 for (k, frame) in stack.prefix(maxFrames).enumerated() {
                     var line = indent + frame.display
                     if k == 0 && !site.skipped.isEmpty {
-                        line += "  [via " + site.skipped.map { $0.function ?? $0.display }.joined(separator: ", ") + "]"
+                        line += "  [via " + site.viaText + "]"
                     }
                     out.append(line)
                 }

@@ -220,7 +220,7 @@ public struct ShowRenderer {
             let pad = String(repeating: " ", count: head.count)
             var frames = frameLines(Array(site.stack))
             if !site.skipped.isEmpty, !frames.isEmpty {
-                frames[0] += "  [via " + site.skipped.map { $0.function ?? $0.display }.joined(separator: ", ") + "]"
+                frames[0] += "  [via " + site.viaText + "]"
             }
             lines.append(head + (frames.first ?? "(no frames)"))
             for frame in frames.dropFirst() { lines.append(pad + frame) }

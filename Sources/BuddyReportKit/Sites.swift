@@ -19,6 +19,10 @@ public struct FrameFilter: Sendable, Equatable {
         "operator new*", "_Znwm*", "_Znam*", "_ZnwmSt11align_val_t*", "_ZnamSt11align_val_t*",
         "std::allocator<*>::allocate*", "std::__new_allocator<*>::allocate*", "__gnu_cxx::new_allocator<*>::allocate*",
         "std::allocator_traits<*>::allocate*", "std::_Vector_base<*>::_M_allocate*",
+        // libstdc++'s internals (its members are _M_*: _M_create, _M_mutate, _M_realloc_insert...),
+        // demangled and mangled, and everything inlined from the system's headers (/usr/include:
+        // the containers' and strings' constructors, push_back, append...): the caller is the answer.
+        "std::*::_M_*", "_ZNSt*_M_*", "_ZNKSt*_M_*", "/usr/include/*",
         // SQLite.
         "sqlite3Malloc*", "sqlite3_malloc*", "sqlite3Realloc*", "sqlite3_realloc*", "sqlite3DbMalloc*", "sqlite3DbRealloc*",
         "sqlite3DbStrDup", "sqlite3DbStrNDup", "sqlite3MemMalloc", "sqlite3MemRealloc", "dbMallocRawFinish", "sqlite3DbSpanDup",
@@ -39,10 +43,11 @@ public struct FrameFilter: Sendable, Equatable {
     }
 
     /// Whether the frame is a wrapper: a pattern matches its function (as symbolized, or as the
-    /// report names it) or the report's text of the frame.
+    /// report names it), its source file, or the report's text of the frame.
     public func matches(_ frame: SymbolizedFrame) -> Bool {
         guard !patterns.isEmpty else { return false }
         var names = [frame.raw]
+        if let file = frame.file { names.append(file) }
         if let function = frame.function {
             names.append(function)
             // "operator new(unsigned long)" and "std::vector<int>::push_back(int const&)": match
@@ -68,6 +73,39 @@ public struct ResolvedSite {
     /// The frames from the top frame outwards.
     public var stack: ArraySlice<SymbolizedFrame> { frames[top...] }
     public var topFrame: SymbolizedFrame? { top < frames.count ? frames[top] : nil }
+
+    /// The skipped wrappers, innermost first, short: "xmalloc", "operator new, std::vector<int>::_M_realloc_insert
+    /// and 3 more" (names without their parameters; the same name once).
+    public var viaText: String {
+        var names: [String] = []
+        for frame in skipped {
+            var name = frame.function ?? frame.shortName
+            if let paren = name.firstIndex(of: "("), paren > name.startIndex, !name.hasPrefix("(") { name = String(name[..<paren]) }
+            name = Self.withoutTemplateArguments(name)
+            if !names.contains(name) { names.append(name) }
+        }
+        let shown = names.prefix(3).joined(separator: ", ")
+        return names.count > 3 ? shown + " and \(names.count - 3) more" : shown
+    }
+
+    /// "std::vector<int, std::allocator<int> >::_M_realloc_insert" -> "std::vector<>::_M_realloc_insert"
+    /// ("operator<" and "operator<<" kept).
+    static func withoutTemplateArguments(_ name: String) -> String {
+        var out = ""
+        var depth = 0
+        for c in name {
+            if c == "<" && !(out.hasSuffix("operator") || out.hasSuffix("operator<")) {
+                if depth == 0 { out.append("<") }
+                depth += 1
+            } else if c == ">" && depth > 0 {
+                depth -= 1
+                if depth == 0 { out.append(">") }
+            } else if depth == 0 {
+                out.append(c)
+            }
+        }
+        return out
+    }
 }
 
 /// Turns sites and bad pointers into symbolized frames: the symbolizer (nil: the frames as the

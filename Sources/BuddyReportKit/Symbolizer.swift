@@ -218,7 +218,7 @@ public final class Symbolizer {
     public func prepare(_ frames: some Sequence<String>) {
         var wanted: [String: Set<UInt64>] = [:]
         for text in frames {
-            guard let (module, lookup) = address(of: RawFrame(text)), answers[Key(module: module.path, address: lookup)] == nil else { continue }
+            guard let (module, lookup) = address(of: RawFrame(text), cut: !text.hasSuffix(")")), answers[Key(module: module.path, address: lookup)] == nil else { continue }
             wanted[module.path, default: []].insert(lookup)
         }
         for (path, addresses) in wanted.sorted(by: { $0.key < $1.key }) {
@@ -230,7 +230,7 @@ public final class Symbolizer {
     /// frame as the report has it when nothing is known.
     public func resolve(_ text: String) -> [SymbolizedFrame] {
         let raw = RawFrame(text)
-        guard let (module, lookup) = address(of: raw) else { return [.unresolved(text)] }
+        guard let (module, lookup) = address(of: raw, cut: !text.hasSuffix(")")) else { return [.unresolved(text)] }
         let key = Key(module: module.path, address: lookup)
         if answers[key] == nil { symbolize(path: module.path, addresses: [lookup]) }
         let reportModule = raw.module
@@ -264,19 +264,46 @@ public final class Symbolizer {
 
     /// The module file and the address to look up (the byte before the return address, so that a
     /// call that ends a function is not taken for the next one).
-    func address(of frame: RawFrame) -> (Module, UInt64)? {
+    /// `cut`: a `name+0xN (MODULE` frame whose module path the library cut short.
+    func address(of frame: RawFrame, cut: Bool = false) -> (Module, UInt64)? {
         switch frame {
         case .module(let path, let offset):
             guard let module = module(path) else { return nil }
             let address = module.elf.loadBase &+ offset
             return address > 0 ? (module, address - 1) : nil
         case .symbol(let name, let offset, let path):
-            guard let module = module(path), let start = module.elf.address(of: name, offset: offset) else { return nil }
+            guard let module = cut ? module(completing: path, symbol: name) : module(path), let start = module.elf.address(of: name, offset: offset) else { return nil }
             let address = start &+ offset
             return address > 0 ? (module, address - 1) : nil
         default:
             return nil
         }
+    }
+
+    /// The module whose path begins with `prefix` and defines `symbol` (a frame cut short).
+    func module(completing prefix: String, symbol: String) -> Module? {
+        let key = prefix + "\u{0}" + symbol
+        if let known = modules[key] { return known }
+        var found: Module?
+        if let given = options.modules[prefix] ?? options.modules[(prefix as NSString).lastPathComponent] {
+            found = module(given)
+        } else {
+            let directory = (prefix as NSString).deletingLastPathComponent, start = (prefix as NSString).lastPathComponent
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+                .filter { $0.hasPrefix(start) }.sorted { ($0.count, $0) < ($1.count, $1) }
+            for name in names {
+                let path = (directory as NSString).appendingPathComponent(name)
+                if let candidate = module(path), candidate.elf.address(of: symbol, offset: 0) != nil {
+                    found = candidate
+                    break
+                }
+            }
+            if found == nil {
+                warn("\(prefix)...: the report cut this module's path and no file in \(directory) that begins so defines \(symbol); its frames stay as recorded")
+            }
+        }
+        modules[key] = .some(found)
+        return found
     }
 
     func module(_ name: String) -> Module? {

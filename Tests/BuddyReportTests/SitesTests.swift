@@ -19,6 +19,13 @@ import Testing
         for name in ["main", "make_name", "PyList_New", "sqlite3VdbeExec", "g_hash_table_insert", "operator delete(void*)", "newx"] {
             #expect(!filter.matches(frame(name)), "\(name)")
         }
+        // libstdc++'s internals, and code inlined from the system's headers.
+        #expect(filter.matches(frame("std::vector<int, std::allocator<int> >::_M_realloc_insert<int const&>(int const&)")))
+        #expect(filter.matches(.unresolved("_ZNSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEE9_M_createERmm+0x2a (/lib/libstdc++.so.6)")))
+        var inlined = frame("std::vector<int, std::allocator<int> >::vector(unsigned long, std::allocator<int> const&)")
+        inlined.file = "/usr/include/c++/12/bits/stl_vector.h"
+        #expect(filter.matches(inlined))
+        #expect(!filter.matches(frame("std::vector<int, std::allocator<int> >::size() const")))
         // The report's own name of a frame matches too (no symbolizer): "xmalloc+0x1c (/usr/bin/git)".
         #expect(filter.matches(.unresolved("xmalloc+0x1c (/usr/bin/git)")))
         #expect(!filter.matches(.unresolved("/usr/bin/git+0x28961c")))
@@ -30,6 +37,17 @@ import Testing
         #expect(!mine.matches(frame("xmalloc")))
         // A pattern may name a module through the frame's text.
         #expect(mine.matches(.unresolved("/usr/lib/libfoo.so.1+0x2a")))
+    }
+
+    @Test func theWrappersSaid() {
+        let frames = [frame("operator new(unsigned long)"), frame("std::__new_allocator<int>::allocate(unsigned long, void const*)"),
+                      frame("operator new(unsigned long)"), frame("std::allocator_traits<std::allocator<int> >::allocate(std::allocator<int>&, unsigned long)"),
+                      frame("std::_Vector_base<int, std::allocator<int> >::_M_allocate(unsigned long)"), frame("grow")]
+        let site = ResolvedSite(site: Report.Site(liveBytes: 1, liveCount: 1, frames: []), frames: frames, top: 5,
+                                estimate: SamplingModel(try! Self.report(period: 0, sites: "")).estimate(Report.Site(liveBytes: 1, liveCount: 1, frames: [])))
+        #expect(site.viaText == "operator new, std::__new_allocator<>::allocate, std::allocator_traits<>::allocate and 1 more")
+        #expect(ResolvedSite.withoutTemplateArguments("std::map<int, std::vector<int> >::operator[]") == "std::map<>::operator[]")
+        #expect(ResolvedSite.withoutTemplateArguments("operator<<") == "operator<<")
     }
 
     @Test func theTopFrame() {

@@ -133,11 +133,12 @@ extension Support {
         return output
     }
 
-    /// The line of the source's "SITE label" comment.
+    /// The line of the source's "SITE label" comment (NAME.c, or NAME as given when it has a suffix).
     static func siteLine(_ label: String, in name: String = "sites") throws -> Int {
-        let source = try String(contentsOf: programs.appendingPathComponent("\(name).c"), encoding: .utf8)
+        let file = name.contains(".") ? name : "\(name).c"
+        let source = try String(contentsOf: programs.appendingPathComponent(file), encoding: .utf8)
         let lines = source.split(separator: "\n", omittingEmptySubsequences: false)
-        guard let index = lines.firstIndex(where: { $0.contains("/* SITE \(label) */") }) else {
+        guard let index = lines.firstIndex(where: { $0.contains("/* SITE \(label) */") || $0.hasSuffix("// SITE \(label)") }) else {
             throw PlotError(description: "no SITE \(label) in \(name).c")
         }
         return index + 1
