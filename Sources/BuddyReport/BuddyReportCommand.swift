@@ -93,10 +93,11 @@ struct SymbolOptions: ParsableArguments {
     }
 
     /// The resolver for these reports; warnings go to stderr when `finish` is called.
-    func resolver(for reports: [Report]) throws(ToolError) -> SiteResolver {
+    /// `known`: modules whose files the caller knows (run: the program it started).
+    func resolver(for reports: [Report], known: [String: String] = [:]) throws(ToolError) -> SiteResolver {
         let filter = FrameFilter(extra: skipFrames, defaults: !noDefaultSkips)
         guard !noSymbolize else { return SiteResolver(symbolizer: nil, filter: filter) }
-        var options = Symbolizer.Options(tool: symbolizer)
+        var options = Symbolizer.Options(tool: symbolizer, modules: known)
         for module in modules {
             let name = String(module.prefix { $0 != "=" })
             options.modules[name] = String(module.drop { $0 != "=" }.dropFirst())
@@ -378,6 +379,19 @@ struct Run: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
+    /// The file `command` runs, as posix_spawnp finds it.
+    static func executable(_ command: String) -> String? {
+        if command.contains("/") {
+            let path = command.hasPrefix("/") ? command : FileManager.default.currentDirectoryPath + "/" + command
+            return FileManager.default.isExecutableFile(atPath: path) ? (path as NSString).standardizingPath : nil
+        }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(directory)/\(command)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
     func show(_ outcome: ProgramRunner.Outcome, library: String) throws {
         var out = ""
         printWarnings(outcome.warnings)
@@ -386,7 +400,10 @@ struct Run: ParsableCommand {
             if format == .json {
                 out += prettyJSON(main) + "\n"
             } else {
-                let resolver = try symbols.resolver(for: [main.report])
+                // The program's frames name it as its argv[0]: the file that ran is known here.
+                var known: [String: String] = [:]
+                if let path = Self.executable(program[0]) { known[program[0]] = path }
+                let resolver = try symbols.resolver(for: [main.report], known: known)
                 out += ShowRenderer(ascii: ascii, resolver: resolver).render(main.report)
                 SymbolOptions.finish(resolver)
             }

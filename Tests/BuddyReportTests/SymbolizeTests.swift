@@ -291,6 +291,18 @@ import Testing
         #expect(plain.contains { $0.topFrame?.function?.hasPrefix("operator new") == true })
     }
 
+    /// run symbolizes the report of the program it started, whose file it knows ("./sites" from its folder).
+    @Test(.enabled(if: Support.canProfile && Support.tool != nil), .timeLimit(.minutes(1)))
+    func theRunCommand() throws {
+        let directory = try Support.temporaryDirectory()
+        _ = try Support.compile("sites", in: directory)
+        let result = try Support.run([Support.tool!, "run", "--lib", Support.library!, "--set", "PROFILE_SAMPLE=16K", "--", "./sites"],
+                                     directory: directory)
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("make_name (sites.c:\(try Support.siteLine("make_name")))  [via xmalloc]"))
+        #expect(!result.stderr.contains("warning"), "\(result.stderr)")
+    }
+
     @Test(.enabled(if: Support.canProfile && Support.tool != nil), .timeLimit(.minutes(1)))
     func theShowCommand() throws {
         let directory = try Support.temporaryDirectory()
