@@ -26,10 +26,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // Layer 1: what Swift cannot say (initial-exec TLS, glibc's __libc_* names, OS calls).
-        .target(name: "CBuddySupport"),
-        // Layer 2 and 3: the engine and the C-semantics layer (one module, so the hot path inlines).
-        .target(name: "BuddyCore", dependencies: ["CBuddySupport"], swiftSettings: allocatorSwiftSettings),
+        // The layers, each knowing only those above it in this list (README, "How it works"):
+        // Layer 0: the public C API's types (buddy.h, buddy_stats.h), used by every layer above.
+        .target(name: "BuddyMallocAPI"),
+        // Layer 1: what Swift cannot say (initial-exec TLS, glibc's __libc_* names, OS calls,
+        // the futex lock, atomics). Includes nothing above it.
+        .target(name: "CBuddySupport", dependencies: ["BuddyMallocAPI"]),
+        // Layer 2: an instantiable buddy pool (orders, blocks, free areas, split and coalesce,
+        // segments, slabs, release to the OS, figures, invariants). Knows nothing of thread
+        // caches, reports or malloc.
+        .target(name: "BuddyEngine", dependencies: ["CBuddySupport"], swiftSettings: allocatorSwiftSettings),
+        // Layer 3: malloc's process instance over the engine: options, thread caches and the
+        // fast paths, re-entry, the C rules, statistics and reports, the private-pool C API.
+        .target(name: "BuddyMallocCore", dependencies: ["BuddyEngine", "CBuddySupport"], swiftSettings: allocatorSwiftSettings),
         // Layer 4: the libc names. Only the shared library links it, so tests keep glibc's malloc.
         // -static-stdlib: the library carries the Swift runtime it needs, so it preloads into any
         // program with no toolchain on the library path and installs no Swift crash handlers;
@@ -37,7 +46,7 @@ let package = Package(
         // the dynamic symbol table; -z nodelete keeps it mapped after a dlclose.
         .target(
             name: "BuddyMallocExports",
-            dependencies: ["BuddyCore"],
+            dependencies: ["BuddyMallocCore"],
             linkerSettings: [.unsafeFlags([
                 "-static-stdlib", "-Xlinker", "--exclude-libs", "-Xlinker", "ALL",
                 // Exactly the libc names and the project's own: see exports.map.
@@ -47,10 +56,13 @@ let package = Package(
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
             ])]
         ),
+        // What the test targets share (paths, scratch folders under one per-run root removed at
+        // exit, running programs, compiling C): a plain target, so it links no allocator module.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Engine tests: private pools over private arenas, exact addresses, seeded random runs.
-        .testTarget(name: "BuddyCoreTests", dependencies: ["BuddyCore"]),
+        .testTarget(name: "BuddyCoreTests", dependencies: ["BuddyEngine", "BuddyMallocCore"]),
         // The built library in real programs under LD_PRELOAD (C drivers live in Tests/Programs).
-        .testTarget(name: "PreloadTests"),
+        .testTarget(name: "PreloadTests", dependencies: ["TestSupport"]),
         // buddy-report: the report model, text, diff and SVG in a library (tested on the
         // fixtures in Tests/Fixtures/reports), and the command line over it.
         .target(name: "BuddyReportKit"),
@@ -58,12 +70,12 @@ let package = Package(
             name: "BuddyReport",
             dependencies: ["BuddyReportKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "BuddyReportTests", dependencies: ["BuddyReportKit"]),
-        // Private pools: the Swift API over the engine (the C API is BuddyCore/PoolAPI.swift),
+        .testTarget(name: "BuddyReportTests", dependencies: ["BuddyReportKit", "TestSupport"]),
+        // Private pools: the Swift API over the engine (the C API is BuddyMallocCore/PoolAPI.swift),
         // its tests, and the design document's examples (section 9) ported to Swift; the C and
         // C++ examples in Examples/c build with pkg-config (tools/pkgconfig.sh) in the tests.
-        .target(name: "BuddyPool", dependencies: ["BuddyCore"]),
-        .testTarget(name: "BuddyPoolTests", dependencies: ["BuddyPool", "BuddyCore"]),
+        .target(name: "BuddyPool", dependencies: ["BuddyEngine", "BuddyMallocCore"]),
+        .testTarget(name: "BuddyPoolTests", dependencies: ["BuddyPool", "BuddyEngine", "BuddyMallocCore", "TestSupport"]),
         .executableTarget(name: "PoolExampleBasic", dependencies: ["BuddyPool"], path: "Examples/Basic"),
         .executableTarget(name: "PoolExampleThreads", dependencies: ["BuddyPool"], path: "Examples/Threads"),
         .executableTarget(name: "PoolExampleContainers", dependencies: ["BuddyPool"], path: "Examples/Containers"),

@@ -55,7 +55,7 @@ import tempfile
 from collections import deque
 
 # Swift modules of this project: their symbols are ours (their callees are still checked).
-PROJECT_MODULES = ("BuddyCore", "CBuddySupport", "BuddyMallocExports")
+PROJECT_MODULES = ("BuddyEngine", "BuddyMallocCore", "CBuddySupport", "BuddyMallocAPI", "BuddyMallocExports")
 
 # Forbidden external (PLT/GOT) names besides the prefix rules: they allocate or lock inside
 # runtimes that call back into malloc.
@@ -108,6 +108,11 @@ ALLOWED_INDIRECT_CALLERS = {
         "calls glibc's mallinfo2 through the pointer dlsym(RTLD_NEXT) returned (a libc function)",
     "buddy_backtrace":
         "calls libunwind's unw_backtrace through the pointer dlsym returned (libunwind.so.8, loaded RTLD_LOCAL)",
+    "buddy_call_corruption_hook":
+        "calls a pool's EngineHooks.corruption; every hook is installed by a function the walk reaches, "
+        "whose taking of the hook's address makes the hook's body part of the check",
+    "buddy_call_segment_hook":
+        "calls a pool's EngineHooks.segmentRemoved (installed and checked as the corruption hook is)",
     "buddy_report_chain_previous":
         "calls the signal handler the program installed before the library's (chained, as sigaction's contract asks)",
 }

@@ -3,7 +3,7 @@
 #
 #   tools/fuzz.sh [SECONDS] [-- LIBFUZZER-OPTIONS...]     default 60 s
 #
-# BuddyCore's sources, Tests/BuddyCoreTests/FuzzDriver.swift and Tests/Fuzz/main.swift are
+# The engine's and malloc core's sources, Tests/BuddyCoreTests/FuzzDriver.swift and Tests/Fuzz/main.swift are
 # compiled into one module by swiftc -sanitize=fuzzer,address (-D BUDDY_FUZZER), outside SwiftPM;
 # CBuddySupport's C files by clang with -fsanitize=fuzzer-no-link,address. The binary is
 # .build-fuzz/buddy-fuzz. The run starts from a copy of Tests/Fuzz/corpus (the committed corpus
@@ -31,13 +31,19 @@ clang=$(dirname "$(readlink -f "$(command -v swiftc)")")/clang
 objects=()
 for c in Sources/CBuddySupport/*.c; do
     o="$out/obj/$(basename "$c" .c).o"
-    "$clang" -c -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CBuddySupport/include "$c" -o "$o" \
+    "$clang" -c -O1 -g -fsanitize=fuzzer-no-link,address -I Sources/CBuddySupport/include -I Sources/BuddyMallocAPI/include "$c" -o "$o" \
         >>"$out/build.log" 2>&1 || { cat "$out/build.log" >&2; exit 1; }
     objects+=("$o")
 done
+# The engine's and malloc core's sources as one module (no cross-module imports between them).
+rm -rf "$out/src" && mkdir -p "$out/src"
+for f in Sources/BuddyEngine/*.swift Sources/BuddyMallocCore/*.swift; do
+    sed '/^import BuddyEngine$/d' "$f" > "$out/src/$(basename "$(dirname "$f")")_$(basename "$f")"
+done
 swiftc -O -g -enforce-exclusivity=unchecked -sanitize=fuzzer,address -parse-as-library \
-    -module-name BuddyCore -D BUDDY_FUZZER -I "$out/module" -Xcc -I -Xcc Sources/CBuddySupport/include \
-    Sources/BuddyCore/*.swift Tests/BuddyCoreTests/FuzzDriver.swift Tests/Fuzz/main.swift \
+    -module-name BuddyFuzz -package-name BuddyMalloc -D BUDDY_FUZZER -I "$out/module" \
+    -Xcc -I -Xcc Sources/CBuddySupport/include -Xcc -I -Xcc Sources/BuddyMallocAPI/include \
+    "$out/src"/*.swift Tests/BuddyCoreTests/FuzzDriver.swift Tests/Fuzz/main.swift \
     "${objects[@]}" -o "$out/buddy-fuzz" >>"$out/build.log" 2>&1 || { grep -v 'Cannot export local symbol' "$out/build.log" >&2; exit 1; }
 rm -rf "$out/corpus"
 cp -r Tests/Fuzz/corpus "$out/corpus"

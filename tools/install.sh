@@ -29,7 +29,7 @@ install -d "$destination/lib/pkgconfig" "$destination/include"
 install -m 755 "$build/libBuddyMalloc.so" "$destination/lib/libBuddyMalloc.so"
 # The public headers only (buddy_exports.h is the library's internal list of its entry points).
 for header in buddy.h buddy_stats.h; do
-    source="$root/Sources/BuddyMallocExports/include/$header"
+    source="$root/Sources/BuddyMallocAPI/include/$header"
     if [ -f "$source" ]; then install -m 644 "$source" "$destination/include/$header"; fi
 done
 version="$(git -C "$root" describe --tags 2>/dev/null || echo "0.0.0+$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")"

@@ -5,7 +5,7 @@
 #   PKG_CONFIG_PATH=BUILD-DIR/pkgconfig cc app.c $(pkg-config --cflags --libs buddymalloc)
 #
 # The .pc points at BUILD-DIR for the library (with an rpath, so the program runs without
-# LD_LIBRARY_PATH) and at Sources/BuddyMallocExports/include for buddy.h. To install the library,
+# LD_LIBRARY_PATH) and at Sources/BuddyMallocAPI/include for buddy.h. To install the library,
 # the header and the .pc under a prefix, use tools/install.sh.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -23,7 +23,7 @@ mkdir -p "$build/pkgconfig"
 # Write beside the target and rename: a reader (or a parallel run) never sees half a file.
 partial="$(mktemp "$build/pkgconfig/.buddymalloc.pc.XXXXXX")"
 sed -e "s|@prefix@|$build|" -e "s|@libdir@|$build|" \
-    -e "s|@includedir@|$root/Sources/BuddyMallocExports/include|" -e "s|@version@|$version|" \
+    -e "s|@includedir@|$root/Sources/BuddyMallocAPI/include|" -e "s|@version@|$version|" \
     "$root/tools/buddymalloc.pc.in" > "$partial"
 mv -f "$partial" "$build/pkgconfig/buddymalloc.pc"
 echo "$build/pkgconfig/buddymalloc.pc"

@@ -19,8 +19,8 @@
 #define FORWARD_SWIFT(signature, target) \
     __attribute__((naked, visibility("default"))) signature { __asm__("jmp \"" target "\"@PLT"); }
 
-FORWARD_SWIFT(void *malloc(size_t size), "$s9BuddyCore12buddy_mallocySvSgSiF")
-FORWARD_SWIFT(void free(void *ptr), "$s9BuddyCore10buddy_freeyySvSgF")
+FORWARD_SWIFT(void *malloc(size_t size), "$s15BuddyMallocCore12buddy_mallocySvSgSiF")
+FORWARD_SWIFT(void free(void *ptr), "$s15BuddyMallocCore10buddy_freeyySvSgF")
 FORWARD(void *calloc(size_t count, size_t size), buddy_calloc)
 FORWARD(void *realloc(void *ptr, size_t size), buddy_realloc)
 FORWARD(void *reallocarray(void *ptr, size_t count, size_t size), buddy_reallocarray)

@@ -1,4 +1,5 @@
-internal import BuddyCore
+internal import BuddyEngine
+internal import BuddyMallocCore
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
-internal import BuddyCore
+internal import BuddyEngine
+internal import BuddyMallocCore
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -237,3 +237,11 @@ void buddy_os_abort(void) {
     // abort() raises SIGABRT like glibc's own "free(): invalid pointer"; _exit if a handler returns.
     abort();
 }
+
+void buddy_call_corruption_hook(buddy_corruption_hook hook, void *state, const void *block, uint8_t cause) {
+    hook(state, block, cause);
+}
+
+void buddy_call_segment_hook(buddy_segment_hook hook, void *state, uintptr_t base) {
+    hook(state, base);
+}

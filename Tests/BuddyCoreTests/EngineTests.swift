@@ -1,7 +1,8 @@
 import CBuddySupport
 import Glibc
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// A private arena, aligned to its size as the engine requires, unmapped by the test's end.
 final class Arena {
@@ -31,7 +32,7 @@ func buddyinfo(_ pool: BuddyEngine) -> [Int] {
 }
 
 func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
-    let broken = pool.checkInvariants()
+    let broken = pool.checkInvariantsWithCaches()
     #expect(broken == nil, "\(broken.map { "\($0)" } ?? "") \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
 }
 

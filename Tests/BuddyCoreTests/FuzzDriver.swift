@@ -27,7 +27,8 @@
 
 #if !BUDDY_FUZZER
 import CBuddySupport
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 #else
 import CBuddySupport
 #endif

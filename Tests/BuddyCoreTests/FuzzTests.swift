@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 // The operation-sequence fuzzer (FuzzDriver.swift) in the test suite: the committed corpus
 // (Tests/Fuzz/corpus, seeds and whatever tools/fuzz.sh found worth keeping), then seeded random

@@ -1,6 +1,7 @@
 import CBuddySupport
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// A pool with slab classes over an arena (as malloc's pool has them).
 private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> BuddyEngine {
@@ -222,8 +223,9 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         let arena = Arena(size: 1 << 20)
         let pool = try makePool(arena: arena, minBlock: minBlock, maxBlock: 64 << 10)
         defer { pool.destroy() }
+        try #require(ProcessState.attach(to: pool))
         var wrong = 0
-        for size in 0...Int(SmallOrderTable.limit) where pool.state.pointee.smallOrders.order(UInt(size)) != pool.geometry.order(forSize: size) {
+        for size in 0...Int(SmallOrderTable.limit) where pool.process.pointee.smallOrders.order(UInt(size)) != pool.geometry.order(forSize: size) {
             wrong += 1
         }
         #expect(wrong == 0, "minimum block \(minBlock): \(wrong) sizes with the wrong order")

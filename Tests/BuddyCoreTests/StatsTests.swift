@@ -3,7 +3,8 @@ import Foundation
 import Glibc
 import Synchronization
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// The statistics of a private engine (no C layer): per-order splits and coalesces counted by the
 /// engine, live blocks from the order maps, the snapshot's memory equations, and the report's

@@ -1,6 +1,7 @@
 import CBuddySupport
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 /// The pthread key threadCache() stores a new cache under (support.c's cache_key). Production
 /// creates it before it enables caches (ProcessPool); a test that enabled them without it stored
@@ -13,7 +14,8 @@ let testCacheKeyCreated: Bool = buddy_thread_key_create { _ in } == 0
 /// Pair it with `buddy_thread_key_set(nil)` when the test is done with the cache.
 func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
     try #require(testCacheKeyCreated)
-    pool.state.pointee.cachesEnabled = true
+    try #require(ProcessState.attach(to: pool))
+    pool.process.pointee.cachesEnabled = true
 }
 
 /// The lazy buddy on a private pool: the test thread's cache pointer is pointed at this pool's
@@ -55,8 +57,50 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect(pool.release(first) == .released)
         pool.retire(cache)
         #expect(pool.usage.allocatedBytes == 0)
-        #expect(pool.state.pointee.caches == nil)
+        #expect(pool.process.pointee.caches == nil)
         expectInvariants(pool)
+    }
+
+    /// The cache invariant is executable: each way of breaking it is caught by the checker.
+    @Test func theCacheInvariantCatchesEachBreak() throws {
+        let arena = Arena(size: 256 * 1024)
+        let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
+        try enableThreadCachesForTest(pool)
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let cache = try #require(pool.threadCache())
+        let first = try #require(pool.refill(cache, code: 1)) // order 1: 32-byte blocks
+        #expect(pool.checkInvariantsWithCaches() == nil)
+        let head = try #require((cache.bins + 1).pointee.head)
+        let tag = pool.tagAddress(head)
+
+        // A cached block retagged used: on a bin of code k, not tagged cached | k.
+        tag.pointee = Tag.used | 1
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        tag.pointee = Tag.cached | 1
+        #expect(pool.checkInvariantsWithCaches() == nil)
+
+        // A bin's count that disagrees with its list.
+        (cache.bins + 1).pointee.count &+= 1
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        (cache.bins + 1).pointee.count &-= 1
+
+        // A block tagged cached that no bin holds.
+        let stray = pool.tagAddress(first)
+        stray.pointee = Tag.cached | 1
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        stray.pointee = Tag.used | 1
+
+        // A cached block whose links were overwritten (a write after free).
+        let saved = head.load(as: UInt.self)
+        head.storeBytes(of: 0x4141_4141_4141_4141, as: UInt.self)
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        head.storeBytes(of: saved, as: UInt.self)
+        #expect(pool.checkInvariantsWithCaches() == nil)
+
+        #expect(pool.release(first) == .released)
+        pool.retire(cache)
+        #expect(pool.checkInvariantsWithCaches() == nil)
     }
 
     @Test func binLimitsBoundWhatAThreadHolds() throws {

@@ -1,12 +1,13 @@
 import Foundation
 import Testing
-@testable import BuddyCore
+@testable import BuddyEngine
+@testable import BuddyMallocCore
 
 // The C API (buddy.h, BuddyCore/PoolAPI.swift): called in-process through its Swift names, its
 // structs checked against the header by a compiled C program, and the library used by real C
 // programs built with pkg-config.
 
-private let header = Support.packageRoot.appendingPathComponent("Sources/BuddyMallocExports/include").path
+private let header = Support.packageRoot.appendingPathComponent("Sources/BuddyMallocAPI/include").path
 
 /// A buddy_pool_config as buddy_pool_config_default() makes it.
 private func defaultConfig() -> CPoolConfig {

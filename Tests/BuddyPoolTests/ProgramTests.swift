@@ -129,7 +129,7 @@ struct ProgramTests {
         try Self.wrongFree.write(to: source, atomically: true, encoding: .utf8)
         let linked = try Support.compile(source.path, into: folder)
         let preloadedBinary = folder.appendingPathComponent("wrong_free_preloaded").path
-        let include = Support.packageRoot.appendingPathComponent("Sources/BuddyMallocExports/include").path
+        let include = Support.packageRoot.appendingPathComponent("Sources/BuddyMallocAPI/include").path
         let build = try Support.run(["gcc", "-O2", "-fno-builtin", "-DPRELOADED", "-I", include, "-o", preloadedBinary, source.path, "-ldl"])
         try #require(build.status == 0, "\(build.output)")
         let library = Support.binDirectory.appendingPathComponent("libBuddyMalloc.so").path

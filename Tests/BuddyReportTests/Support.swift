@@ -1,10 +1,10 @@
 import Foundation
 @testable import BuddyReportKit
+@_exported import TestSupport
 
-/// The fixtures and the built tool.
+/// The fixtures and the built tool (paths, scratch folders and processes: TestSupport's Harness).
 enum Support {
-    static let packageRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let packageRoot = Harness.packageRoot
 
     /// Tests/Fixtures/reports: reports written after the schema (its README says which is what).
     static let fixtures = packageRoot.appendingPathComponent("Tests/Fixtures/reports")
@@ -16,14 +16,7 @@ enum Support {
     static func report(_ name: String) throws -> ReportDocument { try load(name).documents.last! }
 
     /// The build's bin folder: where `swift test` put the test bundle, the tool and the library.
-    static let binDirectory: URL? = {
-        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("buddy-report").path) { return url }
-        }
-        return nil
-    }()
+    static let binDirectory: URL? = Harness.binDirectory(containing: "buddy-report")
 
     /// The buddy-report executable of this build, if `swift test` built it.
     static var tool: String? { binDirectory.map { $0.appendingPathComponent("buddy-report").path } }
@@ -41,43 +34,16 @@ enum Support {
         return data.range(of: Data(Report.formatName.utf8)) != nil
     }()
 
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = Harness.Result
 
     /// Runs the tool with `arguments` and waits for it.
     static func runTool(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool!)
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "LD_PRELOAD")
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes while the tool runs, so a full pipe cannot block it.
-        nonisolated(unsafe) var errData = Data()
-        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        try Harness.run([tool!] + arguments, environment: environment, timeout: 300)
     }
 
     /// A scratch folder for one test.
     static func temporaryDirectory(_ name: String = #function) throws -> URL {
-        let url = FileManager.default.temporaryDirectory
-            .appendingPathComponent("buddy-report-tests-\(getpid())")
-            .appendingPathComponent(name.filter { $0.isLetter || $0.isNumber } + "-" + UUID().uuidString.prefix(8))
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
+        try Harness.temporaryDirectory(name)
     }
 }
 

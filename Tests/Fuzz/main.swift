@@ -1,5 +1,5 @@
 // The libFuzzer entry point of the operation-sequence fuzzer (Tests/BuddyCoreTests/FuzzDriver.swift).
-// Not a SwiftPM target: tools/fuzz.sh compiles it with BuddyCore's sources and the driver into
+// Not a SwiftPM target: tools/fuzz.sh compiles it with the engine and malloc core sources and the driver into
 // one module with `swiftc -sanitize=fuzzer,address -D BUDDY_FUZZER`. A failed check prints the
 // step and aborts, so libFuzzer saves the input (crash-<sha1>) and prints it.
 import Glibc

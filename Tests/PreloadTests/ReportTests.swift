@@ -18,7 +18,7 @@ private func program(_ name: String, _ flags: [String] = []) throws -> String {
     }
 }
 
-private let includeFlags = ["-I", Harness.packageRoot.appendingPathComponent("Sources/BuddyMallocExports/include").path]
+private let includeFlags = ["-I", Harness.packageRoot.appendingPathComponent("Sources/BuddyMallocAPI/include").path]
 
 /// Runs `argv` with only the program preloaded (a nested env, as LibraryCheckTests does).
 private func runPreloaded(_ argv: [String], environment: [String: String] = [:], preload: String? = nil,
@@ -432,7 +432,7 @@ struct ReportTests {
         }
         // The library's own allocation entry points are not reachable either.
         let verbose = try Harness.run(["python3", checker, "--verbose", "--roots", roots, library], timeout: 120)
-        for function in ["buddy_malloc", "buddy_calloc", "buddy_realloc", "buddy_free", "$s9BuddyCore8allocate"] {
+        for function in ["buddy_malloc", "buddy_calloc", "buddy_realloc", "buddy_free", "$s15BuddyMallocCore8allocate"] {
             #expect(!verbose.stdout.split(separator: "\n").contains { $0.hasPrefix("    \(function)") },
                     "\(function) is reachable from the signal/report path")
         }

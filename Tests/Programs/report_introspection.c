@@ -1,6 +1,6 @@
 // glibc's introspection calls and the statistics API under BuddyMalloc (ReportTests). Prints
 // "name value" lines the test compares; the JSON report of buddy_report_write goes between
-// "json-begin" and "json-end" lines. Build with -I Sources/BuddyMallocExports/include.
+// "json-begin" and "json-end" lines. Build with -I Sources/BuddyMallocAPI/include.
 //
 //   report_introspection
 //

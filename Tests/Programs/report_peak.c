@@ -1,5 +1,5 @@
 // The peak of live allocations (peak_live_allocations) under BuddyMalloc (ReportTests). Build
-// with -I Sources/BuddyMallocExports/include.
+// with -I Sources/BuddyMallocAPI/include.
 //
 //   report_peak single N M    one thread: N blocks at once, all freed, then M < N: the peak is
 //                             exactly the live count before + N

@@ -1,4 +1,4 @@
-// The project's own entry points, defined in Swift (BuddyCore, @_cdecl). The libc names in
+// The project's own entry points, defined in Swift (BuddyMallocCore, @_cdecl). The libc names in
 // override.c forward to them.
 #ifndef BUDDY_EXPORTS_H
 #define BUDDY_EXPORTS_H

@@ -9,7 +9,7 @@
 #include "buddy_support.h"
 
 // The public statistics layout has one definition, in the library's public header.
-#include "../../BuddyMallocExports/include/buddy_stats.h"
+#include "buddy_stats.h"
 
 // MARK: - Clocks (vDSO: no system call)
 /// Wall-clock time in nanoseconds since the epoch (CLOCK_REALTIME).

@@ -248,6 +248,15 @@ __attribute__((noreturn)) void buddy_os_abort(void);
 // Statistics and reports: clocks, residency, files, backtraces, the writers' flags. (Included
 // here so that every importer of this module sees it, and a build folder made before the file
 // existed rebuilds the module.)
+// The engine's calls up to the layer that owns a pool (BuddyEngine's EngineHooks): plain C
+// function pointers, called only through these two functions, so that tools/check-malloc-path.py
+// knows every indirect call of the engine (the hooks' bodies are checked through the function
+// that installs them, which takes their addresses).
+typedef void (*buddy_corruption_hook)(void *state, const void *block, uint8_t cause);
+typedef void (*buddy_segment_hook)(void *state, uintptr_t base);
+void buddy_call_corruption_hook(buddy_corruption_hook hook, void *state, const void *block, uint8_t cause);
+void buddy_call_segment_hook(buddy_segment_hook hook, void *state, uintptr_t base);
+
 #include "buddy_report_support.h"
 #include "buddy_oversize_support.h"
 

@@ -1,0 +1,207 @@
+import CBuddySupport
+
+extension BuddyEngine {
+    // MARK: Allocation
+
+    /// Allocates a block of `order`, splitting a larger one, carving a segment's untouched tail,
+    /// or mapping a new segment. Nil when the pool may not grow (or the OS says no).
+    public func allocate(order: Int) -> UnsafeMutableRawPointer? {
+        allocate(order: order, mayGrow: true)
+    }
+
+    /// As `allocate(order:)`; with `mayGrow` false it fails (without counting a failure) rather
+    /// than map a segment, so a caller can first give back what it holds (its thread cache).
+    /// With `dirtyBytes`, it says how many bytes at the block's start may be non-zero: the rest
+    /// reads as zero (calloc clears only those). 0 for a block carved from a segment's tail that
+    /// no one has touched since mmap; a page for a block whose pages went back to the OS (its
+    /// first page keeps the free-list links and the released mark); else the whole block.
+    public func allocate(order: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        let geometry = self.geometry
+        // The oldest segment of the order's size class that can serve the request serves it
+        // (newer segments drain); then a new segment of that class; then, when the pool may not
+        // grow (BUDDY_MAX_POOL, or the OS said no), any segment. While the OS refuses segments,
+        // any segment comes before a new one: no mmap that is likely to fail.
+        let wanted = sizeClass(ofOrder: order)
+        var found = take(order: order, sizeClass: wanted)
+        if found == nil, mayGrow, segregated, mapRecentlyRefused { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
+        if found == nil, mayGrow {
+            found = growOrTakeAny(order: order, sizeClass: wanted)
+            // At the limit (BUDDY_MAX_POOL, or the OS refused): the empty slabs the classes keep
+            // go back first (they coalesce with their buddies), then one more try; growing again
+            // only if that unmapped a segment. (The callers flushed their thread's cache before
+            // asking to grow.)
+            let segmentBytes = state.pointee.segmentBytes
+            if found == nil, releaseEmptySlabs() > 0 {
+                found = take(order: order, sizeClass: wanted)
+                    ?? (state.pointee.segmentBytes < segmentBytes ? growOrTakeAny(order: order, sizeClass: wanted)
+                        : segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil)
+            }
+        }
+        guard let (block, takenOrder, segment, carved) = found else {
+            if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
+            return nil
+        }
+        let blockOrder = takenOrder
+        let address = UInt(bitPattern: block)
+        // A carved block was never touched (if the pool mapped it: an arena, or a segment after
+        // reset, may hold anything); a free one says whether its pages went back.
+        let pristine = carved && segment.pointee.tailIsZero
+        let released = pristine || (!carved && isReleased(UnsafeMutableRawPointer(block), order: blockOrder))
+        if let dirtyBytes {
+            let bytes = geometry.size(ofOrder: order)
+            dirtyBytes.pointee = pristine ? 0 : released ? min(buddy_os_page_size(), bytes) : bytes
+        }
+        // Split: keep the lower half, put each upper half on the free area one order down (an
+        // upper half of a released block lies in its released pages: released too).
+        split(address, from: blockOrder, to: order, in: segment, released: released)
+        segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: order)
+        markHandedOut(address, in: segment)
+        let bytes = UInt(geometry.size(ofOrder: order))
+        segment.pointee.freeBytes &-= bytes
+        state.pointee.freeBytes &-= bytes
+        state.pointee.allocatedBytes &+= bytes
+        state.pointee.counters.allocations &+= 1
+        state.pointee.stats.countEngineBlockAllocated()
+        notePeakAllocated()
+        return UnsafeMutableRawPointer(block)
+    }
+
+    /// Split: the block at `address` goes from `order` down to `newOrder`, keeping its lower
+    /// half each time and putting the upper half, `address + size(k)`, on the free area of k
+    /// (tagged free | k), for k = order - 1 down to newOrder. `released`: the block's pages went
+    /// back to the OS, and so did its upper halves'.
+    @inline(__always)
+    func split(_ address: UInt, from order: Int, to newOrder: Int, in segment: UnsafeMutablePointer<Segment>, released: Bool = false) {
+        var upperOrder = order
+        while upperOrder > newOrder {
+            upperOrder &-= 1
+            let upper = address &+ UInt(geometry.size(ofOrder: upperOrder))
+            segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: upperOrder)
+            push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder, in: segment, released: released)
+            state.pointee.counters.splits &+= 1
+            state.pointee.stats.splits.add(upperOrder &+ 1)
+        }
+    }
+
+    /// peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes), after every growth.
+    @inline(__always) func notePeakAllocated() {
+        if UInt64(state.pointee.allocatedBytes) > state.pointee.counters.peakAllocatedBytes {
+            state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
+        }
+    }
+
+    /// A new segment's first top-order block; when the pool may not grow, a block of any size
+    /// class's segments.
+    private func growOrTakeAny(order: Int, sizeClass wanted: UInt8)
+        -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
+        if let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) { return (top, geometry.maxOrder, grown, true) }
+        return segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil
+    }
+
+    /// Matches a segment of any size class in `take`.
+    package static let anySizeClass: UInt8 = 0xFF
+
+    /// A free block for `order` from the oldest segment of `sizeClass` that has one: from its free
+    /// areas (the smallest order that fits), else from its uncarved tail (`carved`).
+    @inline(__always)
+    private func take(order: Int, sizeClass: UInt8)
+        -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
+        var candidate = state.pointee.segments
+        while let current = candidate {
+            if sizeClass == BuddyEngine.anySizeClass || current.pointee.sizeClass == sizeClass {
+                let fitting = current.pointee.nonEmpty & (~0 &<< UInt64(order))
+                if fitting != 0 {
+                    let blockOrder = fitting.trailingZeroBitCount
+                    let block = current.pointee.freeAreas[blockOrder].head!
+                    remove(block, order: blockOrder, in: current)
+                    return (block, blockOrder, current, false)
+                }
+                if let top = carveTopBlock(from: current) { return (top, geometry.maxOrder, current, true) }
+            }
+            candidate = current.pointee.next
+        }
+        return nil
+    }
+
+    /// Outcome of a release.
+    public enum ReleaseOutcome: Equatable, Sendable {
+        case released
+        case doubleFree
+        case invalidPointer
+        case foreign
+        case otherPool
+    }
+
+    /// Frees the allocated block at `pointer`, coalescing it with its free buddy repeatedly.
+    /// Any other pointer is classified and the pool is left untouched.
+    public func release(_ pointer: UnsafeMutableRawPointer) -> ReleaseOutcome {
+        switch classify(pointer) {
+        case .allocated(let code):
+            let address = UInt(bitPattern: pointer)
+            release(address, code: code, segment: SegmentMap.lookup(address)!)
+            return .released
+        case .free:
+            countBadPointer(.doubleFree)
+            return .doubleFree
+        case .interior:
+            countBadPointer(.invalidPointer)
+            return .invalidPointer
+        case .foreign: return .foreign
+        case .otherPool:
+            countBadPointer(.otherPool)
+            return .otherPool
+        }
+    }
+
+    /// Counts a bad pointer; atomic, since some callers (malloc_usable_size) hold no lock.
+    public func countBadPointer(_ outcome: ReleaseOutcome) {
+        // A switch, not ==: Equatable's == is a generic call the debug build does not specialise.
+        switch outcome {
+        case .doubleFree: buddy_atomic_add_u64_relaxed(&state.pointee.counters.doubleFrees, 1)
+        case .invalidPointer, .otherPool: buddy_atomic_add_u64_relaxed(&state.pointee.counters.invalidPointers, 1)
+        case .released, .foreign: break
+        }
+    }
+
+    /// The outcome a release of a pointer of this kind would have.
+    public static func outcome(for kind: PointerKind) -> ReleaseOutcome {
+        switch kind {
+        case .allocated: return .released
+        case .free: return .doubleFree
+        case .interior: return .invalidPointer
+        case .foreign: return .foreign
+        case .otherPool: return .otherPool
+        }
+    }
+
+    package func releaseBlock(_ start: UInt, order startOrder: Int, segment: UnsafeMutablePointer<Segment>) {
+        let geometry = self.geometry
+        let bytes = UInt(geometry.size(ofOrder: startOrder))
+        segment.pointee.freeBytes &+= bytes
+        state.pointee.freeBytes &+= bytes
+        state.pointee.allocatedBytes &-= bytes
+        state.pointee.counters.frees &+= 1
+        state.pointee.stats.countEngineBlockReleased()
+        let map = segment.pointee.orderMap
+        map[slot(start, in: segment)] = 0
+        var address = start
+        var order = startOrder
+        // Coalesce: buddy = block ^ size(order); parent = block & ~size(order).
+        while order < geometry.maxOrder {
+            let size = UInt(geometry.size(ofOrder: order))
+            let buddy = address ^ size
+            let buddySlot = slot(buddy, in: segment)
+            guard map[buddySlot] == Tag.free | UInt8(truncatingIfNeeded: order) else { break }
+            remove(UnsafeMutablePointer(bitPattern: buddy)!, order: order, in: segment)
+            map[buddySlot] = 0
+            address &= ~size
+            state.pointee.stats.coalesces.add(order)
+            order &+= 1
+            state.pointee.counters.coalesces &+= 1
+        }
+        map[slot(address, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: order)
+        push(UnsafeMutablePointer(bitPattern: address)!, order: order, in: segment)
+        checkFreeNeighbour(at: address &+ UInt(geometry.size(ofOrder: order)), in: segment)
+        if geometry.size(ofOrder: order) >= BuddyEngine.releaseMinBlock || order == geometry.maxOrder { releaseMemoryIfDue() }
+    }
+}

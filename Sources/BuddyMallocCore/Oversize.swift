@@ -1,0 +1,273 @@
+import BuddyEngine
+import CBuddySupport
+
+/// Blocks above the maximum block (README, "Limits"): each is a mapping of its own (mmap, whole
+/// pages; mremap to resize; munmap when freed), recorded in a side table so that `free`,
+/// `realloc`, `malloc_usable_size` and `free_sized` recognise it by address, and the report
+/// counts it. glibc never sees these blocks, so its heap keeps no memory for them (glibc's
+/// dynamic mmap threshold kept freed blocks of up to 32 MiB in its arenas).
+///
+/// The table (buddy_oversize_support.h) lives in static storage and one mapping of entries,
+/// sorted by base (binary search: an interior pointer finds its block), behind its own lock,
+/// which is never held while another allocator lock is taken or taken while one is held. Only
+/// the process pool (malloc's) serves oversize blocks; private pools refuse such requests.
+///
+/// Each mapping ends with a guard page (PROT_NONE, not part of the block: malloc_usable_size
+/// and the figures count the block's pages only), so a write past the end of an oversize block
+/// stops the program with SIGSEGV at once instead of landing in whatever mapping the kernel put
+/// next to it (mmap hands out addresses top-down: usually the previous block). It costs one
+/// mprotect per block and a page of address space, never memory.
+///
+/// A ring of the last 64 unmapped blocks tells a double free (or a realloc, malloc_usable_size
+/// of a freed block) from a pointer of glibc's: a pointer that is the base (or inside) of a
+/// recently unmapped block, in memory that is still unmapped, is a bad pointer, not glibc's.
+enum Oversize {
+    @inline(__always) static var table: UnsafeMutablePointer<buddy_oversize_table> { buddy_oversize_get()! }
+
+    /// What an address is to the side table.
+    enum Found {
+        /// Not an oversize block, live or recently freed: glibc's (or nobody's).
+        case none
+        /// The start of a live block of `bytes` usable bytes (`requested` asked for).
+        case block(bytes: UInt, requested: UInt)
+        /// A bad pointer: inside a live block, or the start or inside of a freed one.
+        case bad(Misuse)
+        /// The table's lock was busy and the caller may not wait (a re-entrant call).
+        case busy
+    }
+
+    /// Whether the table may know `pointer`: one load each (the foreign paths' quick test).
+    @inline(__always) static func mayKnow() -> Bool {
+        let t = table
+        return buddy_atomic_load_u64_relaxed(&t.pointee.count) != 0 || buddy_atomic_load_u64_relaxed(&t.pointee.freed_next) != 0
+    }
+
+    // MARK: The lock
+
+    /// Takes the lock; when `wait` is false (a re-entrant call: this thread may hold it already)
+    /// only tries, a bounded number of times.
+    @inline(__always) static func lock(wait: Bool) -> Bool {
+        let lock = lockWord
+        if wait { buddy_lock(lock); return true }
+        for _ in 0..<1000 {
+            if buddy_try_lock(lock) != 0 { return true }
+            buddy_cpu_relax()
+        }
+        return false
+    }
+
+    @inline(__always) static func unlock() {
+        buddy_unlock(lockWord)
+    }
+
+    /// The table's lock (its first field).
+    @inline(__always) static var lockWord: UnsafeMutablePointer<buddy_mutex> {
+        UnsafeMutableRawPointer(table).assumingMemoryBound(to: buddy_mutex.self)
+    }
+
+    // MARK: The table (the caller holds the lock)
+
+    /// The index of the entry whose mapping holds `address`, or -1.
+    static func index(of address: UInt) -> Int {
+        let t = table
+        guard let entries = t.pointee.entries else { return -1 }
+        var low = 0, high = Int(t.pointee.count)
+        while low < high {
+            let middle = (low &+ high) >> 1
+            if UInt(entries[middle].base) <= address { low = middle &+ 1 } else { high = middle }
+        }
+        if low == 0 { return -1 }
+        let e = entries[low &- 1]
+        return address &- UInt(e.base) < UInt(e.bytes) ? low &- 1 : -1
+    }
+
+    /// Adds an entry (growing the table's mapping when full); false when no memory for it.
+    static func insert(base: UInt, bytes: UInt, requested: UInt) -> Bool {
+        let t = table
+        let count = Int(t.pointee.count)
+        if count == Int(t.pointee.capacity) {
+            let page = buddy_os_page_size()
+            let stride = MemoryLayout<buddy_oversize_entry>.stride
+            let capacity = max(page / stride, count &* 2)
+            guard let fresh = buddy_os_map_aligned(capacity &* stride, page) else { return false }
+            if let old = t.pointee.entries {
+                UnsafeMutableRawPointer(fresh).copyMemory(from: old, byteCount: count &* stride)
+                buddy_os_unmap(old, (Int(t.pointee.capacity) &* stride &+ page &- 1) & ~(page &- 1))
+            }
+            t.pointee.entries = fresh.assumingMemoryBound(to: buddy_oversize_entry.self)
+            t.pointee.capacity = UInt64(capacity)
+        }
+        let entries = t.pointee.entries!
+        var at = count
+        while at > 0 && UInt(entries[at &- 1].base) > base {
+            entries[at] = entries[at &- 1]
+            at &-= 1
+        }
+        entries[at] = buddy_oversize_entry(base: UInt64(base), bytes: UInt64(bytes), requested: UInt64(requested), reserved_: 0)
+        buddy_atomic_add_u64_relaxed(&t.pointee.count, 1)
+        added(bytes: bytes)
+        return true
+    }
+
+    /// Removes entry `index`, remembering its range in the freed ring.
+    static func remove(_ index: Int) {
+        let t = table
+        let entries = t.pointee.entries!
+        let e = entries[index]
+        let count = Int(t.pointee.count)
+        var at = index
+        while at &+ 1 < count {
+            entries[at] = entries[at &+ 1]
+            at &+= 1
+        }
+        buddy_atomic_add_u64_relaxed(&t.pointee.count, 0 &- 1)
+        buddy_atomic_add_u64_relaxed(&t.pointee.live_bytes, 0 &- e.bytes)
+        let slot = buddy_oversize_freed_slot(t.pointee.freed_next)!
+        slot[0] = e.base
+        slot[1] = e.bytes
+        buddy_atomic_add_u64_relaxed(&t.pointee.freed_next, 1)
+    }
+
+    /// A block of `bytes` became live: the live figures and their peaks.
+    static func added(bytes: UInt) {
+        let t = table
+        let live = buddy_atomic_fetch_add_u64_relaxed(&t.pointee.live_bytes, UInt64(bytes)) &+ UInt64(bytes)
+        buddy_atomic_max_u64_relaxed(&t.pointee.peak_bytes, live)
+        buddy_atomic_max_u64_relaxed(&t.pointee.peak_blocks, buddy_atomic_load_u64_relaxed(&t.pointee.count))
+    }
+
+    /// What the freed ring says of `address`: a double free (its base), an invalid pointer
+    /// (inside), or nothing; only while its memory is still unmapped (else it is someone else's).
+    static func freedKind(_ address: UInt) -> Found {
+        let t = table
+        let total = t.pointee.freed_next
+        var i = total > UInt64(BUDDY_OVERSIZE_FREED_RING) ? total &- UInt64(BUDDY_OVERSIZE_FREED_RING) : 0
+        var found = Found.none
+        while i < total {
+            let slot = buddy_oversize_freed_slot(i)!
+            if address &- UInt(slot[0]) < UInt(slot[1]) {
+                found = address == UInt(slot[0]) ? .bad(.doubleFree) : .bad(.invalidPointer)
+            }
+            i &+= 1
+        }
+        return found
+    }
+
+    // MARK: Operations (the caller has entered the allocator)
+
+    /// What `pointer` is: a live block, a bad pointer, or not the table's. Waits for the lock
+    /// unless `wait` is false.
+    static func find(_ pointer: UnsafeRawPointer, wait: Bool) -> Found {
+        if !mayKnow() { return .none }
+        let address = UInt(bitPattern: pointer)
+        guard lock(wait: wait) else { return .busy }
+        let i = index(of: address)
+        var found = Found.none
+        if i >= 0 {
+            let e = table.pointee.entries![i]
+            found = UInt(e.base) == address ? .block(bytes: UInt(e.bytes), requested: UInt(e.requested)) : .bad(.invalidPointer)
+        } else {
+            found = freedKind(address)
+        }
+        unlock()
+        if case .bad = found, i < 0, buddy_os_is_mapped(pointer) != 0 { return .none }
+        return found
+    }
+
+    /// Maps a block for `size` bytes aligned to `alignment`; nil (errno ENOMEM) when the OS
+    /// refuses or the size cannot be mapped.
+    static func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+        let page = UInt(buddy_os_page_size())
+        let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
+        // (An alignment of 2^63 is a power of two that no mapping can have.)
+        if overflow || padded > UInt(Int.max) >> 1 || alignment > UInt(Int.max) >> 1 {
+            buddy_errno_set(12)
+            return nil
+        }
+        let bytes = padded & ~(page &- 1)
+        guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) else { return nil }
+        // The guard page (see above); should mprotect fail, the block simply has none.
+        _ = buddy_os_protect(block + Int(bytes), Int(page), 0)
+        _ = lock(wait: true)
+        let recorded = insert(base: UInt(bitPattern: block), bytes: bytes, requested: size)
+        unlock()
+        if !recorded {
+            buddy_os_unmap(block, Int(bytes &+ page))
+            buddy_errno_set(12)
+            return nil
+        }
+        return block
+    }
+
+    /// Unmaps the live block that starts at `pointer`; false when it is not one (the table
+    /// changed since `find`: the program freed it twice at once).
+    static func release(_ pointer: UnsafeMutableRawPointer) -> Bool {
+        let address = UInt(bitPattern: pointer)
+        _ = lock(wait: true)
+        let i = index(of: address)
+        guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); return false }
+        let bytes = UInt(table.pointee.entries![i].bytes)
+        remove(i)
+        unlock()
+        buddy_os_unmap(pointer, Int(bytes) &+ buddy_os_page_size()) // with its guard page
+        return true
+    }
+
+    /// Resizes the live block at `pointer` to `size` bytes: in place (mremap shrinks, or grows
+    /// when the pages after it are free), else moved by mremap. Nil (errno ENOMEM, the block
+    /// intact) when the OS refuses. `wait` as in `find`.
+    static func resize(_ pointer: UnsafeMutableRawPointer, to size: UInt, wait: Bool) -> UnsafeMutableRawPointer? {
+        let page = UInt(buddy_os_page_size())
+        let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
+        if overflow || padded > UInt(Int.max) >> 1 {
+            buddy_errno_set(12)
+            return nil
+        }
+        let bytes = padded & ~(page &- 1)
+        let address = UInt(bitPattern: pointer)
+        guard lock(wait: wait) else { buddy_errno_set(12); return nil }
+        let i = index(of: address)
+        guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); buddy_errno_set(22); return nil }
+        let old = UInt(table.pointee.entries![i].bytes)
+        // (Under the lock: a moved block's old range must not be mapped and recorded by another
+        // thread before its entry is gone.) The guard page moves with the block: made writable
+        // first (so that block and guard are one mapping mremap can take whole), the new last
+        // page protected after.
+        var moved: UnsafeMutableRawPointer? = pointer
+        if bytes != old {
+            _ = buddy_os_protect(pointer + Int(old), Int(page), 1)
+            moved = buddy_os_remap(pointer, Int(old &+ page), Int(bytes &+ page), 1)
+            _ = buddy_os_protect((moved ?? pointer) + Int(moved == nil ? old : bytes), Int(page), 0)
+        }
+        guard let moved else {
+            unlock()
+            buddy_errno_set(12)
+            return nil
+        }
+        let t = table
+        if moved == pointer {
+            t.pointee.entries![i].bytes = UInt64(bytes)
+            t.pointee.entries![i].requested = UInt64(size)
+            if bytes >= old { added(bytes: bytes &- old) } else { buddy_atomic_add_u64_relaxed(&t.pointee.live_bytes, UInt64(0 &- (old &- bytes))) }
+        } else {
+            remove(i)
+            // The count is back where it was: no growth, so the insertion cannot fail.
+            _ = insert(base: UInt(bitPattern: moved), bytes: bytes, requested: size)
+        }
+        unlock()
+        return moved
+    }
+
+    // MARK: Figures (atomic loads: any thread, a signal handler)
+
+    static var liveBlocks: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.count) }
+    static var liveBytes: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.live_bytes) }
+    static var peakBlocks: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.peak_blocks) }
+    static var peakBytes: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.peak_bytes) }
+
+    // MARK: Fork (ProcessPool's atfork handlers)
+
+    static func prepareFork() -> Bool { buddy_oversize_fork_prepare() != 0 }
+    static func parentAfterFork() { buddy_oversize_fork_parent() }
+    static func childAfterFork() { buddy_oversize_fork_child() }
+}

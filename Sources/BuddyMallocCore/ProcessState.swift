@@ -1,0 +1,91 @@
+import BuddyEngine
+import CBuddySupport
+
+/// malloc's process instance beside its engine: the thread caches and the fast paths' copies
+/// of the pool's constants, the calls of threads without a cache, and BUDDY_HARDEN's
+/// quarantine. In a page of its own, found through the engine's `client` pointer; only the
+/// process pool has one (private pools are the engine alone).
+struct ProcessState {
+    /// The thread caches (see ThreadCache.swift).
+    var caches: UnsafeMutablePointer<ThreadCache>? = nil
+    /// Calls served by thread caches that have since been flushed (threads that exited).
+    var retiredCacheCalls = CallCounters()
+    /// Calls served without a thread cache (updated atomically).
+    var directCalls = CallCounters()
+    /// Whether threads get caches (once the thread-exit key exists; not when hardened).
+    var cachesEnabled = false
+    /// Requests up to this many bytes are served by thread caches (0 while caches are off):
+    /// the malloc fast path's single size test.
+    var cachedSizeLimit: UInt = 0
+    /// Requests up to this many bytes (at most `SmallOrderTable.limit`) take malloc's fast path
+    /// by order, read from `smallOrders`; from there up to cachedSizeLimit, mallocMedium's (by
+    /// slab class, or by order). 0 while caches are off.
+    var orderPathLimit: UInt = 0
+    /// The order of a request of up to 1 KiB: byte i is order(forSize: 16 * i), so a request of
+    /// n bytes has order byte (n + 15) / 16 (one load instead of a bit scan and its corrections).
+    var smallOrders = SmallOrderTable()
+    /// The key that the links stored in free memory are encoded with (see FreeLinks).
+    var linkKey: UInt = 0
+    /// BUDDY_HARDEN's quarantine (Hardening.swift): a ring of freed block addresses, its oldest
+    /// entry, its length, and the bytes of its blocks. nil: none.
+    var quarantine: UnsafeMutablePointer<UInt>? = nil
+    var quarantineFirst = 0
+    var quarantineCount = 0
+    var quarantineBytes: UInt = 0
+
+    /// Maps and attaches the process state to `pool`, and tells the engine what malloc needs to
+    /// hear (corruption reports, segments leaving). False when the OS refuses the page.
+    static func attach(to pool: BuddyEngine) -> Bool {
+        let page = buddy_os_page_size()
+        let bytes = (MemoryLayout<ProcessState>.stride + page - 1) & ~(page - 1)
+        guard let memory = buddy_os_map_aligned(bytes, page) else { return false }
+        let process = memory.bindMemory(to: ProcessState.self, capacity: 1)
+        process.initialize(to: ProcessState())
+        process.pointee.linkKey = UInt(buddy_os_random_key())
+        let geometry = pool.geometry
+        for i in 0...SmallOrderTable.entries - 1 {
+            process.pointee.smallOrders.set(i, UInt8(geometry.order(forSize: min(16 * i, geometry.maxBlock))))
+        }
+        pool.state.pointee.client = memory
+        pool.state.pointee.hooks.segmentRemoved = { state, base in
+            BuddyEngine(state: state.unsafelyUnwrapped.assumingMemoryBound(to: PoolState.self)).forgetSegmentCopies(base: base)
+        }
+        pool.reportCorruptionToMalloc()
+        return true
+    }
+}
+
+extension BuddyEngine {
+    /// The process state of malloc's pool. Only on paths of the process pool (it has one).
+    @inline(__always) var process: UnsafeMutablePointer<ProcessState> {
+        state.pointee.client.unsafelyUnwrapped.assumingMemoryBound(to: ProcessState.self)
+    }
+
+    /// The process state when this pool is malloc's, else nil (a private pool).
+    var processIfAny: UnsafeMutablePointer<ProcessState>? {
+        state.pointee.client?.assumingMemoryBound(to: ProcessState.self)
+    }
+
+    /// Corruption the engine finds in this pool is counted and reported as malloc's misuses are
+    /// (the call stack, the report's bad_pointers), then the engine aborts.
+    func reportCorruptionToMalloc() {
+        state.pointee.hooks.corruption = { state, block, cause in
+            let pool = BuddyEngine(state: state.unsafelyUnwrapped.assumingMemoryBound(to: PoolState.self))
+            pool.countMisuse(.heapCorruption)
+            let overflow = cause == EngineCorruption.neighbourLinks.rawValue
+            reportCorruption(overflow ? "free()" : "malloc()", block.unsafelyUnwrapped, strategy: nil,
+                             cause: overflow ? .freeNeighbourOverwritten : .writtenAfterFree)
+        }
+    }
+
+    /// A segment at `base` leaves the pool (lock held): no thread cache may keep a copy of its
+    /// range (ThreadCache.lastBase). A thread that is refreshing its copy meanwhile is freeing
+    /// a pointer into a segment without a live block: not a pointer this pool handed out.
+    func forgetSegmentCopies(base: UInt) {
+        var cache = process.pointee.caches
+        while let c = cache {
+            if c.pointee.lastBase == base { c.pointee.lastSize = 0 }
+            cache = c.pointee.next
+        }
+    }
+}

@@ -1,0 +1,202 @@
+import BuddyEngine
+import CBuddySupport
+
+/// Every bad pointer (invalid pointer, double free, another pool's pointer) is logged on stderr
+/// with the call stack that passed it, and the last `capacity` are kept for the report's
+/// `bad_pointers`. The stack comes from libunwind (buddy_backtrace) and is symbolized at once
+/// with dladdr, outside every allocator lock: the report writer (maybe a signal handler) only
+/// copies text.
+///
+/// The log is one mapping, created at the first bad pointer: a header (the count of records
+/// ever started) and `capacity` records of fixed layout. A record's `sequence` is 0 while it is
+/// written and n + 1 once the n-th record is complete, so a reader skips torn records.
+enum BadPointerLog {
+    static let capacity = 16
+    static let maxFrames = 16
+    static let frameText = 112
+
+    // Record layout (bytes).
+    static let sequenceOffset = 0
+    static let kindOffset = 8
+    static let functionOffset = 16       // StaticString start
+    static let functionLengthOffset = 24
+    static let pointerOffset = 32
+    static let frameCountOffset = 40
+    static let textOffset = 48
+    static let recordBytes = textOffset + maxFrames * frameText
+    static let headerBytes = 64
+    static let mappingBytes = headerBytes + capacity * recordBytes
+
+    static let invalidKind: UInt64 = 0, doubleFreeKind: UInt64 = 1, otherPoolKind: UInt64 = 2
+    static let useAfterFreeKind: UInt64 = 3, wrongSizeKind: UInt64 = 4
+    /// A free block's links overwritten (FreeLinks): the pointer is the block.
+    static let corruptionKind: UInt64 = 5
+
+    /// The log, mapping it on first use; nil when the OS gives no memory.
+    static func log() -> UnsafeMutableRawPointer? {
+        if let existing = buddy_bad_pointer_log_get() { return existing }
+        let page = buddy_os_page_size()
+        guard let fresh = buddy_os_map_aligned((mappingBytes + page - 1) & ~(page - 1), page) else { return nil }
+        if buddy_bad_pointer_log_publish(fresh) != 0 { return fresh }
+        buddy_os_unmap(fresh, (mappingBytes + page - 1) & ~(page - 1))
+        return buddy_bad_pointer_log_get()
+    }
+
+    /// Records a bad pointer and writes its call stack to stderr, one frame per line after the
+    /// "buddy: ..." line of reportBadPointer. Called without any allocator lock held.
+    @inline(never)
+    static func record(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse) {
+        // Whatever the unwinder or dladdr allocate goes to glibc.
+        buddy_thread_enter()
+        defer { buddy_thread_leave() }
+        var frames: (UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt)
+            = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let count = withUnsafeMutableBytes(of: &frames) { raw in
+            Int(buddy_backtrace(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), Int32(maxFrames)))
+        }
+        let kind: UInt64
+        switch misuse {
+        case .doubleFree: kind = doubleFreeKind
+        case .otherPool: kind = otherPoolKind
+        case .useAfterFree: kind = useAfterFreeKind
+        case .wrongSize: kind = wrongSizeKind
+        case .invalidPointer: kind = invalidKind
+        case .heapCorruption: kind = corruptionKind
+        }
+        let log = self.log()
+        var index: UInt64 = 0
+        var record: UnsafeMutableRawPointer? = nil
+        if let log {
+            index = buddy_atomic_fetch_add_u64_relaxed(log.assumingMemoryBound(to: UInt64.self), 1)
+            let r = log + headerBytes + Int(index % UInt64(capacity)) * recordBytes
+            buddy_atomic_store_u64_release(r.assumingMemoryBound(to: UInt64.self), 0)
+            r.storeBytes(of: kind, toByteOffset: kindOffset, as: UInt64.self)
+            r.storeBytes(of: UInt(bitPattern: function.utf8Start), toByteOffset: functionOffset, as: UInt.self)
+            r.storeBytes(of: function.utf8CodeUnitCount, toByteOffset: functionLengthOffset, as: Int.self)
+            r.storeBytes(of: UInt(bitPattern: pointer), toByteOffset: pointerOffset, as: UInt.self)
+            r.storeBytes(of: count, toByteOffset: frameCountOffset, as: Int.self)
+            record = r
+        }
+        var scratch: (SinkChunk, SinkChunk) = (zeroSinkChunk(), zeroSinkChunk())
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            let text = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self)
+            for i in 0..<count {
+                let frame = withUnsafeBytes(of: &frames) { $0.load(fromByteOffset: i &* 8, as: UInt.self) }
+                let length = buddy_symbolize(UnsafeRawPointer(bitPattern: frame), text, frameText)
+                var line = LineBuffer()
+                line.append("    #")
+                line.append(decimal: i)
+                line.append(byte: 32)
+                line.append(cString: text, limit: 200)
+                line.append(byte: 10)
+                line.write(to: 2)
+                if let record {
+                    (record + textOffset + i &* frameText).copyMemory(from: text, byteCount: min(length &+ 1, frameText))
+                    (record + textOffset + i &* frameText).storeBytes(of: 0, toByteOffset: frameText &- 1, as: UInt8.self)
+                }
+            }
+        }
+        if count == 0 {
+            var line = LineBuffer()
+            line.append("    (no call stack: neither libunwind.so.8 nor glibc's backtrace could unwind)\n")
+            line.write(to: 2)
+        }
+        if let record { buddy_atomic_store_u64_release(record.assumingMemoryBound(to: UInt64.self), index &+ 1) }
+    }
+
+    /// Bad pointers recorded so far.
+    static var total: UInt64 {
+        guard let log = buddy_bad_pointer_log_get() else { return 0 }
+        return buddy_atomic_load_u64_relaxed(log.assumingMemoryBound(to: UInt64.self))
+    }
+
+    /// The complete record number `index` (0-based), or nil when it is torn or overwritten.
+    static func completeRecord(_ index: UInt64) -> UnsafeMutableRawPointer? {
+        guard let log = buddy_bad_pointer_log_get() else { return nil }
+        let r = log + headerBytes + Int(index % UInt64(capacity)) * recordBytes
+        return buddy_atomic_load_u64_acquire(r.assumingMemoryBound(to: UInt64.self)) == index &+ 1 ? r : nil
+    }
+
+    static func writeKind(_ record: UnsafeMutableRawPointer, json: Bool, to out: inout ReportSink) {
+        switch record.load(fromByteOffset: kindOffset, as: UInt64.self) {
+        case doubleFreeKind: out.text(json ? "double_free" : "double free")
+        case otherPoolKind: out.text(json ? "other_pool" : "another pool's pointer")
+        case corruptionKind: out.text(json ? "heap_corruption" : "heap corruption")
+        case useAfterFreeKind: out.text(json ? "use_after_free" : "use after free")
+        case wrongSizeKind: out.text(json ? "wrong_size" : "wrong size")
+        default: out.text(json ? "invalid_pointer" : "invalid pointer")
+        }
+    }
+
+    /// The function's name without its "()".
+    static func writeFunction(_ record: UnsafeMutableRawPointer, to out: inout ReportSink) {
+        let start = UnsafePointer<UInt8>(bitPattern: record.load(fromByteOffset: functionOffset, as: UInt.self))
+        let length = record.load(fromByteOffset: functionLengthOffset, as: Int.self)
+        guard let start else { return }
+        var i = 0
+        while i < length && start[i] != 40 { out.byte(start[i]); i &+= 1 }
+    }
+
+    static func writeText(to out: inout ReportSink) {
+        let total = self.total
+        out.text("  bad pointers ")
+        out.decimal(total)
+        if total == 0 { out.byte(10); return }
+        let first = total > UInt64(capacity) ? total &- UInt64(capacity) : 0
+        out.text(" (the last ")
+        out.decimal(total &- first)
+        out.text(", oldest first):\n")
+        var index = first
+        while index < total {
+            defer { index &+= 1 }
+            guard let record = completeRecord(index) else { continue }
+            out.text("    ")
+            writeKind(record, json: false, to: &out)
+            out.byte(32)
+            out.hex(record.load(fromByteOffset: pointerOffset, as: UInt.self))
+            out.text(" in ")
+            writeFunction(record, to: &out)
+            out.text("()\n")
+            let frames = record.load(fromByteOffset: frameCountOffset, as: Int.self)
+            for i in 0..<min(frames, maxFrames) {
+                out.text("      #")
+                out.decimal(i)
+                out.byte(32)
+                out.raw((record + textOffset + i &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
+                out.byte(10)
+            }
+        }
+    }
+
+    static func writeJSON(to out: inout ReportSink) {
+        let total = self.total
+        let first = total > UInt64(capacity) ? total &- UInt64(capacity) : 0
+        out.text("[")
+        var separator = false
+        var index = first
+        while index < total {
+            defer { index &+= 1 }
+            guard let record = completeRecord(index) else { continue }
+            out.text(separator ? ",\n    { " : "\n    { ")
+            separator = true
+            out.key("kind")
+            out.byte(34); writeKind(record, json: true, to: &out); out.byte(34)
+            out.text(", ")
+            out.key("function")
+            out.byte(34); writeFunction(record, to: &out); out.byte(34)
+            out.text(", ")
+            out.key("pointer")
+            out.byte(34); out.hex(record.load(fromByteOffset: pointerOffset, as: UInt.self)); out.byte(34)
+            out.text(", ")
+            out.key("frames")
+            out.text("[")
+            let frames = record.load(fromByteOffset: frameCountOffset, as: Int.self)
+            for i in 0..<min(frames, maxFrames) {
+                if i > 0 { out.text(", ") }
+                out.jsonString((record + textOffset + i &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
+            }
+            out.text("] }")
+        }
+        out.text(separator ? "\n  ]" : "]")
+    }
+}

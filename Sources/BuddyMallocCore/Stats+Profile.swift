@@ -1,0 +1,337 @@
+import BuddyEngine
+import CBuddySupport
+
+/// The allocation-site profile (BUDDY_PROFILE_SAMPLE=<bytes>): about one allocation per that many
+/// bytes allocated is sampled; its call stack (libunwind) is kept as a *site*, and the sampled
+/// block is remembered by address so that its free subtracts it again. The report lists the
+/// sites by live bytes, largest first.
+///
+/// A sample stands for `max(size, sample bytes)` bytes (an allocation of s bytes is sampled with a
+/// chance of about s / sample bytes), so `live_bytes` estimates the bytes each site holds.
+///
+/// Everything lives in one mapping, created at the first sample and never unmapped:
+///
+///     sites       a table of `siteCapacity` records, open addressing keyed by the stack's hash;
+///                 records are only added (never removed or moved), their hash published last,
+///                 so readers (the report writer, maybe a signal handler) need no lock;
+///     blocks      `stripes` tables of sampled addresses -> (site, weight), linear probing with
+///                 backward-shift deletion, each behind a spin lock held for a few loads
+///
+/// The stack is symbolized (dladdr) when its site is created, before any lock is taken: the
+/// report only copies text. With the profile on, every call of a thread with a cache takes the
+/// instrumented path (the countdown period is 1), so frees find their sampled blocks.
+enum AllocationProfile {
+    static let siteCapacity = 1024
+    static let maxFrames = 8
+    static let frameText = 112
+    static let stripes = 16
+    static let stripeCapacity = 2048
+
+    // Site record layout (bytes).
+    static let hashOffset = 0
+    static let liveBytesOffset = 8
+    static let liveCountOffset = 16
+    static let samplesOffset = 24
+    static let frameCountOffset = 32
+    static let textOffset = 40
+    static let siteBytes = 960
+    // Header: site-table lock (UInt32), sites used, samples dropped (tables full).
+    static let headerBytes = 64
+    static let sitesOffset = headerBytes
+    static let stripesOffset = sitesOffset + siteCapacity * siteBytes
+    static let stripeHeaderBytes = 64
+    static let stripeBytes = stripeHeaderBytes + stripeCapacity * 16
+    static let mappingBytes = stripesOffset + stripes * stripeBytes
+
+    static func table() -> UnsafeMutableRawPointer? {
+        if let existing = buddy_profile_table_get() { return existing }
+        let page = buddy_os_page_size()
+        let bytes = (mappingBytes + page - 1) & ~(page - 1)
+        guard let fresh = buddy_os_map_aligned(bytes, page) else { return nil }
+        if buddy_profile_table_publish(fresh) != 0 { return fresh }
+        buddy_os_unmap(fresh, bytes)
+        return buddy_profile_table_get()
+    }
+
+    @inline(__always) static func site(_ table: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutableRawPointer {
+        table + sitesOffset + index &* siteBytes
+    }
+
+    @inline(__always) static func word(_ p: UnsafeMutableRawPointer, _ offset: Int) -> UnsafeMutablePointer<UInt64> {
+        (p + offset).assumingMemoryBound(to: UInt64.self)
+    }
+
+    // MARK: Sampling
+
+    /// An allocation of `size` bytes at `block` (by a thread with a cache). Counts the bytes down
+    /// and, when they run out, samples this one.
+    static func allocated(_ block: UnsafeMutableRawPointer, size: UInt, cache: UnsafeMutablePointer<ThreadCache>) {
+        let period = cache.pointee.pool.pointee.stats.profileSampleBytes
+        guard period != 0 else { return }
+        cache.pointee.calls.profileCountdown &-= Int(truncatingIfNeeded: min(size, UInt(Int.max >> 1)))
+        if cache.pointee.calls.profileCountdown > 0 { return }
+        cache.pointee.calls.profileCountdown = Int(truncatingIfNeeded: period)
+        sample(block, weight: max(UInt64(size), period))
+    }
+
+    @inline(never)
+    static func sample(_ block: UnsafeMutableRawPointer, weight: UInt64) {
+        // Whatever the unwinder or dladdr allocate goes to glibc.
+        buddy_thread_enter()
+        defer { buddy_thread_leave() }
+        guard let table = table() else { return }
+        var frames: (UInt, UInt, UInt, UInt, UInt, UInt, UInt, UInt) = (0, 0, 0, 0, 0, 0, 0, 0)
+        let count = withUnsafeMutableBytes(of: &frames) { raw in
+            Int(buddy_backtrace(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UnsafeMutableRawPointer?.self), Int32(maxFrames)))
+        }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for i in 0..<count {
+            let frame = withUnsafeBytes(of: &frames) { $0.load(fromByteOffset: i &* 8, as: UInt.self) }
+            hash = (hash ^ UInt64(frame)) &* 0x100_0000_01b3
+        }
+        if hash == 0 { hash = 1 }
+        var index = findSite(table, hash)
+        if index < 0 {
+            // A new stack: symbolize it outside every lock, then insert it.
+            var texts: (SinkChunk, SinkChunk) = (zeroSinkChunk(), zeroSinkChunk())
+            withUnsafeMutableBytes(of: &texts) { raw in
+                let base = raw.baseAddress.unsafelyUnwrapped
+                for i in 0..<count {
+                    let frame = withUnsafeBytes(of: &frames) { $0.load(fromByteOffset: i &* 8, as: UInt.self) }
+                    _ = buddy_symbolize(UnsafeRawPointer(bitPattern: frame), (base + i &* frameText).assumingMemoryBound(to: CChar.self), frameText)
+                }
+                index = insertSite(table, hash, texts: base, count: count)
+            }
+        }
+        guard index >= 0 else {
+            buddy_atomic_add_u64_relaxed(word(table, 16), 1) // dropped: the site table is full
+            return
+        }
+        let s = site(table, index)
+        guard remember(table, UInt(bitPattern: block), site: index, weight: weight) else {
+            buddy_atomic_add_u64_relaxed(word(table, 16), 1) // dropped: the block table is full
+            return
+        }
+        buddy_atomic_add_u64_relaxed(word(s, liveBytesOffset), weight)
+        buddy_atomic_add_u64_relaxed(word(s, liveCountOffset), 1)
+        buddy_atomic_add_u64_relaxed(word(s, samplesOffset), 1)
+    }
+
+    /// The site of `hash`, or -1 (no lock: sites are published whole and never move).
+    static func findSite(_ table: UnsafeMutableRawPointer, _ hash: UInt64) -> Int {
+        var i = Int(hash % UInt64(siteCapacity))
+        for _ in 0..<siteCapacity {
+            let h = buddy_atomic_load_u64_acquire(word(site(table, i), hashOffset))
+            if h == hash { return i }
+            if h == 0 { return -1 }
+            i = (i &+ 1) % siteCapacity
+        }
+        return -1
+    }
+
+    static func insertSite(_ table: UnsafeMutableRawPointer, _ hash: UInt64, texts: UnsafeMutableRawPointer, count: Int) -> Int {
+        let lock = table.assumingMemoryBound(to: UInt32.self)
+        buddy_spin_lock(lock)
+        defer { buddy_spin_unlock(lock) }
+        let used = word(table, 8)
+        var i = Int(hash % UInt64(siteCapacity))
+        for _ in 0..<siteCapacity {
+            let s = site(table, i)
+            let h = buddy_atomic_load_u64_acquire(word(s, hashOffset))
+            if h == hash { return i }
+            if h == 0 {
+                if used.pointee >= UInt64(siteCapacity * 7 / 8) { return -1 }
+                (s + textOffset).copyMemory(from: texts, byteCount: maxFrames * frameText)
+                s.storeBytes(of: count, toByteOffset: frameCountOffset, as: Int.self)
+                used.pointee &+= 1
+                buddy_atomic_store_u64_release(word(s, hashOffset), hash)
+                return i
+            }
+            i = (i &+ 1) % siteCapacity
+        }
+        return -1
+    }
+
+    /// In a forked child: the profile's spin locks (the site table's and each stripe's) may have
+    /// been held by a thread that does not exist here, and would stop the child's first sample
+    /// forever. They are freed; an entry a vanished thread was moving may be counted twice or
+    /// lost, which skews the child's profile by a sample, never its allocations. (Not taken
+    /// in fork's prepare handler: a spin lock has no owner, and a signal handler that forks may
+    /// interrupt its own thread holding one.)
+    static func resetLocksInChild() {
+        guard let table = buddy_profile_table_get() else { return }
+        buddy_spin_unlock(table.assumingMemoryBound(to: UInt32.self))
+        for i in 0..<stripes {
+            buddy_spin_unlock((table + stripesOffset + i &* stripeBytes).assumingMemoryBound(to: UInt32.self))
+        }
+    }
+
+    // MARK: Sampled blocks
+
+    @inline(__always) static func stripe(_ table: UnsafeMutableRawPointer, _ address: UInt) -> (UnsafeMutableRawPointer, Int) {
+        let mixed = UInt64(address >> 4) &* 0x9E37_79B9_7F4A_7C15
+        let s = table + stripesOffset + Int(mixed >> 60) &* stripeBytes
+        return (s, Int((mixed >> 20) % UInt64(stripeCapacity)))
+    }
+
+    @inline(__always) static func entry(_ stripe: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<UInt64> {
+        (stripe + stripeHeaderBytes + i &* 16).assumingMemoryBound(to: UInt64.self)
+    }
+
+    static func remember(_ table: UnsafeMutableRawPointer, _ address: UInt, site: Int, weight: UInt64) -> Bool {
+        let (s, home) = stripe(table, address)
+        let lock = s.assumingMemoryBound(to: UInt32.self)
+        let used = word(s, 8)
+        buddy_spin_lock(lock)
+        defer { buddy_spin_unlock(lock) }
+        if used.pointee >= UInt64(stripeCapacity * 3 / 4) { return false }
+        var i = home
+        while true {
+            let e = entry(s, i)
+            if e[0] == 0 || e[0] == UInt64(address) {
+                if e[0] == 0 { used.pointee &+= 1 }
+                e[0] = UInt64(address)
+                e[1] = UInt64(site) << 48 | min(weight, (1 << 48) - 1)
+                return true
+            }
+            i = (i &+ 1) % stripeCapacity
+        }
+    }
+
+    /// The program freed `pointer`: if it was sampled, its site's live figures go down.
+    static func freed(_ pointer: UnsafeMutableRawPointer) {
+        guard let table = buddy_profile_table_get() else { return }
+        let address = UInt(bitPattern: pointer)
+        let (s, home) = stripe(table, address)
+        let used = word(s, 8)
+        if buddy_atomic_load_u64_relaxed(used) == 0 { return }
+        let lock = s.assumingMemoryBound(to: UInt32.self)
+        buddy_spin_lock(lock)
+        var i = home
+        var found: UInt64 = 0
+        while true {
+            let e = entry(s, i)
+            if e[0] == 0 { break }
+            if e[0] == UInt64(address) {
+                found = e[1]
+                // Backward-shift deletion: pull later entries of the run into the hole.
+                var hole = i
+                var j = (i &+ 1) % stripeCapacity
+                while entry(s, j)[0] != 0 {
+                    let (_, want) = stripe(table, UInt(entry(s, j)[0]))
+                    // Move j into the hole unless its home lies cyclically in (hole, j].
+                    let inRange = hole <= j ? (want > hole && want <= j) : (want > hole || want <= j)
+                    if !inRange {
+                        entry(s, hole)[0] = entry(s, j)[0]
+                        entry(s, hole)[1] = entry(s, j)[1]
+                        hole = j
+                    }
+                    j = (j &+ 1) % stripeCapacity
+                }
+                entry(s, hole)[0] = 0
+                entry(s, hole)[1] = 0
+                used.pointee &-= 1
+                break
+            }
+            i = (i &+ 1) % stripeCapacity
+        }
+        buddy_spin_unlock(lock)
+        guard found != 0 else { return } // not sampled (a sample's weight is at least 1)
+        let siteIndex = Int(found >> 48)
+        let weight = found & ((1 << 48) - 1)
+        let r = site(table, siteIndex)
+        buddy_atomic_add_u64_relaxed(word(r, liveBytesOffset), 0 &- weight)
+        buddy_atomic_add_u64_relaxed(word(r, liveCountOffset), 0 &- 1)
+    }
+
+    // MARK: Report
+
+    static let topSites = 20
+
+    /// The index of the site with the most live bytes below `(bound, boundIndex)` in the order
+    /// (live bytes descending, index ascending), or -1: selection without sorting or memory.
+    static func nextSite(_ table: UnsafeMutableRawPointer, below bound: UInt64, _ boundIndex: Int) -> Int {
+        var best = -1
+        var bestBytes: UInt64 = 0
+        for i in 0..<siteCapacity {
+            let s = site(table, i)
+            if buddy_atomic_load_u64_acquire(word(s, hashOffset)) == 0 { continue }
+            let bytes = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
+            if Int64(bitPattern: bytes) <= 0 { continue }
+            let after = bytes < bound || (bytes == bound && i > boundIndex)
+            if !after { continue }
+            if best < 0 || bytes > bestBytes { best = i; bestBytes = bytes }
+        }
+        return best
+    }
+
+    static func writeText(to out: inout ReportSink) {
+        let period = buddy_report_settings_get().pointee.profile_sample
+        guard period != 0 else { return }
+        out.text("  profile     one sample per ")
+        out.bytes(period)
+        out.text(" allocated")
+        guard let table = buddy_profile_table_get() else { out.text(": no samples yet\n"); return }
+        out.text("; the sites holding the most live bytes (estimated):\n")
+        var bound = UInt64.max, boundIndex = -1
+        for _ in 0..<topSites {
+            let i = nextSite(table, below: bound, boundIndex)
+            if i < 0 { break }
+            let s = site(table, i)
+            bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
+            boundIndex = i
+            out.text("    ")
+            out.bytes(bound)
+            out.text(" in ")
+            out.decimal(buddy_atomic_load_u64_relaxed(word(s, liveCountOffset)))
+            out.text(" sampled blocks\n")
+            let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
+            for f in 0..<frames {
+                out.text("      #")
+                out.decimal(f)
+                out.byte(32)
+                out.raw((s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
+                out.byte(10)
+            }
+        }
+    }
+
+    static func writeJSON(to out: inout ReportSink) {
+        let period = buddy_report_settings_get().pointee.profile_sample
+        out.text("{ ")
+        out.key("sample_bytes")
+        out.decimal(period)
+        out.text(", ")
+        out.key("sites")
+        out.text("[")
+        var separator = false
+        if period != 0, let table = buddy_profile_table_get() {
+            var bound = UInt64.max, boundIndex = -1
+            for _ in 0..<topSites {
+                let i = nextSite(table, below: bound, boundIndex)
+                if i < 0 { break }
+                let s = site(table, i)
+                bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
+                boundIndex = i
+                out.text(separator ? ",\n    { " : "\n    { ")
+                separator = true
+                out.key("live_bytes"); out.decimal(bound); out.text(", ")
+                out.key("live_count"); out.decimal(buddy_atomic_load_u64_relaxed(word(s, liveCountOffset))); out.text(", ")
+                out.key("samples"); out.decimal(buddy_atomic_load_u64_relaxed(word(s, samplesOffset))); out.text(", ")
+                out.key("frames"); out.text("[")
+                let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
+                for f in 0..<frames {
+                    if f > 0 { out.text(", ") }
+                    out.jsonString((s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
+                }
+                out.text("] }")
+            }
+            out.text(separator ? "\n  ], " : "], ")
+            out.key("dropped_samples")
+            out.decimal(buddy_atomic_load_u64_relaxed(word(table, 16)))
+        } else {
+            out.text("]")
+        }
+        out.text(" }")
+    }
+}

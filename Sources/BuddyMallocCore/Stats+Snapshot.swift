@@ -1,0 +1,353 @@
+import BuddyEngine
+import CBuddySupport
+
+// A snapshot of a pool's statistics in the public layout (struct buddy_stats, buddy_stats.h).
+//
+// Snapshot semantics: the pool's own figures (segments, free areas, thread-cache registry,
+// engine counters) are read under the pool lock, so they are consistent with each other; the
+// per-thread counters are read without stopping their threads (each value is exact, the sum
+// may be a few calls behind a thread that runs meanwhile). Residency (mincore) is measured
+// under the lock. Nothing here allocates.
+
+/// How a snapshot may take the pool lock.
+enum SnapshotLocking {
+    /// Wait for it (a thread that holds no allocator lock: depth 0, not a signal handler).
+    case wait
+    /// Only try it (a signal handler, or a thread inside the allocator): never waits.
+    case attempt
+}
+
+// Views of the C arrays inside struct buddy_stats (imported as tuples).
+@inline(__always) func statsOrders(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<buddy_order_stats> {
+    withUnsafeMutableBytes(of: &s.pointee.orders) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_order_stats.self) }
+}
+@inline(__always) func statsSlabs(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<buddy_slab_stats> {
+    withUnsafeMutableBytes(of: &s.pointee.slab_classes) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_slab_stats.self) }
+}
+@inline(__always) func statsCalls(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<UInt64> {
+    withUnsafeMutableBytes(of: &s.pointee.calls) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) }
+}
+@inline(__always) func statsFailures(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<UInt64> {
+    withUnsafeMutableBytes(of: &s.pointee.failures) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) }
+}
+@inline(__always) func statsSizes(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<UInt64> {
+    withUnsafeMutableBytes(of: &s.pointee.sizes) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) }
+}
+@inline(__always) func statsAlignments(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<UInt64> {
+    withUnsafeMutableBytes(of: &s.pointee.alignments) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) }
+}
+
+extension BuddyEngine {
+    /// Fills `out` (all of it) with a snapshot of this pool. Returns false, having written
+    /// nothing but zeros, when `locking` is `.attempt` and the lock is busy.
+    func snapshot(into out: UnsafeMutablePointer<buddy_stats>, locking: SnapshotLocking) -> Bool {
+        UnsafeMutableRawPointer(out).initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<buddy_stats>.size)
+        let locked: Bool
+        switch locking {
+        case .wait: locked = lock()
+        case .attempt:
+            let attempt = tryLock()
+            if !attempt.ok { return false }
+            locked = attempt.locked
+        }
+        let geometry = self.geometry
+        let maxOrder = geometry.maxOrder
+        let orders = statsOrders(out)
+        let slabs = statsSlabs(out)
+        let s = state
+        let firstCode = s.pointee.slabFirstCode
+
+        // Segments: sizes, free areas, the largest free block, residency, metadata.
+        var largest: UInt64 = 0
+        var resident: UInt64 = 0
+        var metadata = UInt64(s.pointee.stateBytes)
+        var segment = s.pointee.segments
+        while let current = segment {
+            for order in 0...maxOrder {
+                orders[order].free &+= UInt64(current.pointee.freeAreas[order].count)
+            }
+            let nonEmpty = current.pointee.nonEmpty
+            if nonEmpty != 0 {
+                largest = max(largest, UInt64(geometry.size(ofOrder: 63 &- nonEmpty.leadingZeroBitCount)))
+            }
+            if current.pointee.frontier < current.pointee.size { largest = UInt64(geometry.maxBlock) }
+            resident &+= buddy_os_resident_bytes(UnsafeRawPointer(bitPattern: current.pointee.base), Int(current.pointee.size))
+            metadata &+= UInt64(current.pointee.orderMapBytes)
+            segment = current.pointee.next
+        }
+        // A segment's untouched tail is free top-order blocks, not carved yet.
+        orders[maxOrder].free &+= UInt64(s.pointee.uncarvedBytes >> UInt(geometry.minShift &+ maxOrder))
+
+        // Thread caches: their blocks per order, their descriptors, their threads' counters.
+        // (A private pool has no process state: no caches, and one engine call per call.)
+        let process = processIfAny
+        var calls = CallCounters()
+        var hasCaches = false
+        if let process {
+            calls = process.pointee.retiredCacheCalls
+            calls.add(process.pointee.directCalls)
+            hasCaches = process.pointee.cachesEnabled || process.pointee.caches != nil
+        }
+        var cachedBytes: UInt64 = 0
+        var cache = process?.pointee.caches
+        while let current = cache {
+            for bin in 0..<current.totalBins {
+                let count = UInt64(max(0, (current.bins + bin).pointee.count))
+                let code = current.code(ofBin: bin)
+                if code <= maxOrder { orders[code].cached &+= count } else { slabs[code &- firstCode].cached &+= count }
+                cachedBytes &+= count &* UInt64(size(ofCode: code))
+            }
+            let descriptor = MemoryLayout<ThreadCache>.stride &+ current.totalBins &* MemoryLayout<CacheBin>.stride
+            cachedBytes &+= UInt64(geometry.size(ofOrder: geometry.order(forSize: descriptor)))
+            calls.add(current.pointee.calls)
+            cache = current.pointee.next
+        }
+
+        let counters = s.pointee.counters
+        out.pointee.reserved = UInt64(s.pointee.segmentBytes)
+        // A slab's spare bytes are allocated to the pool but free to the program: counted as free.
+        let spare = UInt64(s.pointee.slabSpareBytes)
+        out.pointee.slab_spare = spare
+        out.pointee.free = UInt64(s.pointee.freeBytes) &+ spare
+        let allocatedBytes = UInt64(s.pointee.allocatedBytes) &- spare
+        out.pointee.segments = UInt64(s.pointee.segmentCount)
+        for order in 0...maxOrder {
+            orders[order].splits = s.pointee.stats.splits[order]
+            orders[order].coalesces = s.pointee.stats.coalesces[order]
+        }
+        var live: UInt64 = 0
+        if hasCaches {
+            for order in 0...maxOrder {
+                let blocks = calls.allocated[order] &- calls.freed[order] &+ s.pointee.stats.resizeDelta[order]
+                orders[order].live = Int64(bitPattern: blocks) < 0 ? 0 : blocks
+                orders[order].allocations = calls.allocated[order]
+                orders[order].frees = calls.freed[order]
+                live &+= orders[order].live
+            }
+            if let classes = s.pointee.slabClasses {
+                for c in 0..<SlabClass.count {
+                    let objects = calls.allocated[firstCode &+ c] &- calls.freed[firstCode &+ c]
+                    slabs[c].live = Int64(bitPattern: objects) < 0 ? 0 : objects
+                    slabs[c].allocations = calls.allocated[firstCode &+ c]
+                    slabs[c].frees = calls.freed[firstCode &+ c]
+                    slabs[c].slabs = UInt64(classes[c].slabs)
+                    slabs[c].free = UInt64(classes[c].slabs &* SlabClass.capacity(c) &- classes[c].objectsOut)
+                    live &+= slabs[c].live
+                }
+            }
+            // The peak (Stats.swift, "Live allocations and their peak"): this thread's delta is
+            // folded now (its own counters: it is not inside a fast path, the depth says so);
+            // the other threads run on, so each counts at its running maximum since its fold.
+            if let mine = BuddyEngine.threadCounters(), mine.pointee.pool == s { foldLiveDelta(mine) }
+            var candidate = Int64(bitPattern: buddy_atomic_load_u64_relaxed(&s.pointee.stats.liveAllocations))
+            cache = process?.pointee.caches
+            while let current = cache {
+                candidate &+= Int64(current.pointee.calls.liveDeltaMaximum)
+                cache = current.pointee.next
+            }
+            notePeakLive(candidate)
+            // Never below this report's live count. (Not recorded: `live` sums counters read while
+            // their threads run, each at a moment of its own, with folds in between, so it obeys
+            // no bound of its own.)
+            out.pointee.peak_live_allocations = max(live, buddy_atomic_load_u64_relaxed(&s.pointee.stats.peakLiveAllocations))
+        } else {
+            // A pool without the C layer (a private pool): its live blocks are its order maps' used
+            // tags, and its peak the engine's exact count.
+            live = countLiveBlocksFromOrderMaps(orders)
+            out.pointee.peak_live_allocations = max(live, s.pointee.stats.peakEngineBlocks)
+        }
+        unlock(locked)
+
+        // Figures outside the lock.
+        let stats = s.pointee.stats
+        out.pointee.version = UInt32(BUDDY_STATS_VERSION)
+        out.pointee.size = UInt32(MemoryLayout<buddy_stats>.size)
+        let nowNs = buddy_os_realtime_ns()
+        out.pointee.created = Double(stats.createdNs) / 1e9
+        out.pointee.now = Double(nowNs) / 1e9
+        out.pointee.uptime = Double(nowNs &- min(nowNs, stats.createdNs)) / 1e9
+        let activity = stats.lastActivityMonotonicNs &- min(stats.lastActivityMonotonicNs, stats.createdMonotonicNs)
+        out.pointee.last_activity = Double(stats.createdNs &+ activity) / 1e9
+
+        let config = s.pointee.config
+        out.pointee.min_block = UInt64(config.minBlock)
+        out.pointee.max_block = UInt64(config.maxBlock)
+        out.pointee.initial_size = UInt64(config.initialSize)
+        out.pointee.max_pool_size = UInt64(config.maxPoolSize)
+        out.pointee.growth_factor = config.growthFactor
+        out.pointee.thread_safety = UInt32(config.threadSafety.rawValue)
+        out.pointee.on_error = UInt32(config.errorStrategy.rawValue)
+
+        out.pointee.resident = resident
+        out.pointee.cached = min(cachedBytes, allocatedBytes)
+        out.pointee.used = allocatedBytes &- out.pointee.cached
+        out.pointee.metadata = metadata
+        out.pointee.live_allocations = live
+        out.pointee.largest_free_block = largest
+        out.pointee.peak_used = counters.peakAllocatedBytes
+        var allocatedTotal: UInt64 = 0
+        for order in 0...maxOrder {
+            orders[order].block_size = UInt64(geometry.size(ofOrder: order))
+            allocatedTotal &+= orders[order].allocations &* orders[order].block_size
+        }
+        if s.pointee.slabClasses != nil {
+            var classes = 0
+            while classes < SlabClass.count && UInt(SlabClass.objectSize(classes)) <= s.pointee.slabCeiling { classes &+= 1 }
+            out.pointee.slab_class_count = UInt32(classes)
+            for c in 0..<SlabClass.count {
+                slabs[c].object_size = UInt64(SlabClass.objectSize(c))
+                slabs[c].slab_size = UInt64(SlabClass.slabBytes(c))
+                allocatedTotal &+= slabs[c].allocations &* slabs[c].object_size
+            }
+        }
+        out.pointee.requested_total = calls.requestedBytes
+        out.pointee.allocated_total = allocatedTotal
+        if allocatedTotal > 0 {
+            let ratio = min(1.0, Double(calls.requestedBytes) / Double(allocatedTotal))
+            out.pointee.internal_fragmentation = 1.0 - ratio
+            out.pointee.requested = UInt64(Double(out.pointee.used) * ratio)
+        }
+        if out.pointee.reserved > 0 { out.pointee.usage = Double(out.pointee.used) / Double(out.pointee.reserved) }
+        if out.pointee.free > 0 {
+            let reach = min(out.pointee.free, UInt64(config.maxBlock))
+            out.pointee.external_fragmentation = 1.0 - Double(min(largest, reach)) / Double(reach)
+        }
+
+        // Calls by entry point: the slow paths counted theirs; malloc's and free's fast-path
+        // calls are the blocks handed out and freed that no slow path counted.
+        let callCounts = statsCalls(out)
+        let failureCounts = statsFailures(out)
+        for entry in 0..<Entry.count {
+            callCounts[entry] = calls.entries[entry]
+            failureCounts[entry] = calls.failures[entry]
+        }
+        callCounts[Entry.malloc.rawValue] &+= calls.allocated.total &- calls.slowAllocations
+        callCounts[Entry.free.rawValue] &+= calls.freed.total &- calls.slowFrees
+        if !hasCaches {
+            // A private pool: one engine call per call.
+            callCounts[Entry.malloc.rawValue] = counters.allocations
+            callCounts[Entry.free.rawValue] = counters.frees
+            failureCounts[Entry.malloc.rawValue] = counters.failedAllocations
+        }
+        out.pointee.invalid_pointers = buddy_atomic_load_u64_relaxed(&s.pointee.counters.invalidPointers)
+        out.pointee.double_frees = buddy_atomic_load_u64_relaxed(&s.pointee.counters.doubleFrees)
+        out.pointee.system_calls = buddy_atomic_load_u64_relaxed(&s.pointee.counters.systemCalls)
+        out.pointee.system_bytes = buddy_atomic_load_u64_relaxed(&s.pointee.counters.systemBytes)
+        out.pointee.reentrant_calls = buddy_atomic_load_u64_relaxed(&s.pointee.stats.reentrantCalls)
+        out.pointee.use_after_frees = buddy_atomic_load_u64_relaxed(&s.pointee.stats.useAfterFrees)
+        out.pointee.wrong_sizes = buddy_atomic_load_u64_relaxed(&s.pointee.stats.wrongSizes)
+        // Oversize blocks are the process pool's (malloc's): private pools refuse such requests.
+        if buddy_process_pool_get() == UnsafeMutableRawPointer(s) {
+            out.pointee.oversize_blocks = Oversize.liveBlocks
+            out.pointee.oversize_bytes = Oversize.liveBytes
+            out.pointee.oversize_peak_blocks = max(Oversize.peakBlocks, out.pointee.oversize_blocks)
+            out.pointee.oversize_peak_bytes = max(Oversize.peakBytes, out.pointee.oversize_bytes)
+        }
+        out.pointee.held = out.pointee.used &+ out.pointee.oversize_bytes
+        out.pointee.segments_added = counters.segmentsAdded
+        out.pointee.segments_released = counters.segmentsReleased
+        out.pointee.released_bytes = counters.releasedBytes
+        out.pointee.realloc_in_place = counters.reallocInPlace
+        out.pointee.order_count = UInt32(maxOrder &+ 1)
+
+        // Requested sizes: the blocks handed out per order, in their buckets, plus corrections.
+        let sizes = statsSizes(out)
+        let alignments = statsAlignments(out)
+        for b in 0..<CounterTable.count {
+            sizes[b] = s.pointee.stats.sizeDelta.atomicLoad(b)
+            alignments[b] = s.pointee.stats.alignments.atomicLoad(b)
+        }
+        for order in 0...maxOrder where geometry.minShift &+ order < CounterTable.count {
+            sizes[geometry.minShift &+ order] &+= orders[order].allocations
+        }
+        for c in 0..<Int(out.pointee.slab_class_count) {
+            sizes[bucket(of: UInt(slabs[c].object_size))] &+= slabs[c].allocations
+        }
+        for b in 0..<CounterTable.count where Int64(bitPattern: sizes[b]) < 0 { sizes[b] = 0 }
+
+        out.pointee.latency_mode = UInt32(bitPattern: stats.latencyMode)
+        out.pointee.latency_period = UInt32(truncatingIfNeeded: stats.latencyPeriod)
+        out.pointee.alloc_samples = calls.latency.allocSamples
+        out.pointee.alloc_total_ns = calls.latency.allocTotalNs
+        out.pointee.alloc_max_ns = calls.latency.allocMaxNs
+        out.pointee.free_samples = calls.latency.freeSamples
+        out.pointee.free_total_ns = calls.latency.freeTotalNs
+        out.pointee.free_max_ns = calls.latency.freeMaxNs
+
+        out.pointee.health = UInt32(Health(out).status)
+        return true
+    }
+
+    /// Counts the used tags per order in every segment's order map (O(pool size)): the live
+    /// blocks of a pool whose calls are not counted by the C layer.
+    private func countLiveBlocksFromOrderMaps(_ orders: UnsafeMutablePointer<buddy_order_stats>) -> UInt64 {
+        let geometry = self.geometry
+        var live: UInt64 = 0
+        var segment = state.pointee.segments
+        while let current = segment {
+            var offset: UInt = 0
+            while offset < current.pointee.frontier {
+                let tag = current.pointee.orderMap[Int(offset >> UInt(geometry.minShift))]
+                let order = Int(tag & Tag.orderMask)
+                if tag == 0 || order > geometry.maxOrder { break } // not a block start: stop, never loop
+                if tag & Tag.stateMask == Tag.used {
+                    orders[order].live &+= 1
+                    live &+= 1
+                }
+                offset &+= UInt(geometry.size(ofOrder: order))
+            }
+            segment = current.pointee.next
+        }
+        return live
+    }
+}
+
+/// The health of a pool, from documented thresholds (README, "Health"):
+///
+///     bad pointers (invalid + double frees + uses after free + wrong sizes) >= 1 : CRITICAL
+///     failed allocations / allocation calls            > 0 : WARNING,  >= 1% : CRITICAL
+///     external fragmentation, when free >= max(4 x max_block, reserved / 4)
+///                                                     >= 50% : WARNING, >= 90% : CRITICAL
+///     used / max_pool_size, when BUDDY_MAX_POOL is set >= 90% : WARNING, >= 98% : CRITICAL
+///     usage (used / reserved), when reserved >= 64 MiB  < 10% : WARNING
+struct Health {
+    static let healthy: UInt8 = 0, warning: UInt8 = 1, critical: UInt8 = 2
+
+    var status: UInt8 = 0
+    /// Each check's verdict (0, warning or critical), for the message.
+    var badPointers: UInt8 = 0
+    var failures: UInt8 = 0
+    var fragmentation: UInt8 = 0
+    var limit: UInt8 = 0
+    var idle: UInt8 = 0
+    var failureRate = 0.0
+    var limitUse = 0.0
+    var errorCount: UInt64 = 0
+
+    init(_ s: UnsafeMutablePointer<buddy_stats>) {
+        errorCount = s.pointee.invalid_pointers &+ s.pointee.double_frees &+ s.pointee.use_after_frees &+ s.pointee.wrong_sizes
+        if errorCount > 0 { badPointers = Health.critical }
+        var failed: UInt64 = 0, allocationCalls: UInt64 = 0
+        let calls = statsCalls(s), failed_ = statsFailures(s)
+        for entry in 0..<Entry.count {
+            failed &+= failed_[entry]
+            if Entry(rawValue: entry)?.allocates ?? false { allocationCalls &+= calls[entry] }
+        }
+        if failed > 0 {
+            failureRate = Double(failed) / Double(max(allocationCalls, failed))
+            failures = failureRate >= 0.01 ? Health.critical : Health.warning
+        }
+        let free = s.pointee.free, reserved = s.pointee.reserved
+        if free >= max(4 &* s.pointee.max_block, reserved / 4) {
+            let f = s.pointee.external_fragmentation
+            fragmentation = f >= 0.9 ? Health.critical : f >= 0.5 ? Health.warning : Health.healthy
+        }
+        if s.pointee.max_pool_size > 0 {
+            limitUse = Double(s.pointee.used) / Double(s.pointee.max_pool_size)
+            limit = limitUse >= 0.98 ? Health.critical : limitUse >= 0.9 ? Health.warning : Health.healthy
+        }
+        if reserved >= 64 << 20 && s.pointee.usage < 0.10 { idle = Health.warning }
+        // (Not the variadic max: its arguments would be an Array.)
+        status = max(max(badPointers, failures), max(max(fragmentation, limit), idle))
+    }
+}

@@ -1,0 +1,356 @@
+import BuddyEngine
+import CBuddySupport
+
+/// Calls of the C-semantics layer: per thread on the hot path, folded into totals when read or
+/// when the thread exits (see Stats.swift for who counts what).
+public struct CallCounters {
+    /// Blocks handed to the program, and blocks it freed, per order (fast and slow paths).
+    var allocated = CounterTable()
+    var freed = CounterTable()
+    /// Bytes the program asked for in the allocations counted by `allocated`.
+    var requestedBytes: UInt64 = 0
+    /// Of the blocks in `allocated` and `freed`, those the slow paths handed out or released:
+    /// the rest are malloc and free calls served by the fast paths.
+    var slowAllocations: UInt64 = 0
+    var slowFrees: UInt64 = 0
+    /// Calls that took a slow path (or have no fast path), per entry point; failed calls.
+    var entries = CounterTable()
+    var failures = CounterTable()
+    /// Calls until the next instrumented one (a latency sample, the profile): the fast paths
+    /// count it down; 1 so that a new thread's first call sets it from the pool's settings.
+    var countdown: Int = 1
+    /// Non-zero when the thread's next free is instrumented: set by each instrumented malloc and
+    /// by each flush of a full bin (so a thread that only frees is sampled too), cleared by the
+    /// instrumented free, and always set when every call is instrumented. free reads it without
+    /// writing: a countdown of its own, or malloc's, costs the pair about 5% (README, "Cost").
+    var freeSampleDue: Int = 0
+    /// Allocations minus frees of this thread since its last fold into the pool's live count,
+    /// and the largest value that difference had just before a free since then (both 0 right
+    /// after a fold; see CallCounters.countLiveFree). Plain adds by the owner; folded under the
+    /// pool lock by the slow paths that take it (BuddyEngine.foldLiveDelta). Next to `countdown`:
+    /// the fast paths touch that cache line anyway.
+    var liveDelta: Int = 0
+    var liveDeltaPeak: Int = 0
+    /// With the profile on, every call is instrumented; latency samples keep their own period.
+    var latencyCountdown: Int = 1
+    var latency = LatencyCounters()
+    /// Bytes until the next allocation-site sample (BUDDY_PROFILE_SAMPLE).
+    var profileCountdown: Int = 0
+
+    public init() {}
+
+    /// Blocks handed to the program, and freed by it.
+    public var allocations: UInt64 { allocated.total }
+    public var frees: UInt64 { freed.total }
+
+    mutating func add(_ other: CallCounters) {
+        allocated.add(other.allocated)
+        freed.add(other.freed)
+        requestedBytes &+= other.requestedBytes
+        slowAllocations &+= other.slowAllocations
+        slowFrees &+= other.slowFrees
+        entries.add(other.entries)
+        failures.add(other.failures)
+        latency.add(other.latency)
+    }
+}
+
+/// One order's cached blocks: a LIFO stack linked through the blocks themselves.
+struct CacheBin {
+    var head: UnsafeMutableRawPointer?
+    var count: Int32
+    var limit: Int32
+}
+
+/// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
+/// tagged `Tag.cached` and not coalesced, until the bin is full; the next allocation of that
+/// order takes it back without the pool lock. Bins refill from the pool and flush to it in
+/// batches of half their limit, so the lock is taken once per batch, not once per call.
+///
+/// The cache lives in a pool block (a mapping of its own when the maximum block is smaller than
+/// the cache; no thread-local storage beyond one pointer), is listed in
+/// the pool's registry (for statistics and fork), and is flushed by a pthread key destructor when
+/// its thread exits. Invariant: every block on a bin of order k is tagged `Tag.cached | k`.
+struct ThreadCache {
+    var pool: UnsafeMutablePointer<PoolState>
+    var next: UnsafeMutablePointer<ThreadCache>?
+    var prev: UnsafeMutablePointer<ThreadCache>?
+    var calls: CallCounters
+    /// Bins of orders 0 ..< binCount (the fast paths' test), then one bin per slab class
+    /// (`slabBinCount`: 0 when the pool has no slabs).
+    var binCount: Int
+    var slabBinCount: Int
+    /// The segment of the thread's last free through the cache (see freeFast): a copy of its
+    /// range and order map, so that free finds a tag with one load from the thread's own cache
+    /// before the tag's (a pointer to the descriptor would add one more on that chain of loads).
+    /// `lastSize` 0: none. Only segments of this cache's pool are copied, and removeSegment
+    /// clears every cache's copy of a segment it takes out, under the pool lock.
+    var lastBase: UInt = 0
+    var lastSize: UInt = 0
+    var lastOrderMap: UnsafeMutablePointer<UInt8>? = nil
+    /// Copies of the pool's constants the fast paths read (PoolState's fields of these names, and
+    /// the geometry's minShift; set before any cache exists and never changed): one load each
+    /// from the cache, not two (the pool's address first). Measured in one process: pairs 8-12% faster with these copies.
+    var minShift: UInt = 0
+    var minBlockMask: UInt = 0
+    var orderPathLimit: UInt = 0
+    var cachedSizeLimit: UInt = 0
+    var smallOrders = SmallOrderTable()
+    /// The pool's link key (FreeLinks).
+    var linkKey: UInt = 0
+    /// Bytes of the cache's own mapping when it did not fit in a pool block (a maximum block
+    /// smaller than the cache: BUDDY_MAX_BLOCK of 16 B to 1 KiB); 0 when it is a pool block.
+    var mappedBytes: Int = 0
+    // Followed by `binCount + slabBinCount` CacheBins.
+
+    /// Blocks up to this size are cached; larger ones go straight to the pool, where they
+    /// coalesce at once (a cached block keeps its buddy, and every block above, from forming).
+    static let largestCachedBlock = 32 * 1024
+    /// Each bin holds at most this many bytes (and at most `maxBlocksPerBin` blocks).
+    static let bytesPerBin = 32 * 1024
+    static let maxBlocksPerBin = 64
+    /// A slab class's bin holds at most this many bytes: 35 classes, each touched by fewer
+    /// programs than the orders are.
+    static let bytesPerSlabBin = 16 * 1024
+}
+
+extension UnsafeMutablePointer where Pointee == ThreadCache {
+    @inline(__always) var bins: UnsafeMutablePointer<CacheBin> {
+        UnsafeMutableRawPointer(self + 1).assumingMemoryBound(to: CacheBin.self)
+    }
+
+    // A cached block holds two words: the next block of its bin, and the address of its own tag
+    // byte in the order map. Keeping the tag's address in the block (whose cache line the program
+    // is about to touch) spares the segment-map walk when malloc retags it `used`. Both are
+    // stored encoded (FreeLinks), so that a program writing to a block after freeing it is
+    // caught at the pop, before either word is followed.
+
+    /// Bins in all: the orders' and the slab classes'.
+    @inline(__always) var totalBins: Int { pointee.binCount &+ pointee.slabBinCount }
+
+    /// The bin of allocation code `code` (an order below binCount, or a slab class's code of a
+    /// pool with slabs), or -1 when no bin holds it.
+    @inline(__always) func bin(ofCode code: Int) -> Int {
+        if code < pointee.binCount { return code }
+        let c = code &- pointee.pool.pointee.slabFirstCode
+        return c >= 0 && c < pointee.slabBinCount ? pointee.binCount &+ c : -1
+    }
+
+    /// The allocation code of bin `bin`.
+    @inline(__always) func code(ofBin bin: Int) -> Int {
+        bin < pointee.binCount ? bin : pointee.pool.pointee.slabFirstCode &+ (bin &- pointee.binCount)
+    }
+
+    /// Takes a cached block of bin `bin` (the caller checked it is a bin) and its tag's address,
+    /// or nil: when the bin is empty, and when the block's links were overwritten (reported and
+    /// handled by FreeLinks.cacheCorrupted; the bin is then abandoned).
+    @inline(__always) func pop(_ bin: Int) -> (block: UnsafeMutableRawPointer, tag: UnsafeMutablePointer<UInt8>)? {
+        let slot = bins + bin
+        guard let block = slot.pointee.head else { return nil }
+        let key = pointee.linkKey
+        let next = FreeLinks.decode(block.load(as: UInt.self), key: key)
+        let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+        if _slowPath(!FreeLinks.valid(next: next, tag: tag)) {
+            FreeLinks.cacheCorrupted(self, bin: bin, block: block, function: "malloc()")
+            return nil
+        }
+        slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
+        slot.pointee.count &-= 1
+        return (block, UnsafeMutablePointer<UInt8>(bitPattern: tag).unsafelyUnwrapped)
+    }
+
+    /// Keeps a block (whose tag the caller set to cached); returns true when the bin is now over
+    /// its limit and must be flushed.
+    @inline(__always) func push(_ block: UnsafeMutableRawPointer, _ bin: Int, tag: UnsafeMutablePointer<UInt8>) -> Bool {
+        let slot = bins + bin
+        let key = pointee.linkKey
+        block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: slot.pointee.head), key: key), as: UInt.self)
+        block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: tag), key: key), toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
+        slot.pointee.head = block
+        slot.pointee.count &+= 1
+        return slot.pointee.count > slot.pointee.limit
+    }
+}
+
+extension BuddyEngine {
+    /// The calling thread's cache for this (the process) pool, creating it on the thread's first
+    /// call; nil when the thread has none (exiting, or no memory for one).
+    @inline(__always) func threadCache() -> UnsafeMutablePointer<ThreadCache>? {
+        let raw = buddy_thread_cache()
+        if raw == nil { return createThreadCache() }
+        if raw == UnsafeMutableRawPointer(bitPattern: 1) { return nil } // BUDDY_CACHE_DISABLED
+        return raw!.assumingMemoryBound(to: ThreadCache.self)
+    }
+
+    /// Lets threads keep caches of this pool's blocks.
+    func enableThreadCaches() {
+        process.pointee.cachesEnabled = true
+        process.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
+        // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (slab
+        // classes start where the table ends: SlabClass.floor == SmallOrderTable.limit).
+        process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallOrderTable.limit)
+    }
+
+    /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
+    var cachedOrderCount: Int {
+        geometry.order(forSize: min(ThreadCache.largestCachedBlock, geometry.maxBlock)) + 1
+    }
+
+    @inline(never)
+    func createThreadCache() -> UnsafeMutablePointer<ThreadCache>? {
+        let geometry = self.geometry
+        let binCount = cachedOrderCount
+        let slabBinCount = state.pointee.slabClasses == nil ? 0 : SlabClass.count
+        let bytes = MemoryLayout<ThreadCache>.stride + (binCount + slabBinCount) * MemoryLayout<CacheBin>.stride
+        // The cache is the pool's own metadata: a pool block when one can hold it, else a mapping
+        // of its own (a block's order is at most maxOrder; codes above it are slab classes).
+        let mapped = bytes > geometry.maxBlock
+        let page = buddy_os_page_size()
+        let mappedBytes = mapped ? (bytes + page - 1) & ~(page - 1) : 0
+        let locked = lock()
+        guard process.pointee.cachesEnabled,
+              let block = mapped ? buddy_os_map_aligned(mappedBytes, page) : allocate(order: geometry.order(forSize: bytes)) else {
+            unlock(locked)
+            buddy_thread_disable_cache()
+            return nil
+        }
+        let cache = block.bindMemory(to: ThreadCache.self, capacity: 1)
+        cache.initialize(to: ThreadCache(pool: state, next: process.pointee.caches, prev: nil,
+                                         calls: CallCounters(), binCount: binCount, slabBinCount: slabBinCount))
+        cache.pointee.minShift = UInt(geometry.minShift)
+        cache.pointee.mappedBytes = mappedBytes
+        cache.pointee.calls.freeSampleDue = state.pointee.stats.instrumentPeriod == 1 ? 1 : 0
+        cache.pointee.minBlockMask = state.pointee.minBlockMask
+        cache.pointee.orderPathLimit = process.pointee.orderPathLimit
+        cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
+        cache.pointee.smallOrders = process.pointee.smallOrders
+        cache.pointee.linkKey = process.pointee.linkKey
+        for bin in 0..<cache.totalBins {
+            let perBin = bin < binCount ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
+            let limit = min(ThreadCache.maxBlocksPerBin, max(1, perBin / size(ofCode: cache.code(ofBin: bin))))
+            (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(limit)))
+        }
+        process.pointee.caches?.pointee.prev = cache
+        process.pointee.caches = cache
+        unlock(locked)
+        buddy_thread_set_cache(UnsafeMutableRawPointer(cache))
+        buddy_thread_key_set(UnsafeMutableRawPointer(cache)) // may allocate: we are inside (depth > 0)
+        return cache
+    }
+
+    /// An empty bin: takes half its limit in blocks (or slab objects) of allocation code `code`
+    /// from the pool under one lock, keeps all but the first (tagged cached), and returns the
+    /// first (tagged used); nil when the pool is full.
+    @inline(never)
+    func refill(_ cache: UnsafeMutablePointer<ThreadCache>, code: Int) -> UnsafeMutableRawPointer? {
+        let bin = cache.bin(ofCode: code)
+        let batch = max(1, Int((cache.bins + bin).pointee.limit) / 2)
+        var locked = lock()
+        var first = allocate(code: code, mayGrow: false)
+        if first == nil {
+            // Before the pool maps a new segment, this thread gives back what it holds: cached
+            // blocks keep their buddies from coalescing, and may make the block we need.
+            unlock(locked)
+            flushAll(cache)
+            locked = lock()
+            first = allocate(code: code, mayGrow: true)
+        }
+        guard let first else {
+            unlock(locked)
+            return nil
+        }
+        var taken = 1
+        while taken < batch, let block = allocate(code: code, mayGrow: false) {
+            let tag = tagAddress(block)
+            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
+            _ = cache.push(block, bin, tag: tag)
+            taken &+= 1
+        }
+        foldLiveDelta(cache)
+        unlock(locked)
+        return first
+    }
+
+    /// Gives a bin's blocks back to the pool (which coalesces them, or puts objects back on
+    /// their slabs) until `keep` remain.
+    @inline(never)
+    func flush(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, keep: Int) {
+        let code = cache.code(ofBin: bin)
+        let locked = lock()
+        while Int((cache.bins + bin).pointee.count) > keep, let (block, tag) = cache.pop(bin) {
+            // Every block on a bin of code k is tagged cached|k: anything else is corruption.
+            guard tag.pointee == Tag.cached | UInt8(truncatingIfNeeded: code) else {
+                FreeLinks.cacheCorrupted(cache, bin: bin, block: block, function: "malloc()")
+                break
+            }
+            let address = UInt(bitPattern: block)
+            release(address, code: code, segment: SegmentMap.lookup(address)!)
+        }
+        foldLiveDelta(cache)
+        unlock(locked)
+    }
+
+    /// Empties every bin of the cache.
+    func flushAll(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        for bin in 0..<cache.totalBins where (cache.bins + bin).pointee.count > 0 { flush(cache, bin: bin, keep: 0) }
+    }
+
+    /// The thread is exiting: every cached block goes back, the counters are folded into the
+    /// pool, and the cache's own block is freed. Later calls of this thread use the pool directly.
+    func retire(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        flushAll(cache)
+        let locked = lock()
+        unlinkCache(cache)
+        let address = UInt(bitPattern: cache)
+        let mappedBytes = cache.pointee.mappedBytes
+        if mappedBytes == 0, case .allocated(let order) = classify(UnsafeRawPointer(cache)) {
+            releaseBlock(address, order: order, segment: SegmentMap.lookup(address)!)
+        }
+        unlock(locked)
+        if mappedBytes != 0 { buddy_os_unmap(UnsafeMutableRawPointer(cache), mappedBytes) }
+    }
+
+    /// Takes a cache out of the registry, folding its call counters into the pool (lock held).
+    func unlinkCache(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        foldLiveDelta(cache)
+        process.pointee.retiredCacheCalls.add(cache.pointee.calls)
+        if let prev = cache.pointee.prev { prev.pointee.next = cache.pointee.next } else { process.pointee.caches = cache.pointee.next }
+        cache.pointee.next?.pointee.prev = cache.pointee.prev
+    }
+
+    /// In a forked child only the forking thread exists: the other threads' caches are dropped
+    /// from the registry (their blocks stay allocated: a cache caught mid-update by fork cannot be
+    /// trusted to give them back safely).
+    func dropOtherThreadsCaches() {
+        let mine = buddy_thread_cache()
+        var cache = process.pointee.caches
+        while let current = cache {
+            cache = current.pointee.next
+            if UnsafeMutableRawPointer(current) != mine { unlinkCache(current) }
+        }
+    }
+
+    /// Bytes held in live thread caches (allocated to the pool, free to the program).
+    var cachedBytes: UInt {
+        var total: UInt = 0
+        var cache = process.pointee.caches
+        while let current = cache {
+            for bin in 0..<current.totalBins {
+                total &+= UInt((current.bins + bin).pointee.count) &* UInt(size(ofCode: current.code(ofBin: bin)))
+            }
+            cache = current.pointee.next
+        }
+        return total
+    }
+}
+
+/// The pthread key destructor: a thread with a cache is exiting.
+@_cdecl("buddy_thread_exit")
+public func buddy_thread_exit(_ raw: UnsafeMutableRawPointer?) {
+    guard let raw, raw != UnsafeMutableRawPointer(bitPattern: 1) else { return }
+    let cache = raw.assumingMemoryBound(to: ThreadCache.self)
+    buddy_thread_enter()
+    BuddyEngine(state: cache.pointee.pool).retire(cache)
+    buddy_thread_disable_cache()
+    buddy_thread_leave()
+}
