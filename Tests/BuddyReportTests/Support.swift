@@ -66,29 +66,10 @@ extension Support {
 
     static let compiler: String? = command("cc", "gcc", "clang")
 
-    /// Runs `argv` and waits; its status and output.
+    /// Runs `argv` and waits; its status and output (TestSupport's runner).
     @discardableResult
     static func run(_ argv: [String], environment: [String: String] = [:], directory: URL? = nil) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: argv[0])
-        process.arguments = Array(argv.dropFirst())
-        var env = ProcessInfo.processInfo.environment
-        env.removeValue(forKey: "LD_PRELOAD")
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        if let directory { process.currentDirectoryURL = directory }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        nonisolated(unsafe) var errData = Data()
-        let reader = Thread { errData = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !reader.isFinished { usleep(1000) }
-        return Result(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+        try Harness.run(argv, environment: environment, directory: directory, timeout: 120)
     }
 
     /// Compiles Tests/Fixtures/programs/NAME.c with -g into `directory`; the executable's path.
