@@ -36,6 +36,8 @@ public struct CallCounters {
     var latency = LatencyCounters()
     /// Bytes until the next allocation-site sample (BUDDY_PROFILE_SAMPLE).
     var profileCountdown: Int = 0
+    /// The sampling intervals' random state (AllocationProfile.scheduleNextSample; 0: not seeded).
+    var profileRandom: UInt64 = 0
 
     public init() {}
 
