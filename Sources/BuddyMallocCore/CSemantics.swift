@@ -398,10 +398,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
             return pointer
         }
         pool.unlock(locked)
-        guard let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
-        moved.copyMemory(from: pointer, byteCount: min(pool.usableSize(ofCode: order), size))
-        releaseToPool(pointer, function: "realloc()")
-        return moved
+        return reallocByMoving(pointer, to: newSize, keeping: pool.usableSize(ofCode: order))
     }
     if order > geometry.maxOrder {
         // A slab object stays while the new size has its class; else it moves (a class is one
@@ -419,8 +416,14 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         return pointer
     }
     pool.unlock(locked)
-    guard let moved = allocate(newSize, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
-    moved.copyMemory(from: pointer, byteCount: min(pool.size(ofCode: order), size))
+    return reallocByMoving(pointer, to: newSize, keeping: pool.size(ofCode: order))
+}
+
+/// realloc's move: a new block, the first `keeping` bytes that fit copied, the old block freed;
+/// nil with ENOMEM, the old block intact, when the pool has no block for `size`.
+private func reallocByMoving(_ pointer: UnsafeMutableRawPointer, to size: UInt, keeping bytes: Int) -> UnsafeMutableRawPointer? {
+    guard let moved = allocate(size, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
+    moved.copyMemory(from: pointer, byteCount: min(bytes, Int(bitPattern: size)))
     releaseToPool(pointer, function: "realloc()")
     return moved
 }

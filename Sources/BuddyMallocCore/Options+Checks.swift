@@ -81,9 +81,7 @@ extension OptionReader {
         guard let v = value(o) else { return }
         var line = LineBuffer()
         line.append("buddy: ")
-        line.append(o.variable)
-        line.append(byte: 61)
-        line.append(cString: v, limit: 40)
+        appendSetting(&line, o, v)
         line.append(" has no effect without BUDDY_REPORT (set BUDDY_REPORT=stderr or a file path")
         // (`if case`, not ==: Equatable's == is a generic call the debug build does not specialise.)
         if case .profileSample = o { line.append(", or call buddy_report_write)\n") } else { line.append(")\n") }

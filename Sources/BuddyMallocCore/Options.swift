@@ -233,6 +233,13 @@ enum OptionReader {
         }
     }
 
+    /// `BUDDY_NAME=value` as the user wrote it (the value cut at 40 bytes), in a warning.
+    static func appendSetting(_ line: inout LineBuffer, _ option: Option, _ value: UnsafePointer<CChar>) {
+        line.append(option.variable)
+        line.append(byte: 61)
+        line.append(cString: value, limit: 40)
+    }
+
     static let notASize: StaticString = "is not a size (digits with an optional K, M or G)"
 
     /// The variable's value when it is set and not empty. (Out of line: see Option.defaultText.)
@@ -256,9 +263,7 @@ enum OptionReader {
         guard !quiet else { return }
         var line = LineBuffer()
         line.append("buddy: ignoring ")
-        line.append(option.variable)
-        line.append(byte: 61)
-        line.append(cString: value, limit: 40)
+        appendSetting(&line, option, value)
         line.append(": it ")
         line.append(problem)
         line.append("; using the default ")
