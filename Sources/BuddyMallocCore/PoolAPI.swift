@@ -39,26 +39,6 @@ extension BuddyEngine {
         state.pointee.counters.failedAllocations &+= 1
     }
 
-    /// Bytes in the largest block the pool could hand out without growing (0 when none is free).
-    /// The caller holds the lock.
-    public var largestFreeBlock: Int {
-        if state.pointee.uncarvedBytes > 0 { return geometry.maxBlock }
-        var best = -1
-        var segment = state.pointee.segments
-        while let current = segment {
-            let mask = current.pointee.nonEmpty
-            if mask != 0 { best = max(best, 63 &- mask.leadingZeroBitCount) }
-            segment = current.pointee.next
-        }
-        return best < 0 ? 0 : geometry.size(ofOrder: best)
-    }
-
-    /// True when `maxPoolSize` leaves no room for another segment: a failed allocation then
-    /// means "pool full", not "the OS refused memory". The caller holds the lock.
-    public var isAtSizeLimit: Bool {
-        let limit = state.pointee.config.maxPoolSize
-        return limit != 0 && Int(state.pointee.segmentBytes) &+ state.pointee.config.minSegment > limit
-    }
 }
 
 // MARK: - buddy.h's constants and structs, mirrored
@@ -431,15 +411,11 @@ public func buddy_pool_stats(_ raw: UnsafeMutableRawPointer?, _ out: UnsafeMutab
     let usage = engine.usage
     let c = engine.counters
     let largest = engine.largestFreeBlock
-    var listedBytes = 0
+    // The segments' untouched tails count as free top-order blocks (Figures.swift).
     for order in 0..<CPoolStatsHead.orders {
-        let count = order <= geometry.maxOrder ? engine.freeBlockCount(order: order) : 0
-        listedBytes &+= count &* (order <= geometry.maxOrder ? geometry.size(ofOrder: order) : 0)
+        let count = order <= geometry.maxOrder ? engine.freeBlockCountWithTails(order: order) : 0
         counts.storeBytes(of: UInt64(count), toByteOffset: order &* 8, as: UInt64.self)
     }
-    // The segments' untouched tails are free too: as top-order blocks.
-    let top = counts + geometry.maxOrder &* 8
-    top.storeBytes(of: top.load(as: UInt64.self) &+ UInt64((usage.freeBytes &- listedBytes) / geometry.maxBlock), as: UInt64.self)
     engine.unlock(locked)
     out.storeBytes(of: CPoolStatsHead(
         version: CPoolStatsHead.version, segmentCount: UInt32(truncatingIfNeeded: usage.segmentCount),

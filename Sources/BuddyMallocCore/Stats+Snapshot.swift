@@ -58,7 +58,7 @@ extension BuddyEngine {
         let firstCode = s.pointee.slabFirstCode
 
         // Segments: sizes, free areas, the largest free block, residency, metadata.
-        var largest: UInt64 = 0
+        let largest = UInt64(largestFreeBlock)
         var resident: UInt64 = 0
         var metadata = UInt64(s.pointee.stateBytes)
         var segment = s.pointee.segments
@@ -66,17 +66,12 @@ extension BuddyEngine {
             for order in 0...maxOrder {
                 orders[order].free &+= UInt64(current.pointee.freeAreas[order].count)
             }
-            let nonEmpty = current.pointee.nonEmpty
-            if nonEmpty != 0 {
-                largest = max(largest, UInt64(geometry.size(ofOrder: 63 &- nonEmpty.leadingZeroBitCount)))
-            }
-            if current.pointee.frontier < current.pointee.size { largest = UInt64(geometry.maxBlock) }
             resident &+= buddy_os_resident_bytes(UnsafeRawPointer(bitPattern: current.pointee.base), Int(current.pointee.size))
             metadata &+= UInt64(current.pointee.orderMapBytes)
             segment = current.pointee.next
         }
         // A segment's untouched tail is free top-order blocks, not carved yet.
-        orders[maxOrder].free &+= UInt64(s.pointee.uncarvedBytes >> UInt(geometry.minShift &+ maxOrder))
+        orders[maxOrder].free &+= UInt64(uncarvedTopBlocks)
 
         // Thread caches: their blocks per order, their descriptors, their threads' counters.
         // (A private pool has no process state: no caches, and one engine call per call.)
@@ -207,11 +202,9 @@ extension BuddyEngine {
             out.pointee.internal_fragmentation = 1.0 - ratio
             out.pointee.requested = UInt64(Double(out.pointee.used) * ratio)
         }
-        if out.pointee.reserved > 0 { out.pointee.usage = Double(out.pointee.used) / Double(out.pointee.reserved) }
-        if out.pointee.free > 0 {
-            let reach = min(out.pointee.free, UInt64(config.maxBlock))
-            out.pointee.external_fragmentation = 1.0 - Double(min(largest, reach)) / Double(reach)
-        }
+        out.pointee.usage = Figures.usage(used: out.pointee.used, reserved: out.pointee.reserved)
+        out.pointee.external_fragmentation = Figures.externalFragmentation(largestFree: largest, free: out.pointee.free,
+                                                                            maxBlock: UInt64(config.maxBlock))
 
         // Calls by entry point: the slow paths counted theirs; malloc's and free's fast-path
         // calls are the blocks handed out and freed that no slow path counted.

@@ -257,9 +257,12 @@ extension MemoryPool {
 
     // MARK: Snapshot
 
+    /// The pool's figures in one lock hold, each from its one definition in the engine
+    /// (BuddyEngine/Figures.swift).
     struct Snapshot {
         var usage: PoolUsage
         var counters: PoolCounters
+        /// Free blocks per order, the untouched tails as top-order blocks.
         var freeCounts: [Int]
         var largestFreeBlock: Int
         var brokenInvariant: String?
@@ -267,28 +270,24 @@ extension MemoryPool {
         var maxBlock: Int
 
         func stats(uptime: Duration) -> Stats {
-            var freeBlocks = freeCounts.enumerated().map { FreeBlocks(blockSize: minBlock << $0.offset, count: $0.element) }
-            // The segments' untouched tails are free too: as largest blocks.
-            let listed = freeBlocks.reduce(0) { $0 + $1.blockSize * $1.count }
-            freeBlocks[freeBlocks.count - 1].count += (usage.freeBytes - listed) / maxBlock
-            let free = usage.freeBytes
-            let usable = min(free, maxBlock)
+            let freeBlocks = freeCounts.enumerated().map { FreeBlocks(blockSize: minBlock << $0.offset, count: $0.element) }
             return Stats(
-                totalBytes: usage.segmentBytes, usedBytes: usage.allocatedBytes, freeBytes: free,
+                totalBytes: usage.segmentBytes, usedBytes: usage.allocatedBytes, freeBytes: usage.freeBytes,
                 peakUsedBytes: Int(counters.peakAllocatedBytes), segmentCount: usage.segmentCount,
                 allocationCount: counters.allocations, deallocationCount: counters.frees,
                 splits: counters.splits, coalesces: counters.coalesces,
-                fragmentCount: freeBlocks.reduce(0) { $0 + $1.count }, largestFreeBlock: largestFreeBlock,
+                fragmentCount: freeCounts.reduce(0, +), largestFreeBlock: largestFreeBlock,
                 freeBlocks: freeBlocks, uptime: uptime,
-                usagePercent: usage.segmentBytes == 0 ? 0 : 100 * Double(usage.allocatedBytes) / Double(usage.segmentBytes),
-                fragmentationPercent: usable == 0 ? 0 : 100 * (1 - Double(largestFreeBlock) / Double(usable)))
+                usagePercent: 100 * Figures.usage(used: UInt64(usage.allocatedBytes), reserved: UInt64(usage.segmentBytes)),
+                fragmentationPercent: 100 * Figures.externalFragmentation(
+                    largestFree: UInt64(largestFreeBlock), free: UInt64(usage.freeBytes), maxBlock: UInt64(maxBlock)))
         }
     }
 
     func takeSnapshot(checkingInvariants: Bool) -> Snapshot {
         var freeCounts = [Int](repeating: 0, count: geometry.maxOrder + 1)
         let locked = engine.lock()
-        for order in 0...geometry.maxOrder { freeCounts[order] = engine.freeBlockCount(order: order) }
+        for order in 0...geometry.maxOrder { freeCounts[order] = engine.freeBlockCountWithTails(order: order) }
         let broken = checkingInvariants ? engine.checkInvariants() : nil
         let snapshot = Snapshot(usage: engine.usage, counters: engine.counters, freeCounts: freeCounts,
                                 largestFreeBlock: engine.largestFreeBlock, brokenInvariant: broken.map { "\($0)" },
