@@ -6,7 +6,7 @@ import PackageDescription
 // held and deadlocks the host. Exclusivity checks call swift_beginAccess on every global access
 // (21.9 vs 6.9 ns per malloc+free pair). See ../shared/FIELD-NOTES.md.
 let allocatorSwiftSettings: [SwiftSetting] = [
-    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked", "-cross-module-optimization"]),
+    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]),
 ]
 
 let package = Package(
@@ -56,10 +56,13 @@ let package = Package(
                 "-Xlinker", "-z", "-Xlinker", "nodelete",
             ])]
         ),
+        // What the test targets share (paths, scratch folders under one per-run root removed at
+        // exit, running programs, compiling C): a plain target, so it links no allocator module.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         // Engine tests: private pools over private arenas, exact addresses, seeded random runs.
         .testTarget(name: "BuddyCoreTests", dependencies: ["BuddyEngine", "BuddyMallocCore"]),
         // The built library in real programs under LD_PRELOAD (C drivers live in Tests/Programs).
-        .testTarget(name: "PreloadTests"),
+        .testTarget(name: "PreloadTests", dependencies: ["TestSupport"]),
         // buddy-report: the report model, text, diff and SVG in a library (tested on the
         // fixtures in Tests/Fixtures/reports), and the command line over it.
         .target(name: "BuddyReportKit"),
@@ -67,12 +70,12 @@ let package = Package(
             name: "BuddyReport",
             dependencies: ["BuddyReportKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "BuddyReportTests", dependencies: ["BuddyReportKit"]),
+        .testTarget(name: "BuddyReportTests", dependencies: ["BuddyReportKit", "TestSupport"]),
         // Private pools: the Swift API over the engine (the C API is BuddyMallocCore/PoolAPI.swift),
         // its tests, and the design document's examples (section 9) ported to Swift; the C and
         // C++ examples in Examples/c build with pkg-config (tools/pkgconfig.sh) in the tests.
         .target(name: "BuddyPool", dependencies: ["BuddyEngine", "BuddyMallocCore"]),
-        .testTarget(name: "BuddyPoolTests", dependencies: ["BuddyPool", "BuddyEngine", "BuddyMallocCore"]),
+        .testTarget(name: "BuddyPoolTests", dependencies: ["BuddyPool", "BuddyEngine", "BuddyMallocCore", "TestSupport"]),
         .executableTarget(name: "PoolExampleBasic", dependencies: ["BuddyPool"], path: "Examples/Basic"),
         .executableTarget(name: "PoolExampleThreads", dependencies: ["BuddyPool"], path: "Examples/Threads"),
         .executableTarget(name: "PoolExampleContainers", dependencies: ["BuddyPool"], path: "Examples/Containers"),

@@ -107,7 +107,7 @@ fi
 
 [ -f "$lib" ] || { echo "adversarial: $lib not found: run 'swift build -c release --product BuddyMalloc' first" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/buddy-adversarial.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/buddy-adversarial.XXXXXX")
 bin=$work/bin
 mkdir -p "$bin"
 keep_work=0

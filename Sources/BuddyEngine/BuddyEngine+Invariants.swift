@@ -13,6 +13,13 @@ extension BuddyEngine {
     ///     (blocks in thread caches count as allocated: the pool handed them out)
     ///     every slab block satisfies Slab.swift's invariants (checkSlab, checkSlabClasses)
     public func checkInvariants() -> StaticString? {
+        var cached = 0
+        return checkInvariants(cachedBlocks: &cached)
+    }
+
+    /// As checkInvariants(), also counting the blocks and slab objects tagged cached (the ones a
+    /// thread cache of the pool's owner holds), for the owner's own check of its caches.
+    package func checkInvariants(cachedBlocks: inout Int) -> StaticString? {
         let geometry = self.geometry
         let s = state.pointee
         var listed = 0
@@ -78,6 +85,7 @@ extension BuddyEngine {
                     inner += 1
                 }
                 if tag & Tag.stateMask == Tag.free { tagged += 1; segmentFree &+= size } else { usedTotal &+= size }
+                if tag & Tag.stateMask == Tag.cached { cachedBlocks &+= 1 }
                 offset &+= size
             }
             if offset != seg.frontier { return "blocks run past the frontier" }
@@ -88,6 +96,7 @@ extension BuddyEngine {
             segment = seg.next
         }
         if let problem = checkSlabClasses(slabs) { return problem }
+        cachedBlocks &+= slabs.cached
         if tagged != listed { return "free blocks in the order maps and on the free lists differ in number" }
         if count != s.segmentCount || bytesTotal != s.segmentBytes { return "segment count or bytes disagree with the list" }
         if uncarved != s.uncarvedBytes { return "uncarved bytes disagree with the segments" }

@@ -1,6 +1,22 @@
 import CBuddySupport
 
 extension BuddyEngine {
+    // MARK: Dispatch: a block of an order, or a slab object (Slab.swift)
+
+    /// An allocation of `code`: a block of that order or an object of that slab class.
+    /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
+    @inlinable @inline(__always) public func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
+    }
+
+    /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).
+    @inlinable @inline(__always) public func release(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
+        if code <= geometry.maxOrder { releaseBlock(address, order: code, segment: segment) }
+        else { releaseObject(address, code: code, segment: segment) }
+    }
+
+    // MARK: Blocks
+
     // MARK: Allocation
 
     /// Allocates a block of `order`, splitting a larger one, carving a segment's untouched tail,
@@ -41,7 +57,7 @@ extension BuddyEngine {
             if mayGrow { state.pointee.counters.failedAllocations &+= 1 }
             return nil
         }
-        var blockOrder = takenOrder
+        let blockOrder = takenOrder
         let address = UInt(bitPattern: block)
         // A carved block was never touched (if the pool mapped it: an arena, or a segment after
         // reset, may hold anything); a free one says whether its pages went back.
@@ -53,14 +69,7 @@ extension BuddyEngine {
         }
         // Split: keep the lower half, put each upper half on the free area one order down (an
         // upper half of a released block lies in its released pages: released too).
-        while blockOrder > order {
-            blockOrder &-= 1
-            let upper = address &+ UInt(geometry.size(ofOrder: blockOrder))
-            segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: blockOrder)
-            push(UnsafeMutablePointer(bitPattern: upper)!, order: blockOrder, in: segment, released: released)
-            state.pointee.counters.splits &+= 1
-            state.pointee.stats.splits.add(blockOrder &+ 1)
-        }
+        split(address, from: blockOrder, to: order, in: segment, released: released)
         segment.pointee.orderMap[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: order)
         markHandedOut(address, in: segment)
         let bytes = UInt(geometry.size(ofOrder: order))
@@ -69,10 +78,32 @@ extension BuddyEngine {
         state.pointee.allocatedBytes &+= bytes
         state.pointee.counters.allocations &+= 1
         state.pointee.stats.countEngineBlockAllocated()
+        notePeakAllocated()
+        return UnsafeMutableRawPointer(block)
+    }
+
+    /// Split: the block at `address` goes from `order` down to `newOrder`, keeping its lower
+    /// half each time and putting the upper half, `address + size(k)`, on the free area of k
+    /// (tagged free | k), for k = order - 1 down to newOrder. `released`: the block's pages went
+    /// back to the OS, and so did its upper halves'.
+    @inline(__always)
+    func split(_ address: UInt, from order: Int, to newOrder: Int, in segment: UnsafeMutablePointer<Segment>, released: Bool = false) {
+        var upperOrder = order
+        while upperOrder > newOrder {
+            upperOrder &-= 1
+            let upper = address &+ UInt(geometry.size(ofOrder: upperOrder))
+            segment.pointee.orderMap[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: upperOrder)
+            push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder, in: segment, released: released)
+            state.pointee.counters.splits &+= 1
+            state.pointee.stats.splits.add(upperOrder &+ 1)
+        }
+    }
+
+    /// peakAllocatedBytes = max(peakAllocatedBytes, allocatedBytes), after every growth.
+    @inline(__always) func notePeakAllocated() {
         if UInt64(state.pointee.allocatedBytes) > state.pointee.counters.peakAllocatedBytes {
             state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
         }
-        return UnsafeMutableRawPointer(block)
     }
 
     /// A new segment's first top-order block; when the pool may not grow, a block of any size
@@ -159,7 +190,7 @@ extension BuddyEngine {
         }
     }
 
-    package func releaseBlock(_ start: UInt, order startOrder: Int, segment: UnsafeMutablePointer<Segment>) {
+    @usableFromInline package func releaseBlock(_ start: UInt, order startOrder: Int, segment: UnsafeMutablePointer<Segment>) {
         let geometry = self.geometry
         let bytes = UInt(geometry.size(ofOrder: startOrder))
         segment.pointee.freeBytes &+= bytes

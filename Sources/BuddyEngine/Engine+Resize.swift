@@ -15,15 +15,7 @@ extension BuddyEngine {
         if segregated && sizeClass(ofOrder: newOrder) != segment.pointee.sizeClass { return false }
         if newOrder < order {
             map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)
-            var upperOrder = order
-            while upperOrder > newOrder {
-                upperOrder &-= 1
-                let upper = address &+ UInt(geometry.size(ofOrder: upperOrder))
-                map[slot(upper, in: segment)] = Tag.free | UInt8(truncatingIfNeeded: upperOrder)
-                push(UnsafeMutablePointer(bitPattern: upper)!, order: upperOrder, in: segment)
-                state.pointee.counters.splits &+= 1
-                state.pointee.stats.splits.add(upperOrder &+ 1)
-            }
+            split(address, from: order, to: newOrder, in: segment)
         } else {
             var level = order
             while level < newOrder {
@@ -49,9 +41,7 @@ extension BuddyEngine {
         state.pointee.freeBytes = state.pointee.freeBytes &+ old &- new
         state.pointee.allocatedBytes = state.pointee.allocatedBytes &- old &+ new
         state.pointee.counters.reallocInPlace &+= 1
-        if UInt64(state.pointee.allocatedBytes) > state.pointee.counters.peakAllocatedBytes {
-            state.pointee.counters.peakAllocatedBytes = UInt64(state.pointee.allocatedBytes)
-        }
+        notePeakAllocated()
         return true
     }
 }

@@ -33,12 +33,18 @@ public struct Geometry: Equatable, Sendable {
     /// The smallest order whose blocks hold `size` bytes (`size <= maxBlock`); 0 for size 0.
     @inline(__always) public func order(forSize size: Int) -> Int {
         if size <= minBlock { return 0 }
-        // ceil(log2(size)) - minShift, without a loop.
-        return (Int.bitWidth &- (size &- 1).leadingZeroBitCount) &- minShift
+        return ceilLog2(UInt(bitPattern: size)) &- minShift
     }
 }
 
-/// The smallest power of two >= value (value >= 1).
+/// ceil(log2(value)): the exponent of the smallest power of two >= value (0 for value <= 1),
+/// without a loop. The one copy: orders, power-of-two rounding, the statistics' buckets, slab
+/// classes and memalign's alignments all use it.
+@inlinable @inline(__always) public func ceilLog2(_ value: UInt) -> Int {
+    value <= 1 ? 0 : UInt.bitWidth &- (value &- 1).leadingZeroBitCount
+}
+
+/// The smallest power of two >= value (1 for value <= 1).
 @inlinable @inline(__always) package func roundUpToPowerOfTwo(_ value: Int) -> Int {
-    value <= 1 ? 1 : 1 &<< (Int.bitWidth &- (value &- 1).leadingZeroBitCount)
+    1 &<< ceilLog2(UInt(bitPattern: max(value, 1)))
 }

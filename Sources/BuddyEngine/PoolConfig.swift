@@ -33,23 +33,6 @@ public struct PoolConfig: Equatable, Sendable {
 
     public init() {}
 
-    /// The process-wide pool's defaults (what malloc uses): the design document's, but with blocks
-    /// up to 8 MiB. Buffers of 1 to 8 MiB are common (I/O, images, big arrays); below glibc's
-    /// largest mmap threshold (32 MiB) they would otherwise cost an mmap, a page fault per page
-    /// and an munmap each time (the `large` benchmark: 0.57 s with 1 MiB, 0.08 s with 8 MiB).
-    /// A block's unused tail costs address space, not memory, until it is touched.
-    public static var process: PoolConfig {
-        var config = PoolConfig()
-        config.maxBlock = 8 << 20
-        config.initialSize = 8 << 20
-        // Blocks under 2 KiB, 2 to 16 KiB, and 32 KiB up come from separate segments (measured on
-        // the realloc benchmark: peak RSS 224M -> 66M, glibc 45M; 1 KiB/64 KiB gave 73M).
-        config.smallBlocksBelow = 2 << 10
-        config.largeBlocksFrom = 32 << 10
-        config.slabs = true
-        return config
-    }
-
     /// The smallest segment: a multiple of the segment map's granule and of the largest block.
     public var minSegment: Int { max(1 << SegmentMap.granuleShift, maxBlock) }
 }

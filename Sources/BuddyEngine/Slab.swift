@@ -62,7 +62,7 @@ public enum SlabClass {
     /// The class of a request of `request` bytes, floor < request <= ceiling, or -1 when its
     /// eighth step is the power of two itself (a block serves it exactly).
     @inlinable @inline(__always) public static func of(_ request: UInt) -> Int {
-        let top = UInt.bitWidth &- (request &- 1).leadingZeroBitCount // request <= 2^top, 11...15
+        let top = ceilLog2(request) // request <= 2^top, 11...15
         let step = Int(truncatingIfNeeded: (request &- 1 &- (1 &<< UInt(top &- 1))) &>> UInt(top &- 4)) // 0...7
         if step == 7 { return -1 }
         return (top &- 11) &* perDoubling &+ step
@@ -138,21 +138,9 @@ extension BuddyEngine {
 
     // MARK: Allocation (lock held)
 
-    /// An allocation of `code`: a block of that order or an object of that slab class.
-    /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
-    @inline(__always) package func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
-        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
-    }
-
-    /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).
-    @inline(__always) package func release(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
-        if code <= geometry.maxOrder { releaseBlock(address, order: code, segment: segment) }
-        else { releaseObject(address, code: code, segment: segment) }
-    }
-
     /// An object of slab class `code - firstCode`, tagged used: from the first slab on the class's
     /// partial list (its free list first, then its next uncarved object), else from a new slab.
-    package func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
+    @usableFromInline package func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         var slab = klass.pointee.partial
@@ -202,7 +190,7 @@ extension BuddyEngine {
     /// Puts an object (tagged used or cached) back on its slab's free list. An empty slab goes
     /// back to the pool as a block, unless it is its class's only slab with room (kept, so that
     /// a class used one object at a time does not split and coalesce a slab on every call).
-    package func releaseObject(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
+    @usableFromInline package func releaseObject(_ address: UInt, code: Int, segment: UnsafeMutablePointer<Segment>) {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         let header = slab(of: address, slabClass: c, in: segment)
@@ -278,6 +266,8 @@ package struct SlabTally {
     package var objectsOut = 0
     package var partial = 0
     package var spareBytes: UInt = 0
+    /// Objects tagged cached (held by a thread cache of the pool's owner).
+    package var cached = 0
 }
 
 extension BuddyEngine {
@@ -318,6 +308,7 @@ extension BuddyEngine {
             }
             if tag & Tag.orderMask != code || tag & Tag.stateMask == 0 { return "slab object tagged with another code" }
             if tag & Tag.stateMask != Tag.free { out &+= 1 }
+            if tag & Tag.stateMask == Tag.cached { tally.cached &+= 1 }
         }
         if out != Int(h.live) { return "slab live count disagrees with its used and cached tags" }
         if h.onPartialList != (h.live < h.capacity) { return "slab with room off the partial list, or full on it" }

@@ -11,10 +11,11 @@ import CBuddySupport
 //   - maps requests larger than the maximum block itself (Oversize.swift), and hands pointers
 //     no pool or oversize block owns to glibc.
 
-private let ENOMEM_: Int32 = 12
-private let EINVAL_: Int32 = 22
+/// errno values (Linux), for the C rules here and the private-pool C API.
+let ENOMEM_: Int32 = 12
+let EINVAL_: Int32 = 22
 /// glibc's MALLOC_ALIGNMENT on x86-64: every pointer is at least this aligned.
-private let minimumAlignment: UInt = 16
+let minimumAlignment: UInt = 16
 
 // MARK: - Shared paths
 
@@ -24,7 +25,7 @@ private let minimumAlignment: UInt = 16
 /// to the bytes at its start that may be non-zero (BuddyEngine.allocate): calloc's clearing.
 /// The caller has entered the allocator.
 @inline(__always)
-private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
+func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
                       dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
     guard let pool = ProcessPool.get() else { return systemAllocate(size, alignment: alignment) }
     if call { pool.countCall(entry) }
@@ -76,7 +77,7 @@ private func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
 /// allocate's path under BUDDY_HARDEN (Hardening.swift): a block with room for the canary after
 /// the request, the canary armed. When the pool is full, the quarantine is emptied first.
 @inline(never)
-private func allocateHardened(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry,
+func allocateHardened(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry,
                               dirtyBytes: UnsafeMutablePointer<Int>?) -> UnsafeMutableRawPointer? {
     let (padded, overflow) = size.addingReportingOverflow(UInt(Hardening.canaryBytes))
     // (Oversize blocks need no canary: their guard page does its work.)
@@ -102,7 +103,7 @@ private func allocateHardened(_ size: UInt, alignment: UInt, pool: BuddyEngine, 
 
 /// The system allocator, while the process has no pool (glibc sets errno itself).
 @inline(never)
-private func systemAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+func systemAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
     alignment <= minimumAlignment ? __libc_malloc(Int(bitPattern: size))
         : __libc_memalign(Int(bitPattern: alignment), Int(bitPattern: size))
 }
@@ -110,7 +111,7 @@ private func systemAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPo
 /// A block larger than the maximum block (or more aligned): a mapping of its own, recorded in
 /// the oversize table (Oversize.swift); fresh from mmap, so already zeroed. Sets ENOMEM on failure.
 @inline(never)
-private func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry) -> UnsafeMutableRawPointer? {
+func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry) -> UnsafeMutableRawPointer? {
     pool.countSystemRequest(size)
     guard let block = Oversize.allocate(size, alignment: alignment) else {
         pool.countFailure(entry)
@@ -128,7 +129,7 @@ private func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, 
 /// Frees a pointer no pool segment covers: a live oversize block (unmapped), a bad pointer
 /// (inside one, or a recently freed one's: reported), else glibc's. The caller has counted the call.
 @inline(never)
-private func freeOutside(_ pointer: UnsafeMutableRawPointer, _ pool: BuddyEngine, function: StaticString) {
+func freeOutside(_ pointer: UnsafeMutableRawPointer, _ pool: BuddyEngine, function: StaticString) {
     let outer = buddy_thread_depth() == 0
     buddy_thread_enter()
     defer { buddy_thread_leave() }
@@ -158,7 +159,7 @@ private func freeOutside(_ pointer: UnsafeMutableRawPointer, _ pool: BuddyEngine
 /// realloc of a pointer no pool segment covers: an oversize block's (back into the pool when
 /// the new size fits a block, else resized with mremap), a bad pointer, or glibc's.
 @inline(never)
-private func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
+func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let pool = ProcessPool.existing, Oversize.mayKnow() else { return __libc_realloc(pointer, size) }
     let outer = buddy_thread_depth() == 0
     buddy_thread_enter()
@@ -199,7 +200,7 @@ private func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> 
 /// malloc_usable_size of a pointer no pool segment covers: an oversize block's mapping (whole
 /// pages, all the caller's), 0 for a bad pointer (reported), else glibc's answer.
 @inline(never)
-private func usableOutside(_ pointer: UnsafeMutableRawPointer) -> Int {
+func usableOutside(_ pointer: UnsafeMutableRawPointer) -> Int {
     guard let pool = ProcessPool.existing, Oversize.mayKnow() else { return buddy_system_usable_size(pointer) }
     let outer = buddy_thread_depth() == 0
     buddy_thread_enter()
@@ -222,7 +223,7 @@ private func usableOutside(_ pointer: UnsafeMutableRawPointer) -> Int {
 /// size, and 0 only for a block a zero-byte request gets (the smallest block, one of the
 /// alignment's size, or an oversize block asked for with 0). Pointers of glibc's are not checked.
 @inline(never)
-private func checkFreedSize(_ pointer: UnsafeMutableRawPointer, _ size: UInt, alignment: UInt, function: StaticString) {
+func checkFreedSize(_ pointer: UnsafeMutableRawPointer, _ size: UInt, alignment: UInt, function: StaticString) {
     guard buddy_thread_depth() == 0, let pool = ProcessPool.existing else { return }
     buddy_thread_enter()
     defer { buddy_thread_leave() }
@@ -243,7 +244,7 @@ private func checkFreedSize(_ pointer: UnsafeMutableRawPointer, _ size: UInt, al
 }
 
 /// Frees a pointer some pool segment covers. The caller has entered the allocator.
-private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticString) {
+func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticString) {
     guard let pool = ProcessPool.existing else {
         // Only private pools exist in this process: the pointer is one of theirs.
         reportBadPointer(function, pointer, .otherPool, strategy: .abort)
@@ -279,7 +280,7 @@ private func releaseToPool(_ pointer: UnsafeMutableRawPointer, function: StaticS
 /// Frees that arrived while the thread was inside the allocator wait on a per-thread list
 /// (linked through the blocks themselves) until its next outer call.
 @inline(never)
-private func drainDeferredFrees(_ pool: BuddyEngine) {
+func drainDeferredFrees(_ pool: BuddyEngine) {
     var next = buddy_thread_deferred()
     buddy_thread_set_deferred(nil)
     while let block = next {
@@ -289,224 +290,19 @@ private func drainDeferredFrees(_ pool: BuddyEngine) {
 }
 
 @inline(__always)
-private func isPoolPointer(_ pointer: UnsafeRawPointer) -> Bool {
+func isPoolPointer(_ pointer: UnsafeRawPointer) -> Bool {
     SegmentMap.lookup(UInt(bitPattern: pointer)) != nil
-}
-
-// MARK: - Exported entry points
-
-@_cdecl("buddy_malloc")
-public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
-    mallocFast(size, sampling: true)
-}
-
-/// malloc's fast path: a thread with a cache, a cached size, a bin with a block: the sampling
-/// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop,
-/// count and retag; no lock, no call. The depth is still raised around the pop, so a signal
-/// handler's malloc cannot interleave. With `sampling`, one call in the pool's instrument period
-/// takes the instrumented path instead (which runs this same code without `sampling`).
-@inline(__always)
-private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer? {
-    let request = UInt(bitPattern: size)
-    // (A thread cache exists only for the process pool, and names it: no load of the pool's global.)
-    if buddy_thread_depth() == 0, buddy_thread_deferred() == nil {
-        let cache = UInt(bitPattern: buddy_thread_cache())
-        if cache > 1 {
-            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            if sampling {
-                threadCache.pointee.calls.countdown &-= 1
-                if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
-            }
-            if request <= threadCache.pointee.orderPathLimit {
-                let order = threadCache.pointee.smallOrders.order(request)
-                if let block = takeCached(threadCache, bin: order, code: order, request: request) { return block }
-            } else if request <= threadCache.pointee.cachedSizeLimit {
-                return mallocMedium(request, threadCache)
-            }
-        }
-    }
-    return mallocSlow(size)
-}
-
-/// malloc's fast path for the sizes slab classes serve (above `orderPathLimit`): the same as
-/// mallocFast's, with the bin of the request's code (a slab class, or an order).
-@inline(never)
-private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
-    let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
-    let bin = threadCache.bin(ofCode: code)
-    if bin >= 0, let block = takeCached(threadCache, bin: bin, code: code, request: request) { return block }
-    return mallocSlow(Int(bitPattern: request))
-}
-
-/// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
-/// counted and tagged used, or nil when the bin is empty. The depth is raised around the pop,
-/// so a signal handler's malloc cannot interleave.
-@inline(__always)
-private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int, request: UInt) -> UnsafeMutableRawPointer? {
-    buddy_thread_enter()
-    defer { buddy_thread_leave() }
-    guard let (block, tag) = threadCache.pop(bin) else { return nil }
-    threadCache.pointee.calls.allocated.add(code)
-    threadCache.pointee.calls.requestedBytes &+= UInt64(request)
-    threadCache.pointee.calls.countLiveAllocation()
-    tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
-    return block
-}
-
-/// The fast paths' push: a block (or object) of code `code` the program frees goes on bin `bin`,
-/// counted and tagged cached; a bin over its limit is flushed.
-@inline(__always)
-private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
-                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
-    buddy_thread_enter()
-    threadCache.pointee.calls.freed.add(code)
-    threadCache.pointee.calls.countLiveFree()
-    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
-    let full = threadCache.push(pointer, bin, tag: tag)
-    buddy_thread_leave()
-    if full { flushFullBin(threadCache, bin: bin) }
-}
-
-/// One call in the instrument period: timed (latency), and profiled (allocation sites).
-@inline(never)
-private func mallocInstrumented(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
-    let timed = cache.beginInstrumentedCall(allocation: true)
-    let start = timed ? buddy_os_precise_ns() : 0
-    let block = mallocFast(size, sampling: false)
-    if timed { cache.recordLatency(allocation: true, since: start) }
-    if let block, cache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
-        AllocationProfile.allocated(block, size: UInt(bitPattern: size), cache: cache)
-    }
-    return block
-}
-
-@inline(never)
-private func mallocSlow(_ size: Int) -> UnsafeMutableRawPointer? {
-    if buddy_thread_depth() != 0 {
-        ProcessPool.existing?.countReentrantCall()
-        return __libc_malloc(size)
-    }
-    buddy_thread_enter()
-    defer { buddy_thread_leave() }
-    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
-}
-
-@_cdecl("buddy_free")
-public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
-    freeFast(pointer, sampling: true)
-}
-
-/// free's fast path: an allocated block of a cached order, freed by a thread with a cache, goes
-/// on its bin after the sampling countdown: no lock, no call. (The segment map covers exactly the
-/// live segments, so a hit whose pool is ours contains the address.) Anything else takes the
-/// checked path. `sampling` as in mallocFast.
-@inline(__always)
-private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
-    guard let pointer else { return }
-    let address = UInt(bitPattern: pointer)
-    if buddy_thread_depth() == 0 {
-        let cache = UInt(bitPattern: buddy_thread_cache())
-        if cache > 1 {
-            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
-            // The segment of this thread's last free, when it covers the address (a range test
-            // on the cache's copy); else the segment map's, which becomes the copy when it is
-            // this pool's. (The segment map covers exactly the live segments.)
-            if address &- threadCache.pointee.lastBase >= threadCache.pointee.lastSize {
-                // Pointers no pool owns go back to glibc (which preserves errno itself).
-                guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
-                if found.pointee.pool != UnsafeMutableRawPointer(threadCache.pointee.pool) { return freeSlow(pointer) }
-                threadCache.pointee.lastBase = found.pointee.base
-                threadCache.pointee.lastSize = found.pointee.size
-                threadCache.pointee.lastOrderMap = found.pointee.orderMap
-            }
-            // A load and a test, no store: see CallCounters.freeSampleDue.
-            if sampling, threadCache.pointee.calls.freeSampleDue != 0 { return freeInstrumented(pointer, threadCache) }
-            if address & threadCache.pointee.minBlockMask == 0 {
-                let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
-                let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
-                let value = tag.pointee
-                let order = Int(value & Tag.orderMask)
-                if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
-                    return keepCached(pointer, tag, code: order, bin: order, threadCache)
-                }
-                if value & Tag.stateMask == Tag.used, case let bin = threadCache.bin(ofCode: order), bin >= 0 {
-                    return freeMedium(pointer, tag, code: order, bin: bin, threadCache)
-                }
-            }
-            return freeSlow(pointer)
-        }
-    }
-    // Pointers no pool owns go back to glibc (which preserves errno itself).
-    guard SegmentMap.lookup(address) != nil else { return freeForeign(pointer) }
-    freeSlow(pointer)
-}
-
-/// free's fast path for a slab object (a code above the cached orders): onto its class's bin.
-/// (Out of line: the hot path of the small blocks stays short.)
-@inline(never)
-private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
-                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
-    keepCached(pointer, tag, code: code, bin: bin, threadCache)
-}
-
-/// One call in the instrument period (see mallocInstrumented).
-@inline(never)
-private func freeInstrumented(_ pointer: UnsafeMutableRawPointer, _ cache: UnsafeMutablePointer<ThreadCache>) {
-    let timed = cache.beginInstrumentedCall(allocation: false)
-    // Before the free: once freed, the block may be handed out again by another thread.
-    if cache.pointee.pool.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
-    let start = timed ? buddy_os_precise_ns() : 0
-    freeFast(pointer, sampling: false)
-    if timed { cache.recordLatency(allocation: false, since: start) }
-}
-
-/// A pointer no pool owns: glibc's (counted as a free call of the program, unless re-entrant).
-@inline(never)
-private func freeForeign(_ pointer: UnsafeMutableRawPointer) {
-    if let pool = ProcessPool.existing {
-        if buddy_thread_depth() == 0 { pool.countCall(.free) } else { pool.countReentrantCall() }
-        if Oversize.mayKnow() { return freeOutside(pointer, pool, function: "free()") }
-    }
-    __libc_free(pointer)
-}
-
-@inline(never)
-private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) {
-    buddy_thread_enter()
-    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    let pool = BuddyEngine(state: cache.pointee.pool)
-    pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
-    pool.stampActivity()
-    if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue = 1 }
-    buddy_thread_leave()
-}
-
-@inline(never)
-private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
-    if buddy_thread_depth() != 0 {
-        // Re-entered while this thread may hold the pool lock: release it at the next outer call.
-        ProcessPool.existing?.countReentrantCall()
-        pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
-        buddy_thread_set_deferred(pointer)
-        return
-    }
-    buddy_thread_enter()
-    defer { buddy_thread_leave() }
-    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    ProcessPool.existing?.countCall(.free)
-    releaseToPool(pointer, function: "free()")
 }
 
 /// Counts a call of an entry point without a fast path (not when re-entered: those are glibc's).
 @inline(__always)
-private func countEntry(_ entry: Entry) {
+func countEntry(_ entry: Entry) {
     if buddy_thread_depth() == 0, let pool = ProcessPool.existing { pool.countCall(entry) }
 }
 
 /// Counts a failed call (the pool exists: the call was counted).
 @inline(__always)
-private func countFailure(_ entry: Entry) {
+func countFailure(_ entry: Entry) {
     if buddy_thread_depth() == 0, let pool = ProcessPool.existing { pool.countFailure(entry) }
 }
 
@@ -537,11 +333,7 @@ public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? 
         buddy_errno_set(ENOMEM_)
         return nil
     }
-    if buddy_thread_depth() != 0 {
-        ProcessPool.existing?.countReentrantCall()
-        return __libc_calloc(count, size)
-    }
-    buddy_thread_enter()
+    if reentered() { return __libc_calloc(count, size) }
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.get() else { return __libc_calloc(count, size) }
     pool.countCall(.calloc)
@@ -573,16 +365,14 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
     }
     guard isPoolPointer(pointer) else { return reallocOutside(pointer, size) }
     let newSize = UInt(bitPattern: size)
-    if buddy_thread_depth() != 0 {
+    if reentered() {
         // Re-entered: the block is the caller's, so its tag is stable; move it to the system.
-        ProcessPool.existing?.countReentrantCall()
         guard let moved = __libc_malloc(size) else { return nil }
         let old = ProcessPool.existing?.blockSize(of: pointer) ?? 0
         moved.copyMemory(from: pointer, byteCount: min(old, size))
         buddy_free(pointer)
         return moved
     }
-    buddy_thread_enter()
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.existing else {
         reportBadPointer("realloc()", pointer, .otherPool, strategy: .abort)
@@ -694,7 +484,7 @@ public func buddy_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPoi
         buddy_errno_set(EINVAL_)
         return nil
     }
-    if a & (a &- 1) != 0 { a = 1 << UInt(UInt.bitWidth - a.leadingZeroBitCount) }
+    if a & (a &- 1) != 0 { a = 1 << UInt(ceilLog2(a)) }
     return alignedAllocate(UInt(bitPattern: size), alignment: a, entry: .memalign)
 }
 
@@ -719,13 +509,9 @@ public func buddy_pvalloc(_ size: Int) -> UnsafeMutableRawPointer? {
     return alignedAllocate(rounded, alignment: page, entry: .pvalloc)
 }
 
-private func alignedAllocate(_ size: UInt, alignment: UInt, entry: Entry) -> UnsafeMutableRawPointer? {
+func alignedAllocate(_ size: UInt, alignment: UInt, entry: Entry) -> UnsafeMutableRawPointer? {
     let a = max(alignment, minimumAlignment)
-    if buddy_thread_depth() != 0 {
-        ProcessPool.existing?.countReentrantCall()
-        return a <= minimumAlignment ? __libc_malloc(Int(bitPattern: size)) : __libc_memalign(Int(bitPattern: a), Int(bitPattern: size))
-    }
-    buddy_thread_enter()
+    if reentered() { return systemAllocate(size, alignment: a) }
     defer { buddy_thread_leave() }
     return allocate(size, alignment: a, entry: entry, call: true)
 }

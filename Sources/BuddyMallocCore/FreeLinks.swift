@@ -36,7 +36,7 @@ enum FreeLinks {
     /// aborts. The caller returns nil, so malloc takes its slow path.
     @inline(never)
     static func cacheCorrupted(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, block: UnsafeMutableRawPointer,
-                               function: StaticString = "malloc()") {
+                               function: StaticString) {
         (cache.bins + bin).pointee.head = nil
         (cache.bins + bin).pointee.count = 0
         let pool = BuddyEngine(state: cache.pointee.pool)

@@ -31,6 +31,10 @@ public enum Option: Int, CaseIterable, Sendable {
     public var defaultValue: StaticString {
         switch self {
         case .minBlock: return "16"
+        // Blocks up to 8 MiB: buffers of 1 to 8 MiB are common (I/O, images, big arrays); below
+        // glibc's largest mmap threshold (32 MiB) they would otherwise cost an mmap, a page
+        // fault per page and an munmap each time (the `large` benchmark: 0.57 s with 1 MiB,
+        // 0.08 s with 8 MiB). A block's unused tail costs address space, not memory.
         case .maxBlock: return "8M"
         case .initialSize: return "8M"
         case .growthFactor: return "2.0"
@@ -48,6 +52,27 @@ public enum Option: Int, CaseIterable, Sendable {
         case .harden: return "off"
         }
     }
+
+    /// The default as its parser reads it (the literal's bytes end with a NUL). Not inlined:
+    /// in the readers' loops, the switch's jump table would be hoisted out of sight of
+    /// tools/check-malloc-path.py's jump-table recognizer.
+    var defaultText: UnsafePointer<CChar> {
+        @inline(never) get { UnsafeRawPointer(defaultValue.utf8Start).assumingMemoryBound(to: CChar.self) }
+    }
+
+    /// Whether the default is a value (BUDDY_REPORT's is the absence of one).
+    var hasDefault: Bool {
+        if case .report = self { return false }
+        return true
+    }
+
+    /// Row `index` of the table, nil past its end: how the readers walk it (no array inside
+    /// malloc). Out of line: init(rawValue:) is a switch whose jump table, inlined into a loop,
+    /// would be hoisted out of sight of tools/check-malloc-path.py.
+    @inline(never) static func row(_ index: Int) -> Option? { Option(rawValue: index) }
+
+    /// "sampled" times one malloc in this many (the README's row says so).
+    static let defaultLatencyPeriod = 1024
 
     public var meaning: StaticString {
         switch self {
@@ -71,58 +96,47 @@ public enum Option: Int, CaseIterable, Sendable {
     }
 }
 
+extension PoolConfig {
+    /// What malloc's pool sets that no option does: blocks under 2 KiB, 2 to 16 KiB, and 32 KiB up
+    /// come from separate segments (measured on the realloc benchmark: peak RSS 224M -> 66M,
+    /// glibc 45M; 1 KiB/64 KiB gave 73M).
+    static var mallocBase: PoolConfig {
+        var config = PoolConfig()
+        config.smallBlocksBelow = 2 << 10
+        config.largeBlocksFrom = 32 << 10
+        return config
+    }
+
+    /// malloc's pool with every option at its default (the table's), as a program without
+    /// BUDDY_* variables gets it. (Also sets the report settings to their defaults.)
+    public static var process: PoolConfig {
+        var config = mallocBase
+        OptionReader.applyDefaults(to: &config)
+        return config
+    }
+}
+
 /// Reads the options from the environment once, at the first call: without allocating, and
 /// with a one-line warning (never a crash) for a value it cannot use.
+///
+/// Each row of the table is applied by one parser (`apply`), which is also how the defaults are
+/// set: every row's default text goes through its parser first, so a default lives only in the
+/// table (and in the README row checked against it). Then the environment's values go through
+/// the same parsers; one that does not parse names itself and leaves the default.
 enum OptionReader {
     static func processConfig() -> PoolConfig {
-        let defaults = PoolConfig.process
-        var config = defaults
-        // Each value is checked on its own, so a bad one names itself and leaves the others.
-        if case let (v, text)? = size(.minBlock) {
-            if v >= 16 && v <= 1 << 30 && v & (v - 1) == 0 { config.minBlock = v }
-            else { warn(.minBlock, text, "is not a power of two between 16 and 1G") }
-        }
-        if case let (v, text)? = size(.maxBlock) {
-            if v >= 16 && v <= 1 << 30 && v & (v - 1) == 0 { config.maxBlock = v }
-            else { warn(.maxBlock, text, "is not a power of two between 16 and 1G") }
+        var config = PoolConfig.mallocBase
+        applyDefaults(to: &config)
+        let defaults = config
+        var raw = 0
+        while let option = Option.row(raw) {
+            if let text = value(option), let problem = apply(option, text, to: &config) { warn(option, text, problem) }
+            raw &+= 1
         }
         if config.minBlock > config.maxBlock {
             warn(.minBlock, value(.minBlock) ?? value(.maxBlock)!, "is larger than the maximum block")
             config.minBlock = defaults.minBlock
             config.maxBlock = max(config.maxBlock, defaults.minBlock)
-        }
-        if case let (v, _)? = size(.initialSize) { config.initialSize = v }
-        if let v = value(.growthFactor) {
-            if let f = parseDecimal(v), f >= 1.0, f <= 64.0 { config.growthFactor = f }
-            else { warn(.growthFactor, v, "is not a number from 1.0 to 64") }
-        }
-        if case let (v, text)? = size(.maxPoolSize) {
-            if v == 0 || v >= config.minSegment { config.maxPoolSize = v }
-            else { warn(.maxPoolSize, text, "is below the smallest segment (64K, or the maximum block if larger)") }
-        }
-        if let v = value(.releaseDelay) {
-            if let f = parseDecimal(v), f <= 86400 { config.releaseDelay = f }
-            else { warn(.releaseDelay, v, "is not a number of seconds from 0 to 86400") }
-        }
-        if let v = value(.slabs) {
-            if matches(v, "on") || matches(v, "1") { config.slabs = true }
-            else if matches(v, "off") || matches(v, "0") { config.slabs = false }
-            else { warn(.slabs, v, "is neither on nor off") }
-        }
-        if let v = value(.threadSafety) {
-            if matches(v, "auto") { config.threadSafety = .automatic }
-            else if matches(v, "always") { config.threadSafety = .always }
-            else { warn(.threadSafety, v, "is neither auto nor always") }
-        }
-        if let v = value(.onError) {
-            if matches(v, "abort") { config.errorStrategy = .abort }
-            else if matches(v, "log") { config.errorStrategy = .log }
-            else { warn(.onError, v, "is neither abort nor log") }
-        }
-        if let v = value(.harden) {
-            if matches(v, "on") || matches(v, "1") { config.hardened = true }
-            else if matches(v, "off") || matches(v, "0") { config.hardened = false }
-            else { warn(.harden, v, "is neither on nor off") }
         }
         if let problem = BuddyEngine.problem(with: config) {
             var line = LineBuffer()
@@ -138,11 +152,91 @@ enum OptionReader {
             config.initialSize = roundUpToPowerOfTwo(max(config.initialSize, config.minSegment))
         }
         buddy_report_target_set(value(.report))
-        readReportSettings()
         checkEnvironment(config)
         return config
     }
 
+    /// Parses `text` as `option`'s value into `config` (the pool's options) or the report
+    /// settings (the report's); nil when it parsed, else what is wrong with it (config unchanged).
+    /// Out of line: its switch is a jump table tools/check-malloc-path.py resolves only where
+    /// it stays in its own function.
+    @inline(never)
+    static func apply(_ option: Option, _ text: UnsafePointer<CChar>, to config: inout PoolConfig) -> StaticString? {
+        let settings = buddy_report_settings_get()!
+        switch option {
+        case .minBlock, .maxBlock:
+            guard let v = parseSize(text) else { return notASize }
+            guard v >= 16 && v <= 1 << 30 && v & (v - 1) == 0 else { return "is not a power of two between 16 and 1G" }
+            if case .minBlock = option { config.minBlock = v } else { config.maxBlock = v }
+        case .initialSize:
+            guard let v = parseSize(text) else { return notASize }
+            config.initialSize = v
+        case .growthFactor:
+            guard let f = parseDecimal(text), f >= 1.0, f <= 64.0 else { return "is not a number from 1.0 to 64" }
+            config.growthFactor = f
+        case .maxPoolSize:
+            guard let v = parseSize(text) else { return notASize }
+            guard v == 0 || v >= config.minSegment else { return "is below the smallest segment (64K, or the maximum block if larger)" }
+            config.maxPoolSize = v
+        case .releaseDelay:
+            guard let f = parseDecimal(text), f <= 86400 else { return "is not a number of seconds from 0 to 86400" }
+            config.releaseDelay = f
+        case .slabs, .harden:
+            let on: Bool
+            if matches(text, "on") || matches(text, "1") { on = true }
+            else if matches(text, "off") || matches(text, "0") { on = false }
+            else { return "is neither on nor off" }
+            if case .slabs = option { config.slabs = on } else { config.hardened = on }
+        case .threadSafety:
+            if matches(text, "auto") { config.threadSafety = .automatic }
+            else if matches(text, "always") { config.threadSafety = .always }
+            else { return "is neither auto nor always" }
+        case .onError:
+            if matches(text, "abort") { config.errorStrategy = .abort }
+            else if matches(text, "log") { config.errorStrategy = .log }
+            else { return "is neither abort nor log" }
+        case .report:
+            break // a destination, resolved when a report is written (report_destination.c)
+        case .reportFormat:
+            if matches(text, "text") { settings.pointee.format = Int32(BUDDY_REPORT_TEXT.rawValue) }
+            else if matches(text, "json") { settings.pointee.format = Int32(BUDDY_REPORT_JSON.rawValue) }
+            else { return "is neither text nor json" }
+        case .reportSignal:
+            guard let number = signalNumber(text) else { return "is not USR1, USR2, HUP, WINCH, a signal number or none" }
+            settings.pointee.signal = number
+        case .reportInterval:
+            guard let seconds = parseDecimal(text), seconds <= 86400 * 365 else { return "is not a number of seconds" }
+            settings.pointee.interval_ns = seconds > 0 ? UInt64(max(seconds, 0.01) * 1e9) : 0
+        case .profileSample:
+            guard let v = parseSize(text) else { return notASize }
+            settings.pointee.profile_sample = UInt64(v)
+        case .statsLatency:
+            if matches(text, "sampled") {
+                settings.pointee.latency_mode = Int32(BUDDY_LATENCY_SAMPLED.rawValue)
+                settings.pointee.latency_period = Int32(Option.defaultLatencyPeriod)
+            } else if let period = sampledPeriod(text) {
+                settings.pointee.latency_mode = Int32(BUDDY_LATENCY_SAMPLED.rawValue)
+                settings.pointee.latency_period = Int32(period)
+            } else if matches(text, "exact") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_EXACT.rawValue) }
+            else if matches(text, "off") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_OFF.rawValue) }
+            else { return "is not sampled, sampled:N (N from 1 to 1048576), exact or off" }
+        }
+        return nil
+    }
+
+    /// Every row's default, through its parser (a default that does not parse is a bug: fatal).
+    static func applyDefaults(to config: inout PoolConfig) {
+        var raw = 0
+        while let option = Option.row(raw) {
+            if option.hasDefault, let problem = apply(option, option.defaultText, to: &config) { buddyFatal(problem) }
+            raw &+= 1
+        }
+    }
+
+    static let notASize: StaticString = "is not a size (digits with an optional K, M or G)"
+
+    /// The variable's value when it is set and not empty. (Out of line: see Option.defaultText.)
+    @inline(never)
     static func value(_ option: Option) -> UnsafePointer<CChar>? {
         guard let v = buddy_os_getenv(UnsafeRawPointer(option.variable.utf8Start).assumingMemoryBound(to: CChar.self)),
               v[0] != 0 else { return nil }
@@ -152,7 +246,7 @@ enum OptionReader {
     static func size(_ option: Option) -> (Int, UnsafePointer<CChar>)? {
         guard let v = value(option) else { return nil }
         guard let n = parseSize(v) else {
-            warn(option, v, "is not a size (digits with an optional K, M or G)")
+            warn(option, v, notASize)
             return nil
         }
         return (n, v)

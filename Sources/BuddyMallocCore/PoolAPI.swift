@@ -99,8 +99,6 @@ struct CPoolHandle {
     static let magic: UInt64 = 0x6275_6464_7970_6F6C
 }
 
-private let ENOMEM_: Int32 = 12
-private let EINVAL_: Int32 = 22
 
 /// The handle behind a `buddy_pool *`, or nil for NULL or something that is not a live pool.
 @inline(__always)

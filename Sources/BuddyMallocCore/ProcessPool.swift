@@ -49,6 +49,32 @@ enum ProcessPool {
         return pool
     }
 
+    // MARK: The heap the C rules run over (tests)
+    //
+    // The C rules (CSemantics.swift, FastPaths.swift) run over whichever pool is published as the
+    // process pool. Tests install a private pool there, with a configuration of their own (a
+    // small maximum block, a pool limit to reach ENOMEM), and call the rules in-process through
+    // buddy_malloc, buddy_calloc ...: no preloaded library, exact errno and pointers. One at a
+    // time, on a process whose malloc is not this library's.
+
+    /// Makes `pool` the heap the C rules use: malloc's process state attached, thread caches
+    /// when `threadCaches` (their thread-exit key must exist: the caller creates it, as create()
+    /// does). False when the process already has a pool, or the OS refuses a page.
+    static func install(_ pool: BuddyEngine, threadCaches: Bool) -> Bool {
+        guard existing == nil, ProcessState.attach(to: pool) else { return false }
+        if threadCaches { pool.enableThreadCaches() }
+        buddy_process_pool_publish(pool.identity)
+        return true
+    }
+
+    /// Takes the installed pool out again; the calling thread forgets its cache of it (the
+    /// caller retires it first, or destroys the pool).
+    static func uninstall() {
+        buddy_process_pool_publish(nil)
+        buddy_thread_set_cache(nil)
+        buddy_thread_set_deferred(nil)
+    }
+
     // Fork: the child must not inherit a lock held by a thread that does not exist there, nor a
     // pool that another thread was changing. So the prepare handler takes every lock, in this
     // order: glibc's stream-list lock (only with threads: see buddy_fork_take_stdio), the

@@ -358,36 +358,6 @@ public func buddy_report_write(_ fd: Int32, _ format: Int32) -> Int32 {
 extension OptionReader {
     /// Reads BUDDY_REPORT_FORMAT, BUDDY_REPORT_SIGNAL, BUDDY_REPORT_INTERVAL,
     /// BUDDY_PROFILE_SAMPLE and BUDDY_STATS_LATENCY into the C settings the hooks read.
-    static func readReportSettings() {
-        let settings = buddy_report_settings_get()!
-        if let v = value(.reportFormat) {
-            if matches(v, "text") { settings.pointee.format = Int32(BUDDY_REPORT_TEXT.rawValue) }
-            else if matches(v, "json") { settings.pointee.format = Int32(BUDDY_REPORT_JSON.rawValue) }
-            else { warn(.reportFormat, v, "is neither text nor json") }
-        }
-        settings.pointee.signal = 10 // SIGUSR1
-        if let v = value(.reportSignal) {
-            if let number = signalNumber(v) { settings.pointee.signal = number }
-            else { warn(.reportSignal, v, "is not USR1, USR2, HUP, WINCH, a signal number or none") }
-        }
-        if let v = value(.reportInterval) {
-            if let seconds = parseDecimal(v), seconds <= 86400 * 365 {
-                settings.pointee.interval_ns = seconds > 0 ? UInt64(max(seconds, 0.01) * 1e9) : 0
-            } else { warn(.reportInterval, v, "is not a number of seconds") }
-        }
-        if case let (bytes, _)? = size(.profileSample) { settings.pointee.profile_sample = UInt64(bytes) }
-        if let v = value(.statsLatency) {
-            if matches(v, "sampled") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_SAMPLED.rawValue) }
-            else if let period = sampledPeriod(v) {
-                settings.pointee.latency_mode = Int32(BUDDY_LATENCY_SAMPLED.rawValue)
-                settings.pointee.latency_period = Int32(period)
-            }
-            else if matches(v, "exact") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_EXACT.rawValue) }
-            else if matches(v, "off") { settings.pointee.latency_mode = Int32(BUDDY_LATENCY_OFF.rawValue) }
-            else { warn(.statsLatency, v, "is not sampled, sampled:N (N from 1 to 1048576), exact or off") }
-        }
-    }
-
     /// "sampled:N" -> N, for N in 1 ... 2^20 (one malloc in N timed).
     static func sampledPeriod(_ v: UnsafePointer<CChar>) -> Int? {
         let prefix: StaticString = "sampled:"

@@ -100,7 +100,7 @@ struct LatencyCounters {
 
 /// A power-of-two bucket: the smallest b with value <= 2^b.
 @inline(__always) func bucket(of value: UInt) -> Int {
-    value <= 1 ? 0 : UInt.bitWidth &- (value &- 1).leadingZeroBitCount
+    ceilLog2(value)
 }
 
 // MARK: - Counting from the C layer

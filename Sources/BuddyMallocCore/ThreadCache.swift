@@ -151,7 +151,7 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         let next = FreeLinks.decode(block.load(as: UInt.self), key: key)
         let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
         if _slowPath(!FreeLinks.valid(next: next, tag: tag)) {
-            FreeLinks.cacheCorrupted(self, bin: bin, block: block)
+            FreeLinks.cacheCorrupted(self, bin: bin, block: block, function: "malloc()")
             return nil
         }
         slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
@@ -280,7 +280,7 @@ extension BuddyEngine {
         while Int((cache.bins + bin).pointee.count) > keep, let (block, tag) = cache.pop(bin) {
             // Every block on a bin of code k is tagged cached|k: anything else is corruption.
             guard tag.pointee == Tag.cached | UInt8(truncatingIfNeeded: code) else {
-                FreeLinks.cacheCorrupted(cache, bin: bin, block: block)
+                FreeLinks.cacheCorrupted(cache, bin: bin, block: block, function: "malloc()")
                 break
             }
             let address = UInt(bitPattern: block)

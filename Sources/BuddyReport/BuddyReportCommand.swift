@@ -14,7 +14,7 @@ struct BuddyReportCommand: ParsableCommand {
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
         stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
         """,
-        subcommands: [Show.self, Diff.self, Plot.self, Run.self]
+        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Run.self]
     )
 }
 
@@ -67,6 +67,49 @@ func prettyJSON(_ document: ReportDocument) -> String {
     return String(decoding: data, as: UTF8.self)
 }
 
+// MARK: - Symbols
+
+/// How frames become names: the symbolizer, the modules' files, the allocator wrappers to skip.
+struct SymbolOptions: ParsableArguments {
+    @Flag(name: .customLong("no-symbolize"), help: "Show frames as the report has them (module+0xOFFSET), without reading the modules.")
+    var noSymbolize = false
+
+    @Option(help: ArgumentHelp("The symbolizer: llvm-symbolizer, eu-addr2line, addr2line (a command or a path), or none (symbol tables only). Default: the first of these on PATH.", valueName: "tool"))
+    var symbolizer: String?
+
+    @Option(name: .customLong("module"), help: ArgumentHelp("Read the module the report names NAME (or whose file name is NAME) from PATH; repeatable.", valueName: "name=path"))
+    var modules: [String] = []
+
+    @Option(name: .customLong("skip-frames"), help: ArgumentHelp("Also skip frames whose function matches this shell pattern when choosing a site's top frame (an allocator wrapper); repeatable.", valueName: "pattern"))
+    var skipFrames: [String] = []
+
+    @Flag(name: .customLong("no-default-skips"), help: "Do not skip the usual allocator wrappers (xmalloc, operator new, sqlite3Malloc, PyMem_*, g_malloc, ...).")
+    var noDefaultSkips = false
+
+    func validate() throws {
+        for module in modules where !module.contains("=") {
+            throw ValidationError("--module \(module): expected NAME=PATH, e.g. --module ./prog=/src/build/prog")
+        }
+    }
+
+    /// The resolver for these reports; warnings go to stderr when `finish` is called.
+    /// `known`: modules whose files the caller knows (run: the program it started).
+    func resolver(for reports: [Report], known: [String: String] = [:]) throws(ToolError) -> SiteResolver {
+        let filter = FrameFilter(extra: skipFrames, defaults: !noDefaultSkips)
+        guard !noSymbolize else { return SiteResolver(symbolizer: nil, filter: filter) }
+        var options = Symbolizer.Options(tool: symbolizer, modules: known)
+        for module in modules {
+            let name = String(module.prefix { $0 != "=" })
+            options.modules[name] = String(module.drop { $0 != "=" }.dropFirst())
+        }
+        return SiteResolver(symbolizer: try Symbolizer(options: options, reports: reports), filter: filter)
+    }
+
+    static func finish(_ resolver: SiteResolver) {
+        printWarnings(resolver.symbolizer?.warnings ?? [])
+    }
+}
+
 // MARK: - show
 
 struct Show: ParsableCommand {
@@ -93,12 +136,19 @@ struct Show: ParsableCommand {
     @Option(help: "The width of the bars, in characters.")
     var barWidth = 30
 
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
     func run() throws {
         try failing {
             let file = try loadReports(report)
             printWarnings(file.warnings)
             let documents = all ? file.documents : [file.documents.last!]
-            let renderer = ShowRenderer(ascii: ascii, barWidth: max(4, barWidth), topSites: top)
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            defer { SymbolOptions.finish(resolver) }
+            // Every frame of every report shown in one go: one symbolizer call per module.
+            resolver.prepare(documents.map(\.report))
+            let renderer = ShowRenderer(ascii: ascii, barWidth: max(4, barWidth), topSites: top, resolver: resolver)
             var outputs: [String] = []
             for document in documents {
                 switch format {
@@ -139,6 +189,9 @@ struct Diff: ParsableCommand {
     @Flag(help: "Include the rows that did not change.")
     var all = false
 
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
     func validate() throws {
         guard (1...2).contains(files.count) else {
             throw ValidationError("diff takes two report files (A B), or one file holding a stream of reports")
@@ -162,7 +215,10 @@ struct Diff: ParsableCommand {
                 printWarnings(fa.warnings + fb.warnings)
                 (a, b) = (fa.documents.last!, fb.documents.last!)
             }
-            let diff = ReportDiff(a, b)
+            // Sites are matched by their frames as shown: symbolized, wrappers skipped.
+            let resolver = try symbols.resolver(for: [a.report, b.report])
+            defer { SymbolOptions.finish(resolver) }
+            let diff = ReportDiff(a.symbolized(resolver), b.symbolized(resolver))
             switch format {
             case .text: print(diff.render(includeUnchanged: all), terminator: "")
             case .json: print(String(decoding: try diff.json(includeUnchanged: all), as: UTF8.self))
@@ -282,6 +338,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Draw bars with # instead of Unicode blocks.")
     var ascii = false
 
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The program to run and its arguments, after --.", valueName: "program"))
     var command: [String] = []
 
@@ -320,12 +379,34 @@ struct Run: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
+    /// The file `command` runs, as posix_spawnp finds it.
+    static func executable(_ command: String) -> String? {
+        if command.contains("/") {
+            let path = command.hasPrefix("/") ? command : FileManager.default.currentDirectoryPath + "/" + command
+            return FileManager.default.isExecutableFile(atPath: path) ? (path as NSString).standardizingPath : nil
+        }
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":") {
+            let path = "\(directory)/\(command)"
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        return nil
+    }
+
     func show(_ outcome: ProgramRunner.Outcome, library: String) throws {
         var out = ""
         printWarnings(outcome.warnings)
         let name = (program[0] as NSString).lastPathComponent
         if let main = outcome.main {
-            out += format == .json ? prettyJSON(main) + "\n" : ShowRenderer(ascii: ascii).render(main.report)
+            if format == .json {
+                out += prettyJSON(main) + "\n"
+            } else {
+                // The program's frames name it as its argv[0]: the file that ran is known here.
+                var known: [String: String] = [:]
+                if let path = Self.executable(program[0]) { known[program[0]] = path }
+                let resolver = try symbols.resolver(for: [main.report], known: known)
+                out += ShowRenderer(ascii: ascii, resolver: resolver).render(main.report)
+                SymbolOptions.finish(resolver)
+            }
         } else if !outcome.textReports.isEmpty {
             printError("warning: \(library) wrote text reports, not JSON: it predates BUDDY_REPORT_FORMAT=json; rebuild it (swift build -c release --product BuddyMalloc)")
             if format == .text, let text = outcome.textReports["report.\(outcome.pid)"] { out += text }
@@ -371,6 +452,165 @@ struct Run: ParsableCommand {
             }
         } else {
             FileHandle.standardError.write(Data(out.utf8))
+        }
+    }
+}
+
+// MARK: - leaks
+
+struct Leaks: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The sampled allocation sites still live at exit (leaks), largest first, with estimated bytes and blocks.",
+        discussion: """
+        Needs a profile: run the program with BUDDY_PROFILE_SAMPLE=BYTES (e.g. 64K). The figures are \
+        estimates from the samples (one allocation per that many bytes): bytes with one standard error, \
+        blocks estimated as the README says. Each file's last report is used (the exit report). \
+        Exit status 3 with --fail-above when the estimated live bytes exceed the limit (for CI).
+        """
+    )
+
+    @Argument(help: "Report files (each file's last report; several files: a process tree).")
+    var reports: [String]
+
+    @Option(help: "The output format.")
+    var format: OutputFormat = .text
+
+    @Option(name: .customLong("fail-above"), help: ArgumentHelp("Exit with status 3 when the sites' estimated live bytes, all processes together, exceed this (4096, 64K, 1M).", valueName: "bytes"))
+    var failAbove: String?
+
+    @Option(help: ArgumentHelp("Leave out sites with a frame matching this shell pattern (function or the report's text of the frame); repeatable.", valueName: "pattern"))
+    var ignore: [String] = []
+
+    @Option(name: .customLong("min-bytes"), help: ArgumentHelp("Leave out sites holding less than this (estimated).", valueName: "bytes"))
+    var minBytes: String?
+
+    @Option(help: "Frames to print for each site.")
+    var frames = 6
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func validate() throws {
+        if reports.isEmpty { throw ValidationError("leaks needs at least one report file") }
+        if let failAbove, Units.parseBytes(failAbove) == nil { throw ValidationError("--fail-above \(failAbove): not a size (4096, 64K, 1M)") }
+        if let minBytes, Units.parseBytes(minBytes) == nil { throw ValidationError("--min-bytes \(minBytes): not a size (4096, 64K, 1M)") }
+    }
+
+    func run() throws {
+        let total: Int = try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents.append(file.documents.last!)
+            }
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            let leaks = try LeakReport(documents, resolver: resolver, ignore: ignore, minimumBytes: minBytes.flatMap(Units.parseBytes) ?? 0)
+            SymbolOptions.finish(resolver)
+            switch format {
+            case .text: print(leaks.text(maxFrames: max(1, frames)), terminator: "")
+            case .json: print(String(decoding: try leaks.json(), as: UTF8.self))
+            }
+            return leaks.totalBytes
+        }
+        if let failAbove, let limit = Units.parseBytes(failAbove), total > limit {
+            printError("estimated live bytes at exit \(Units.bytes(total)) (\(total)) exceed --fail-above \(failAbove) (\(limit))")
+            throw ExitCode(3)
+        }
+    }
+}
+
+extension StackValue: ExpressibleByArgument {}
+
+/// The reports of collapsed and flame: each file's last report.
+func lastReports(_ paths: [String]) throws -> [Report] {
+    var reports: [Report] = []
+    for path in paths {
+        let file = try loadReports(path)
+        printWarnings(file.warnings)
+        reports.append(file.documents.last!.report)
+    }
+    for r in reports where (r.profile?.sampleBytes ?? 0) == 0 {
+        printError("warning: \(r.displayName) (pid \(r.pid)): no allocation-site profile (run with BUDDY_PROFILE_SAMPLE=64K)")
+    }
+    return reports
+}
+
+func writeOutput(_ text: String, to path: String?) throws {
+    guard let path, path != "-" else { print(text, terminator: ""); return }
+    do {
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+    } catch {
+        throw ToolError("\(path): cannot write (\(error.localizedDescription))")
+    }
+}
+
+// MARK: - collapsed
+
+struct Collapsed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The sites as collapsed stacks (Brendan Gregg's folded format: outer;...;inner VALUE), for flamegraph.pl, speedscope, inferno.",
+        discussion: "Frames are symbolized and allocator wrappers left out; inlined calls end in _[i]. Several files: one root frame per process."
+    )
+
+    @Argument(help: "Report files (each file's last report).")
+    var reports: [String]
+
+    @Option(help: "The value of a stack: live (estimated live bytes), allocated (estimated bytes allocated so far), samples (live samples).")
+    var value: StackValue = .live
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    var output: String?
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            let list = try lastReports(reports)
+            let resolver = try symbols.resolver(for: list)
+            let profile = StackProfile(list, resolver: resolver, value: value)
+            SymbolOptions.finish(resolver)
+            try writeOutput(profile.collapsed(), to: output)
+        }
+    }
+}
+
+// MARK: - flame
+
+struct Flame: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw a flame graph of the sites as SVG (live or allocated bytes).",
+        discussion: "Drawn by this tool (no flamegraph.pl needed): callers below callees, widths the estimated bytes; hover a box for its figures."
+    )
+
+    @Argument(help: "Report files (each file's last report; several: one root per process).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The SVG file to write.", valueName: "file.svg"))
+    var output: String
+
+    @Option(help: "The value of a stack: live (estimated live bytes), allocated (estimated bytes allocated so far), samples (live samples).")
+    var value: StackValue = .live
+
+    @Option(help: "The width of the image, in pixels.")
+    var width = 1200
+
+    @Option(help: "The title (default: what is shown, and of which program).")
+    var title: String?
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            let list = try lastReports(reports)
+            let resolver = try symbols.resolver(for: list)
+            let profile = StackProfile(list, resolver: resolver, value: value)
+            SymbolOptions.finish(resolver)
+            let graph = FlameGraph(profile, title: title, width: Double(max(200, width)))
+            try writeOutput(graph.svg(), to: output)
+            if output != "-" { print(output) }
         }
     }
 }

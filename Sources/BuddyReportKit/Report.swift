@@ -43,6 +43,9 @@ public struct Report: Sendable, Equatable, Decodable {
     public var health: Health?
     public var profile: Profile?
     public var badPointers: [BadPointer]
+    /// The modules the frames name, with their build-ids, when the library writes them
+    /// (`modules`, or `profile.modules`; not in reports written so far).
+    public var modules: [Module]
 
     public struct Time: Sendable, Equatable, Decodable {
         /// Seconds since the epoch: the pool's creation, and the report.
@@ -223,22 +226,75 @@ public struct Report: Sendable, Equatable, Decodable {
         public var sampleBytes: Int?
         /// Sorted by live bytes, largest first.
         public var sites: [Site]?
+        /// Samples not recorded (the library's tables were full).
+        public var droppedSamples: Int?
+        public var modules: [Module]?
 
         enum CodingKeys: String, CodingKey {
-            case sites
-            case sampleBytes = "sample_bytes"
+            case sites, modules
+            case sampleBytes = "sample_bytes", droppedSamples = "dropped_samples"
         }
     }
 
     /// Where live memory was allocated: a call stack, innermost frame first.
+    ///
+    /// A sampled allocation of s bytes stands for max(s, P) bytes (P = `sample_bytes`): the site's
+    /// `live_bytes` is an estimate, `live_count` counts the live *samples*, not blocks.
     public struct Site: Sendable, Equatable, Decodable {
+        /// Estimated live bytes: the weights of the live samples.
         public var liveBytes: Int
+        /// Live samples (each one block of the site).
         public var liveCount: Int
         public var frames: [String]
+        /// Samples taken at the site so far, freed ones included (reports since `samples` was added).
+        public var samples: Int?
+        /// Estimated live blocks, sum over the live samples of max(s, P) / s, when the library writes it.
+        public var liveBlocks: Int?
+        /// Estimated bytes allocated at the site so far (the weights of every sample), when written.
+        public var allocatedBytes: Int?
+        /// Estimated blocks allocated at the site so far (sum of max(s, P) / s over every sample), when written.
+        public var allocatedBlocks: Int?
+
+        public init(liveBytes: Int, liveCount: Int, frames: [String], samples: Int? = nil, liveBlocks: Int? = nil,
+                    allocatedBytes: Int? = nil, allocatedBlocks: Int? = nil) {
+            self.liveBytes = liveBytes
+            self.liveCount = liveCount
+            self.frames = frames
+            self.samples = samples
+            self.liveBlocks = liveBlocks
+            self.allocatedBytes = allocatedBytes
+            self.allocatedBlocks = allocatedBlocks
+        }
 
         enum CodingKeys: String, CodingKey {
-            case frames
+            case frames, samples
             case liveBytes = "live_bytes", liveCount = "live_count"
+            case liveBlocks = "live_blocks", allocatedBytes = "allocated_bytes", allocatedBlocks = "allocated_blocks"
+        }
+    }
+
+    /// A module (the program or a shared library) the frames name.
+    public struct Module: Sendable, Equatable, Decodable {
+        /// The module as the frames write it ("./prog", "/usr/lib/x86_64-linux-gnu/libc.so.6").
+        public var name: String
+        /// Its file, as an absolute path, when it differs from the name.
+        public var path: String?
+        /// Its GNU build-id in hex.
+        public var buildID: String?
+
+        enum CodingKeys: String, CodingKey {
+            case name, path
+            case buildID = "build_id"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            path = try c.decodeIfPresent(String.self, forKey: .path)
+            guard let name = try c.decodeIfPresent(String.self, forKey: .name) ?? path else {
+                throw DecodingError.keyNotFound(CodingKeys.name, .init(codingPath: c.codingPath, debugDescription: "a module needs a name or a path"))
+            }
+            self.name = name
+            buildID = try c.decodeIfPresent(String.self, forKey: .buildID)
         }
     }
 
@@ -286,7 +342,7 @@ extension Report {
     enum CodingKeys: String, CodingKey {
         case format, version, pid, program, reason, sequence, pool, time, config, memory, calls, failures
         case errors, system, oversize, segments, orders, sizes, alignments, latency, health, profile
-        case badPointers = "bad_pointers", slabClasses = "slab_classes"
+        case badPointers = "bad_pointers", slabClasses = "slab_classes", modules
     }
 
     public init(from decoder: any Decoder) throws {
@@ -316,6 +372,7 @@ extension Report {
         health = try c.decodeIfPresent(Health.self, forKey: .health)
         profile = try c.decodeIfPresent(Profile.self, forKey: .profile)
         badPointers = try c.decodeIfPresent([BadPointer].self, forKey: .badPointers) ?? []
+        modules = (try c.decodeIfPresent([Module].self, forKey: .modules) ?? []) + (profile?.modules ?? [])
     }
 }
 

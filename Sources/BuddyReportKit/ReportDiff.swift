@@ -16,7 +16,7 @@ public struct ReportDiff: Sendable {
         public var unit: Unit
         /// For `.blocks`, the size of one block, slab or object (the change in bytes is change x blockSize).
         public var blockSize: Int?
-        /// For sites: the change in live blocks.
+        /// For sites: the change in live samples (not blocks: one sample stands for P bytes).
         public var countChange: Int?
 
         public var change: Double { b - a }
@@ -228,7 +228,7 @@ public struct ReportDiff: Sendable {
         if row.unit == .blocks, let size = row.blockSize, row.change != 0 {
             parts.append("(\(Units.signedBytes(Int(row.change) * size)))")
         }
-        if let n = row.countChange, n != 0 { parts.append("(\(Units.signedCount(n)) block\(abs(n) == 1 ? "" : "s"))") }
+        if let n = row.countChange, n != 0 { parts.append("(\(Units.signedCount(n)) sample\(abs(n) == 1 ? "" : "s"))") }
         if row.unit != .ratio && row.change != 0 {
             if row.a == 0 { parts.append("new") } else if row.b == 0 { parts.append("gone") } else { parts.append(Units.relative(row.a, row.b)) }
         }

@@ -8,11 +8,14 @@ public struct ShowRenderer {
     public var topSites: Int
     /// How many frames of each site and bad pointer to print.
     public var maxFrames: Int
+    /// Symbolizes frames and skips allocator wrappers (default: frames as the report has them).
+    public var resolver: SiteResolver
 
-    public init(ascii: Bool = false, barWidth: Int = 30, topSites: Int = 10, maxFrames: Int = 8) {
+    public init(ascii: Bool = false, barWidth: Int = 30, topSites: Int = 10, maxFrames: Int = 8, resolver: SiteResolver = .raw) {
         style = BarStyle(ascii: ascii, width: barWidth)
         self.topSites = topSites
         self.maxFrames = maxFrames
+        self.resolver = resolver
     }
 
     public func render(_ report: Report) -> String {
@@ -194,32 +197,61 @@ public struct ShowRenderer {
     }
 
     func sites(_ r: Report) -> [String] {
-        let sites = r.sites.sorted { $0.liveBytes > $1.liveBytes }
-        guard !sites.isEmpty, topSites > 0 else { return [] }
+        guard !r.sites.isEmpty, topSites > 0 else { return [] }
+        let sites = resolver.sites(r)
         let shown = sites.prefix(topSites)
-        let sampling = r.profile?.sampleBytes.flatMap { $0 > 0 ? ", sampled every \(Units.bytes($0))" : nil } ?? ""
-        var lines = ["top allocation sites (by live bytes\(sampling); \(shown.count) of \(sites.count))"]
-        let liveWidth = shown.map { Units.bytes($0.liveBytes).count }.max()!
-        let countWidth = shown.map { "\($0.liveCount)".count }.max()!
+        let period = r.profile?.sampleBytes ?? 0
+        let sampling = period > 0 ? "estimated from samples, one per \(Units.bytes(period)) allocated" : "by live bytes"
+        var lines = [r.reason == "exit"
+            ? "allocation sites live at exit (\(sampling); \(shown.count) of \(sites.count); buddy-report leaks lists them all)"
+            : "top allocation sites (\(sampling); \(shown.count) of \(sites.count))"]
+        let cells = shown.map { s -> [String] in
+            let e = s.estimate
+            return [Units.bytes(e.liveBytes), period > 0 ? (style.ascii ? e.errorText.replacingOccurrences(of: "±", with: "+-") : e.errorText) : "", e.blocksText + " block" + (e.liveBlocks == 1 && e.liveBlocksRange == nil ? "" : "s"),
+                    "\(e.liveSamples) sample" + (e.liveSamples == 1 ? "" : "s")]
+        }
+        let widths = (0..<4).map { c in cells.map { $0[c].count }.max() ?? 0 }
         for (i, site) in shown.enumerated() {
             let rank = "\(i + 1)".leftPadded(to: "\(shown.count)".count)
-            let head = "  \(rank). \(Units.bytes(site.liveBytes).leftPadded(to: liveWidth)) in \("\(site.liveCount)".leftPadded(to: countWidth)) block\(site.liveCount == 1 ? " " : "s")  "
+            let c = cells[i]
+            let head = "  \(rank). \(c[0].leftPadded(to: widths[0])) "
+                + (period > 0 ? "\(c[1].rightPadded(to: widths[1])) " : "")
+                + "in \(c[2].rightPadded(to: widths[2])) (\(c[3]))".rightPadded(to: widths[2] + widths[3] + 6) + "  "
             let pad = String(repeating: " ", count: head.count)
-            let frames = frameLines(site.frames)
+            var frames = frameLines(Array(site.stack))
+            if !site.skipped.isEmpty, !frames.isEmpty {
+                frames[0] += "  [via " + site.viaText + "]"
+            }
             lines.append(head + (frames.first ?? "(no frames)"))
             for frame in frames.dropFirst() { lines.append(pad + frame) }
+        }
+        if period > 0 {
+            lines.append("  (" + (style.ascii ? "+-" : "±") + " one standard error of the sampling; blocks: " + Self.blockNote(shown.map(\.estimate)) + ")")
         }
         return lines
     }
 
+    /// How the block counts shown were estimated.
+    static func blockNote(_ estimates: [SiteEstimate]) -> String {
+        let methods = Set(estimates.map(\.blockMethod))
+        var parts: [String] = []
+        if methods.contains(.reported) { parts.append("the library's estimate") }
+        if methods.contains(.meanSize) { parts.append("~ live bytes / the mean size of the process's live blocks below the period") }
+        if methods.contains(.bounds) { parts.append("a range where some samples were large blocks") }
+        if methods.contains(.exact) { parts.append("exact for one large block") }
+        if methods.contains(.samples) { parts.append("at least the samples") }
+        return parts.joined(separator: "; ")
+    }
+
     func badPointers(_ r: Report) -> [String] {
         guard !r.badPointers.isEmpty else { return [] }
+        resolver.prepare([r])
         var lines = ["bad pointers (\(r.badPointers.count), the most recent)"]
         let width = r.badPointers.map { Self.errorName($0.kind, plural: false).count }.max()!
         for p in r.badPointers {
             let call = "\(p.function ?? "?")(\(p.pointer ?? "?"))"
             lines.append("  " + Self.errorName(p.kind, plural: false).rightPadded(to: width) + "  " + call)
-            for frame in frameLines(p.frames ?? []) { lines.append("      " + frame) }
+            for frame in frameLines(resolver.frames(p.frames ?? [])) { lines.append("      " + frame) }
         }
         return lines
     }
@@ -230,9 +262,10 @@ public struct ShowRenderer {
         return style.ascii ? text.replacingOccurrences(of: "µ", with: "u") : text
     }
 
-    func frameLines(_ frames: [String]) -> [String] {
-        guard frames.count > maxFrames else { return frames }
-        return Array(frames.prefix(maxFrames)) + ["... \(frames.count - maxFrames) more"]
+    func frameLines(_ frames: [SymbolizedFrame]) -> [String] {
+        let texts = frames.map(\.display)
+        guard texts.count > maxFrames else { return texts }
+        return Array(texts.prefix(maxFrames)) + ["... \(texts.count - maxFrames) more"]
     }
 
     // MARK: - Words

@@ -157,3 +157,17 @@ struct TextTable {
         return (showHeader ? [line(columns.map(\.title))] : []) + rows.map(line)
     }
 }
+
+extension Units {
+    /// "4096", "64K", "1.5M", "2G" (powers of 1024, as the library's options write them; a "B" or
+    /// "iB" after the unit is allowed) -> bytes; nil when it is not a size.
+    public static func parseBytes(_ text: String) -> Int? {
+        var t = text.trimmingCharacters(in: .whitespaces).uppercased()
+        if t.hasSuffix("IB") { t.removeLast(2) } else if t.hasSuffix("B") { t.removeLast() }
+        let scales: [Character: Double] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024, "T": 1024 * 1024 * 1024 * 1024]
+        var scale = 1.0
+        if let last = t.last, let s = scales[last] { scale = s; t.removeLast() }
+        guard let value = Double(t), value >= 0, value.isFinite, value * scale < Double(Int.max) else { return nil }
+        return Int((value * scale).rounded())
+    }
+}

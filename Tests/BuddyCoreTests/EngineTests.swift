@@ -32,7 +32,7 @@ func buddyinfo(_ pool: BuddyEngine) -> [Int] {
 }
 
 func expectInvariants(_ pool: BuddyEngine, _ comment: Comment? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
-    let broken = pool.checkInvariants()
+    let broken = pool.checkInvariantsWithCaches()
     #expect(broken == nil, "\(broken.map { "\($0)" } ?? "") \(comment.map { "\($0)" } ?? "")", sourceLocation: sourceLocation)
 }
 

@@ -1,3 +1,4 @@
+import CBuddySupport
 import Foundation
 import Testing
 @testable import BuddyEngine
@@ -28,6 +29,33 @@ import Testing
             let name = row.dropFirst(3).prefix { $0 != "`" }
             #expect(known.contains(String(name)), "README documents an unknown option \(name)")
         }
+    }
+
+    /// The table is the only place a default lives: each row's default goes through the row's
+    /// own parser (the reader sets the defaults that way), and the parser refuses what is not a
+    /// value of the row (what the reader then warns about, naming the row's default).
+    @Test(arguments: Option.allCases)
+    func defaultParsesAndGarbageDoesNot(_ option: Option) {
+        var config = PoolConfig.mallocBase
+        let saved = buddy_report_settings_get()!.pointee
+        defer { buddy_report_settings_get()!.pointee = saved }
+        if option.hasDefault {
+            #expect(OptionReader.apply(option, option.defaultText, to: &config) == nil, "\(option.variable)'s default does not parse")
+        }
+        if case .report = option { return } // any path is a destination
+        "x7q".withCString { garbage in
+            #expect(OptionReader.apply(option, garbage, to: &config) != nil, "\(option.variable) accepts garbage")
+        }
+    }
+
+    /// A program without BUDDY_* variables gets the table's defaults.
+    @Test func theDefaultsAreTheTables() {
+        let config = PoolConfig.process
+        #expect(config.maxBlock == 8 << 20 && config.minBlock == 16 && config.initialSize == 8 << 20)
+        #expect(config.slabs && !config.hardened && config.growthFactor == 2.0 && config.maxPoolSize == 0)
+        #expect(config.releaseDelay == 1.0 && config.smallBlocksBelow == 2 << 10 && config.largeBlocksFrom == 32 << 10)
+        let settings = buddy_report_settings_get()!.pointee
+        #expect(settings.signal == 10 && settings.latency_period == 1024 && settings.interval_ns == 0)
     }
 
     @Test func sizeFormatting() {

@@ -61,6 +61,48 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         expectInvariants(pool)
     }
 
+    /// The cache invariant is executable: each way of breaking it is caught by the checker.
+    @Test func theCacheInvariantCatchesEachBreak() throws {
+        let arena = Arena(size: 256 * 1024)
+        let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
+        try enableThreadCachesForTest(pool)
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let cache = try #require(pool.threadCache())
+        let first = try #require(pool.refill(cache, code: 1)) // order 1: 32-byte blocks
+        #expect(pool.checkInvariantsWithCaches() == nil)
+        let head = try #require((cache.bins + 1).pointee.head)
+        let tag = pool.tagAddress(head)
+
+        // A cached block retagged used: on a bin of code k, not tagged cached | k.
+        tag.pointee = Tag.used | 1
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        tag.pointee = Tag.cached | 1
+        #expect(pool.checkInvariantsWithCaches() == nil)
+
+        // A bin's count that disagrees with its list.
+        (cache.bins + 1).pointee.count &+= 1
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        (cache.bins + 1).pointee.count &-= 1
+
+        // A block tagged cached that no bin holds.
+        let stray = pool.tagAddress(first)
+        stray.pointee = Tag.cached | 1
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        stray.pointee = Tag.used | 1
+
+        // A cached block whose links were overwritten (a write after free).
+        let saved = head.load(as: UInt.self)
+        head.storeBytes(of: 0x4141_4141_4141_4141, as: UInt.self)
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        head.storeBytes(of: saved, as: UInt.self)
+        #expect(pool.checkInvariantsWithCaches() == nil)
+
+        #expect(pool.release(first) == .released)
+        pool.retire(cache)
+        #expect(pool.checkInvariantsWithCaches() == nil)
+    }
+
     @Test func binLimitsBoundWhatAThreadHolds() throws {
         let arena = Arena(size: 1 << 20)
         let pool = try makePool(arena: arena)

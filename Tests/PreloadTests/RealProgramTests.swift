@@ -130,9 +130,7 @@ enum ProgramRunner {
     }
 
     /// The folder Harness.compileC builds into (one per test run).
-    static var binDirectory: URL {
-        FileManager.default.temporaryDirectory.appendingPathComponent("buddy-tests-\(getpid())-bin")
-    }
+    static var binDirectory: URL { Harness.programsDirectory }
 
     /// The interpreter behind `python3` (a pyenv shim is a shell script running several programs).
     static let python: String? = {

@@ -8,7 +8,9 @@
 // waits for each FILE's lock; the main thread forks. An allocator whose fork handler takes its
 // lock before fork takes the stream list's lock closes a cycle: fork waits for the list, the
 // flusher for the FILE, the reader (in realloc) for the allocator. A deadlock shows as a hang:
-// the caller's time-out. Exit 0 and "fork_stdio: ok N" (forks) on success.
+// the caller's time-out. Exit 0 and "fork_stdio: ok N" (forks) on success. The file is made in
+// $TMPDIR (else /tmp) and unlinked as soon as the reader's stream is open, so a run killed by its
+// time-out leaves no file behind.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -20,12 +22,8 @@
 #include <unistd.h>
 
 static volatile int stop;
-static char path[] = "/tmp/fork_stdio.XXXXXX";
-
 static void *reader(void *arg) {
-    (void)arg;
-    FILE *f = fopen(path, "r");
-    if (f == NULL) { perror("fopen"); _exit(2); }
+    FILE *f = arg;
     void *keep[64] = {0};
     unsigned k = 0;
     while (!stop) {
@@ -52,6 +50,9 @@ static void *flusher(void *arg) {
 
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 2.0;
+    const char *tmp = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/fork_stdio.XXXXXX", tmp != NULL && *tmp != 0 ? tmp : "/tmp");
     int fd = mkstemp(path);
     if (fd < 0) { perror("mkstemp"); return 2; }
     FILE *w = fdopen(fd, "w");
@@ -64,9 +65,12 @@ int main(int argc, char **argv) {
         fputc('\n', w);
     }
     fclose(w);
+    FILE *in = fopen(path, "r");
+    unlink(path);
+    if (in == NULL) { perror("fopen"); return 2; }
 
     pthread_t r, f;
-    pthread_create(&r, NULL, reader, NULL);
+    pthread_create(&r, NULL, reader, in);
     pthread_create(&f, NULL, flusher, NULL);
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -83,7 +87,6 @@ int main(int argc, char **argv) {
     stop = 1;
     pthread_join(r, NULL);
     pthread_join(f, NULL);
-    unlink(path);
     printf("fork_stdio: ok %ld\n", forks);
     return 0;
 }

@@ -10,6 +10,7 @@
 //   fifo:    this process reads the FIFO while the child runs and must receive the report;
 //   device:  a private node of /dev/null (mknod c 1 3, as root); it stays a character device.
 // Exit 0 and "report_targets: ok MODE" on success; 1 with "report_targets: FAIL ..." otherwise.
+// The folder is made in $TMPDIR (else /tmp) and removed on every way out.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -33,24 +34,28 @@ int main(int argc, char **argv) {
     }
     if (argc != 2) { fprintf(stderr, "usage: report_targets symlink|fifo|device\n"); return 2; }
     const char *mode = argv[1];
-    char dir[] = "/tmp/buddy-report-targets.XXXXXX";
+    if (strcmp(mode, "symlink") != 0 && strcmp(mode, "fifo") != 0 && strcmp(mode, "device") != 0) return 2;
+    const char *tmp = getenv("TMPDIR");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/buddy-report-targets.XXXXXX", tmp != NULL && *tmp != 0 ? tmp : "/tmp");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 2; }
-    char path[256], target[256];
+    char path[512], target[512];
     snprintf(path, sizeof path, "%s/report", dir);
     snprintf(target, sizeof target, "%s/report.txt", dir);
     int fifo = -1;
+    int rc = 0;
     if (strcmp(mode, "symlink") == 0) {
-        if (symlink("report.txt", path) != 0) { perror("symlink"); return 2; }
+        if (symlink("report.txt", path) != 0) { perror("symlink"); rc = 2; goto out; }
     } else if (strcmp(mode, "fifo") == 0) {
-        if (mkfifo(path, 0600) != 0) { perror("mkfifo"); return 2; }
+        if (mkfifo(path, 0600) != 0) { perror("mkfifo"); rc = 2; goto out; }
         fifo = open(path, O_RDONLY | O_NONBLOCK);
-        if (fifo < 0) { perror("open fifo"); return 2; }
-    } else if (strcmp(mode, "device") == 0) {
+        if (fifo < 0) { perror("open fifo"); rc = 2; goto out; }
+    } else {
         if (mknod(path, S_IFCHR | 0600, makedev(1, 3)) != 0) {
             printf("report_targets: ok device (not checked: mknod: %s)\n", strerror(errno));
-            return 0;
+            goto out;
         }
-    } else return 2;
+    }
     setenv("BUDDY_REPORT", path, 1);
     pid_t pid = fork();
     if (pid == 0) {
@@ -60,11 +65,10 @@ int main(int argc, char **argv) {
     int status;
     waitpid(pid, &status, 0);
     unsetenv("BUDDY_REPORT");
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return fail(mode, "the child failed");
     char buf[65536];
     ssize_t got = 0;
     struct stat st;
-    int rc = 0;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { rc = fail(mode, "the child failed"); goto out; }
     if (lstat(path, &st) != 0) { rc = fail(mode, "the target is gone"); goto out; }
     if (strcmp(mode, "symlink") == 0) {
         if (!S_ISLNK(st.st_mode)) { rc = fail(mode, "the symlink was replaced by another file"); goto out; }

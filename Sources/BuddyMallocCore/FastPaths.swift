@@ -1,0 +1,208 @@
+import BuddyEngine
+import CBuddySupport
+
+// malloc and free: the fast paths, in one place beside the thread cache they serve. A thread with
+// a cache takes a block from its bin, or puts one there, with no lock and no call; everything
+// else (an empty or full bin, a size or pointer the bins do not serve, re-entry, sampling)
+// leaves through one out-of-line function into the C-semantics layer (CSemantics.swift).
+//
+// The cost is counted in instructions per malloc+free pair under callgrind (README,
+// "Performance"): every line here is paid on every call.
+
+
+@_cdecl("buddy_malloc")
+public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
+    mallocFast(size, sampling: true)
+}
+
+/// malloc's fast path: a thread with a cache, a cached size, a bin with a block: the sampling
+/// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop,
+/// count and retag; no lock, no call. The depth is still raised around the pop, so a signal
+/// handler's malloc cannot interleave. With `sampling`, one call in the pool's instrument period
+/// takes the instrumented path instead (which runs this same code without `sampling`).
+@inline(__always)
+private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer? {
+    let request = UInt(bitPattern: size)
+    // (A thread cache exists only for the process pool, and names it: no load of the pool's global.)
+    if buddy_thread_depth() == 0, buddy_thread_deferred() == nil {
+        let cache = UInt(bitPattern: buddy_thread_cache())
+        if cache > 1 {
+            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            if sampling {
+                threadCache.pointee.calls.countdown &-= 1
+                if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
+            }
+            if request <= threadCache.pointee.orderPathLimit {
+                let order = threadCache.pointee.smallOrders.order(request)
+                if let block = takeCached(threadCache, bin: order, code: order, request: request) { return block }
+            } else if request <= threadCache.pointee.cachedSizeLimit {
+                return mallocMedium(request, threadCache)
+            }
+        }
+    }
+    return mallocSlow(size)
+}
+
+/// malloc's fast path for the sizes slab classes serve (above `orderPathLimit`): the same as
+/// mallocFast's, with the bin of the request's code (a slab class, or an order).
+@inline(never)
+private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
+    let bin = threadCache.bin(ofCode: code)
+    if bin >= 0, let block = takeCached(threadCache, bin: bin, code: code, request: request) { return block }
+    return mallocSlow(Int(bitPattern: request))
+}
+
+/// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
+/// counted and tagged used, or nil when the bin is empty. The depth is raised around the pop,
+/// so a signal handler's malloc cannot interleave.
+@inline(__always)
+private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int, request: UInt) -> UnsafeMutableRawPointer? {
+    buddy_thread_enter()
+    defer { buddy_thread_leave() }
+    guard let (block, tag) = threadCache.pop(bin) else { return nil }
+    threadCache.pointee.calls.allocated.add(code)
+    threadCache.pointee.calls.requestedBytes &+= UInt64(request)
+    threadCache.pointee.calls.countLiveAllocation()
+    tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+    return block
+}
+
+/// The fast paths' push: a block (or object) of code `code` the program frees goes on bin `bin`,
+/// counted and tagged cached; a bin over its limit is flushed.
+@inline(__always)
+private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
+                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
+    buddy_thread_enter()
+    threadCache.pointee.calls.freed.add(code)
+    threadCache.pointee.calls.countLiveFree()
+    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
+    let full = threadCache.push(pointer, bin, tag: tag)
+    buddy_thread_leave()
+    if full { flushFullBin(threadCache, bin: bin) }
+}
+
+/// One call in the instrument period: timed (latency), and profiled (allocation sites).
+@inline(never)
+private func mallocInstrumented(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    let timed = cache.beginInstrumentedCall(allocation: true)
+    let start = timed ? buddy_os_precise_ns() : 0
+    let block = mallocFast(size, sampling: false)
+    if timed { cache.recordLatency(allocation: true, since: start) }
+    if let block, cache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
+        AllocationProfile.allocated(block, size: UInt(bitPattern: size), cache: cache)
+    }
+    return block
+}
+
+@inline(never)
+private func mallocSlow(_ size: Int) -> UnsafeMutableRawPointer? {
+    if reentered() { return __libc_malloc(size) }
+    defer { buddy_thread_leave() }
+    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
+    return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
+}
+
+@_cdecl("buddy_free")
+public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
+    freeFast(pointer, sampling: true)
+}
+
+/// free's fast path: an allocated block of a cached order, freed by a thread with a cache, goes
+/// on its bin after the sampling countdown: no lock, no call. (The segment map covers exactly the
+/// live segments, so a hit whose pool is ours contains the address.) Anything else takes the
+/// checked path. `sampling` as in mallocFast.
+@inline(__always)
+private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
+    guard let pointer else { return }
+    let address = UInt(bitPattern: pointer)
+    if buddy_thread_depth() == 0 {
+        let cache = UInt(bitPattern: buddy_thread_cache())
+        if cache > 1 {
+            let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+            // The segment of this thread's last free, when it covers the address (a range test
+            // on the cache's copy); else the segment map's, which becomes the copy when it is
+            // this pool's. (The segment map covers exactly the live segments.)
+            if address &- threadCache.pointee.lastBase >= threadCache.pointee.lastSize {
+                // Pointers no pool owns go back to glibc (which preserves errno itself).
+                guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
+                if found.pointee.pool != UnsafeMutableRawPointer(threadCache.pointee.pool) { return freeSlow(pointer) }
+                threadCache.pointee.lastBase = found.pointee.base
+                threadCache.pointee.lastSize = found.pointee.size
+                threadCache.pointee.lastOrderMap = found.pointee.orderMap
+            }
+            // A load and a test, no store: see CallCounters.freeSampleDue.
+            if sampling, threadCache.pointee.calls.freeSampleDue != 0 { return freeInstrumented(pointer, threadCache) }
+            if address & threadCache.pointee.minBlockMask == 0 {
+                let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
+                let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
+                let value = tag.pointee
+                let order = Int(value & Tag.orderMask)
+                if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
+                    return keepCached(pointer, tag, code: order, bin: order, threadCache)
+                }
+                if value & Tag.stateMask == Tag.used, case let bin = threadCache.bin(ofCode: order), bin >= 0 {
+                    return freeMedium(pointer, tag, code: order, bin: bin, threadCache)
+                }
+            }
+            return freeSlow(pointer)
+        }
+    }
+    // Pointers no pool owns go back to glibc (which preserves errno itself).
+    guard SegmentMap.lookup(address) != nil else { return freeForeign(pointer) }
+    freeSlow(pointer)
+}
+
+/// free's fast path for a slab object (a code above the cached orders): onto its class's bin.
+/// (Out of line: the hot path of the small blocks stays short.)
+@inline(never)
+private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
+                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
+    keepCached(pointer, tag, code: code, bin: bin, threadCache)
+}
+
+/// One call in the instrument period (see mallocInstrumented).
+@inline(never)
+private func freeInstrumented(_ pointer: UnsafeMutableRawPointer, _ cache: UnsafeMutablePointer<ThreadCache>) {
+    let timed = cache.beginInstrumentedCall(allocation: false)
+    // Before the free: once freed, the block may be handed out again by another thread.
+    if cache.pointee.pool.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
+    let start = timed ? buddy_os_precise_ns() : 0
+    freeFast(pointer, sampling: false)
+    if timed { cache.recordLatency(allocation: false, since: start) }
+}
+
+/// A pointer no pool owns: glibc's (counted as a free call of the program, unless re-entrant).
+@inline(never)
+private func freeForeign(_ pointer: UnsafeMutableRawPointer) {
+    if let pool = ProcessPool.existing {
+        if buddy_thread_depth() == 0 { pool.countCall(.free) } else { pool.countReentrantCall() }
+        if Oversize.mayKnow() { return freeOutside(pointer, pool, function: "free()") }
+    }
+    __libc_free(pointer)
+}
+
+@inline(never)
+private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) {
+    buddy_thread_enter()
+    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
+    let pool = BuddyEngine(state: cache.pointee.pool)
+    pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
+    pool.stampActivity()
+    if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue = 1 }
+    buddy_thread_leave()
+}
+
+@inline(never)
+private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
+    if reentered() {
+        // Re-entered while this thread may hold the pool lock: release it at the next outer call.
+        pointer.storeBytes(of: buddy_thread_deferred(), as: UnsafeMutableRawPointer?.self)
+        buddy_thread_set_deferred(pointer)
+        return
+    }
+    defer { buddy_thread_leave() }
+    if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
+    ProcessPool.existing?.countCall(.free)
+    releaseToPool(pointer, function: "free()")
+}

@@ -1,0 +1,55 @@
+import BuddyEngine
+import CBuddySupport
+
+// The thread caches' invariants, executable (tests call it after every step, as they call the
+// engine's; O(pool size), never on the malloc path):
+//
+//     every block on a bin of code k is tagged cached | k, and its stored tag address is its
+//         own tag's (the links decode with the pool's key, FreeLinks)
+//     a bin's list holds exactly `count` blocks, and count <= limit
+//     the blocks tagged cached in the order maps == the blocks on all bins of all caches
+//     the engine's invariants hold (a cached block is allocated to the pool)
+
+extension BuddyEngine {
+    /// Nil when the engine's invariants and the thread caches' hold, else the first broken one.
+    /// Only while no other thread uses the pool (the caches are read without their owners).
+    func checkInvariantsWithCaches() -> StaticString? {
+        var tagged = 0
+        if let problem = checkInvariants(cachedBlocks: &tagged) { return problem }
+        var listed = 0
+        var cache = processIfAny?.pointee.caches
+        while let current = cache {
+            if let problem = checkCache(current, listed: &listed) { return problem }
+            cache = current.pointee.next
+        }
+        if listed != tagged { return "blocks tagged cached in the order maps != blocks on the thread caches' bins" }
+        return nil
+    }
+
+    private func checkCache(_ cache: UnsafeMutablePointer<ThreadCache>, listed: inout Int) -> StaticString? {
+        let key = cache.pointee.linkKey
+        for bin in 0..<cache.totalBins {
+            let binState = (cache.bins + bin).pointee
+            if binState.count < 0 || binState.count > binState.limit { return "a bin holds more blocks than its limit" }
+            let code = UInt8(truncatingIfNeeded: cache.code(ofBin: bin))
+            var block = binState.head
+            var walked: Int32 = 0
+            while let b = block {
+                walked &+= 1
+                if walked > binState.count { return "a bin's list is longer than its count" }
+                let next = FreeLinks.decode(b.load(as: UInt.self), key: key)
+                let tag = FreeLinks.decode(b.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+                if !FreeLinks.valid(next: next, tag: tag) { return "a cached block's links do not decode" }
+                let address = UInt(bitPattern: b)
+                guard let segment = self.segment(containing: address) else { return "a cached block lies outside the pool" }
+                let own = segment.pointee.orderMap + slot(address, in: segment)
+                if tag != UInt(bitPattern: own) { return "a cached block's tag address is not its own tag" }
+                if own.pointee != Tag.cached | code { return "a block on a bin of code k is not tagged cached | k" }
+                block = UnsafeMutableRawPointer(bitPattern: next)
+            }
+            if walked != binState.count { return "a bin's list is shorter than its count" }
+            listed &+= Int(walked)
+        }
+        return nil
+    }
+}
