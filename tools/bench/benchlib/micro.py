@@ -24,7 +24,7 @@ def cmd_micro(args):
     installer = Installer(not args.no_install)
     anames = [a.strip() for a in args.allocators.split(",") if a.strip()]
     allocs = resolve_allocators(anames, args, installer)
-    bins = build_programs(Path(args.build_dir))
+    bins = build_programs(Path(args.build_dir).resolve())  # absolute: the programs run from a temporary folder
     ctx = Context(args, installer, bins)
     load0 = os.getloadavg()
     try:

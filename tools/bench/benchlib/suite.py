@@ -57,7 +57,7 @@ def cmd_run(args):
         workloads = [w for w in workloads if w.name in wanted]
     anames = [a.strip() for a in args.allocators.split(",") if a.strip()]
     allocs = resolve_allocators(anames, args, installer)
-    bins = build_programs(Path(args.build_dir))
+    bins = build_programs(Path(args.build_dir).resolve())  # absolute: the programs run from a temporary folder
     ctx = Context(args, installer, bins)
     try:
         return _cmd_run(args, ctx, workloads, allocs)
