@@ -6,7 +6,7 @@
 #
 # Result: PREFIX/lib/libBuddyMalloc.so, PREFIX/include/buddy.h (private pools) and, when the
 # build has it, buddy_stats.h (the process pool's statistics), PREFIX/lib/pkgconfig/buddymalloc.pc.
-# Then: PKG_CONFIG_PATH=PREFIX/lib/pkgconfig cc app.c $(pkg-config --cflags --libs buddymalloc)
+# Then: cc app.c $(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --cflags --libs buddymalloc)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
