@@ -244,18 +244,24 @@ enum Report {
         }
         withUnsafeBytes(of: &name) { raw in
             let program = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self)
-            if context.format == Int32(BUDDY_REPORT_JSON.rawValue) {
-                writeJSON(stats, context, program: program, to: &sink)
-            } else {
-                writeText(stats, context, program: program, to: &sink)
-            }
+            render(stats, context, pid: Int(buddy_os_getpid()), program: program, to: &sink)
         }
         sink.flush()
     }
 
+    /// The report of `stats` as process `pid` running `program` (NUL-terminated) writes it.
+    static func render(_ stats: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, program: UnsafePointer<UInt8>,
+                       to sink: inout ReportSink) {
+        if context.format == Int32(BUDDY_REPORT_JSON.rawValue) {
+            writeJSON(stats, context, pid: pid, program: program, to: &sink)
+        } else {
+            writeText(stats, context, pid: pid, program: program, to: &sink)
+        }
+    }
+
     // MARK: Text
 
-    static func writeText(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, program: UnsafePointer<UInt8>,
+    static func writeText(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, program: UnsafePointer<UInt8>,
                           to out: inout ReportSink) {
         let st = s.pointee
         let health = Health(s)
@@ -263,7 +269,7 @@ enum Report {
         let calls = statsCalls(s), failures = statsFailures(s)
 
         out.text(context.processPool ? "BuddyMalloc report, pid " : "BuddyMalloc report (private pool), pid ")
-        out.decimal(Int(buddy_os_getpid()))
+        out.decimal(pid)
         if program[0] != 0 { out.text(" ("); out.raw(program, length: -1); out.text(")") }
         out.text(": ")
         out.text(context.reason.name)
@@ -543,13 +549,13 @@ enum Report {
 
     // MARK: JSON (report-schema.md, version 1)
 
-    static func writeJSON(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, program: UnsafePointer<UInt8>,
+    static func writeJSON(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, program: UnsafePointer<UInt8>,
                           to out: inout ReportSink) {
         let st = s.pointee
         let orders = statsOrders(s)
         let calls = statsCalls(s), failures = statsFailures(s)
         out.text("{\n  \"format\": \"buddymalloc-report\",\n  \"version\": 1,\n  ")
-        out.key("pid"); out.decimal(Int(buddy_os_getpid())); out.text(",\n  ")
+        out.key("pid"); out.decimal(pid); out.text(",\n  ")
         out.key("program"); out.jsonString(program, length: -1); out.text(",\n  ")
         out.key("reason"); out.jsonString(context.reason.name); out.text(",\n  ")
         out.key("sequence"); out.decimal(context.sequence); out.text(",\n  ")

@@ -158,24 +158,7 @@ import Testing
     }
 
     @Test func numbersInTheReport() {
-        func render(_ body: (inout ReportSink) -> Void) -> String {
-            let fds = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
-            defer { fds.deallocate() }
-            pipe(fds)
-            var sink = ReportSink(fd: fds[1])
-            body(&sink)
-            sink.flush()
-            close(fds[1])
-            var all: [UInt8] = []
-            var bytes = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = read(fds[0], &bytes, 4096)
-                if n <= 0 { break }
-                all += bytes.prefix(n)
-            }
-            close(fds[0])
-            return String(decoding: all, as: UTF8.self)
-        }
+        let render = captured
         #expect(render { $0.fixed(0.14349, digits: 4) } == "0.1435")
         #expect(render { $0.fixed(1764012345.5, digits: 6) } == "1764012345.500000")
         #expect(render { $0.fixed(-2.5, digits: 1) } == "-2.5")
