@@ -124,7 +124,7 @@ enum AllocationProfile {
         var index = findSite(table, hash)
         if index < 0 {
             // A new stack: symbolize it outside every lock, then insert it.
-            var texts: (SinkChunk, SinkChunk) = (zeroSinkChunk(), zeroSinkChunk())
+            var texts = (emptyTextStorage(), emptyTextStorage())
             withUnsafeMutableBytes(of: &texts) { raw in
                 let base = raw.baseAddress.unsafelyUnwrapped
                 for i in 0..<count {
@@ -296,14 +296,14 @@ enum AllocationProfile {
         return best
     }
 
-    static func writeText(to out: inout ReportSink) {
+    static func writeText(to out: inout TextBuffer) {
         let period = buddy_report_settings_get().pointee.profile_sample
         guard period != 0 else { return }
-        out.text("  profile     one sample per ")
-        out.bytes(period)
-        out.text(" allocated")
-        guard let table = buddy_profile_table_get() else { out.text(": no samples yet\n"); return }
-        out.text("; the sites holding the most live bytes (estimated):\n")
+        out.append("  profile     one sample per ")
+        out.append(bytes: period)
+        out.append(" allocated")
+        guard let table = buddy_profile_table_get() else { out.append(": no samples yet\n"); return }
+        out.append("; the sites holding the most live bytes (estimated):\n")
         var bound = UInt64.max, boundIndex = -1
         for _ in 0..<topSites {
             let i = nextSite(table, below: bound, boundIndex)
@@ -311,30 +311,30 @@ enum AllocationProfile {
             let s = site(table, i)
             bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
             boundIndex = i
-            out.text("    ")
-            out.bytes(bound)
-            out.text(" in ")
-            out.decimal(buddy_atomic_load_u64_relaxed(word(s, liveCountOffset)))
-            out.text(" sampled blocks\n")
+            out.append("    ")
+            out.append(bytes: bound)
+            out.append(" in ")
+            out.append(decimal: buddy_atomic_load_u64_relaxed(word(s, liveCountOffset)))
+            out.append(" sampled blocks\n")
             let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
             for f in 0..<frames {
-                out.text("      #")
-                out.decimal(f)
-                out.byte(32)
-                out.raw((s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
-                out.byte(10)
+                out.append("      #")
+                out.append(decimal: f)
+                out.append(byte: 32)
+                out.append(cString: (s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self))
+                out.append(byte: 10)
             }
         }
     }
 
-    static func writeJSON(to out: inout ReportSink) {
+    static func writeJSON(to out: inout TextBuffer) {
         let period = buddy_report_settings_get().pointee.profile_sample
-        out.text("{ ")
-        out.key("sample_bytes")
-        out.decimal(period)
-        out.text(", ")
-        out.key("sites")
-        out.text("[")
+        out.append("{ ")
+        out.append(jsonKey: "sample_bytes")
+        out.append(decimal: period)
+        out.append(", ")
+        out.append(jsonKey: "sites")
+        out.append("[")
         var separator = false
         if period != 0, let table = buddy_profile_table_get() {
             var bound = UInt64.max, boundIndex = -1
@@ -344,25 +344,25 @@ enum AllocationProfile {
                 let s = site(table, i)
                 bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
                 boundIndex = i
-                out.text(separator ? ",\n    { " : "\n    { ")
+                out.append(separator ? ",\n    { " : "\n    { ")
                 separator = true
-                out.key("live_bytes"); out.decimal(bound); out.text(", ")
-                out.key("live_count"); out.decimal(buddy_atomic_load_u64_relaxed(word(s, liveCountOffset))); out.text(", ")
-                out.key("samples"); out.decimal(buddy_atomic_load_u64_relaxed(word(s, samplesOffset))); out.text(", ")
-                out.key("frames"); out.text("[")
+                out.append(jsonKey: "live_bytes"); out.append(decimal: bound); out.append(", ")
+                out.append(jsonKey: "live_count"); out.append(decimal: buddy_atomic_load_u64_relaxed(word(s, liveCountOffset))); out.append(", ")
+                out.append(jsonKey: "samples"); out.append(decimal: buddy_atomic_load_u64_relaxed(word(s, samplesOffset))); out.append(", ")
+                out.append(jsonKey: "frames"); out.append("[")
                 let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
                 for f in 0..<frames {
-                    if f > 0 { out.text(", ") }
-                    out.jsonString((s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
+                    if f > 0 { out.append(", ") }
+                    out.append(jsonCString: (s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self))
                 }
-                out.text("] }")
+                out.append("] }")
             }
-            out.text(separator ? "\n  ], " : "], ")
-            out.key("dropped_samples")
-            out.decimal(buddy_atomic_load_u64_relaxed(word(table, 16)))
+            out.append(separator ? "\n  ], " : "], ")
+            out.append(jsonKey: "dropped_samples")
+            out.append(decimal: buddy_atomic_load_u64_relaxed(word(table, 16)))
         } else {
-            out.text("]")
+            out.append("]")
         }
-        out.text(" }")
+        out.append(" }")
     }
 }

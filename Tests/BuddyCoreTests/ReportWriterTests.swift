@@ -123,12 +123,12 @@ import Testing
     }
 }
 
-/// What `body` writes through a report sink, read back from an anonymous temporary file.
-func captured(_ body: (inout ReportSink) -> Void) -> String {
+/// What `body` writes through a sink (a flushing TextBuffer), read back from an anonymous temporary file.
+func captured(_ body: (inout TextBuffer) -> Void) -> String {
     let file = tmpfile()!
     defer { fclose(file) }
     let fd = fileno(file)
-    var sink = ReportSink(fd: fd)
+    var sink = TextBuffer(flushingTo: fd)
     body(&sink)
     sink.flush()
     lseek(fd, 0, SEEK_SET)
@@ -140,4 +140,56 @@ func captured(_ body: (inout ReportSink) -> Void) -> String {
         all += bytes.prefix(n)
     }
     return String(decoding: all, as: UTF8.self)
+}
+
+/// The one text buffer: a line truncates, a sink flushes, and columns stay aligned across a flush.
+@Suite struct TextBufferTests {
+    @Test func aLineTruncates() {
+        var line = TextBuffer()
+        for _ in 0..<60 { line.append("0123456789") }
+        #expect(line.count == TextBuffer.capacity && line.text.hasPrefix("0123456789"))
+        line.append(byte: 65)
+        #expect(line.count == TextBuffer.capacity && !line.text.contains("A"))
+    }
+
+    @Test func numbers() {
+        var line = TextBuffer()
+        line.append(decimal: -42)
+        line.append(byte: 32)
+        line.append(hex: 0xdead_beef)
+        line.append(byte: 32)
+        line.append(hex: 0)
+        line.append(byte: 32)
+        line.append(decimal: UInt64.max)
+        line.append(byte: 32)
+        line.append(bytes: 1536, width: 8)
+        line.append(bytes: 3 << 30)
+        line.append(byte: 32)
+        line.append(fixed: 1e30, digits: 2)
+        #expect(line.text == "-42 0xdeadbeef 0x0 18446744073709551615     1.5K3.0G 18446744073709551615")
+    }
+
+    @Test func columnsAcrossFlushes() {
+        let text = captured { sink in
+            for i in 0..<400 { sink.append(decimal: UInt64(i) * 37, width: 9); sink.append(bytes: UInt64(i) << 12, width: 7) }
+        }
+        let expected = (0..<400).map { i -> String in
+            var line = TextBuffer()
+            line.append(bytes: UInt64(i) << 12)
+            let decimal = String(i * 37), size = line.text
+            return String(repeating: " ", count: 9 - decimal.count) + decimal + String(repeating: " ", count: max(0, 7 - size.count)) + size
+        }.joined()
+        #expect(text == expected)
+    }
+
+    @Test func cStrings() {
+        var path = TextBuffer()
+        path.append("/tmp/report.")
+        path.append(decimal: 7)
+        var bytes = [UInt8](repeating: 0xFF, count: 600)
+        bytes.withUnsafeMutableBytes { path.copyCString(to: $0) }
+        #expect(Array(bytes.prefix(15)) == Array("/tmp/report.7\0".utf8) + [0xFF])
+        let name: StaticString = "a\"b"
+        #expect(captured { $0.append(jsonCString: name.utf8Start) } == "\"a\\\"b\"")
+    }
 }
