@@ -167,6 +167,7 @@ package struct TextBuffer {
 
     /// `value` right-aligned in `width` columns.
     package mutating func append(decimal value: UInt64, width: Int) {
+        guard width > 0 else { append(decimal: value); return }
         let start = beginColumn(width)
         append(decimal: value)
         alignRight(from: start, width: width)
@@ -174,13 +175,22 @@ package struct TextBuffer {
 
     /// `value` as a byte count (`append(bytes:)`), right-aligned in `width` columns.
     package mutating func append(bytes value: UInt64, width: Int) {
+        guard width > 0 else { append(bytes: value); return }
         let start = beginColumn(width)
         append(bytes: value)
         alignRight(from: start, width: width)
     }
 
+    /// `text` right-aligned in `width` columns (a heading).
+    package mutating func append(_ text: StaticString, width: Int) {
+        let start = beginColumn(width)
+        append(text)
+        alignRight(from: start, width: width)
+    }
+
     /// Where a right-aligned column starts. A sink makes room for it first, so that the text of
-    /// the column is still in the buffer when `alignRight` moves it.
+    /// the column is still in the buffer when `alignRight` moves it (a number or a heading is
+    /// at most 32 bytes).
     private mutating func beginColumn(_ width: Int) -> Int {
         if sink >= 0 && count &+ max(width, 32) > TextBuffer.capacity { flush() }
         return count

@@ -116,87 +116,35 @@ enum BadPointerLog {
         let r = log + headerBytes + Int(index % UInt64(capacity)) * recordBytes
         return buddy_atomic_load_u64_acquire(r.assumingMemoryBound(to: UInt64.self)) == index &+ 1 ? r : nil
     }
+}
 
-    static func writeKind(_ record: UnsafeMutableRawPointer, json: Bool, to out: inout TextBuffer) {
-        switch record.load(fromByteOffset: kindOffset, as: UInt64.self) {
-        case doubleFreeKind: out.append(json ? "double_free" : "double free")
-        case otherPoolKind: out.append(json ? "other_pool" : "another pool's pointer")
-        case corruptionKind: out.append(json ? "heap_corruption" : "heap corruption")
-        case useAfterFreeKind: out.append(json ? "use_after_free" : "use after free")
-        case wrongSizeKind: out.append(json ? "wrong_size" : "wrong size")
-        default: out.append(json ? "invalid_pointer" : "invalid pointer")
-        }
-    }
-
-    /// The function's name without its "()".
-    static func writeFunction(_ record: UnsafeMutableRawPointer, to out: inout TextBuffer) {
-        let start = UnsafePointer<UInt8>(bitPattern: record.load(fromByteOffset: functionOffset, as: UInt.self))
-        let length = record.load(fromByteOffset: functionLengthOffset, as: Int.self)
-        guard let start else { return }
-        var i = 0
-        while i < length && start[i] != 40 { out.append(byte: start[i]); i &+= 1 }
-    }
-
-    static func writeText(to out: inout TextBuffer) {
-        let total = self.total
-        out.append("  bad pointers ")
-        out.append(decimal: total)
-        if total == 0 { out.append(byte: 10); return }
-        let first = total > UInt64(capacity) ? total &- UInt64(capacity) : 0
-        out.append(" (the last ")
-        out.append(decimal: total &- first)
-        out.append(", oldest first):\n")
-        var index = first
-        while index < total {
-            defer { index &+= 1 }
-            guard let record = completeRecord(index) else { continue }
-            out.append("    ")
-            writeKind(record, json: false, to: &out)
-            out.append(byte: 32)
-            out.append(hex: record.load(fromByteOffset: pointerOffset, as: UInt.self))
-            out.append(" in ")
-            writeFunction(record, to: &out)
-            out.append("()\n")
-            let frames = record.load(fromByteOffset: frameCountOffset, as: Int.self)
-            for i in 0..<min(frames, maxFrames) {
-                out.append("      #")
-                out.append(decimal: i)
-                out.append(byte: 32)
-                out.append(cString: (record + textOffset + i &* frameText).assumingMemoryBound(to: UInt8.self))
-                out.append(byte: 10)
-            }
-        }
-    }
-
-    static func writeJSON(to out: inout TextBuffer) {
-        let total = self.total
-        let first = total > UInt64(capacity) ? total &- UInt64(capacity) : 0
-        out.append("[")
-        var separator = false
-        var index = first
-        while index < total {
-            defer { index &+= 1 }
-            guard let record = completeRecord(index) else { continue }
-            out.append(separator ? ",\n    { " : "\n    { ")
-            separator = true
-            out.append(jsonKey: "kind")
-            out.append(byte: 34); writeKind(record, json: true, to: &out); out.append(byte: 34)
-            out.append(", ")
-            out.append(jsonKey: "function")
-            out.append(byte: 34); writeFunction(record, to: &out); out.append(byte: 34)
-            out.append(", ")
-            out.append(jsonKey: "pointer")
-            out.append(byte: 34); out.append(hex: record.load(fromByteOffset: pointerOffset, as: UInt.self)); out.append(byte: 34)
-            out.append(", ")
-            out.append(jsonKey: "frames")
+extension ReportWriter {
+    /// The last bad pointers, oldest first (the process pool's report; a private pool's has none).
+    mutating func writeBadPointers() {
+        let process = figures.pointee.processPool
+        let total = process ? BadPointerLog.total : 0
+        let first = total > UInt64(BadPointerLog.capacity) ? total &- UInt64(BadPointerLog.capacity) : 0
+        if json {
             out.append("[")
-            let frames = record.load(fromByteOffset: frameCountOffset, as: Int.self)
-            for i in 0..<min(frames, maxFrames) {
-                if i > 0 { out.append(", ") }
-                out.append(jsonCString: (record + textOffset + i &* frameText).assumingMemoryBound(to: UInt8.self))
-            }
-            out.append("] }")
+        } else {
+            guard process else { return }
+            out.append("  bad pointers ")
+            out.append(decimal: total)
+            if total == 0 { out.append(byte: 10); return }
+            out.append(" (the last ")
+            out.append(decimal: total &- first)
+            out.append(", oldest first):\n")
         }
-        out.append(separator ? "\n  ]" : "]")
+        var any = false
+        var index = first
+        while index < total {
+            defer { index &+= 1 }
+            guard let r = BadPointerLog.completeRecord(index) else { continue }
+            record = UnsafeRawPointer(r)
+            if json { writeElement(.badPointer, first: !any) } else { writeText(.badPointer) }
+            any = true
+        }
+        record = nil
+        if json { out.append(any ? "\n  ]" : "]") }
     }
 }

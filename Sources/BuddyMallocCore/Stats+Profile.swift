@@ -295,74 +295,52 @@ enum AllocationProfile {
         }
         return best
     }
+}
 
-    static func writeText(to out: inout TextBuffer) {
-        let period = buddy_report_settings_get().pointee.profile_sample
-        guard period != 0 else { return }
-        out.append("  profile     one sample per ")
-        out.append(bytes: period)
-        out.append(" allocated")
-        guard let table = buddy_profile_table_get() else { out.append(": no samples yet\n"); return }
-        out.append("; the sites holding the most live bytes (estimated):\n")
-        var bound = UInt64.max, boundIndex = -1
-        for _ in 0..<topSites {
-            let i = nextSite(table, below: bound, boundIndex)
-            if i < 0 { break }
-            let s = site(table, i)
-            bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
-            boundIndex = i
-            out.append("    ")
-            out.append(bytes: bound)
-            out.append(" in ")
-            out.append(decimal: buddy_atomic_load_u64_relaxed(word(s, liveCountOffset)))
-            out.append(" sampled blocks\n")
-            let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
-            for f in 0..<frames {
-                out.append("      #")
-                out.append(decimal: f)
-                out.append(byte: 32)
-                out.append(cString: (s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self))
-                out.append(byte: 10)
-            }
-        }
-    }
-
-    static func writeJSON(to out: inout TextBuffer) {
-        let period = buddy_report_settings_get().pointee.profile_sample
-        out.append("{ ")
-        out.append(jsonKey: "sample_bytes")
-        out.append(decimal: period)
-        out.append(", ")
-        out.append(jsonKey: "sites")
-        out.append("[")
-        var separator = false
-        if period != 0, let table = buddy_profile_table_get() {
-            var bound = UInt64.max, boundIndex = -1
-            for _ in 0..<topSites {
-                let i = nextSite(table, below: bound, boundIndex)
-                if i < 0 { break }
-                let s = site(table, i)
-                bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
-                boundIndex = i
-                out.append(separator ? ",\n    { " : "\n    { ")
-                separator = true
-                out.append(jsonKey: "live_bytes"); out.append(decimal: bound); out.append(", ")
-                out.append(jsonKey: "live_count"); out.append(decimal: buddy_atomic_load_u64_relaxed(word(s, liveCountOffset))); out.append(", ")
-                out.append(jsonKey: "samples"); out.append(decimal: buddy_atomic_load_u64_relaxed(word(s, samplesOffset))); out.append(", ")
-                out.append(jsonKey: "frames"); out.append("[")
-                let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
-                for f in 0..<frames {
-                    if f > 0 { out.append(", ") }
-                    out.append(jsonCString: (s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self))
-                }
-                out.append("] }")
-            }
-            out.append(separator ? "\n  ], " : "], ")
-            out.append(jsonKey: "dropped_samples")
-            out.append(decimal: buddy_atomic_load_u64_relaxed(word(table, 16)))
+extension ReportWriter {
+    /// The sites holding the most live bytes, largest first (the process pool's report, with
+    /// BUDDY_PROFILE_SAMPLE set; a private pool's has none).
+    mutating func writeProfile() {
+        typealias Profile = AllocationProfile
+        let period = figures.pointee.processPool ? buddy_report_settings_get().pointee.profile_sample : 0
+        let table = period != 0 ? buddy_profile_table_get() : nil
+        if json {
+            out.append("{ ")
+            out.append(jsonKey: "sample_bytes")
+            out.append(decimal: period)
+            out.append(", ")
+            out.append(jsonKey: "sites")
+            out.append("[")
         } else {
-            out.append("]")
+            guard period != 0 else { return }
+            out.append("  profile     one sample per ")
+            out.append(bytes: period)
+            out.append(" allocated")
+            guard table != nil else { out.append(": no samples yet\n"); return }
+            out.append("; the sites holding the most live bytes (estimated):\n")
         }
-        out.append(" }")
+        guard let table else {
+            if json { out.append("] }") }
+            return
+        }
+        var any = false
+        var bound = UInt64.max, boundIndex = -1
+        for _ in 0..<Profile.topSites {
+            let i = Profile.nextSite(table, below: bound, boundIndex)
+            if i < 0 { break }
+            let s = Profile.site(table, i)
+            bound = buddy_atomic_load_u64_relaxed(Profile.word(s, Profile.liveBytesOffset))
+            boundIndex = i
+            record = UnsafeRawPointer(s)
+            if json { writeElement(.profileSite, first: !any) } else { writeText(.profileSite) }
+            any = true
+        }
+        record = nil
+        if json {
+            out.append(any ? "\n  ], " : "], ")
+            out.append(jsonKey: "dropped_samples")
+            out.append(decimal: buddy_atomic_load_u64_relaxed(Profile.word(table, 16)))
+            out.append(" }")
+        }
     }
 }
