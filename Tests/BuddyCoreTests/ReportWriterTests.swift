@@ -31,8 +31,9 @@ import Testing
         s.uptime = 4.375
         s.last_activity = 1764012349.25
         s.growth_factor = 1.5
+        // Neighbours with different values: one read from the other's place shows.
         s.thread_safety = 1
-        s.on_error = 1
+        s.on_error = 0
         s.usage = 0.14349
         s.internal_fragmentation = 0.29633
         s.external_fragmentation = 0.7
@@ -73,6 +74,7 @@ import Testing
         s.initial_size = 8 << 20
         s.growth_factor = 2
         s.thread_safety = 2
+        s.on_error = 1
         s.order_count = 20
         s.latency_mode = UInt32(BUDDY_LATENCY_OFF.rawValue)
         s.reserved = 8 << 20
