@@ -152,7 +152,7 @@ extension ReportWriter {
         part("alignments", .alignments, text: 170, "  alignments ", "\n")
 
         object("latency")
-        choice("mode", \.latency_mode, "off|sampled|exact|sampled")
+        choice("mode", \.latency_mode, "off|sampled|exact|sampled") // (what is neither off nor exact samples)
         field("sample_period", \.latency_period)
         field("alloc_avg_ns", \ReportFigures.allocAverageNs, .tenths)
         field("alloc_max_ns", \.alloc_max_ns)
@@ -227,8 +227,8 @@ extension ReportWriter {
     // MARK: The words of the lists
 
     @_transparent mutating func field(_ key: StaticString, _ path: KeyPath<buddy_stats, UInt64>, _ format: IntegerFormat = .count,
-                                          text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "",
-                                          newLine: Bool = false) {
+                                      text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "",
+                                      newLine: Bool = false) {
         emit(ReportField(key: key, value: integer(format), base: .stats, offset: MemoryLayout<buddy_stats>.offset(of: path)!,
                          at: at, before: before, after: after, newLine: newLine))
     }
@@ -238,8 +238,8 @@ extension ReportWriter {
     }
 
     @_transparent mutating func field(_ key: StaticString, _ path: KeyPath<buddy_stats, Double>, _ format: RealFormat,
-                                          text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "",
-                                          newLine: Bool = false) {
+                                      text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "",
+                                      newLine: Bool = false) {
         emit(ReportField(key: key, value: real(format), base: .stats, offset: MemoryLayout<buddy_stats>.offset(of: path)!,
                          at: at, before: before, after: after, newLine: newLine))
     }
@@ -250,13 +250,13 @@ extension ReportWriter {
     }
 
     @_transparent mutating func field(_ key: StaticString, _ path: KeyPath<ReportFigures, UInt64>,
-                                          text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
+                                      text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
         emit(ReportField(key: key, value: .count, base: .figures, offset: MemoryLayout<ReportFigures>.offset(of: path)!,
                          at: at, before: before, after: after))
     }
 
     @_transparent mutating func field(_ key: StaticString, _ path: KeyPath<ReportFigures, Double>, _ format: RealFormat,
-                                          text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
+                                      text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
         emit(ReportField(key: key, value: real(format), base: .figures, offset: MemoryLayout<ReportFigures>.offset(of: path)!,
                          at: at, before: before, after: after))
     }
@@ -281,7 +281,7 @@ extension ReportWriter {
 
     /// A column of a text table (and a member of each record's JSON object).
     @_transparent mutating func column<Record>(_ key: StaticString, _ heading: StaticString, width: Int,
-                                                   _ path: KeyPath<Record, UInt64>, _ format: IntegerFormat = .count) {
+                                               _ path: KeyPath<Record, UInt64>, _ format: IntegerFormat = .count) {
         emit(ReportField(key: key, value: integer(format), base: .record, offset: MemoryLayout<Record>.offset(of: path)!,
                          heading: heading, width: width))
     }
@@ -293,8 +293,8 @@ extension ReportWriter {
 
     /// A value at `offset` in the record (the logs' records have layouts of their own).
     @_transparent mutating func recordField(_ key: StaticString, at offset: Int, _ value: ReportValue, names: StaticString = "",
-                                                textNames: StaticString = "",
-                                                text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
+                                            textNames: StaticString = "",
+                                            text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
         emit(ReportField(key: key, value: value, base: .record, offset: offset, at: at, before: before, after: after,
                          names: names, textNames: textNames))
     }
@@ -306,7 +306,7 @@ extension ReportWriter {
     }
 
     @_transparent mutating func part(_ key: StaticString, _ part: ReportPart,
-                                         text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
+                                     text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
         emit(ReportField(key: key, value: .part, at: at, before: before, after: after, part: part))
     }
 
