@@ -213,15 +213,20 @@ extension ReportWriter {
         frames("frames", countAt: Log.frameCountOffset, textsAt: Log.textOffset, limit: Log.maxFrames, stride: Log.frameText, text: 4)
     }
 
-    /// One allocation site: "    12.5M in 200 sampled blocks" and its frames, or
-    /// { "live_bytes": ..., "live_count": ..., "samples": ..., "frames": [...] }.
+    /// One allocation site: "    12.5M in about 200 blocks (200 samples live)" and its frames, or
+    /// { "live_bytes": ..., "live_count": ..., "samples": ..., "live_blocks": ..., "allocated_bytes": ...,
+    /// "allocated_blocks": ..., "frames": [...] }. Bytes and blocks are estimates from the samples
+    /// (a sample of s bytes stands for max(s, P) bytes and max(s, P) / s blocks); the counts are samples.
     @inline(never) mutating func profileSiteFields() {
         typealias Profile = AllocationProfile
         recordField("live_bytes", at: Profile.liveBytesOffset, .bytes, text: 1, "    ")
-        recordField("live_count", at: Profile.liveCountOffset, .count, text: 2, " in ", " sampled blocks\n")
+        recordField("live_count", at: Profile.liveCountOffset, .count, text: 3, " (", " samples live)\n")
         recordField("samples", at: Profile.samplesOffset, .count)
+        recordField("live_blocks", at: Profile.liveBlocksOffset, .estimate, text: 2, " in about ", " blocks")
+        recordField("allocated_bytes", at: Profile.allocatedBytesOffset, .count)
+        recordField("allocated_blocks", at: Profile.allocatedBlocksOffset, .estimate)
         frames("frames", countAt: Profile.frameCountOffset, textsAt: Profile.textOffset, limit: Profile.maxFrames,
-               stride: Profile.frameText, text: 3)
+               stride: Profile.frameText, text: 4)
     }
 
     // MARK: The words of the lists

@@ -23,6 +23,8 @@ enum ReportValue {
     case count
     /// UInt64: 1.5K / 1536.
     case bytes
+    /// UInt64 in 1/1024 units (a sampled estimate), rounded: 1234 / 1234.
+    case estimate
     /// Double, 0 to 1: 14% / 0.1435.
     case ratio
     /// Double: 4.38 / 4.375000.
@@ -174,6 +176,7 @@ struct ReportWriter {
     private mutating func textValue(_ f: ReportField) {
         let v = f.value
         if case .count = v { out.append(decimal: integer(f), width: f.width) }
+        else if case .estimate = v { out.append(decimal: (integer(f) &+ 512) / 1024, width: f.width) }
         else if case .index = v { out.append(decimal: integer(f), width: f.width) }
         else if case .bytes = v { out.append(bytes: integer(f), width: f.width) }
         else if case .ratio = v { out.append(percent: address(f).load(as: Double.self)) }
@@ -192,6 +195,7 @@ struct ReportWriter {
     private mutating func jsonValue(_ f: ReportField) {
         let v = f.value
         if case .count = v { out.append(decimal: integer(f)) }
+        else if case .estimate = v { out.append(decimal: (integer(f) &+ 512) / 1024) }
         else if case .index = v { out.append(decimal: integer(f)) }
         else if case .bytes = v { out.append(decimal: integer(f)) }
         else if case .ratio = v { out.append(fixed: address(f).load(as: Double.self), digits: 4) }

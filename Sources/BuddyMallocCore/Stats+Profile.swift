@@ -36,8 +36,13 @@ enum AllocationProfile {
     static let samplesOffset = 24
     static let frameCountOffset = 32
     static let textOffset = 40
+    /// Estimates (a sample of s bytes stands for max(s, P) / s blocks, kept in 1/1024 blocks):
+    /// the live blocks, and the bytes and blocks of every sample, freed or not.
+    static let liveBlocksOffset = textOffset + maxFrames * frameText
+    static let allocatedBytesOffset = liveBlocksOffset + 8
+    static let allocatedBlocksOffset = allocatedBytesOffset + 8
     static let siteBytes = 960
-    // Header: site-table lock (UInt32), sites used, samples dropped (tables full).
+    // Header: site-table lock (UInt32), sites used, samples dropped (tables full), the period.
     static let headerBytes = 64
     static let sitesOffset = headerBytes
     static let stripesOffset = sitesOffset + siteCapacity * siteBytes
@@ -73,13 +78,20 @@ enum AllocationProfile {
         // A block of the period or more is always sampled, standing for itself; the smaller ones
         // share the sample points, each standing for a period's bytes.
         if UInt64(size) >= period {
-            sample(block, weight: UInt64(size))
+            sample(block, size: UInt64(size), period: period)
             return
         }
         cache.pointee.calls.profileCountdown &-= Int(truncatingIfNeeded: size)
         if cache.pointee.calls.profileCountdown > 0 { return }
         scheduleNextSample(cache, period: period)
-        sample(block, weight: period)
+        sample(block, size: UInt64(size), period: period)
+    }
+
+    /// The bytes a sample of `size` bytes stands for, and the blocks in 1/1024: max(s, P) and
+    /// max(s, P) x 1024 / s.
+    @inline(__always) static func estimates(size: UInt64, period: UInt64) -> (bytes: UInt64, blocks: UInt64) {
+        let bytes = max(size, period)
+        return (bytes, bytes &* 1024 / max(size, 1))
     }
 
     /// The next sample point: a random interval of P/2 ... 3P/2 bytes (mean P, the period) after
@@ -106,7 +118,8 @@ enum AllocationProfile {
     }
 
     @inline(never)
-    static func sample(_ block: UnsafeMutableRawPointer, weight: UInt64) {
+    static func sample(_ block: UnsafeMutableRawPointer, size: UInt64, period: UInt64) {
+        let (weight, blocks) = estimates(size: size, period: period)
         // Whatever the unwinder or dladdr allocate goes to glibc.
         buddy_thread_enter()
         defer { buddy_thread_leave() }
@@ -139,11 +152,15 @@ enum AllocationProfile {
             return
         }
         let s = site(table, index)
-        guard remember(table, UInt(bitPattern: block), site: index, weight: weight) else {
+        word(table, 24).pointee = period // the same for the whole process: freed() reads it
+        buddy_atomic_add_u64_relaxed(word(s, allocatedBytesOffset), weight)
+        buddy_atomic_add_u64_relaxed(word(s, allocatedBlocksOffset), blocks)
+        guard remember(table, UInt(bitPattern: block), site: index, size: size) else {
             buddy_atomic_add_u64_relaxed(word(table, 16), 1) // dropped: the block table is full
             return
         }
         buddy_atomic_add_u64_relaxed(word(s, liveBytesOffset), weight)
+        buddy_atomic_add_u64_relaxed(word(s, liveBlocksOffset), blocks)
         buddy_atomic_add_u64_relaxed(word(s, liveCountOffset), 1)
         buddy_atomic_add_u64_relaxed(word(s, samplesOffset), 1)
     }
@@ -209,7 +226,7 @@ enum AllocationProfile {
         (stripe + stripeHeaderBytes + i &* 16).assumingMemoryBound(to: UInt64.self)
     }
 
-    static func remember(_ table: UnsafeMutableRawPointer, _ address: UInt, site: Int, weight: UInt64) -> Bool {
+    static func remember(_ table: UnsafeMutableRawPointer, _ address: UInt, site: Int, size: UInt64) -> Bool {
         let (s, home) = stripe(table, address)
         let lock = s.assumingMemoryBound(to: UInt32.self)
         let used = word(s, 8)
@@ -222,7 +239,7 @@ enum AllocationProfile {
             if e[0] == 0 || e[0] == UInt64(address) {
                 if e[0] == 0 { used.pointee &+= 1 }
                 e[0] = UInt64(address)
-                e[1] = UInt64(site) << 48 | min(weight, (1 << 48) - 1)
+                e[1] = UInt64(site) << 48 | min(size, (1 << 48) - 1)
                 return true
             }
             i = (i &+ 1) % stripeCapacity
@@ -267,11 +284,12 @@ enum AllocationProfile {
             i = (i &+ 1) % stripeCapacity
         }
         buddy_spin_unlock(lock)
-        guard found != 0 else { return } // not sampled (a sample's weight is at least 1)
+        guard found != 0 else { return } // not sampled (the site's index or the size is not 0)
         let siteIndex = Int(found >> 48)
-        let weight = found & ((1 << 48) - 1)
+        let (weight, blocks) = estimates(size: found & ((1 << 48) - 1), period: word(table, 24).pointee)
         let r = site(table, siteIndex)
         buddy_atomic_add_u64_relaxed(word(r, liveBytesOffset), 0 &- weight)
+        buddy_atomic_add_u64_relaxed(word(r, liveBlocksOffset), 0 &- blocks)
         buddy_atomic_add_u64_relaxed(word(r, liveCountOffset), 0 &- 1)
     }
 
