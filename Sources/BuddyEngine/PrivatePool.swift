@@ -50,7 +50,7 @@ package enum PoolProblem {
 
     /// Appends what went wrong and what to do (no prefix, no newline), naming the settings as
     /// `interface` spells them. The one wording of every private-pool problem.
-    package func describe(to line: inout LineBuffer, for interface: PoolInterface) {
+    package func describe(to line: inout TextBuffer, for interface: PoolInterface) {
         let c: Bool
         if case .c = interface { c = true } else { c = false }
         switch self {

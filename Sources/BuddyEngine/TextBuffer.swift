@@ -16,9 +16,6 @@ package typealias TextStorage = (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 }
 
-/// The name the option and private-pool files still use (their branches rename it).
-package typealias LineBuffer = TextBuffer
-
 /// Text built on the stack, for every message and report that must not allocate, and the one
 /// formatter of numbers: decimal, signed, hex, byte sizes, fixed point, percentages, durations,
 /// right-aligned columns, JSON strings. Two modes, one type:

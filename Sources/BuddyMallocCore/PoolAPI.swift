@@ -10,7 +10,7 @@ import CBuddySupport
 // The C functions run in programs whose malloc is this library, and may be called from inside
 // it (a C++ allocator, a signal-free hot loop): like malloc, they never allocate and never call
 // the Swift runtime (tools/check-malloc-path.py walks from every export, these included).
-// Messages are written with LineBuffer; the structs of buddy.h are read and written through raw
+// Messages are written with TextBuffer; the structs of buddy.h are read and written through raw
 // pointers at the offsets of their Swift mirrors (checked by a test).
 
 // MARK: - The report for the pool APIs
@@ -115,7 +115,7 @@ private func handle(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutablePointer<CPo
 @inline(never)
 private func report(_ onError: Int32, _ function: StaticString, _ problem: PoolProblem) {
     if onError == PoolOnError.returnCode { return }
-    var line = LineBuffer()
+    var line = TextBuffer()
     line.append("buddy: ")
     line.append(function)
     line.append(": ")

@@ -321,7 +321,7 @@ public final class MemoryPool: @unchecked Sendable {
 
     /// The core's wording of a problem, as Swift names the settings.
     static func message(_ problem: PoolProblem) -> String {
-        var line = LineBuffer()
+        var line = TextBuffer()
         problem.describe(to: &line, for: .swift)
         return line.text
     }
