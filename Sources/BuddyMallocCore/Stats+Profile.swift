@@ -48,7 +48,49 @@ enum AllocationProfile {
     static let stripesOffset = sitesOffset + siteCapacity * siteBytes
     static let stripeHeaderBytes = 64
     static let stripeBytes = stripeHeaderBytes + stripeCapacity * 16
-    static let mappingBytes = stripesOffset + stripes * stripeBytes
+    /// The modules the sites' frames lie in (load base, path, GNU build-id in hex), so that
+    /// buddy-report can symbolize offline and tell a changed file: up to `moduleCapacity`,
+    /// appended under the site-table lock, their number (header word 32) published last.
+    static let moduleCapacity = 32
+    static let moduleNameBytes = 112
+    static let modulePathBytes = 160
+    static let moduleBuildIdBytes = 72
+    static let moduleBytes = 8 + moduleNameBytes + modulePathBytes + moduleBuildIdBytes
+    static let modulesOffset = stripesOffset + stripes * stripeBytes
+    static let mappingBytes = modulesOffset + moduleCapacity * moduleBytes
+
+    @inline(__always) static func module(_ table: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutableRawPointer {
+        table + modulesOffset + index &* moduleBytes
+    }
+
+    /// Records the module of each frame not recorded yet (dladdr and the build-id note are read
+    /// before the lock is taken).
+    static func registerModules(_ table: UnsafeMutableRawPointer, frames: UnsafeRawPointer, count: Int) {
+        var scratch = emptyTextStorage()
+        withUnsafeMutableBytes(of: &scratch) { raw in
+            let name = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self)
+            let path = name + moduleNameBytes
+            let buildId = path + modulePathBytes
+            for i in 0..<count {
+                var base: UInt = 0
+                let frame = frames.load(fromByteOffset: i &* 8, as: UInt.self)
+                guard buddy_module_of(UnsafeRawPointer(bitPattern: frame), &base, name, moduleNameBytes, path,
+                                      modulePathBytes, buildId, moduleBuildIdBytes) != 0 else { continue }
+                let lock = table.assumingMemoryBound(to: UInt32.self)
+                buddy_spin_lock(lock)
+                let known = Int(word(table, 32).pointee)
+                var found = false
+                for m in 0..<known where module(table, m).load(as: UInt.self) == base { found = true; break }
+                if !found && known < moduleCapacity {
+                    let entry = module(table, known)
+                    entry.storeBytes(of: base, as: UInt.self)
+                    (entry + 8).copyMemory(from: UnsafeRawPointer(name), byteCount: moduleNameBytes &+ modulePathBytes &+ moduleBuildIdBytes)
+                    buddy_atomic_store_u64_release(word(table, 32), UInt64(known &+ 1))
+                }
+                buddy_spin_unlock(lock)
+            }
+        }
+    }
 
     static func table() -> UnsafeMutableRawPointer? {
         if let existing = buddy_profile_table_get() { return existing }
@@ -146,6 +188,7 @@ enum AllocationProfile {
                 }
                 index = insertSite(table, hash, texts: base, count: count)
             }
+            withUnsafeBytes(of: &frames) { registerModules(table, frames: $0.baseAddress.unsafelyUnwrapped, count: count) }
         }
         guard index >= 0 else {
             buddy_atomic_add_u64_relaxed(word(table, 16), 1) // dropped: the site table is full
@@ -358,7 +401,28 @@ extension ReportWriter {
             out.append(any ? "\n  ], " : "], ")
             out.append(jsonKey: "dropped_samples")
             out.append(decimal: buddy_atomic_load_u64_relaxed(Profile.word(table, 16)))
-            out.append(" }")
+            out.append(", ")
+            out.append(jsonKey: "modules")
+            out.append("[")
+            let modules = Int(buddy_atomic_load_u64_acquire(Profile.word(table, 32)))
+            for m in 0..<min(modules, Profile.moduleCapacity) {
+                let entry = Profile.module(table, m)
+                out.append(m == 0 ? "\n    { " : ",\n    { ")
+                out.append(jsonKey: "base")
+                out.append(byte: 34)
+                out.append(hex: entry.load(as: UInt.self))
+                out.append("\", ")
+                out.append(jsonKey: "name")
+                out.append(jsonCString: UnsafePointer((entry + 8).assumingMemoryBound(to: UInt8.self)))
+                out.append(", ")
+                out.append(jsonKey: "path")
+                out.append(jsonCString: UnsafePointer((entry + 8 + Profile.moduleNameBytes).assumingMemoryBound(to: UInt8.self)))
+                out.append(", ")
+                out.append(jsonKey: "build_id")
+                out.append(jsonCString: UnsafePointer((entry + 8 + Profile.moduleNameBytes + Profile.modulePathBytes).assumingMemoryBound(to: UInt8.self)))
+                out.append(" }")
+            }
+            out.append(modules > 0 ? "\n  ] }" : "] }")
         }
     }
 }

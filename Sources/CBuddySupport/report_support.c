@@ -5,7 +5,10 @@
 #include "raw_syscall.h"
 #include <dlfcn.h>
 #include <errno.h>
+#include <elf.h>
 #include <execinfo.h>
+#include <link.h>
+#include <sys/auxv.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
@@ -208,4 +211,63 @@ size_t buddy_symbolize(const void *address, char *out, size_t capacity) {
     }
     errno = saved;
     return at;
+}
+
+// The GNU build-id note of the module mapped at `base`, from its program headers in memory (the
+// loader maps them with the first page): hex into out. A shared object or PIE executable
+// (ET_DYN) has its segments at base + p_vaddr; a fixed executable (ET_EXEC) at p_vaddr.
+static size_t build_id_of(uintptr_t base, char *out, size_t capacity) {
+    const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)base;
+    if (capacity == 0) return 0;
+    out[0] = 0;
+    if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(ElfW(Phdr))) return 0;
+    uintptr_t bias = eh->e_type == ET_DYN ? base : 0;
+    const ElfW(Phdr) *ph = (const ElfW(Phdr) *)(base + eh->e_phoff);
+    for (int i = 0; i < eh->e_phnum; i++) {
+        if (ph[i].p_type != PT_NOTE) continue;
+        const unsigned char *note = (const unsigned char *)(bias + ph[i].p_vaddr);
+        const unsigned char *end = note + ph[i].p_memsz;
+        while (note + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)note;
+            const unsigned char *name = note + sizeof(ElfW(Nhdr));
+            const unsigned char *desc = name + ((nh->n_namesz + 3) & ~3u);
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0
+                && desc + nh->n_descsz <= end && nh->n_descsz * 2 + 1 <= capacity) {
+                static const char digits[] = "0123456789abcdef";
+                for (size_t k = 0; k < nh->n_descsz; k++) {
+                    out[2 * k] = digits[desc[k] >> 4];
+                    out[2 * k + 1] = digits[desc[k] & 15];
+                }
+                out[2 * nh->n_descsz] = 0;
+                return 2 * nh->n_descsz;
+            }
+            note = desc + ((nh->n_descsz + 3) & ~3u);
+        }
+    }
+    return 0;
+}
+
+int buddy_module_of(const void *address, uintptr_t *base, char *name, size_t name_capacity, char *path,
+                    size_t path_capacity, char *build_id, size_t build_id_capacity) {
+    int saved = errno;
+    Dl_info info;
+    uintptr_t lookup = (uintptr_t)address > 0 ? (uintptr_t)address - 1 : 0;
+    int found = dladdr((void *)lookup, &info) != 0 && info.dli_fbase != NULL;
+    if (found) {
+        *base = (uintptr_t)info.dli_fbase;
+        append(name, name_capacity, 0, info.dli_fname && info.dli_fname[0] ? info.dli_fname : "?");
+        // The program itself: the loader names it as it was started (argv[0], maybe relative or
+        // a bare name); its own file is /proc/self/exe. It is the module whose program headers
+        // the kernel handed over (AT_PHDR).
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)info.dli_fbase;
+        ssize_t length = -1;
+        if (path_capacity > 1 && getauxval(AT_PHDR) == (uintptr_t)info.dli_fbase + eh->e_phoff) {
+            length = readlink("/proc/self/exe", path, path_capacity - 1);
+        }
+        if (length > 0) path[length] = 0;
+        else append(path, path_capacity, 0, info.dli_fname && info.dli_fname[0] ? info.dli_fname : "?");
+        build_id_of((uintptr_t)info.dli_fbase, build_id, build_id_capacity);
+    }
+    errno = saved;
+    return found;
 }

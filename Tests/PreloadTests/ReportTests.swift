@@ -357,6 +357,14 @@ struct ReportTests {
             #expect(abs(blocks - 40000) < 8000, "\(function): estimated \(blocks) blocks, holds 40000")
             #expect(estimate(function, "allocated_bytes") == got, "nothing was freed: allocated == live")
         }
+        // The modules of the frames, for offline symbolization: the program by its own file's
+        // absolute path and its build-id (as readelf reads it from the file).
+        let modules = object(document, "profile")["modules"] as? [[String: Any]] ?? []
+        let program = try #require(modules.first { ($0["path"] as? String) == driver }, "modules: \(modules)")
+        let notes = try Harness.run(["readelf", "-n", driver])
+        let buildId = try #require(program["build_id"] as? String)
+        #expect(buildId.count == 40 && notes.stdout.contains("Build ID: \(buildId)"), "\(program) vs \(notes.stdout)")
+        #expect(modules.contains { ($0["path"] as? String)?.contains("libc.so") == true })
     }
 
     @Test("glibc's introspection calls and buddy_stats_get answer from the pool's statistics")

@@ -178,5 +178,13 @@ int buddy_backtrace(void **frames, int max);
 /// symbol) into `out`, NUL-terminated, at most `capacity` bytes; returns its length. dladdr
 /// (takes the loader's lock: never call it with a pool lock or report flag held).
 size_t buddy_symbolize(const void *address, char *out, size_t capacity);
+// The module (executable or shared object) holding the return address `address`: its load
+// base, its name as the loader knows it and frames show it (buddy_symbolize), its file's path
+// (/proc/self/exe's target for the program itself, whose name may be relative), and its GNU
+// build-id in hex (capacity >= 2 * 32 + 1; "" when it has none); each NUL-terminated, cut at its
+// capacity. 0 when no module holds the address. Not async-signal-safe (dladdr): called when a
+// profile site is created.
+int buddy_module_of(const void *address, uintptr_t *base, char *name, size_t name_capacity, char *path,
+                    size_t path_capacity, char *build_id, size_t build_id_capacity);
 
 #endif
