@@ -14,7 +14,7 @@ struct BuddyReportCommand: ParsableCommand {
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
         stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
         """,
-        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Run.self]
+        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Pprof.self, Run.self]
     )
 }
 
@@ -611,6 +611,58 @@ struct Flame: ParsableCommand {
             let graph = FlameGraph(profile, title: title, width: Double(max(200, width)))
             try writeOutput(graph.svg(), to: output)
             if output != "-" { print(output) }
+        }
+    }
+}
+
+// MARK: - pprof
+
+struct Pprof: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the sites as a pprof profile (profile.proto, gzip-compressed) for pprof, go tool pprof and speedscope.",
+        discussion: """
+        One sample per site, its stack symbolized, allocator wrappers left out (the label via names them). \
+        Sample types alloc_space (bytes), samples (count), inuse_objects (count) and inuse_space (bytes, the \
+        default), estimated as `leaks` estimates them; labels pid, program, via, inuse_space_error, \
+        blocks_estimate. Several files: one profile, each sample labelled with its process.
+        """
+    )
+
+    @Argument(help: "Report files (each file's last report; several: their samples labelled by pid).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The file to write (\"-\": standard output).", valueName: "profile.pb.gz"))
+    var output: String
+
+    @Flag(help: "Write the protobuf uncompressed (pprof reads both).")
+    var uncompressed = false
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents.append(file.documents.last!)
+            }
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            let profile = try PprofProfile(documents, resolver: resolver)
+            SymbolOptions.finish(resolver)
+            printWarnings(profile.notes)
+            let bytes = uncompressed ? profile.encoded() : profile.gzipped()
+            if output == "-" {
+                FileHandle.standardOutput.write(Data(bytes))
+                return
+            }
+            do {
+                try Data(bytes).write(to: URL(fileURLWithPath: output))
+            } catch {
+                throw ToolError("\(output): cannot write (\(error.localizedDescription))")
+            }
+            print(output)
         }
     }
 }
