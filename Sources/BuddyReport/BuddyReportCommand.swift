@@ -418,23 +418,12 @@ struct Run: ParsableCommand {
         }
         let others = outcome.others
         if format == .text && !others.isEmpty {
-            // A shell script may start hundreds: the first few, then the rest by program.
-            let listed = others.prefix(12)
-            out += "\nother processes (\(others.count), their last reports)\n"
-            for d in listed {
-                let r = d.report
-                let m = r.memory
-                out += "  pid \(r.pid) \(r.program.isEmpty ? "(unnamed)" : r.program): used \(Units.bytes(m.used)) of \(Units.bytes(m.reserved)), "
-                    + "peak \(Units.bytes(m.peakUsed)), \(r.calls.values.reduce(0, +)) calls, \(r.errorCount) errors"
-                    + (r.health.map { ", \($0.status)" } ?? "")
-                    + (outcome.kept ? "  \(d.file)" : "") + "\n"
-            }
-            let rest = others.dropFirst(listed.count)
-            if !rest.isEmpty {
-                let byProgram = Dictionary(grouping: rest) { $0.report.program.isEmpty ? "(unnamed)" : $0.report.program }
-                let summary = byProgram.sorted { ($1.value.count, $0.key) < ($0.value.count, $1.key) }.map { "\($0.key) x\($0.value.count)" }
-                out += "  ... and \(rest.count) more: \(summary.joined(separator: ", "))" + (outcome.kept ? "" : " (--keep DIR keeps their reports)") + "\n"
-            }
+            // A shell script may start hundreds: the first rows of the tree, then the rest by program.
+            let tree = outcome.tree
+            let below = outcome.main == nil ? " below \(name) (pid \(outcome.pid)), which wrote no report" : ""
+            out += "\nprocesses (\(tree.count)\(below), each with its newest report\(outcome.kept ? "" : "; --keep DIR keeps them"))\n"
+            out += tree.text(ascii: ascii, limit: 40, files: outcome.kept).joined(separator: "\n") + "\n"
+            out += "  (\(tree.legend))\n"
         }
         if format == .text {
             let ending = outcome.signal != 0 ? "killed by signal \(outcome.signal)" : "exit status \(outcome.exitStatus)"

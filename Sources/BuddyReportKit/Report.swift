@@ -13,6 +13,9 @@ public struct Report: Sendable, Equatable, Decodable {
     public var format: String
     public var version: Int
     public var pid: Int
+    /// The parent process's pid, when the library writes it (`ppid`: not in reports written so
+    /// far; `buddy-report run` and process trees use it when present).
+    public var ppid: Int?
     /// The process's name (/proc/self/comm); may be "".
     public var program: String
     /// Why the report was written: "exit", "signal", "interval" or "api".
@@ -340,7 +343,7 @@ extension Report {
 
 extension Report {
     enum CodingKeys: String, CodingKey {
-        case format, version, pid, program, reason, sequence, pool, time, config, memory, calls, failures
+        case format, version, pid, ppid, program, reason, sequence, pool, time, config, memory, calls, failures
         case errors, system, oversize, segments, orders, sizes, alignments, latency, health, profile
         case badPointers = "bad_pointers", slabClasses = "slab_classes", modules
     }
@@ -350,6 +353,7 @@ extension Report {
         format = try c.decode(String.self, forKey: .format)
         version = try c.decode(Int.self, forKey: .version)
         pid = try c.decode(Int.self, forKey: .pid)
+        ppid = try c.decodeIfPresent(Int.self, forKey: .ppid)
         program = try c.decodeIfPresent(String.self, forKey: .program) ?? ""
         reason = try c.decodeIfPresent(String.self, forKey: .reason) ?? "exit"
         sequence = try c.decodeIfPresent(Int.self, forKey: .sequence) ?? 0
