@@ -14,7 +14,7 @@ struct BuddyReportCommand: ParsableCommand {
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
         stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
         """,
-        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Pprof.self, Run.self]
+        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Pprof.self, HTML.self, Run.self]
     )
 }
 
@@ -652,6 +652,58 @@ struct Pprof: ParsableCommand {
                 throw ToolError("\(output): cannot write (\(error.localizedDescription))")
             }
             print(output)
+        }
+    }
+}
+
+// MARK: - html
+
+struct HTML: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "html",
+        abstract: "Write one self-contained HTML page of a report: memory, orders and slabs, charts, sites, flame graph, bad pointers, processes.",
+        discussion: """
+        Inline CSS and SVG, no script, nothing fetched: the page opens offline anywhere. One process is \
+        shown in detail (--pid, else the one that started the others); a stream or several reports of it \
+        add its timeline; several processes add their tree, and the flame graph covers every process \
+        that sampled.
+        """
+    )
+
+    @Argument(help: "Report files (every report of each: a series, or the files of a process tree).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The HTML file to write (\"-\": standard output).", valueName: "report.html"))
+    var output: String
+
+    @Option(help: "The process to show in detail (default: the one that started the others).")
+    var pid: Int?
+
+    @Option(help: "How many allocation sites to list.")
+    var top = 20
+
+    @Option(help: "The page's title.")
+    var title: String?
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents += file.documents
+            }
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            var page = HTMLReport(documents: documents, resolver: resolver, pid: pid)
+            page.topSites = max(0, top)
+            page.title = title
+            let html = try page.render()
+            SymbolOptions.finish(resolver)
+            try writeOutput(html, to: output)
+            if output != "-" { print(output) }
         }
     }
 }

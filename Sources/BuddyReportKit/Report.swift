@@ -95,6 +95,8 @@ public struct Report: Sendable, Equatable, Decodable {
         public var free: Int
         /// Bytes in slabs outside live and cached objects (free objects, headers, slack); part of `free`.
         public var slabSpare: Int
+        /// Bytes outside the segments (order maps, the pool's state); 0 when the report has none.
+        public var metadata: Int
         /// used / reserved.
         public var usage: Double
         /// Bytes the program asked for, live.
@@ -383,7 +385,7 @@ extension Report {
 extension Report.Memory: Decodable {
     enum CodingKeys: String, CodingKey {
         case reserved, resident, used, cached, free, usage, requested
-        case slabSpare = "slab_spare"
+        case slabSpare = "slab_spare", metadata
         case internalFragmentation = "internal_fragmentation"
         case largestFreeBlock = "largest_free_block"
         case externalFragmentation = "external_fragmentation"
@@ -401,6 +403,7 @@ extension Report.Memory: Decodable {
         resident = try c.decodeIfPresent(Int.self, forKey: .resident) ?? 0
         cached = try c.decodeIfPresent(Int.self, forKey: .cached) ?? 0
         slabSpare = try c.decodeIfPresent(Int.self, forKey: .slabSpare) ?? 0
+        metadata = try c.decodeIfPresent(Int.self, forKey: .metadata) ?? 0
         requested = try c.decodeIfPresent(Int.self, forKey: .requested) ?? 0
         largestFreeBlock = try c.decodeIfPresent(Int.self, forKey: .largestFreeBlock) ?? 0
         peakUsed = try c.decodeIfPresent(Int.self, forKey: .peakUsed) ?? used
