@@ -335,6 +335,9 @@ struct Run: ParsableCommand {
     @Option(help: "The progress line while PROGRAM runs: auto (when stderr is a terminal), always, never.")
     var progress: ProgramRunner.Progress = .auto
 
+    @Option(help: ArgumentHelp("Also write the HTML page of the reports (as buddy-report html) to this file.", valueName: "report.html"))
+    var html: String?
+
     @Flag(help: "Draw bars with # instead of Unicode blocks.")
     var ascii = false
 
@@ -415,6 +418,16 @@ struct Run: ParsableCommand {
         }
         for problem in outcome.problems {
             printError("warning: \(problem.description)")
+        }
+        if let html, !outcome.documents.isEmpty {
+            var known: [String: String] = [:]
+            if let path = Self.executable(program[0]) { known[program[0]] = path }
+            let resolver = try symbols.resolver(for: outcome.documents.map(\.report), known: known)
+            var page = HTMLReport(documents: outcome.documents, resolver: resolver, pid: outcome.main == nil ? nil : outcome.pid)
+            page.observedParents = outcome.parents
+            let text = try page.render()
+            SymbolOptions.finish(resolver)
+            try writeOutput(text, to: html)
         }
         let others = outcome.others
         if format == .text && !others.isEmpty {

@@ -141,6 +141,24 @@ import Testing
         #expect(throws: ToolError.self) { try HTMLReport(documents: [parent], pid: 1).render() }
     }
 
+    /// `run --html`: the page of every process the program started, with their tree.
+    @Test(.enabled(if: Support.tool != nil), .timeLimit(.minutes(1)))
+    func fromRun() throws {
+        let directory = try Support.temporaryDirectory()
+        let script = directory.appendingPathComponent("writer.sh").path
+        try RunTests.writer.write(toFile: script, atomically: true, encoding: .utf8)
+        let page = directory.appendingPathComponent("run.html").path
+        // The reports come from the script (LD_PRELOAD=/dev/null preloads nothing).
+        let result = try Support.runTool(["run", "--lib", "/dev/null", "--html", page, "--", "sh", "-c",
+                                          #"sh -c 'COUNT=1 PAUSE=0; . "$0"' "$0"; COUNT=1 PAUSE=0; . "$0""#, script])
+        #expect(result.status == 0, "\(result.stderr)")
+        let reader = try PageReader.read(try String(contentsOfFile: page, encoding: .utf8))
+        #expect(reader.ids().contains("processes-table"))
+        #expect(reader.elements.first { $0.name == "h1" }?.text.hasPrefix("BuddyMalloc report: json/none, pid ") == true)
+        let processes = try #require(reader.elements.first { $0.attributes["id"] == "processes-table" })
+        #expect(processes.text.contains("└─ json/none") && processes.text.contains("json/none (shown above)"), "\(processes.text)")
+    }
+
     /// Text from a report is escaped (program names, C++ frames).
     @Test func escaping() throws {
         let json = #"{"format":"buddymalloc-report","version":1,"pid":9,"program":"a<b>&c\"","memory":{"reserved":0,"used":0,"free":0},"calls":{},"orders":[],"profile":{"sample_bytes":4096,"sites":[{"live_bytes":8192,"live_count":2,"frames":["std::vector<int, A<&x>>::push+0x2 (/p)","main+0x3 (/p)"]}]}}"#
