@@ -8,7 +8,7 @@
 # build has it, buddy_stats.h (the process pool's statistics), PREFIX/lib/pkgconfig/buddymalloc.pc,
 # the man pages buddy-report(1), libBuddyMalloc(3) and buddymalloc(7) under PREFIX/share/man, and
 # PREFIX/bin/buddy-report when BUILD-DIR holds it (swift build -c release --product buddy-report).
-# Then: PKG_CONFIG_PATH=PREFIX/lib/pkgconfig cc app.c $(pkg-config --cflags --libs buddymalloc)
+# Then: cc app.c $(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --cflags --libs buddymalloc)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
@@ -35,21 +35,21 @@ for header in buddy.h buddy_stats.h; do
     if [ -f "$source" ]; then install -m 644 "$source" "$destination/include/$header"; fi
 done
 # The man pages (docs/man/NAME.SECTION -> share/man/manSECTION/NAME.SECTION).
-installed_pages=()
+installed_extra=()
 for page in "$root"/docs/man/*.[1-8]; do
     [ -f "$page" ] || continue
     name="$(basename "$page")"
     install -d "$destination/share/man/man${name##*.}"
     install -m 644 "$page" "$destination/share/man/man${name##*.}/$name"
-    installed_pages+=("share/man/man${name##*.}/$name")
+    installed_extra+=("share/man/man${name##*.}/$name")
 done
 # The report tool, when it was built in the same folder.
 if [ -f "$build/buddy-report" ]; then
     install -d "$destination/bin"
     install -m 755 "$build/buddy-report" "$destination/bin/buddy-report"
-    installed_pages+=("bin/buddy-report")
+    installed_extra+=("bin/buddy-report")
 fi
 version="$(git -C "$root" describe --tags 2>/dev/null || echo "0.0.0+$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)")"
 sed -e "s|@prefix@|$prefix|" -e 's|@libdir@|${prefix}/lib|' -e 's|@includedir@|${prefix}/include|' \
     -e "s|@version@|$version|" "$root/tools/buddymalloc.pc.in" > "$destination/lib/pkgconfig/buddymalloc.pc"
-echo "installed under $destination: lib/libBuddyMalloc.so, include/buddy.h, lib/pkgconfig/buddymalloc.pc${installed_pages[*]:+, ${installed_pages[*]}}"
+echo "installed under $destination: lib/libBuddyMalloc.so, include/buddy.h, lib/pkgconfig/buddymalloc.pc${installed_extra[*]:+, ${installed_extra[*]}}"

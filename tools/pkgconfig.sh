@@ -2,7 +2,7 @@
 # Generates buddymalloc.pc for a build folder, so programs build against the library in place:
 #
 #   tools/pkgconfig.sh [BUILD-DIR]        # default .build/release; writes BUILD-DIR/pkgconfig/buddymalloc.pc
-#   PKG_CONFIG_PATH=BUILD-DIR/pkgconfig cc app.c $(pkg-config --cflags --libs buddymalloc)
+#   cc app.c $(PKG_CONFIG_PATH=BUILD-DIR/pkgconfig pkg-config --cflags --libs buddymalloc)
 #
 # The .pc points at BUILD-DIR for the library (with an rpath, so the program runs without
 # LD_LIBRARY_PATH) and at Sources/BuddyMallocAPI/include for buddy.h. To install the library,

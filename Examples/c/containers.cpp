@@ -2,7 +2,7 @@
 // comes from a private pool, through a PoolAllocator<T>.
 //
 //   tools/pkgconfig.sh .build/release
-//   PKG_CONFIG_PATH=.build/release/pkgconfig c++ -o containers Examples/c/containers.cpp $(pkg-config --cflags --libs buddymalloc)
+//   c++ -o containers Examples/c/containers.cpp $(PKG_CONFIG_PATH=.build/release/pkgconfig pkg-config --cflags --libs buddymalloc)
 //   ./containers
 #include <buddy.h>
 #include <malloc.h>

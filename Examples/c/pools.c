@@ -1,7 +1,7 @@
 // Private pools from C (buddy.h): create, allocate, free, the errors, statistics, the report.
 //
 //   tools/pkgconfig.sh .build/release
-//   PKG_CONFIG_PATH=.build/release/pkgconfig cc -o pools Examples/c/pools.c $(pkg-config --cflags --libs buddymalloc)
+//   cc -o pools Examples/c/pools.c $(PKG_CONFIG_PATH=.build/release/pkgconfig pkg-config --cflags --libs buddymalloc)
 //   ./pools
 //
 // Linking -lBuddyMalloc also makes the buddy pool this program's malloc (checked at the end).

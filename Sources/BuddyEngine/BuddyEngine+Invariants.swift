@@ -104,30 +104,4 @@ extension BuddyEngine {
         if s.freeBytes &+ s.allocatedBytes != s.segmentBytes { return "freeBytes + allocatedBytes != segmentBytes" }
         return nil
     }
-
-    /// A snapshot of the pool's memory figures (under the lock when shared).
-    public var usage: PoolUsage {
-        let s = state.pointee
-        return PoolUsage(segmentBytes: Int(s.segmentBytes), freeBytes: Int(s.freeBytes),
-                         allocatedBytes: Int(s.allocatedBytes), segmentCount: s.segmentCount)
-    }
-
-    /// Free blocks per order (what /proc/buddyinfo shows for the kernel), lowest order first.
-    public func freeBlockCount(order: Int) -> Int {
-        var count = 0
-        var segment = state.pointee.segments
-        while let current = segment {
-            count &+= current.pointee.freeAreas[order].count
-            segment = current.pointee.next
-        }
-        return count
-    }
-}
-
-/// Memory figures of a pool.
-public struct PoolUsage: Equatable, Sendable {
-    public var segmentBytes: Int
-    public var freeBytes: Int
-    public var allocatedBytes: Int
-    public var segmentCount: Int
 }

@@ -108,7 +108,7 @@ extension BuddyEngine {
         if let hook = state.pointee.hooks.corruption {
             buddy_call_corruption_hook(hook, UnsafeMutableRawPointer(state), block, cause.rawValue)
         } else {
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append("buddy: heap corruption: the free block at ")
             line.append(hex: UInt(bitPattern: block))
             line.append(" has invalid links (a write after free, or an overflow of the block before it); aborting\n")

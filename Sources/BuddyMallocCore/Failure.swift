@@ -4,7 +4,7 @@ import CBuddySupport
 /// The one allocation-free failure path: a static message on stderr, then abort.
 /// (`fatalError` formats its message and allocates: inside malloc, with the lock held, it hangs.)
 func buddyFatal(_ message: StaticString) -> Never {
-    var line = LineBuffer()
+    var line = TextBuffer()
     line.append("buddy: fatal: ")
     line.append(message)
     line.append(byte: 10)
@@ -57,7 +57,7 @@ func reportBadPointer(_ function: StaticString, _ pointer: UnsafeRawPointer, _ o
 /// Reports a misuse (see reportBadPointer); `size` and `usable` describe a wrong size.
 func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse, strategy: ErrorStrategy,
                   size: UInt = 0, usable: UInt = 0) {
-    var line = LineBuffer()
+    var line = TextBuffer()
     line.append("buddy: ")
     line.append(function)
     line.append(": ")
@@ -98,7 +98,7 @@ func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misus
 /// The end of every misuse report: what happens next (abort, or `carryingOn` under
 /// BUDDY_ON_ERROR=log; nil strategy: abort whatever it says, with `fatal` as the reason), the
 /// line written, the call stack on the following lines (kept for the report's bad_pointers).
-func finishReport(_ line: inout LineBuffer, _ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse,
+func finishReport(_ line: inout TextBuffer, _ function: StaticString, _ pointer: UnsafeRawPointer, _ misuse: Misuse,
                   strategy: ErrorStrategy?, carryingOn: StaticString, fatal: StaticString = "") {
     let aborting: Bool
     switch strategy {

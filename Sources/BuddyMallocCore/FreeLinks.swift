@@ -108,7 +108,7 @@ enum CorruptionCause {
 @inline(never)
 func reportCorruption(_ function: StaticString, _ block: UnsafeRawPointer, strategy: ErrorStrategy?,
                       cause: CorruptionCause = .writtenAfterFree) {
-    var line = LineBuffer()
+    var line = TextBuffer()
     line.append("buddy: ")
     line.append(function)
     line.append(": heap corruption: ")

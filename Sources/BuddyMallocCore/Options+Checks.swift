@@ -23,7 +23,7 @@ extension OptionReader {
         warnReportDependents()
         // (parseSize, not size(): a malformed value was reported already.)
         if let text = value(.initialSize), let asked = parseSize(text), asked > 0, asked != config.initialSize {
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append("buddy: BUDDY_INITIAL_SIZE=")
             line.append(cString: text, limit: 40)
             if asked < config.minSegment {
@@ -38,7 +38,7 @@ extension OptionReader {
     }
 
     /// Prints a warning line and remembers that one was printed (see BUDDY_WARNED).
-    static func emit(_ line: LineBuffer) {
+    static func emit(_ line: TextBuffer) {
         buddy_options_set_warned()
         line.write(to: 2)
     }
@@ -50,7 +50,7 @@ extension OptionReader {
         while let entry = environment[i] {
             i &+= 1
             guard startsWith(entry, "BUDDY_"), !isOptionOrTool(entry) else { continue }
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append("buddy: ignoring ")
             var k = 0
             while entry[k] != 0 && entry[k] != 61 && k < 60 { line.append(byte: UInt8(bitPattern: entry[k])); k &+= 1 }
@@ -79,7 +79,7 @@ extension OptionReader {
     @inline(never)
     static func warnNoReport(_ o: Option) {
         guard let v = value(o) else { return }
-        var line = LineBuffer()
+        var line = TextBuffer()
         line.append("buddy: ")
         appendSetting(&line, o, v)
         line.append(" has no effect without BUDDY_REPORT (set BUDDY_REPORT=stderr or a file path")

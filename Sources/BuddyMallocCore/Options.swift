@@ -139,7 +139,7 @@ enum OptionReader {
             config.maxBlock = max(config.maxBlock, defaults.minBlock)
         }
         if let problem = BuddyEngine.problem(with: config) {
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append("buddy: BUDDY_* settings rejected: ")
             line.append(problem)
             line.append("; using the defaults\n")
@@ -234,7 +234,7 @@ enum OptionReader {
     }
 
     /// `BUDDY_NAME=value` as the user wrote it (the value cut at 40 bytes), in a warning.
-    static func appendSetting(_ line: inout LineBuffer, _ option: Option, _ value: UnsafePointer<CChar>) {
+    static func appendSetting(_ line: inout TextBuffer, _ option: Option, _ value: UnsafePointer<CChar>) {
         line.append(option.variable)
         line.append(byte: 61)
         line.append(cString: value, limit: 40)
@@ -261,7 +261,7 @@ enum OptionReader {
 
     static func warn(_ option: Option, _ value: UnsafePointer<CChar>, _ problem: StaticString) {
         guard !quiet else { return }
-        var line = LineBuffer()
+        var line = TextBuffer()
         line.append("buddy: ignoring ")
         appendSetting(&line, option, value)
         line.append(": it ")

@@ -1,63 +1,25 @@
 import BuddyEngine
 import CBuddySupport
 
-// The explicit-use API: private pools, each an instance of the engine with its own segments and
-// lock, and no thread caches. Two clients: the Swift module BuddyPool (through the public
-// extension below) and C (the @_cdecl functions, declared in BuddyMallocAPI/include/buddy.h
-// and exported by libBuddyMalloc.so).
+// The private-pool API for C: the @_cdecl functions declared in BuddyMallocAPI/include/buddy.h
+// and exported by libBuddyMalloc.so, a thin layer over the engine's private-pool core
+// (BuddyEngine/PrivatePool.swift, which the Swift API BuddyPool shares): this file reads and
+// writes buddy.h's structs, turns the core's problems into error codes and errno, and applies
+// the pool's on_error. Also the report writer for BuddyPool's pools.
 //
 // The C functions run in programs whose malloc is this library, and may be called from inside
 // it (a C++ allocator, a signal-free hot loop): like malloc, they never allocate and never call
 // the Swift runtime (tools/check-malloc-path.py walks from every export, these included).
-// Messages are StaticStrings written with LineBuffer; the structs of buddy.h are read and
-// written through raw pointers at the offsets of their Swift mirrors (checked by a test).
+// Messages are written with TextBuffer; the structs of buddy.h are read and written through raw
+// pointers at the offsets of their Swift mirrors (checked by a test).
 
-// MARK: - Engine additions for the pool APIs
+// MARK: - The report for the pool APIs
 
 extension BuddyEngine {
-    /// The shape of the pool's blocks (sizes, orders, the largest block).
-    public var blockGeometry: Geometry { geometry }
-
     /// Writes the pool's report to `fd`, text or JSON, with the same allocation-free writer as
     /// the exit report (BUDDY_REPORT). Takes the pool lock itself: call it without holding it.
     public func writeReport(to fd: Int32, json: Bool = false) {
         Report.write(self, to: fd, format: json ? Int32(BUDDY_REPORT_JSON.rawValue) : Int32(BUDDY_REPORT_TEXT.rawValue))
-    }
-
-    /// Zeroes the event counters; the peaks restart at the bytes and blocks allocated now. The
-    /// caller holds the lock.
-    public func resetCounters() {
-        let peak = UInt64(state.pointee.allocatedBytes)
-        state.pointee.counters = PoolCounters()
-        state.pointee.counters.peakAllocatedBytes = peak
-        state.pointee.stats.peakEngineBlocks = state.pointee.stats.engineBlocks
-    }
-
-    /// Counts an allocation refused before it reached the engine (an invalid alignment, a size
-    /// above the largest block). The caller holds the lock.
-    public func countRefusedAllocation() {
-        state.pointee.counters.failedAllocations &+= 1
-    }
-
-    /// Bytes in the largest block the pool could hand out without growing (0 when none is free).
-    /// The caller holds the lock.
-    public var largestFreeBlock: Int {
-        if state.pointee.uncarvedBytes > 0 { return geometry.maxBlock }
-        var best = -1
-        var segment = state.pointee.segments
-        while let current = segment {
-            let mask = current.pointee.nonEmpty
-            if mask != 0 { best = max(best, 63 &- mask.leadingZeroBitCount) }
-            segment = current.pointee.next
-        }
-        return best < 0 ? 0 : geometry.size(ofOrder: best)
-    }
-
-    /// True when `maxPoolSize` leaves no room for another segment: a failed allocation then
-    /// means "pool full", not "the OS refused memory". The caller holds the lock.
-    public var isAtSizeLimit: Bool {
-        let limit = state.pointee.config.maxPoolSize
-        return limit != 0 && Int(state.pointee.segmentBytes) &+ state.pointee.config.minSegment > limit
     }
 }
 
@@ -128,8 +90,10 @@ struct CPoolStatsHead {
 /// beside the engine without changing it, and a stale or foreign handle is likely caught.
 struct CPoolHandle {
     var magic: UInt64
-    var engine: BuddyEngine
+    var pool: PrivatePool
     var onError: Int32
+
+    var engine: BuddyEngine { pool.engine }
 
     /// "buddypol" in ASCII.
     static let magic: UInt64 = 0x6275_6464_7970_6F6C
@@ -146,70 +110,16 @@ private func handle(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutablePointer<CPo
 
 // MARK: - Error lines (on_error = BUDDY_ON_ERROR_LOG or BUDDY_ON_ERROR_ABORT)
 
-/// What went wrong, for the one-line message: each case names the remedy.
-private enum PoolProblem {
-    case tooLarge(size: UInt, maxBlock: Int)
-    case systemRefused(size: UInt)
-    case full(size: UInt, poolBytes: Int, limit: Int)
-    case alignment(UInt, maxBlock: Int)
-    case pointer(UnsafeRawPointer, BuddyEngine.ReleaseOutcome)
-}
-
-/// Writes the error line (allocation-free) and aborts when the pool says so. Called without the
-/// pool lock held.
+/// Writes the error line of `problem`, worded by the core (allocation-free), and aborts when
+/// `onError` says so. Called without the pool lock held.
 @inline(never)
-private func report(_ pool: UnsafeMutablePointer<CPoolHandle>, _ function: StaticString, _ problem: PoolProblem) {
-    let onError = pool.pointee.onError
+private func report(_ onError: Int32, _ function: StaticString, _ problem: PoolProblem) {
     if onError == PoolOnError.returnCode { return }
-    var line = LineBuffer()
+    var line = TextBuffer()
     line.append("buddy: ")
     line.append(function)
     line.append(": ")
-    switch problem {
-    case .tooLarge(let size, let maxBlock):
-        line.append("out of memory: ")
-        line.append(decimal: UInt64(size))
-        line.append(" bytes is more than the pool's largest block (")
-        line.append(bytes: UInt64(maxBlock))
-        line.append("); raise max_block, or use malloc for it")
-    case .systemRefused(let size):
-        line.append("out of memory: the system refused a new segment for ")
-        line.append(decimal: UInt64(size))
-        line.append(" bytes; free blocks you no longer need, or lower growth_factor")
-    case .full(let size, let poolBytes, let limit):
-        line.append("pool full: ")
-        line.append(decimal: UInt64(size))
-        line.append(" bytes requested, the pool holds ")
-        line.append(bytes: UInt64(poolBytes))
-        line.append(" of its max_size ")
-        line.append(bytes: UInt64(limit))
-        line.append("; raise max_size, or free blocks")
-    case .alignment(let alignment, let maxBlock):
-        line.append("invalid alignment ")
-        line.append(decimal: UInt64(alignment))
-        line.append(": use 0 or a power of two up to the largest block (")
-        line.append(bytes: UInt64(maxBlock))
-        line.append(")")
-    case .pointer(let pointer, let outcome):
-        switch outcome {
-        case .doubleFree:
-            line.append("double free of ")
-            line.append(hex: UInt(bitPattern: pointer))
-            line.append(" (already free: freed twice, or used after free)")
-        case .otherPool:
-            line.append("pointer ")
-            line.append(hex: UInt(bitPattern: pointer))
-            line.append(" belongs to another pool (free it with that pool, or free() for malloc's)")
-        case .foreign:
-            line.append("pointer ")
-            line.append(hex: UInt(bitPattern: pointer))
-            line.append(" is not from any pool (free it with free())")
-        default:
-            line.append("invalid pointer ")
-            line.append(hex: UInt(bitPattern: pointer))
-            line.append(" (inside the pool, not the start of an allocated block)")
-        }
-    }
+    problem.describe(to: &line, for: .c)
     if onError == PoolOnError.abort {
         line.append("; aborting (on_error = BUDDY_ON_ERROR_ABORT)\n")
         line.write(to: 2)
@@ -227,13 +137,14 @@ public func buddy_pool_config_problem(_ rawConfig: UnsafeRawPointer?) -> UnsafeP
     guard let rawConfig else { return nil }
     var config = PoolConfig()
     var onError: Int32 = 0
-    if let problem = engineConfig(rawConfig, &config, &onError) {
+    if let problem = engineConfig(rawConfig, &config, &onError) ?? PrivatePool.problem(with: config) {
         return UnsafeRawPointer(problem.utf8Start).assumingMemoryBound(to: CChar.self)
     }
     return nil
 }
 
-/// Reads a buddy_pool_config into the engine's configuration; returns what is wrong with it.
+/// Reads a buddy_pool_config into the engine's configuration; returns what is wrong with the
+/// C struct itself (its version, its on_error). The core validates the rest.
 private func engineConfig(_ raw: UnsafeRawPointer, _ config: inout PoolConfig, _ onError: inout Int32) -> StaticString? {
     let c = raw.load(as: CPoolConfig.self)
     if c.version != CPoolConfig.version { return "unknown config version (set it with buddy_pool_config_default())" }
@@ -246,7 +157,7 @@ private func engineConfig(_ raw: UnsafeRawPointer, _ config: inout PoolConfig, _
     config.releaseDelay = c.releaseDelay
     config.threadSafety = c.threadSafe != 0 ? .automatic : .off
     onError = c.onError
-    return BuddyEngine.problem(with: config)
+    return nil
 }
 
 /// Creates a private pool (NULL config: the defaults); NULL with errno EINVAL (invalid config)
@@ -255,40 +166,42 @@ private func engineConfig(_ raw: UnsafeRawPointer, _ config: inout PoolConfig, _
 public func buddy_pool_create(_ rawConfig: UnsafeRawPointer?) -> UnsafeMutableRawPointer? {
     var config = PoolConfig()
     var onError = PoolOnError.returnCode
+    var created: (pool: PrivatePool?, problem: PoolProblem?) = (nil, nil)
     if let rawConfig, let problem = engineConfig(rawConfig, &config, &onError) {
-        if onError != PoolOnError.returnCode {
-            var line = LineBuffer()
-            line.append("buddy: buddy_pool_create(): ")
-            line.append(problem)
-            line.append(byte: 10)
-            line.write(to: 2)
+        created.problem = .invalidConfiguration(problem)
+    } else {
+        created = PrivatePool.create(config, interface: .c)
+    }
+    guard let pool = created.pool else {
+        if case .invalidConfiguration? = created.problem {
+            // Said on stderr (under _LOG and _ABORT), never aborted on: NULL with EINVAL says it.
+            report(onError == PoolOnError.returnCode ? onError : PoolOnError.log, "buddy_pool_create()",
+                   created.problem.unsafelyUnwrapped)
+            buddy_errno_set(EINVAL_)
+        } else {
+            buddy_errno_set(ENOMEM_)
         }
-        buddy_errno_set(EINVAL_)
         return nil
     }
+    pool.engine.reportCorruptionToMalloc()
     let page = buddy_os_page_size()
-    guard let engine = BuddyEngine.create(config) else {
-        buddy_errno_set(ENOMEM_)
-        return nil
-    }
-    engine.reportCorruptionToMalloc()
     guard let memory = buddy_os_map_aligned(page, page) else {
-        engine.destroy()
+        pool.destroy()
         buddy_errno_set(ENOMEM_)
         return nil
     }
-    let pool = memory.bindMemory(to: CPoolHandle.self, capacity: 1)
-    pool.initialize(to: CPoolHandle(magic: CPoolHandle.magic, engine: engine, onError: onError))
+    let handle = memory.bindMemory(to: CPoolHandle.self, capacity: 1)
+    handle.initialize(to: CPoolHandle(magic: CPoolHandle.magic, pool: pool, onError: onError))
     return memory
 }
 
 /// Returns every segment of the pool to the OS; every pointer into it dies. NULL is a no-op.
 @_cdecl("buddy_pool_destroy")
 public func buddy_pool_destroy(_ raw: UnsafeMutableRawPointer?) {
-    guard let pool = handle(raw) else { return }
-    pool.pointee.engine.destroy()
-    pool.pointee.magic = 0
-    buddy_os_unmap(UnsafeMutableRawPointer(pool), buddy_os_page_size())
+    guard let handle = handle(raw) else { return }
+    handle.pointee.pool.destroy()
+    handle.pointee.magic = 0
+    buddy_os_unmap(UnsafeMutableRawPointer(handle), buddy_os_page_size())
 }
 
 /// Allocates `size` bytes aligned to `alignment`: the shared path of buddy_pool_alloc and
@@ -296,46 +209,14 @@ public func buddy_pool_destroy(_ raw: UnsafeMutableRawPointer?) {
 @inline(__always)
 private func allocate(_ raw: UnsafeMutableRawPointer?, _ size: Int, _ alignment: Int,
                       _ result: inout UnsafeMutableRawPointer?, _ function: StaticString) -> Int32 {
-    guard let pool = handle(raw) else { return PoolCode.invalidArgument }
-    let engine = pool.pointee.engine
-    let geometry = engine.geometry
-    let request = UInt(bitPattern: size), align = UInt(bitPattern: alignment)
-    let maxBlock = UInt(geometry.maxBlock)
-    var problem: PoolProblem? = nil
-    var code = PoolCode.ok
-    // Every block is aligned to its own size, so an alignment is served by a block at least
-    // that large: alignment must be 0 (the minimum block's) or a power of two <= maxBlock.
-    if align & (align &- 1) != 0 || align > maxBlock {
-        problem = .alignment(align, maxBlock: geometry.maxBlock)
-        code = PoolCode.invalidAlignment
-    } else if request > maxBlock {
-        // A private pool has no system fallback: more than its largest block is out of memory.
-        problem = .tooLarge(size: request, maxBlock: geometry.maxBlock)
-        code = PoolCode.outOfMemory
+    guard let handle = handle(raw) else { return PoolCode.invalidArgument }
+    let allocation = handle.pointee.pool.allocate(size: UInt(bitPattern: size), alignment: UInt(bitPattern: alignment))
+    if let problem = allocation.problem {
+        report(handle.pointee.onError, function, problem)
+        return problem.code
     }
-    let locked = engine.lock()
-    if problem != nil {
-        engine.countRefusedAllocation()
-        engine.unlock(locked)
-    } else {
-        let order = max(geometry.order(forSize: Int(request)), geometry.order(forSize: Int(align)))
-        if let block = engine.allocate(order: order) {
-            engine.unlock(locked)
-            result = block
-            return PoolCode.ok
-        }
-        if engine.isAtSizeLimit {
-            let usage = engine.usage
-            problem = .full(size: request, poolBytes: usage.segmentBytes, limit: engine.config.maxPoolSize)
-            code = PoolCode.poolFull
-        } else {
-            problem = .systemRefused(size: request)
-            code = PoolCode.outOfMemory
-        }
-        engine.unlock(locked)
-    }
-    if let problem { report(pool, function, problem) }
-    return code
+    result = allocation.block
+    return PoolCode.ok
 }
 
 /// Allocates from the pool; NULL with errno ENOMEM (out of memory, pool full) or EINVAL
@@ -366,34 +247,18 @@ public func buddy_pool_alloc_ex(_ raw: UnsafeMutableRawPointer?, _ size: Int, _ 
 /// Frees a block of this pool; BUDDY_INVALID_POINTER (the pool untouched) for anything else.
 @_cdecl("buddy_pool_free")
 public func buddy_pool_free(_ raw: UnsafeMutableRawPointer?, _ pointer: UnsafeMutableRawPointer?) -> Int32 {
-    guard let pool = handle(raw) else { return PoolCode.invalidArgument }
+    guard let handle = handle(raw) else { return PoolCode.invalidArgument }
     guard let pointer else { return PoolCode.ok }
-    let engine = pool.pointee.engine
-    let locked = engine.lock()
-    let outcome = engine.release(pointer)
-    switch outcome {
-    case .released:
-        engine.unlock(locked)
-        return PoolCode.ok
-    case .foreign:
-        // The engine counts only pointers inside some pool; this one is still a bad free here.
-        engine.countBadPointer(.invalidPointer)
-    default:
-        break
-    }
-    engine.unlock(locked)
-    report(pool, "buddy_pool_free()", .pointer(UnsafeRawPointer(pointer), outcome))
-    return PoolCode.invalidPointer
+    guard let problem = handle.pointee.pool.free(pointer) else { return PoolCode.ok }
+    report(handle.pointee.onError, "buddy_pool_free()", problem)
+    return problem.code
 }
 
 /// Frees every block at once, keeping the first segment.
 @_cdecl("buddy_pool_reset")
 public func buddy_pool_reset(_ raw: UnsafeMutableRawPointer?) -> Int32 {
-    guard let pool = handle(raw) else { return PoolCode.invalidArgument }
-    let engine = pool.pointee.engine
-    let locked = engine.lock()
-    engine.reset()
-    engine.unlock(locked)
+    guard let handle = handle(raw) else { return PoolCode.invalidArgument }
+    handle.pointee.pool.reset()
     return PoolCode.ok
 }
 
@@ -406,38 +271,29 @@ public func buddy_pool_owns(_ raw: UnsafeMutableRawPointer?, _ pointer: UnsafeRa
 /// The size of the allocated block at `pointer` (every byte usable), or 0.
 @_cdecl("buddy_pool_block_size")
 public func buddy_pool_block_size(_ raw: UnsafeMutableRawPointer?, _ pointer: UnsafeRawPointer?) -> Int {
-    guard let pool = handle(raw), let pointer else { return 0 }
-    let engine = pool.pointee.engine
-    // Under the lock: a segment released by another thread takes its order map with it.
-    let locked = engine.lock()
-    let size = engine.blockSize(of: pointer) ?? 0
-    engine.unlock(locked)
-    return size
+    guard let handle = handle(raw), let pointer else { return 0 }
+    return handle.pointee.pool.blockSize(of: pointer) ?? 0
 }
 
 /// Fills a buddy_pool_stats snapshot (one lock hold); `stats->version` says which layout the
 /// caller has and is set to the layout written.
 @_cdecl("buddy_pool_stats")
 public func buddy_pool_stats(_ raw: UnsafeMutableRawPointer?, _ out: UnsafeMutableRawPointer?) -> Int32 {
-    guard let pool = handle(raw), let out else { return PoolCode.invalidArgument }
+    guard let handle = handle(raw), let out else { return PoolCode.invalidArgument }
     // Every layout starts with version 1's, so any caller has room for it (0: a zeroed struct,
     // whose caller did not say: the oldest layout). A newer caller gets version 1's fields.
-    let engine = pool.pointee.engine
+    let engine = handle.pointee.engine
     let geometry = engine.geometry
     let counts = out + MemoryLayout<CPoolStatsHead>.stride
     let locked = engine.lock()
     let usage = engine.usage
     let c = engine.counters
     let largest = engine.largestFreeBlock
-    var listedBytes = 0
+    // The segments' untouched tails count as free top-order blocks (Figures.swift).
     for order in 0..<CPoolStatsHead.orders {
-        let count = order <= geometry.maxOrder ? engine.freeBlockCount(order: order) : 0
-        listedBytes &+= count &* (order <= geometry.maxOrder ? geometry.size(ofOrder: order) : 0)
+        let count = order <= geometry.maxOrder ? engine.freeBlockCountWithTails(order: order) : 0
         counts.storeBytes(of: UInt64(count), toByteOffset: order &* 8, as: UInt64.self)
     }
-    // The segments' untouched tails are free too: as top-order blocks.
-    let top = counts + geometry.maxOrder &* 8
-    top.storeBytes(of: top.load(as: UInt64.self) &+ UInt64((usage.freeBytes &- listedBytes) / geometry.maxBlock), as: UInt64.self)
     engine.unlock(locked)
     out.storeBytes(of: CPoolStatsHead(
         version: CPoolStatsHead.version, segmentCount: UInt32(truncatingIfNeeded: usage.segmentCount),

@@ -30,7 +30,7 @@ enum ProcessPool {
         if buddy_process_pool_has_failed() != 0 { return nil }
         guard let pool = BuddyEngine.create(OptionReader.processConfig()), ProcessState.attach(to: pool) else {
             buddy_process_pool_set_failed()
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append("buddy: could not map the initial pool; the system allocator serves this process\n")
             line.write(to: 2)
             return nil

@@ -27,63 +27,6 @@ import CBuddySupport
 // closed (coreutils close it at exit), the report goes to /tmp/buddy-report.<pid> instead. One
 // writer at a time in a process (buddy_report_try_begin): they share the numbering.
 
-/// A file path built on the stack (at most 511 bytes), NUL-terminated when handed to the OS.
-struct PathBuffer {
-    private var storage = zeroSinkChunk()
-    private(set) var count = 0
-    static let capacity = 511
-
-    init() {}
-
-    mutating func append(byte: UInt8) {
-        guard count < PathBuffer.capacity else { return }
-        let at = count
-        withUnsafeMutableBytes(of: &storage) { $0[at] = byte; $0[at &+ 1] = 0 }
-        count &+= 1
-    }
-
-    mutating func append(_ text: StaticString) {
-        let start = text.utf8Start
-        for i in 0..<text.utf8CodeUnitCount { append(byte: start[i]) }
-    }
-
-    mutating func append(decimal value: UInt64) {
-        var divisor: UInt64 = 1
-        while value / divisor >= 10 { divisor &*= 10 }
-        while divisor > 0 {
-            append(byte: UInt8(truncatingIfNeeded: 48 &+ (value / divisor) % 10))
-            divisor /= 10
-        }
-    }
-
-    /// BUDDY_REPORT's path with %p replaced by the pid.
-    mutating func expand(_ target: UnsafePointer<CChar>) {
-        var i = 0
-        while target[i] != 0 && i < 400 {
-            if target[i] == 37 && target[i + 1] == 112 { // "%p"
-                append(decimal: UInt64(buddy_os_getpid()))
-                i += 2
-            } else {
-                append(byte: UInt8(bitPattern: target[i]))
-                i += 1
-            }
-        }
-    }
-
-    /// Opens what this path names for one report (buddy_os_report_open): the descriptor to
-    /// write, or -1 with `destination`'s problem set.
-    func openDestination(options: Int32, into destination: UnsafeMutablePointer<buddy_report_destination>) -> Int32 {
-        var copy = storage
-        return withUnsafeMutableBytes(of: &copy) {
-            buddy_os_report_open($0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self), options, destination)
-        }
-    }
-
-    func write(to fd: Int32) {
-        withUnsafeBytes(of: storage) { buddy_os_write(fd, $0.baseAddress, count) }
-    }
-}
-
 enum ReportTriggers {
     /// Snapshots the process pool and writes the report where BUDDY_REPORT says. False when the
     /// lock could not be taken (`.attempt`): the caller keeps the request pending.
@@ -101,7 +44,7 @@ enum ReportTriggers {
             }
             // stderr is closed (coreutils close it in an atexit handler) or read-only: a file
             // in /tmp, whose name replaces whatever is there and is never followed.
-            var path = PathBuffer()
+            var path = TextBuffer()
             path.append("/tmp/buddy-report.")
             path.append(decimal: UInt64(buddy_os_getpid()))
             if case .exit = reason {} else {
@@ -114,7 +57,7 @@ enum ReportTriggers {
             // Say where, on a terminal the program still has (not on a pipe or a file of its
             // output, which the note would corrupt).
             if written, buddy_os_descriptor_writable(1) != 0, buddy_os_is_terminal(1) != 0 {
-                var line = LineBuffer()
+                var line = TextBuffer()
                 line.append("buddy: stderr is closed; the report is in /tmp/buddy-report.")
                 line.append(decimal: UInt64(buddy_os_getpid()))
                 if case .exit = reason {} else {
@@ -126,14 +69,28 @@ enum ReportTriggers {
             }
             return true
         }
-        var path = PathBuffer()
-        path.expand(target)
+        var path = TextBuffer()
+        expand(target, into: &path)
         if case .exit = reason {} else {
             path.append(byte: 46) // "."
             path.append(decimal: sequence)
         }
         _ = withUnsafeMutablePointer(to: &stats) { s in writeFile(path, options: 0, s, context, warnAbout: target) }
         return true
+    }
+
+    /// BUDDY_REPORT's path with %p replaced by the pid (at most 400 bytes of it).
+    static func expand(_ target: UnsafePointer<CChar>, into path: inout TextBuffer) {
+        var i = 0
+        while target[i] != 0 && i < 400 {
+            if target[i] == 37 && target[i + 1] == 112 { // "%p"
+                path.append(decimal: UInt64(buddy_os_getpid()))
+                i += 2
+            } else {
+                path.append(byte: UInt8(bitPattern: target[i]))
+                i += 1
+            }
+        }
     }
 
     /// How long a writer waits for another process's document on the same stream.
@@ -143,23 +100,27 @@ enum ReportTriggers {
     /// stream's lock, so that the reports of a process tree sharing it never interleave.
     static func writeWhole(_ stats: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, to fd: Int32) {
         let locked = buddy_os_stream_lock(fd, streamLockTimeout) != 0
-        var sink = ReportSink(fd: fd)
+        var sink = TextBuffer(flushingTo: fd)
         Report.write(stats, context, to: &sink)
         if locked { buddy_os_stream_unlock(fd) }
     }
 
     /// Writes one report where `path` says (buddy_os_report_open); true when it was written.
     /// A refusal or failure is one line on stderr naming BUDDY_REPORT's value (`warnAbout`).
-    static func writeFile(_ path: PathBuffer, options: Int32, _ stats: UnsafeMutablePointer<buddy_stats>,
+    static func writeFile(_ path: TextBuffer, options: Int32, _ stats: UnsafeMutablePointer<buddy_stats>,
                           _ context: ReportContext, warnAbout target: UnsafePointer<CChar>?) -> Bool {
         var destination = buddy_report_destination()
-        let fd = path.openDestination(options: options, into: &destination)
+        var cPath = emptyTextStorage()
+        let fd = withUnsafeMutableBytes(of: &cPath) { raw in
+            path.copyCString(to: raw)
+            return buddy_os_report_open(raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self), options, &destination)
+        }
         guard fd >= 0 else {
             if let target { warn(target, destination.problem, destination.error, descriptor: destination.descriptor) }
             return false
         }
         if destination.kind == Int32(BUDDY_DEST_RENAME.rawValue) {
-            var sink = ReportSink(fd: fd)
+            var sink = TextBuffer(flushingTo: fd)
             Report.write(stats, context, to: &sink)
         } else {
             writeWhole(stats, context, to: fd)
@@ -174,7 +135,7 @@ enum ReportTriggers {
 
     /// "buddy: BUDDY_REPORT=<value>: <what went wrong>; <what to do>; no report written".
     static func warn(_ target: UnsafePointer<CChar>, _ problem: Int32, _ error: Int32, descriptor: Int32) {
-        var line = LineBuffer()
+        var line = TextBuffer()
         line.append("buddy: BUDDY_REPORT=")
         line.append(cString: target, limit: 80)
         line.append(": ")
@@ -348,7 +309,7 @@ public func buddy_report_write(_ fd: Int32, _ format: Int32) -> Int32 {
     let taken = withUnsafeMutablePointer(to: &stats) { s in pool.snapshot(into: s, locking: locking) }
     guard taken else { return -1 }
     let context = ReportContext(reason: .api, sequence: buddy_report_next_sequence(), format: format)
-    var sink = ReportSink(fd: fd)
+    var sink = TextBuffer(flushingTo: fd)
     withUnsafeMutablePointer(to: &stats) { s in Report.write(s, context, to: &sink) }
     return 0
 }

@@ -77,13 +77,13 @@ enum BadPointerLog {
             r.storeBytes(of: count, toByteOffset: frameCountOffset, as: Int.self)
             record = r
         }
-        var scratch: (SinkChunk, SinkChunk) = (zeroSinkChunk(), zeroSinkChunk())
+        var scratch = emptyTextStorage()
         withUnsafeMutableBytes(of: &scratch) { raw in
             let text = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: CChar.self)
             for i in 0..<count {
                 let frame = withUnsafeBytes(of: &frames) { $0.load(fromByteOffset: i &* 8, as: UInt.self) }
                 let length = buddy_symbolize(UnsafeRawPointer(bitPattern: frame), text, frameText)
-                var line = LineBuffer()
+                var line = TextBuffer()
                 line.append("    #")
                 line.append(decimal: i)
                 line.append(byte: 32)
@@ -97,7 +97,7 @@ enum BadPointerLog {
             }
         }
         if count == 0 {
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append("    (no call stack: neither libunwind.so.8 nor glibc's backtrace could unwind)\n")
             line.write(to: 2)
         }
@@ -116,87 +116,35 @@ enum BadPointerLog {
         let r = log + headerBytes + Int(index % UInt64(capacity)) * recordBytes
         return buddy_atomic_load_u64_acquire(r.assumingMemoryBound(to: UInt64.self)) == index &+ 1 ? r : nil
     }
+}
 
-    static func writeKind(_ record: UnsafeMutableRawPointer, json: Bool, to out: inout ReportSink) {
-        switch record.load(fromByteOffset: kindOffset, as: UInt64.self) {
-        case doubleFreeKind: out.text(json ? "double_free" : "double free")
-        case otherPoolKind: out.text(json ? "other_pool" : "another pool's pointer")
-        case corruptionKind: out.text(json ? "heap_corruption" : "heap corruption")
-        case useAfterFreeKind: out.text(json ? "use_after_free" : "use after free")
-        case wrongSizeKind: out.text(json ? "wrong_size" : "wrong size")
-        default: out.text(json ? "invalid_pointer" : "invalid pointer")
+extension ReportWriter {
+    /// The last bad pointers, oldest first (the process pool's report; a private pool's has none).
+    mutating func writeBadPointers() {
+        let process = figures.pointee.processPool
+        let total = process ? BadPointerLog.total : 0
+        let first = total > UInt64(BadPointerLog.capacity) ? total &- UInt64(BadPointerLog.capacity) : 0
+        if json {
+            out.append("[")
+        } else {
+            guard process else { return }
+            out.append("  bad pointers ")
+            out.append(decimal: total)
+            if total == 0 { out.append(byte: 10); return }
+            out.append(" (the last ")
+            out.append(decimal: total &- first)
+            out.append(", oldest first):\n")
         }
-    }
-
-    /// The function's name without its "()".
-    static func writeFunction(_ record: UnsafeMutableRawPointer, to out: inout ReportSink) {
-        let start = UnsafePointer<UInt8>(bitPattern: record.load(fromByteOffset: functionOffset, as: UInt.self))
-        let length = record.load(fromByteOffset: functionLengthOffset, as: Int.self)
-        guard let start else { return }
-        var i = 0
-        while i < length && start[i] != 40 { out.byte(start[i]); i &+= 1 }
-    }
-
-    static func writeText(to out: inout ReportSink) {
-        let total = self.total
-        out.text("  bad pointers ")
-        out.decimal(total)
-        if total == 0 { out.byte(10); return }
-        let first = total > UInt64(capacity) ? total &- UInt64(capacity) : 0
-        out.text(" (the last ")
-        out.decimal(total &- first)
-        out.text(", oldest first):\n")
+        var any = false
         var index = first
         while index < total {
             defer { index &+= 1 }
-            guard let record = completeRecord(index) else { continue }
-            out.text("    ")
-            writeKind(record, json: false, to: &out)
-            out.byte(32)
-            out.hex(record.load(fromByteOffset: pointerOffset, as: UInt.self))
-            out.text(" in ")
-            writeFunction(record, to: &out)
-            out.text("()\n")
-            let frames = record.load(fromByteOffset: frameCountOffset, as: Int.self)
-            for i in 0..<min(frames, maxFrames) {
-                out.text("      #")
-                out.decimal(i)
-                out.byte(32)
-                out.raw((record + textOffset + i &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
-                out.byte(10)
-            }
+            guard let r = BadPointerLog.completeRecord(index) else { continue }
+            record = UnsafeRawPointer(r)
+            if json { writeElement(.badPointer, first: !any) } else { writeText(.badPointer) }
+            any = true
         }
-    }
-
-    static func writeJSON(to out: inout ReportSink) {
-        let total = self.total
-        let first = total > UInt64(capacity) ? total &- UInt64(capacity) : 0
-        out.text("[")
-        var separator = false
-        var index = first
-        while index < total {
-            defer { index &+= 1 }
-            guard let record = completeRecord(index) else { continue }
-            out.text(separator ? ",\n    { " : "\n    { ")
-            separator = true
-            out.key("kind")
-            out.byte(34); writeKind(record, json: true, to: &out); out.byte(34)
-            out.text(", ")
-            out.key("function")
-            out.byte(34); writeFunction(record, to: &out); out.byte(34)
-            out.text(", ")
-            out.key("pointer")
-            out.byte(34); out.hex(record.load(fromByteOffset: pointerOffset, as: UInt.self)); out.byte(34)
-            out.text(", ")
-            out.key("frames")
-            out.text("[")
-            let frames = record.load(fromByteOffset: frameCountOffset, as: Int.self)
-            for i in 0..<min(frames, maxFrames) {
-                if i > 0 { out.text(", ") }
-                out.jsonString((record + textOffset + i &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
-            }
-            out.text("] }")
-        }
-        out.text(separator ? "\n  ]" : "]")
+        record = nil
+        if json { out.append(any ? "\n  ]" : "]") }
     }
 }

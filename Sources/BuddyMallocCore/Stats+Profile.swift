@@ -36,8 +36,13 @@ enum AllocationProfile {
     static let samplesOffset = 24
     static let frameCountOffset = 32
     static let textOffset = 40
+    /// Estimates (a sample of s bytes stands for max(s, P) / s blocks, kept in 1/1024 blocks):
+    /// the live blocks, and the bytes and blocks of every sample, freed or not.
+    static let liveBlocksOffset = textOffset + maxFrames * frameText
+    static let allocatedBytesOffset = liveBlocksOffset + 8
+    static let allocatedBlocksOffset = allocatedBytesOffset + 8
     static let siteBytes = 960
-    // Header: site-table lock (UInt32), sites used, samples dropped (tables full).
+    // Header: site-table lock (UInt32), sites used, samples dropped (tables full), the period.
     static let headerBytes = 64
     static let sitesOffset = headerBytes
     static let stripesOffset = sitesOffset + siteCapacity * siteBytes
@@ -73,13 +78,20 @@ enum AllocationProfile {
         // A block of the period or more is always sampled, standing for itself; the smaller ones
         // share the sample points, each standing for a period's bytes.
         if UInt64(size) >= period {
-            sample(block, weight: UInt64(size))
+            sample(block, size: UInt64(size), period: period)
             return
         }
         cache.pointee.calls.profileCountdown &-= Int(truncatingIfNeeded: size)
         if cache.pointee.calls.profileCountdown > 0 { return }
         scheduleNextSample(cache, period: period)
-        sample(block, weight: period)
+        sample(block, size: UInt64(size), period: period)
+    }
+
+    /// The bytes a sample of `size` bytes stands for, and the blocks in 1/1024: max(s, P) and
+    /// max(s, P) x 1024 / s.
+    @inline(__always) static func estimates(size: UInt64, period: UInt64) -> (bytes: UInt64, blocks: UInt64) {
+        let bytes = max(size, period)
+        return (bytes, bytes &* 1024 / max(size, 1))
     }
 
     /// The next sample point: a random interval of P/2 ... 3P/2 bytes (mean P, the period) after
@@ -106,7 +118,8 @@ enum AllocationProfile {
     }
 
     @inline(never)
-    static func sample(_ block: UnsafeMutableRawPointer, weight: UInt64) {
+    static func sample(_ block: UnsafeMutableRawPointer, size: UInt64, period: UInt64) {
+        let (weight, blocks) = estimates(size: size, period: period)
         // Whatever the unwinder or dladdr allocate goes to glibc.
         buddy_thread_enter()
         defer { buddy_thread_leave() }
@@ -124,7 +137,7 @@ enum AllocationProfile {
         var index = findSite(table, hash)
         if index < 0 {
             // A new stack: symbolize it outside every lock, then insert it.
-            var texts: (SinkChunk, SinkChunk) = (zeroSinkChunk(), zeroSinkChunk())
+            var texts = (emptyTextStorage(), emptyTextStorage())
             withUnsafeMutableBytes(of: &texts) { raw in
                 let base = raw.baseAddress.unsafelyUnwrapped
                 for i in 0..<count {
@@ -139,11 +152,15 @@ enum AllocationProfile {
             return
         }
         let s = site(table, index)
-        guard remember(table, UInt(bitPattern: block), site: index, weight: weight) else {
+        word(table, 24).pointee = period // the same for the whole process: freed() reads it
+        buddy_atomic_add_u64_relaxed(word(s, allocatedBytesOffset), weight)
+        buddy_atomic_add_u64_relaxed(word(s, allocatedBlocksOffset), blocks)
+        guard remember(table, UInt(bitPattern: block), site: index, size: size) else {
             buddy_atomic_add_u64_relaxed(word(table, 16), 1) // dropped: the block table is full
             return
         }
         buddy_atomic_add_u64_relaxed(word(s, liveBytesOffset), weight)
+        buddy_atomic_add_u64_relaxed(word(s, liveBlocksOffset), blocks)
         buddy_atomic_add_u64_relaxed(word(s, liveCountOffset), 1)
         buddy_atomic_add_u64_relaxed(word(s, samplesOffset), 1)
     }
@@ -209,7 +226,7 @@ enum AllocationProfile {
         (stripe + stripeHeaderBytes + i &* 16).assumingMemoryBound(to: UInt64.self)
     }
 
-    static func remember(_ table: UnsafeMutableRawPointer, _ address: UInt, site: Int, weight: UInt64) -> Bool {
+    static func remember(_ table: UnsafeMutableRawPointer, _ address: UInt, site: Int, size: UInt64) -> Bool {
         let (s, home) = stripe(table, address)
         let lock = s.assumingMemoryBound(to: UInt32.self)
         let used = word(s, 8)
@@ -222,7 +239,7 @@ enum AllocationProfile {
             if e[0] == 0 || e[0] == UInt64(address) {
                 if e[0] == 0 { used.pointee &+= 1 }
                 e[0] = UInt64(address)
-                e[1] = UInt64(site) << 48 | min(weight, (1 << 48) - 1)
+                e[1] = UInt64(site) << 48 | min(size, (1 << 48) - 1)
                 return true
             }
             i = (i &+ 1) % stripeCapacity
@@ -267,11 +284,12 @@ enum AllocationProfile {
             i = (i &+ 1) % stripeCapacity
         }
         buddy_spin_unlock(lock)
-        guard found != 0 else { return } // not sampled (a sample's weight is at least 1)
+        guard found != 0 else { return } // not sampled (the site's index or the size is not 0)
         let siteIndex = Int(found >> 48)
-        let weight = found & ((1 << 48) - 1)
+        let (weight, blocks) = estimates(size: found & ((1 << 48) - 1), period: word(table, 24).pointee)
         let r = site(table, siteIndex)
         buddy_atomic_add_u64_relaxed(word(r, liveBytesOffset), 0 &- weight)
+        buddy_atomic_add_u64_relaxed(word(r, liveBlocksOffset), 0 &- blocks)
         buddy_atomic_add_u64_relaxed(word(r, liveCountOffset), 0 &- 1)
     }
 
@@ -295,74 +313,52 @@ enum AllocationProfile {
         }
         return best
     }
+}
 
-    static func writeText(to out: inout ReportSink) {
-        let period = buddy_report_settings_get().pointee.profile_sample
-        guard period != 0 else { return }
-        out.text("  profile     one sample per ")
-        out.bytes(period)
-        out.text(" allocated")
-        guard let table = buddy_profile_table_get() else { out.text(": no samples yet\n"); return }
-        out.text("; the sites holding the most live bytes (estimated):\n")
-        var bound = UInt64.max, boundIndex = -1
-        for _ in 0..<topSites {
-            let i = nextSite(table, below: bound, boundIndex)
-            if i < 0 { break }
-            let s = site(table, i)
-            bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
-            boundIndex = i
-            out.text("    ")
-            out.bytes(bound)
-            out.text(" in ")
-            out.decimal(buddy_atomic_load_u64_relaxed(word(s, liveCountOffset)))
-            out.text(" sampled blocks\n")
-            let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
-            for f in 0..<frames {
-                out.text("      #")
-                out.decimal(f)
-                out.byte(32)
-                out.raw((s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
-                out.byte(10)
-            }
-        }
-    }
-
-    static func writeJSON(to out: inout ReportSink) {
-        let period = buddy_report_settings_get().pointee.profile_sample
-        out.text("{ ")
-        out.key("sample_bytes")
-        out.decimal(period)
-        out.text(", ")
-        out.key("sites")
-        out.text("[")
-        var separator = false
-        if period != 0, let table = buddy_profile_table_get() {
-            var bound = UInt64.max, boundIndex = -1
-            for _ in 0..<topSites {
-                let i = nextSite(table, below: bound, boundIndex)
-                if i < 0 { break }
-                let s = site(table, i)
-                bound = buddy_atomic_load_u64_relaxed(word(s, liveBytesOffset))
-                boundIndex = i
-                out.text(separator ? ",\n    { " : "\n    { ")
-                separator = true
-                out.key("live_bytes"); out.decimal(bound); out.text(", ")
-                out.key("live_count"); out.decimal(buddy_atomic_load_u64_relaxed(word(s, liveCountOffset))); out.text(", ")
-                out.key("samples"); out.decimal(buddy_atomic_load_u64_relaxed(word(s, samplesOffset))); out.text(", ")
-                out.key("frames"); out.text("[")
-                let frames = min(maxFrames, max(0, s.load(fromByteOffset: frameCountOffset, as: Int.self)))
-                for f in 0..<frames {
-                    if f > 0 { out.text(", ") }
-                    out.jsonString((s + textOffset + f &* frameText).assumingMemoryBound(to: UInt8.self), length: -1)
-                }
-                out.text("] }")
-            }
-            out.text(separator ? "\n  ], " : "], ")
-            out.key("dropped_samples")
-            out.decimal(buddy_atomic_load_u64_relaxed(word(table, 16)))
+extension ReportWriter {
+    /// The sites holding the most live bytes, largest first (the process pool's report, with
+    /// BUDDY_PROFILE_SAMPLE set; a private pool's has none).
+    mutating func writeProfile() {
+        typealias Profile = AllocationProfile
+        let period = figures.pointee.processPool ? buddy_report_settings_get().pointee.profile_sample : 0
+        let table = period != 0 ? buddy_profile_table_get() : nil
+        if json {
+            out.append("{ ")
+            out.append(jsonKey: "sample_bytes")
+            out.append(decimal: period)
+            out.append(", ")
+            out.append(jsonKey: "sites")
+            out.append("[")
         } else {
-            out.text("]")
+            guard period != 0 else { return }
+            out.append("  profile     one sample per ")
+            out.append(bytes: period)
+            out.append(" allocated")
+            guard table != nil else { out.append(": no samples yet\n"); return }
+            out.append("; the sites holding the most live bytes (estimated):\n")
         }
-        out.text(" }")
+        guard let table else {
+            if json { out.append("] }") }
+            return
+        }
+        var any = false
+        var bound = UInt64.max, boundIndex = -1
+        for _ in 0..<Profile.topSites {
+            let i = Profile.nextSite(table, below: bound, boundIndex)
+            if i < 0 { break }
+            let s = Profile.site(table, i)
+            bound = buddy_atomic_load_u64_relaxed(Profile.word(s, Profile.liveBytesOffset))
+            boundIndex = i
+            record = UnsafeRawPointer(s)
+            if json { writeElement(.profileSite, first: !any) } else { writeText(.profileSite) }
+            any = true
+        }
+        record = nil
+        if json {
+            out.append(any ? "\n  ], " : "], ")
+            out.append(jsonKey: "dropped_samples")
+            out.append(decimal: buddy_atomic_load_u64_relaxed(Profile.word(table, 16)))
+            out.append(" }")
+        }
     }
 }

@@ -58,7 +58,7 @@ extension BuddyEngine {
         let firstCode = s.pointee.slabFirstCode
 
         // Segments: sizes, free areas, the largest free block, residency, metadata.
-        var largest: UInt64 = 0
+        let largest = UInt64(largestFreeBlock)
         var resident: UInt64 = 0
         var metadata = UInt64(s.pointee.stateBytes)
         var segment = s.pointee.segments
@@ -66,17 +66,12 @@ extension BuddyEngine {
             for order in 0...maxOrder {
                 orders[order].free &+= UInt64(current.pointee.freeAreas[order].count)
             }
-            let nonEmpty = current.pointee.nonEmpty
-            if nonEmpty != 0 {
-                largest = max(largest, UInt64(geometry.size(ofOrder: 63 &- nonEmpty.leadingZeroBitCount)))
-            }
-            if current.pointee.frontier < current.pointee.size { largest = UInt64(geometry.maxBlock) }
             resident &+= buddy_os_resident_bytes(UnsafeRawPointer(bitPattern: current.pointee.base), Int(current.pointee.size))
             metadata &+= UInt64(current.pointee.orderMapBytes)
             segment = current.pointee.next
         }
         // A segment's untouched tail is free top-order blocks, not carved yet.
-        orders[maxOrder].free &+= UInt64(s.pointee.uncarvedBytes >> UInt(geometry.minShift &+ maxOrder))
+        orders[maxOrder].free &+= UInt64(uncarvedTopBlocks)
 
         // Thread caches: their blocks per order, their descriptors, their threads' counters.
         // (A private pool has no process state: no caches, and one engine call per call.)
@@ -207,11 +202,9 @@ extension BuddyEngine {
             out.pointee.internal_fragmentation = 1.0 - ratio
             out.pointee.requested = UInt64(Double(out.pointee.used) * ratio)
         }
-        if out.pointee.reserved > 0 { out.pointee.usage = Double(out.pointee.used) / Double(out.pointee.reserved) }
-        if out.pointee.free > 0 {
-            let reach = min(out.pointee.free, UInt64(config.maxBlock))
-            out.pointee.external_fragmentation = 1.0 - Double(min(largest, reach)) / Double(reach)
-        }
+        out.pointee.usage = Figures.usage(used: out.pointee.used, reserved: out.pointee.reserved)
+        out.pointee.external_fragmentation = Figures.externalFragmentation(largestFree: largest, free: out.pointee.free,
+                                                                            maxBlock: UInt64(config.maxBlock))
 
         // Calls by entry point: the slow paths counted theirs; malloc's and free's fast-path
         // calls are the blocks handed out and freed that no slow path counted.
@@ -302,14 +295,8 @@ extension BuddyEngine {
     }
 }
 
-/// The health of a pool, from documented thresholds (README, "Health"):
-///
-///     bad pointers (invalid + double frees + uses after free + wrong sizes) >= 1 : CRITICAL
-///     failed allocations / allocation calls            > 0 : WARNING,  >= 1% : CRITICAL
-///     external fragmentation, when free >= max(4 x max_block, reserved / 4)
-///                                                     >= 50% : WARNING, >= 90% : CRITICAL
-///     used / max_pool_size, when BUDDY_MAX_POOL is set >= 90% : WARNING, >= 98% : CRITICAL
-///     usage (used / reserved), when reserved >= 64 MiB  < 10% : WARNING
+/// The health of a pool: the engine's one policy (BuddyEngine/Health.swift, the README's
+/// "Health" table) on a snapshot's figures, with each check's verdict as the report words it.
 struct Health {
     static let healthy: UInt8 = 0, warning: UInt8 = 1, critical: UInt8 = 2
 
@@ -325,29 +312,29 @@ struct Health {
     var errorCount: UInt64 = 0
 
     init(_ s: UnsafeMutablePointer<buddy_stats>) {
-        errorCount = s.pointee.invalid_pointers &+ s.pointee.double_frees &+ s.pointee.use_after_frees &+ s.pointee.wrong_sizes
-        if errorCount > 0 { badPointers = Health.critical }
-        var failed: UInt64 = 0, allocationCalls: UInt64 = 0
-        let calls = statsCalls(s), failed_ = statsFailures(s)
+        var f = HealthFigures()
+        f.badPointers = s.pointee.invalid_pointers &+ s.pointee.double_frees &+ s.pointee.use_after_frees &+ s.pointee.wrong_sizes
+        let calls = statsCalls(s), failed = statsFailures(s)
         for entry in 0..<Entry.count {
-            failed &+= failed_[entry]
-            if Entry(rawValue: entry)?.allocates ?? false { allocationCalls &+= calls[entry] }
+            f.failedCalls &+= failed[entry]
+            if Entry(rawValue: entry)?.allocates ?? false { f.allocatingCalls &+= calls[entry] }
         }
-        if failed > 0 {
-            failureRate = Double(failed) / Double(max(allocationCalls, failed))
-            failures = failureRate >= 0.01 ? Health.critical : Health.warning
-        }
-        let free = s.pointee.free, reserved = s.pointee.reserved
-        if free >= max(4 &* s.pointee.max_block, reserved / 4) {
-            let f = s.pointee.external_fragmentation
-            fragmentation = f >= 0.9 ? Health.critical : f >= 0.5 ? Health.warning : Health.healthy
-        }
-        if s.pointee.max_pool_size > 0 {
-            limitUse = Double(s.pointee.used) / Double(s.pointee.max_pool_size)
-            limit = limitUse >= 0.98 ? Health.critical : limitUse >= 0.9 ? Health.warning : Health.healthy
-        }
-        if reserved >= 64 << 20 && s.pointee.usage < 0.10 { idle = Health.warning }
-        // (Not the variadic max: its arguments would be an Array.)
-        status = max(max(badPointers, failures), max(max(fragmentation, limit), idle))
+        f.used = s.pointee.used
+        f.free = s.pointee.free
+        f.reserved = s.pointee.reserved
+        f.maxBlock = s.pointee.max_block
+        f.maxPoolSize = s.pointee.max_pool_size
+        f.externalFragmentation = s.pointee.external_fragmentation
+        f.usage = s.pointee.usage
+        let verdict = HealthPolicy.evaluate(f)
+        errorCount = f.badPointers
+        status = verdict.status.rawValue
+        badPointers = verdict.badPointers.rawValue
+        failures = verdict.failedCalls.rawValue
+        fragmentation = verdict.fragmentation.rawValue
+        limit = verdict.limit.rawValue
+        idle = verdict.idle.rawValue
+        failureRate = verdict.failureRate
+        limitUse = verdict.limitUse
     }
 }

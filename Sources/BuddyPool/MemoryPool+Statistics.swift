@@ -98,12 +98,16 @@ extension MemoryPool {
         case healthy, warning, critical
     }
 
-    /// A verdict on the pool, with the figures behind it:
+    /// A verdict on the pool, with the figures behind it: the library's one health policy
+    /// (BuddyEngine's HealthPolicy, the README's "Health" table), so the report of the same pool
+    /// (`detailedReport()`) gives the same status. The worst of:
     ///
     /// - critical: the pool's structure fails its invariant check (a bug, or a write past the
-    ///   end of a block), or a pool with `maxSize` is 95% full or more;
-    /// - warning: a pool with `maxSize` is 80% full or more, fragmentation is 50% or more
-    ///   while at least a largest block's worth is free, or 1% or more of calls failed;
+    ///   end of a block); a bad pointer was deallocated; 1% or more of the allocations failed;
+    ///   external fragmentation is 90% or more (see below); a pool with `maxSize` is 98% full;
+    /// - warning: an allocation failed; external fragmentation is 50% or more, while at least
+    ///   max(4 x maxBlockSize, totalBytes / 4) is free; a pool with `maxSize` is 90% full;
+    ///   less than 10% of a pool of 64 MiB or more is used;
     /// - healthy otherwise.
     ///
     /// It walks every free list and order map (the invariant check): O(pool size).
@@ -182,30 +186,25 @@ extension MemoryPool {
         let failures = errors.allocationFailures &+ errors.deallocationFailures
         let calls = stats.allocationCount &+ stats.deallocationCount &+ failures
         let errorPercent = calls == 0 ? 0 : 100 * Double(failures) / Double(calls)
-        let limit = configuration.maxSize
-        let usagePercent = limit > 0 ? 100 * Double(stats.usedBytes) / Double(limit) : stats.usagePercent
-        var status = HealthStatus.healthy
-        var findings: [String] = []
-        func note(_ level: HealthStatus, _ text: String) {
-            status = max(status, level)
-            findings.append(text)
+        let verdict = HealthPolicy.evaluate(snapshot.health)
+        let usagePercent = snapshot.health.maxPoolSize > 0 ? 100 * verdict.limitUse : stats.usagePercent
+        // Each finding: the policy's meaning of the rule that fired, then the figures and what to do.
+        var findings: [(level: HealthLevel, text: String)] = []
+        func note(_ check: HealthCheck, _ level: HealthLevel, _ detail: String) {
+            guard level.rawValue > HealthLevel.healthy.rawValue, let rule = HealthPolicy.rule(check, level) else { return }
+            findings.append((level, "\(rule.meaning)\(detail)"))
         }
-        if let broken = snapshot.brokenInvariant {
-            note(.critical, "the pool's structure is broken (\(broken)): a block was written past its end, or freed behind the pool's back; stop using the pool")
-        }
-        if limit > 0 && usagePercent >= 95 {
-            note(.critical, "\(Int(usagePercent))% of maxSize is in use: raise maxSize or free blocks, allocations will fail with POOL_FULL")
-        } else if limit > 0 && usagePercent >= 80 {
-            note(.warning, "\(Int(usagePercent))% of maxSize is in use: raise maxSize or free blocks")
-        }
-        if stats.fragmentationPercent >= 50 && stats.freeBytes >= maxBlockSize {
-            note(.warning, "free memory is fragmented (\(Int(stats.fragmentationPercent))%): the largest free block is \(stats.largestFreeBlock) bytes; free neighbouring blocks, or reset() between phases")
-        }
-        if errorPercent >= 1 {
-            note(.warning, "\(failures) of \(calls) calls failed: see errorStats")
-        }
+        note(.structure, verdict.structure, " (\(snapshot.brokenInvariant ?? "")): a block was written past its end, or freed behind the pool's back; stop using the pool")
+        note(.badPointers, verdict.badPointers, " (\(snapshot.health.badPointers) invalid pointers or double frees): deallocate only pointers this pool returned, once each; see errorStats")
+        note(.limit, verdict.limit, " (\(Int(usagePercent))% of maxSize in use): raise maxSize or free blocks"
+             + (verdict.limit == .critical ? ", or allocations fail with POOL_FULL" : ""))
+        note(.fragmentation, verdict.fragmentation, " (\(Int(stats.fragmentationPercent))%): the largest free block is \(stats.largestFreeBlock) bytes; free neighbouring blocks, or reset() between phases")
+        note(.failedCalls, verdict.failedCalls, " (\(snapshot.counters.failedAllocations) failed, \(snapshot.counters.allocations) succeeded): see errorStats")
+        note(.idle, verdict.idle, " (usage \(Int(stats.usagePercent))%): the pool keeps a segment while any block lives in it; reset() between phases, or a smaller pool")
+        let status: HealthStatus = verdict.status == .critical ? .critical : verdict.status == .warning ? .warning : .healthy
         let summary = "\(stats.usedBytes) of \(stats.totalBytes) bytes used in \(stats.segmentCount) segments, fragmentation \(Int(stats.fragmentationPercent))%"
-        let message = findings.isEmpty ? "healthy: \(summary)" : findings.joined(separator: "; ") + " (\(summary))"
+        let worstFirst = findings.enumerated().sorted { ($0.element.level.rawValue, -$0.offset) > ($1.element.level.rawValue, -$1.offset) }
+        let message = findings.isEmpty ? "healthy: \(summary)" : worstFirst.map(\.element.text).joined(separator: "; ") + " (\(summary))"
         return HealthReport(status: status, message: message, fragmentationPercent: stats.fragmentationPercent,
                             usagePercent: usagePercent, errorPercent: errorPercent,
                             brokenInvariant: snapshot.brokenInvariant)
@@ -257,41 +256,43 @@ extension MemoryPool {
 
     // MARK: Snapshot
 
+    /// The pool's figures in one lock hold, each from its one definition in the engine
+    /// (BuddyEngine/Figures.swift, Health.swift).
     struct Snapshot {
         var usage: PoolUsage
         var counters: PoolCounters
+        /// Free blocks per order, the untouched tails as top-order blocks.
         var freeCounts: [Int]
         var largestFreeBlock: Int
+        var health: HealthFigures
         var brokenInvariant: String?
         var minBlock: Int
         var maxBlock: Int
 
         func stats(uptime: Duration) -> Stats {
-            var freeBlocks = freeCounts.enumerated().map { FreeBlocks(blockSize: minBlock << $0.offset, count: $0.element) }
-            // The segments' untouched tails are free too: as largest blocks.
-            let listed = freeBlocks.reduce(0) { $0 + $1.blockSize * $1.count }
-            freeBlocks[freeBlocks.count - 1].count += (usage.freeBytes - listed) / maxBlock
-            let free = usage.freeBytes
-            let usable = min(free, maxBlock)
+            let freeBlocks = freeCounts.enumerated().map { FreeBlocks(blockSize: minBlock << $0.offset, count: $0.element) }
             return Stats(
-                totalBytes: usage.segmentBytes, usedBytes: usage.allocatedBytes, freeBytes: free,
+                totalBytes: usage.segmentBytes, usedBytes: usage.allocatedBytes, freeBytes: usage.freeBytes,
                 peakUsedBytes: Int(counters.peakAllocatedBytes), segmentCount: usage.segmentCount,
                 allocationCount: counters.allocations, deallocationCount: counters.frees,
                 splits: counters.splits, coalesces: counters.coalesces,
-                fragmentCount: freeBlocks.reduce(0) { $0 + $1.count }, largestFreeBlock: largestFreeBlock,
+                fragmentCount: freeCounts.reduce(0, +), largestFreeBlock: largestFreeBlock,
                 freeBlocks: freeBlocks, uptime: uptime,
-                usagePercent: usage.segmentBytes == 0 ? 0 : 100 * Double(usage.allocatedBytes) / Double(usage.segmentBytes),
-                fragmentationPercent: usable == 0 ? 0 : 100 * (1 - Double(largestFreeBlock) / Double(usable)))
+                usagePercent: 100 * Figures.usage(used: UInt64(usage.allocatedBytes), reserved: UInt64(usage.segmentBytes)),
+                fragmentationPercent: 100 * Figures.externalFragmentation(
+                    largestFree: UInt64(largestFreeBlock), free: UInt64(usage.freeBytes), maxBlock: UInt64(maxBlock)))
         }
     }
 
     func takeSnapshot(checkingInvariants: Bool) -> Snapshot {
         var freeCounts = [Int](repeating: 0, count: geometry.maxOrder + 1)
         let locked = engine.lock()
-        for order in 0...geometry.maxOrder { freeCounts[order] = engine.freeBlockCount(order: order) }
+        for order in 0...geometry.maxOrder { freeCounts[order] = engine.freeBlockCountWithTails(order: order) }
         let broken = checkingInvariants ? engine.checkInvariants() : nil
         let snapshot = Snapshot(usage: engine.usage, counters: engine.counters, freeCounts: freeCounts,
-                                largestFreeBlock: engine.largestFreeBlock, brokenInvariant: broken.map { "\($0)" },
+                                largestFreeBlock: engine.largestFreeBlock,
+                                health: engine.healthFigures(structureBroken: broken != nil),
+                                brokenInvariant: broken.map { "\($0)" },
                                 minBlock: geometry.minBlock, maxBlock: geometry.maxBlock)
         engine.unlock(locked)
         return snapshot

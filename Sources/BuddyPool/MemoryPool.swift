@@ -78,7 +78,7 @@ public final class MemoryPool: @unchecked Sendable {
 
         /// Why the configuration cannot be used, or nil when it can.
         public var problem: String? {
-            BuddyEngine.problem(with: engineConfig).map { "\($0)" }
+            PrivatePool.problem(with: engineConfig).map { "\($0)" }
         }
 
         var engineConfig: PoolConfig {
@@ -121,6 +121,8 @@ public final class MemoryPool: @unchecked Sendable {
     /// The alignment every block has at least (the smallest block): `allocate`'s default.
     public static let defaultAlignment = 16
 
+    /// The private-pool core this API shares with C's buddy_pool_* (BuddyEngine/PrivatePool.swift).
+    let core: PrivatePool
     let engine: BuddyEngine
     let geometry: Geometry
     /// The configuration the pool was created with (`isThreadSafe` and `errorStrategy` may
@@ -140,10 +142,15 @@ public final class MemoryPool: @unchecked Sendable {
     /// C++: `MemoryPool(size_t initial_size, size_t min_block_size, size_t max_block_size,
     /// bool thread_safe, double growth_factor)`, `set_error_logger`.
     public init(_ configuration: Configuration, errorLogger: ErrorLogger? = nil) throws(PoolError) {
-        if let problem = configuration.problem {
-            preconditionFailure("BuddyPool: invalid configuration: \(problem)")
+        let created = PrivatePool.create(configuration.engineConfig, interface: .swift)
+        guard let core = created.pool, let engine = created.pool?.engine else {
+            let problem = created.problem.unsafelyUnwrapped
+            if case .invalidConfiguration = problem {
+                preconditionFailure("BuddyPool: invalid configuration: \(MemoryPool.message(problem))")
+            }
+            throw PoolError(problem)
         }
-        guard let engine = BuddyEngine.create(configuration.engineConfig) else { throw .outOfMemory }
+        self.core = core
         self.engine = engine
         self.geometry = engine.blockGeometry
         self.configuration = configuration
@@ -163,7 +170,7 @@ public final class MemoryPool: @unchecked Sendable {
     }
 
     /// Returns every segment to the OS. C++: `~MemoryPool()`.
-    deinit { engine.destroy() }
+    deinit { core.destroy() }
 
     // MARK: Settings
 
@@ -264,7 +271,7 @@ public final class MemoryPool: @unchecked Sendable {
     /// C++: `void reset()`.
     public func reset() {
         let locked = engine.lock()
-        engine.reset()
+        core.resetLocked()
         generation.add(1, ordering: .releasing)
         engine.unlock(locked)
     }
@@ -278,9 +285,7 @@ public final class MemoryPool: @unchecked Sendable {
     /// Bytes in the allocated block at `pointer`, every one usable; nil when `pointer` is not
     /// an allocated block of this pool. C++: `size_t get_block_size(void* ptr) const`.
     public func blockSize(of pointer: UnsafeRawPointer) -> Int? {
-        let locked = engine.lock()
-        defer { engine.unlock(locked) }
-        return engine.blockSize(of: pointer)
+        core.blockSize(of: pointer)
     }
 
     // MARK: The engine calls
@@ -294,59 +299,31 @@ public final class MemoryPool: @unchecked Sendable {
     func reserve(byteCount: Int, alignment: Int) -> Reservation {
         precondition(byteCount >= 0, "BuddyPool: negative byte count")
         let start = configuration.measuresTiming ? Tally.now() : 0
-        let maxBlock = geometry.maxBlock
-        guard alignment > 0, alignment & (alignment - 1) == 0, alignment <= maxBlock else {
-            countRefused()
-            return .failed(.invalidAlignment, "invalid alignment \(alignment): use a power of two up to the pool's maxBlockSize (\(maxBlock) bytes)")
-        }
-        guard byteCount <= maxBlock else {
-            countRefused()
-            return .failed(.outOfMemory, "out of memory: \(byteCount) bytes is more than the pool's largest block (\(maxBlock) bytes); raise maxBlockSize, or allocate it elsewhere")
-        }
-        let order = max(geometry.order(forSize: byteCount), geometry.order(forSize: alignment))
-        let locked = engine.lock()
-        if let block = engine.allocate(order: order) {
-            engine.unlock(locked)
+        let allocation = core.allocate(size: UInt(byteCount), alignment: UInt(bitPattern: alignment))
+        if let block = allocation.block {
             if start != 0 { tally.recordAllocation(since: start) }
             return .block(block)
         }
-        let full = engine.isAtSizeLimit
-        let poolBytes = engine.usage.segmentBytes
-        engine.unlock(locked)
-        if full {
-            return .failed(.poolFull, "pool full: \(byteCount) bytes requested; the pool holds \(poolBytes) bytes of its maxSize \(configuration.maxSize); raise maxSize, or free blocks")
-        }
-        return .failed(.outOfMemory, "out of memory: the system refused a new segment for \(byteCount) bytes; free blocks you no longer need, or lower growthFactor")
-    }
-
-    private func countRefused() {
-        let locked = engine.lock()
-        engine.countRefusedAllocation()
-        engine.unlock(locked)
+        let problem = allocation.problem.unsafelyUnwrapped
+        return .failed(PoolError(problem), MemoryPool.message(problem))
     }
 
     /// Frees a block, or says why it could not, without applying the strategy.
     func release(_ pointer: UnsafeMutableRawPointer) -> (PoolError, String)? {
         let start = configuration.measuresTiming ? Tally.now() : 0
-        let locked = engine.lock()
-        let outcome = engine.release(pointer)
-        if case .foreign = outcome { engine.countBadPointer(.invalidPointer) }
-        engine.unlock(locked)
-        let address = "0x" + String(UInt(bitPattern: pointer), radix: 16)
-        switch outcome {
-        case .released:
+        guard let problem = core.free(pointer) else {
             if start != 0 { tally.recordDeallocation(since: start) }
             return nil
-        case .doubleFree:
-            tally.doubleFrees.add(1, ordering: .relaxed)
-            return (.invalidPointer, "double free of \(address): the block is already free (freed twice, or used after free)")
-        case .invalidPointer:
-            return (.invalidPointer, "invalid pointer \(address): inside the pool, but not the start of an allocated block; pass the pointer allocate returned")
-        case .otherPool:
-            return (.invalidPointer, "invalid pointer \(address): it belongs to another pool; deallocate it with the pool that allocated it")
-        case .foreign:
-            return (.invalidPointer, "invalid pointer \(address): it is not from this pool (nor from any pool); release it with whatever allocated it")
         }
+        if case .badPointer(_, .doubleFree) = problem { tally.doubleFrees.add(1, ordering: .relaxed) }
+        return (PoolError(problem), MemoryPool.message(problem))
+    }
+
+    /// The core's wording of a problem, as Swift names the settings.
+    static func message(_ problem: PoolProblem) -> String {
+        var line = TextBuffer()
+        problem.describe(to: &line, for: .swift)
+        return line.text
     }
 
     /// Counts the error and applies the strategy (never with the lock held); returns the error

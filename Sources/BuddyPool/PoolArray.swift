@@ -140,10 +140,6 @@ extension MemoryPool {
     /// Grows the allocated block at `pointer` to hold `byteCount` bytes without moving it, when
     /// the buddies above it are free; false (nothing changed) otherwise.
     func resizeInPlace(_ pointer: UnsafeMutableRawPointer, toByteCount byteCount: Int) -> Bool {
-        guard byteCount <= maxBlockSize else { return false }
-        let locked = engine.lock()
-        defer { engine.unlock(locked) }
-        guard case .allocated(let order) = engine.classify(pointer) else { return false }
-        return engine.resizeInPlace(pointer, from: order, to: max(order, geometry.order(forSize: byteCount)))
+        core.resizeInPlace(pointer, toSize: UInt(byteCount))
     }
 }

@@ -1,3 +1,5 @@
+internal import BuddyEngine
+
 /// Why a pool call failed: the design document's four error types (section 7.3, table 12.2),
 /// with its error codes as raw values (the same numbers as buddy.h's `BUDDY_*` codes).
 ///
@@ -46,5 +48,12 @@ public enum PoolError: Int32, Error, Sendable, CaseIterable, CustomStringConvert
         case .invalidAlignment:
             "INVALID_ALIGNMENT: use a power of two no larger than the pool's maxBlockSize"
         }
+    }
+}
+
+extension PoolError {
+    /// The error of a problem the private-pool core reports (its code is the raw value).
+    init(_ problem: PoolProblem) {
+        self = PoolError(rawValue: problem.code) ?? .outOfMemory
     }
 }

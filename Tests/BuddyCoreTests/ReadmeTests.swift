@@ -60,7 +60,7 @@ import Testing
 
     @Test func sizeFormatting() {
         func format(_ v: UInt64) -> String {
-            var line = LineBuffer()
+            var line = TextBuffer()
             line.append(bytes: v)
             return line.text
         }

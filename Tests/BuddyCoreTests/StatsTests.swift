@@ -158,35 +158,18 @@ import Testing
     }
 
     @Test func numbersInTheReport() {
-        func render(_ body: (inout ReportSink) -> Void) -> String {
-            let fds = UnsafeMutablePointer<Int32>.allocate(capacity: 2)
-            defer { fds.deallocate() }
-            pipe(fds)
-            var sink = ReportSink(fd: fds[1])
-            body(&sink)
-            sink.flush()
-            close(fds[1])
-            var all: [UInt8] = []
-            var bytes = [UInt8](repeating: 0, count: 4096)
-            while true {
-                let n = read(fds[0], &bytes, 4096)
-                if n <= 0 { break }
-                all += bytes.prefix(n)
-            }
-            close(fds[0])
-            return String(decoding: all, as: UTF8.self)
-        }
-        #expect(render { $0.fixed(0.14349, digits: 4) } == "0.1435")
-        #expect(render { $0.fixed(1764012345.5, digits: 6) } == "1764012345.500000")
-        #expect(render { $0.fixed(-2.5, digits: 1) } == "-2.5")
-        #expect(render { $0.fixed(.nan, digits: 2) } == "0.00")
-        #expect(render { $0.percent(0.256) } == "26%")
-        #expect(render { $0.bytes(1536) } == "1.5K" && render { $0.bytes(200 << 20) } == "200M")
-        #expect(render { $0.duration(850) } == "850ns" && render { $0.duration(3_400_000) } == "3.4ms")
+        let render = captured
+        #expect(render { $0.append(fixed: 0.14349, digits: 4) } == "0.1435")
+        #expect(render { $0.append(fixed: 1764012345.5, digits: 6) } == "1764012345.500000")
+        #expect(render { $0.append(fixed: -2.5, digits: 1) } == "-2.5")
+        #expect(render { $0.append(fixed: .nan, digits: 2) } == "0.00")
+        #expect(render { $0.append(percent: 0.256) } == "26%")
+        #expect(render { $0.append(bytes: 1536) } == "1.5K" && render { $0.append(bytes: 200 << 20) } == "200M")
+        #expect(render { $0.append(duration: 850) } == "850ns" && render { $0.append(duration: 3_400_000) } == "3.4ms")
         let quoted: StaticString = "a\"b\\c\nd"
-        #expect(render { $0.jsonString(quoted) } == "\"a\\\"b\\\\c\\u000ad\"")
-        #expect(render { $0.decimal(42, width: 5) } == "   42")
+        #expect(render { $0.append(jsonString: quoted) } == "\"a\\\"b\\\\c\\u000ad\"")
+        #expect(render { $0.append(decimal: 42, width: 5) } == "   42")
         // Longer than the sink's buffer: flushed along the way, nothing lost.
-        #expect(render { for _ in 0..<1000 { $0.text("abcde") } }.count == 5000)
+        #expect(render { for _ in 0..<1000 { $0.append("abcde") } }.count == 5000)
     }
 }

@@ -322,28 +322,33 @@ struct MemoryPoolTests {
         #expect(timed.performanceMetrics.maxAllocationNanoseconds == 0)
     }
 
-    @Test("health: healthy, a warning near maxSize, critical when almost full")
+    @Test("health: healthy, a warning near maxSize (90%), critical when almost full (98%): the README's thresholds")
     func health() throws {
         let pool = try MemoryPool(.init(initialSize: 64 << 10, maxBlockSize: 16 << 10, maxSize: 64 << 10))
         #expect(pool.healthReport.status == .healthy)
         #expect(pool.healthReport.message.hasPrefix("healthy"))
         var blocks: [UnsafeMutableRawPointer] = []
         for _ in 0..<3 { blocks.append(try pool.allocate(byteCount: 16 << 10)) }
-        #expect(pool.healthReport.status == .healthy) // 75%
-        let almost = try pool.allocate(byteCount: 8 << 10)   // 87.5%
+        blocks.append(try pool.allocate(byteCount: 8 << 10))
+        #expect(pool.healthReport.status == .healthy) // 87.5%
+        let almost = try pool.allocate(byteCount: 4 << 10)   // 93.75%
         let warning = pool.healthReport
         #expect(warning.status == .warning && warning.message.contains("raise maxSize"), "\(warning.message)")
-        #expect(warning.usagePercent == 87.5)
-        blocks.append(try pool.allocate(byteCount: 8 << 10)) // 100%
+        #expect(warning.usagePercent == 93.75)
+        blocks.append(try pool.allocate(byteCount: 4 << 10)) // 100%
         let critical = pool.healthReport
         #expect(critical.status == .critical && critical.message.contains("POOL_FULL"), "\(critical.message)")
         try pool.deallocate(almost)
         for block in blocks { try pool.deallocate(block) }
         #expect(pool.healthReport.status == .healthy)
-        // Errors push it to a warning.
+        // A failed allocation is a warning; 1% of the allocations failing, critical.
+        for _ in 0..<200 { try pool.deallocate(try pool.allocate(byteCount: 16)) }
+        _ = pool.tryAllocate(byteCount: 8, alignment: 3)
+        let failed = pool.healthReport
+        #expect(failed.status == .warning && failed.message.contains("errorStats"), "\(failed.message)")
         for _ in 0..<5 { _ = pool.tryAllocate(byteCount: 8, alignment: 3) }
         let noisy = pool.healthReport
-        #expect(noisy.status == .warning && noisy.errorPercent > 1 && noisy.message.contains("errorStats"), "\(noisy.message)")
+        #expect(noisy.status == .critical && noisy.errorPercent > 1 && noisy.message.contains("errorStats"), "\(noisy.message)")
     }
 
     @Test("the detailed report comes from the library's report writer, plus the pool's errors and times")

@@ -329,7 +329,7 @@ struct ReportTests {
         #expect(!sites.contains { ($0["frames"] as? [String] ?? []).contains { $0.hasPrefix("churn_small_blocks") } },
                 "a site that freed everything is listed: \(sites)")
         let text = try runPreloaded([driver], environment: ["BUDDY_PROFILE_SAMPLE": "64K", "BUDDY_REPORT": "stderr"])
-        #expect(text.stderr.contains("  profile     one sample per 64.0K allocated") && text.stderr.contains("12.5M in 200 sampled blocks")
+        #expect(text.stderr.contains("  profile     one sample per 64.0K allocated") && text.stderr.contains("12.5M in about 200 blocks (200 samples live)")
                 && text.stderr.contains("#0 keep_large_blocks+0x"), "\(text.stderr)")
     }
 
@@ -341,9 +341,9 @@ struct ReportTests {
         #expect(result.status == 0 && result.stdout.contains("pattern ok"), "\(result.stdout)\(result.stderr)")
         let document = try parse(try String(contentsOfFile: path, encoding: .utf8), "pattern report")
         let sites = object(document, "profile")["sites"] as? [[String: Any]] ?? []
-        func estimate(_ function: String) -> Int {
+        func estimate(_ function: String, _ key: String = "live_bytes") -> Int {
             sites.filter { ($0["frames"] as? [String] ?? []).contains { $0.hasPrefix(function + "+0x") } }
-                .reduce(0) { $0 + int($1["live_bytes"]) }
+                .reduce(0) { $0 + int($1[key]) }
         }
         // About 14,000 samples in all, 470 of them for the smallest site: each estimate within
         // 20% of the truth (over 4 standard errors). A countdown that restarted at each sample
@@ -352,6 +352,10 @@ struct ReportTests {
             let truth = 40000 * size
             let got = estimate(function)
             #expect(abs(got - truth) < truth / 5, "\(function): estimated \(got) bytes, held \(truth)")
+            // The blocks: each site holds 40,000 (a sample of s bytes stands for max(s, P) / s).
+            let blocks = estimate(function, "live_blocks")
+            #expect(abs(blocks - 40000) < 8000, "\(function): estimated \(blocks) blocks, holds 40000")
+            #expect(estimate(function, "allocated_bytes") == got, "nothing was freed: allocated == live")
         }
     }
 

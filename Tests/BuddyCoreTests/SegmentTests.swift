@@ -1,0 +1,352 @@
+import CBuddySupport
+import Glibc
+import Testing
+@testable import BuddyEngine
+
+@Suite struct GrowthTests {
+    @Test func segmentsGrowByTheFactorAndEmptyOnesGoBack() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        config.growthFactor = 2.0
+        config.releaseDelay = 0
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var sizes: [Int] = [pool.usage.segmentBytes]
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 {
+            blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+            if pool.usage.segmentBytes != sizes.last { sizes.append(pool.usage.segmentBytes) }
+            expectInvariants(pool)
+        }
+        // 64K, then a segment of (S * (2.0 - 1)) each time: 128K, 256K, 512K, 1M in total.
+        #expect(sizes == [65536, 131072, 262144, 524288, 1048576])
+        #expect(pool.counters.segmentsAdded == 5)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        // With no release delay, every segment but the first went back to the OS.
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.counters.segmentsReleased == 4)
+        #expect(pool.usage.segmentBytes == 65536)
+    }
+
+    @Test func theMaximumPoolSizeIsAHardLimit() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        config.maxPoolSize = 256 * 1024
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        while let p = pool.allocate(order: pool.geometry.maxOrder) { blocks.append(p) }
+        #expect(blocks.count == 4)
+        #expect(pool.usage.segmentBytes <= 256 * 1024)
+        #expect(pool.counters.failedAllocations == 1)
+        expectInvariants(pool)
+        #expect(pool.release(blocks.removeLast()) == .released)
+        #expect(pool.allocate(order: 0) != nil)
+        expectInvariants(pool)
+    }
+
+    @Test func aRefusedMapLeavesThePoolIntact() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
+        buddy_os_fail_map_after(1)                         // the next mmap fails
+        #expect(pool.allocate(order: 0) == nil)
+        buddy_os_fail_map_after(0)
+        expectInvariants(pool)
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.allocate(order: 0) != nil)              // and the pool grows again afterwards
+        #expect(pool.release(p) == .released)
+        expectInvariants(pool)
+    }
+
+    /// A refused segment: half the size is tried, down to the minimum segment. For a second
+    /// after a refusal (or until the pool unmaps a segment) growth starts below the refused size,
+    /// so a failing request costs one failed mapping, not the whole halving again.
+    @Test func aRefusedSegmentFallsBackToSmallerOnesAndIsNotRetried() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 1 << 20
+        config.releaseDelay = 3600
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentBytes == 1 << 20)
+        // The pool wants a 1 MiB segment; the OS refuses it: a 512 KiB one serves instead.
+        buddy_os_fail_map_after(1)
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        buddy_os_fail_map_after(0)
+        #expect(pool.usage.segmentBytes == (1 << 20) + (512 << 10))
+        #expect(pool.state.pointee.refusedSegmentSize == 1 << 20)
+        expectInvariants(pool)
+        // The next growth does not try 1 MiB (or more) again within the second: 512 KiB again.
+        for _ in 0..<8 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10))
+        for _ in 0..<7 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        // Within one request, each refused size is followed by half of it: 512 KiB refused,
+        // 256 KiB mapped.
+        buddy_os_fail_map_after(1)
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        buddy_os_fail_map_after(0)
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10) + (256 << 10))
+        #expect(pool.state.pointee.refusedSegmentSize == 512 << 10)
+        for _ in 0..<3 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        // The minimum segment refused: the request fails cleanly, counted once...
+        pool.state.pointee.refusedSegmentSize = 128 << 10
+        let failed = pool.counters.failedAllocations
+        buddy_os_fail_map_after(1)
+        #expect(pool.allocate(order: pool.geometry.maxOrder) == nil)
+        buddy_os_fail_map_after(0)
+        #expect(pool.state.pointee.refusedSegmentSize == 64 << 10)
+        #expect(pool.counters.failedAllocations == failed + 1)
+        expectInvariants(pool)
+        // ...and the next request tries the minimum segment again (the address space may have
+        // come back): a mapping each failing request, as glibc's malloc makes.
+        blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder)))
+        #expect(pool.usage.segmentBytes == (1 << 20) + 2 * (512 << 10) + (256 << 10) + (64 << 10))
+        expectInvariants(pool)
+        // Unmapping a segment forgets the refusal at once.
+        pool.state.pointee.refusedSegmentSize = 64 << 10
+        pool.state.pointee.refusedAt = buddy_os_monotonic_ns()
+        for p in blocks.suffix(8) { #expect(pool.release(p) == .released) }
+        pool.trim()
+        #expect(pool.state.pointee.refusedSegmentSize == 0)
+        expectInvariants(pool)
+    }
+
+    @Test func invalidConfigurationsAreRefused() {
+        var c = PoolConfig()
+        c.minBlock = 8
+        #expect(BuddyEngine.problem(with: c) != nil)
+        c = PoolConfig(); c.maxBlock = 3000
+        #expect(BuddyEngine.problem(with: c) != nil)
+        c = PoolConfig(); c.growthFactor = 0.5
+        #expect(BuddyEngine.problem(with: c) != nil)
+        c = PoolConfig(); c.maxPoolSize = 1000
+        #expect(BuddyEngine.problem(with: c) != nil)
+        #expect(BuddyEngine.create(c) == nil)
+        #expect(BuddyEngine.problem(with: PoolConfig()) == nil)
+    }
+}
+
+@Suite struct ReleaseTests {
+    /// Resident pages of [base, base + size), from mincore.
+    func residentPages(_ base: UnsafeMutableRawPointer, _ size: Int) -> Int {
+        let page = Int(buddy_os_page_size())
+        var vector = [UInt8](repeating: 0, count: size / page)
+        _ = mincore(base, size, &vector)
+        return vector.reduce(0) { $0 + Int($1 & 1) }
+    }
+
+    @Test func trimGivesFreePagesBackAndKeepsTheFreeLists() throws {
+        var config = PoolConfig()
+        config.initialSize = 4 << 20
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<4 {
+            let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
+            p.initializeMemory(as: UInt8.self, repeating: 0xAB, count: pool.geometry.maxBlock)   // touch every page
+            blocks.append(p)
+        }
+        let before = residentPages(blocks[0], 4 << 20)
+        #expect(before == 1024)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        let released = pool.trim()
+        #expect(released == 4 * (pool.geometry.maxBlock - Int(buddy_os_page_size())))
+        // Each free block keeps only its first page (its free-list links).
+        #expect(residentPages(blocks[0], 4 << 20) == 4)
+        expectInvariants(pool)
+        // The blocks are still there to be allocated, and their memory reads as zero.
+        let again = try #require(pool.allocate(order: pool.geometry.maxOrder))
+        #expect(again.load(fromByteOffset: 8192, as: UInt8.self) == 0)
+        expectInvariants(pool)
+    }
+
+    /// The delayed pass: free blocks of at least releaseMinBlock give their pages back, except the
+    /// first releaseKeepBytes met; a block already given back is skipped (its released mark), so
+    ///     releasedBytes == (blocks released once) * (block size - page)
+    /// however many passes ran.
+    @Test func theDelayedPassKeepsABudgetAndReleasesEachBlockOnce() throws {
+        var config = PoolConfig()
+        config.initialSize = 16 << 20
+        config.releaseDelay = 0   // a pass after every free of a large block
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let top = pool.geometry.maxBlock, page = Int(buddy_os_page_size())
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<16 {
+            let p = try #require(pool.allocate(order: pool.geometry.maxOrder))
+            p.initializeMemory(as: UInt8.self, repeating: 0xAB, count: top)
+            blocks.append(p)
+        }
+        for p in blocks { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        let kept = BuddyEngine.releaseKeepBytes / top
+        #expect(pool.counters.releasedBytes == UInt64((16 - kept) * (top - page)))
+        // The most recently freed blocks (taken first by the next allocations) kept their pages.
+        for (i, p) in blocks.enumerated() {
+            #expect(residentPages(p, top) == (i >= 16 - kept ? top / page : 1), "block \(i)")
+        }
+        // A split of a released block leaves released halves: trim has nothing more to give back
+        // from them, and after the small block is freed, the merged block is dirty again.
+        _ = pool.trim()
+        let before = pool.counters.releasedBytes
+        let small = try #require(pool.allocate(order: pool.geometry.order(forSize: 64 * 1024)))
+        #expect(pool.trim() == 0)
+        #expect(pool.counters.releasedBytes == before)
+        #expect(pool.release(small) == .released)
+        #expect(pool.trim() == top - page)
+        expectInvariants(pool)
+    }
+
+    @Test func emptySegmentsWaitForTheDelay() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        config.releaseDelay = 3600   // never due during the test
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<4 { blocks.append(try #require(pool.allocate(order: pool.geometry.maxOrder))) }
+        #expect(pool.usage.segmentCount == 3)
+        for p in blocks { #expect(pool.release(p) == .released) }
+        // Not due yet: the empty segments stay mapped (no unmap/map thrash at a boundary)...
+        #expect(pool.usage.segmentCount == 3)
+        expectInvariants(pool)
+        // ...and malloc_trim's path releases them at once.
+        pool.trim()
+        #expect(pool.usage.segmentCount == 1)
+        #expect(pool.counters.segmentsReleased == 2)
+        expectInvariants(pool)
+    }
+}
+
+/// What calloc must clear (allocate's dirtyBytes): the bytes at a block's start that may be
+/// non-zero, the rest reading as zero:
+///     carved from a pool-mapped segment's untouched tail: 0
+///     taken from blocks whose pages went back to the OS: min(page, block)
+///     anything else (reused, a caller's arena, after reset): the whole block
+@Suite struct ZeroedMemoryTests {
+    func allocate(_ pool: BuddyEngine, _ order: Int) throws -> (UnsafeMutableRawPointer, Int) {
+        var dirty = Int.max
+        let p = try #require(pool.allocate(order: order, mayGrow: true, dirtyBytes: &dirty))
+        return (p, dirty)
+    }
+
+    func isZero(_ p: UnsafeMutableRawPointer, from: Int, to: Int) -> Bool {
+        (from..<to).allSatisfy { p.load(fromByteOffset: $0, as: UInt8.self) == 0 }
+    }
+
+    @Test func freshReleasedAndReusedBlocks() throws {
+        var config = PoolConfig()
+        config.maxBlock = 1 << 20
+        config.initialSize = 4 << 20
+        config.releaseDelay = 3600
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let top = pool.geometry.maxOrder, size = pool.geometry.maxBlock, page = Int(buddy_os_page_size())
+        // Carved from the untouched tail: nothing to clear, and it does read as zero.
+        let (a, dirtyA) = try allocate(pool, top)
+        #expect(dirtyA == 0)
+        #expect(isZero(a, from: 0, to: size))
+        // A half of a carved block: the lower half is untouched too.
+        let (b, dirtyB) = try allocate(pool, top - 1)
+        #expect(dirtyB == 0 && isZero(b, from: 0, to: size / 2))
+        // Reused: the whole block may hold the program's data.
+        a.initializeMemory(as: UInt8.self, repeating: 0xA5, count: size)
+        #expect(pool.release(a) == .released)
+        let (a2, dirtyA2) = try allocate(pool, top)
+        #expect(a2 == a && dirtyA2 == size)
+        // Pages given back (trim): only the first page (links, mark, old data) may be dirty.
+        #expect(pool.release(a2) == .released)
+        pool.trim()
+        let (a3, dirtyA3) = try allocate(pool, top)
+        #expect(a3 == a && dirtyA3 == page)
+        #expect(isZero(a3, from: page, to: size))
+        // Blocks split from a released one: zero beyond their first page.
+        #expect(pool.release(a3) == .released)
+        pool.trim()
+        for order in [0, 3, top - 4, top - 1] {
+            let (p, dirty) = try allocate(pool, order)
+            let bytes = pool.geometry.size(ofOrder: order)
+            #expect(dirty <= page && isZero(p, from: min(dirty, bytes), to: bytes), "order \(order): dirty \(dirty)")
+            p.initializeMemory(as: UInt8.self, repeating: 0x5A, count: bytes)
+        }
+        expectInvariants(pool)
+        // After reset, the carved blocks are the program's old memory.
+        pool.reset()
+        for _ in 0..<4 {
+            let (p, dirty) = try allocate(pool, top)
+            #expect(dirty == size)
+            _ = p
+        }
+        let (f, dirtyF) = try allocate(pool, top)       // a new segment: untouched again
+        #expect(dirtyF == 0 && isZero(f, from: 0, to: size))
+        expectInvariants(pool)
+        _ = b
+    }
+
+    @Test func aCallersArenaIsNeverAssumedZero() throws {
+        let arena = Arena(size: 64 * 1024)
+        arena.base.initializeMemory(as: UInt8.self, repeating: 0xEE, count: arena.size)
+        let pool = try makePool(arena: arena)
+        defer { pool.destroy() }
+        let (p, dirty) = try allocate(pool, pool.geometry.maxOrder)
+        #expect(p == arena.base && dirty == arena.size)
+    }
+}
+
+/// Segments by size class (the process pool's configuration): each class's blocks come from
+/// segments of that class, so
+///     segment(block).sizeClass == sizeClass(order(block))
+/// for every block, unless the pool may not grow (then any segment serves).
+@Suite struct SizeClassTests {
+    func segregatedPool(maxPoolSize: Int = 0) throws -> BuddyEngine {
+        var config = PoolConfig()
+        config.smallBlocksBelow = 2 << 10
+        config.largeBlocksFrom = 32 << 10
+        config.maxPoolSize = maxPoolSize
+        config.releaseDelay = 3600
+        return try #require(BuddyEngine.create(config))
+    }
+
+    @Test func eachClassHasItsOwnSegments() throws {
+        let pool = try segregatedPool()
+        defer { pool.destroy() }
+        let g = pool.geometry
+        let small = try #require(pool.allocate(order: 0))
+        let medium = try #require(pool.allocate(order: g.order(forSize: 4096)))
+        let largeOrder = g.order(forSize: 64 << 10)
+        let large = try #require(pool.allocate(order: largeOrder))
+        let segments = [small, medium, large].map { SegmentMap.lookup(UInt(bitPattern: $0))! }
+        #expect(segments.map { $0.pointee.sizeClass } == [0, 1, 2])
+        #expect(Set(segments.map { UInt(bitPattern: $0) }).count == 3)
+        expectInvariants(pool)
+        // Resizing in place stays within the class; a block that would change class must move.
+        #expect(!pool.resizeInPlace(large, from: largeOrder, to: g.order(forSize: 1024)))
+        #expect(pool.resizeInPlace(large, from: largeOrder, to: largeOrder - 1))
+        #expect(!pool.resizeInPlace(small, from: 0, to: g.order(forSize: 4096)))
+        expectInvariants(pool)
+        for p in [small, medium, large] { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+    }
+
+    @Test func atThePoolLimitAnySegmentServes() throws {
+        // One segment allowed (1 MiB, class 0): a large block still fits in it, no ENOMEM.
+        let pool = try segregatedPool(maxPoolSize: 1 << 20)
+        defer { pool.destroy() }
+        let small = try #require(pool.allocate(order: 0))
+        let large = try #require(pool.allocate(order: pool.geometry.order(forSize: 64 << 10)))
+        #expect(SegmentMap.lookup(UInt(bitPattern: small)) == SegmentMap.lookup(UInt(bitPattern: large)))
+        #expect(pool.usage.segmentCount == 1)
+        expectInvariants(pool)
+    }
+}

@@ -1,0 +1,87 @@
+"""The rules: which functions are forbidden on the allocator's path, which are async-signal-safe,
+and the short, justified lists of exceptions."""
+
+# Swift modules of this project: their symbols are ours (their callees are still checked).
+PROJECT_MODULES = ("BuddyEngine", "BuddyMallocCore", "CBuddySupport", "BuddyMallocAPI", "BuddyMallocExports")
+
+# Forbidden external (PLT/GOT) names besides the prefix rules: they allocate or lock inside
+# runtimes that call back into malloc.
+FORBIDDEN_EXTERNAL_PREFIXES = ("swift_", "_swift_", "__swift", "_Z", "__cxa_guard", "__cxa_allocate",
+                               "$s", "_$s")
+
+# Allowed exceptions: function name -> reason. Keep this short and justified.
+ALLOWED_FUNCTIONS = {
+    # (none: no Swift runtime function is allowed on the allocator's path)
+}
+
+# Async-signal-safe functions: the table of signal-safety(7) (man-pages 6.03), which is POSIX.1's
+# list (XSH 2.4.3) up to POSIX.1-2008 TC2. Not listed there, so not here: nanosleep, getpagesize,
+# mincore, round, pthread_mutex_*, and of course every allocator function.
+ASYNC_SIGNAL_SAFE = frozenset("""
+    abort accept access aio_error aio_return aio_suspend alarm bind cfgetispeed cfgetospeed
+    cfsetispeed cfsetospeed chdir chmod chown clock_gettime close connect creat dup dup2 execl
+    execle execv execve _exit _Exit faccessat fchdir fchmod fchmodat fchown fchownat fcntl
+    fdatasync fexecve ffs fork fstat fstatat fsync ftruncate futimens getegid geteuid getgid
+    getgroups getpeername getpgrp getpid getppid getsockname getsockopt getuid htonl htons kill
+    link linkat listen longjmp lseek lstat memccpy memchr memcmp memcpy memmove memset mkdir
+    mkdirat mkfifo mkfifoat mknod mknodat ntohl ntohs open openat pause pipe poll
+    posix_trace_event pselect pthread_kill pthread_self pthread_sigmask raise read readlink
+    readlinkat recv recvfrom recvmsg rename renameat rmdir select sem_post send sendmsg sendto
+    setgid setpgid setsid setsockopt setuid shutdown sigaction sigaddset sigdelset sigemptyset
+    sigfillset sigismember siglongjmp signal sigpause sigpending sigprocmask sigqueue sigset
+    sigsuspend sleep sockatmark socket socketpair stat stpcpy stpncpy strcat strchr strcmp strcpy
+    strcspn strlen strncat strncmp strncpy strnlen strpbrk strrchr strspn strstr strtok_r symlink
+    symlinkat tcdrain tcflow tcflush tcgetattr tcgetpgrp tcsendbreak tcsetattr tcsetpgrp time
+    timer_getoverrun timer_gettime timer_settime times umask uname unlink unlinkat utime
+    utimensat utimes wait waitpid wcpcpy wcpncpy wcscat wcschr wcscmp wcscpy wcscspn wcslen
+    wcsncat wcsncmp wcsncpy wcsnlen wcspbrk wcsrchr wcsspn wcsstr wcstok wmemchr wmemcmp wmemcpy
+    wmemmove wmemset write
+""".split())
+
+# Not on the list, yet safe in a signal handler: name -> reason. Keep this short and justified.
+SIGNAL_SAFE_EXTRA = {
+    "__errno_location":
+        "how C reads and writes errno, which a handler must save and restore (signal-safety(7), 'errno'): "
+        "the address of a thread-local variable",
+    "__stack_chk_fail":
+        "the stack protector's failure exit: reached only when the stack is already corrupt, and ends the process",
+}
+
+# Functions whose indirect calls are known and harmless: name -> reason.
+ALLOWED_INDIRECT_CALLERS = {
+    "buddy_system_usable_size":
+        "calls glibc's malloc_usable_size through the pointer dlsym(RTLD_NEXT) returned (a libc function)",
+    "system_mallinfo2":
+        "calls glibc's mallinfo2 through the pointer dlsym(RTLD_NEXT) returned (a libc function)",
+    "buddy_backtrace":
+        "calls libunwind's unw_backtrace through the pointer dlsym returned (libunwind.so.8, loaded RTLD_LOCAL)",
+    "buddy_call_corruption_hook":
+        "calls a pool's EngineHooks.corruption; every hook is installed by a function the walk reaches, "
+        "whose taking of the hook's address makes the hook's body part of the check",
+    "buddy_call_segment_hook":
+        "calls a pool's EngineHooks.segmentRemoved (installed and checked as the corruption hook is)",
+    "buddy_report_chain_previous":
+        "calls the signal handler the program installed before the library's (chained, as sigaction's contract asks)",
+}
+
+
+def is_project_swift_symbol(name):
+    body = name[1:] if name.startswith("_$s") else name
+    if not body.startswith("$s"):
+        return False
+    return any(f"{len(m)}{m}" in body for m in PROJECT_MODULES)
+
+
+def forbidden_reason(name, external=False):
+    """Why `name` must not be reachable, or None."""
+    if name in ALLOWED_FUNCTIONS:
+        return None
+    if name.startswith(("swift_", "_swift_", "__swift")):
+        return "Swift runtime entry"
+    if name.startswith(("$s", "_$s")) and not is_project_swift_symbol(name):
+        return "Swift standard library / runtime code (not one of the project's modules)"
+    if name.startswith("_Z"):
+        return "C++ code (Swift runtime internals, operator new, ...)"
+    if external and name.startswith(FORBIDDEN_EXTERNAL_PREFIXES):
+        return "allocating runtime entry"
+    return None
