@@ -39,7 +39,6 @@ public struct HTMLReport {
         guard let main = series.last else {
             throw ToolError("--pid \(focus): no report of that process (the reports are of pid\(tree.count == 1 ? "" : "s") \(tree.order.map(String.init).joined(separator: ", ")))")
         }
-        let r = main.report
         var me = self
         me.paths = JSONPaths(main.raw)
         return me.page(main: main, series: series, tree: tree, focus: focus)
