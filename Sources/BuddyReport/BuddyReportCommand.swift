@@ -14,7 +14,7 @@ struct BuddyReportCommand: ParsableCommand {
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
         stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
         """,
-        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Run.self]
+        subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Pprof.self, HTML.self, Run.self]
     )
 }
 
@@ -335,6 +335,9 @@ struct Run: ParsableCommand {
     @Option(help: "The progress line while PROGRAM runs: auto (when stderr is a terminal), always, never.")
     var progress: ProgramRunner.Progress = .auto
 
+    @Option(help: ArgumentHelp("Also write the HTML page of the reports (as buddy-report html) to this file.", valueName: "report.html"))
+    var html: String?
+
     @Flag(help: "Draw bars with # instead of Unicode blocks.")
     var ascii = false
 
@@ -416,25 +419,24 @@ struct Run: ParsableCommand {
         for problem in outcome.problems {
             printError("warning: \(problem.description)")
         }
+        if let html, !outcome.documents.isEmpty {
+            var known: [String: String] = [:]
+            if let path = Self.executable(program[0]) { known[program[0]] = path }
+            let resolver = try symbols.resolver(for: outcome.documents.map(\.report), known: known)
+            var page = HTMLReport(documents: outcome.documents, resolver: resolver, pid: outcome.main == nil ? nil : outcome.pid)
+            page.observedParents = outcome.parents
+            let text = try page.render()
+            SymbolOptions.finish(resolver)
+            try writeOutput(text, to: html)
+        }
         let others = outcome.others
         if format == .text && !others.isEmpty {
-            // A shell script may start hundreds: the first few, then the rest by program.
-            let listed = others.prefix(12)
-            out += "\nother processes (\(others.count), their last reports)\n"
-            for d in listed {
-                let r = d.report
-                let m = r.memory
-                out += "  pid \(r.pid) \(r.program.isEmpty ? "(unnamed)" : r.program): used \(Units.bytes(m.used)) of \(Units.bytes(m.reserved)), "
-                    + "peak \(Units.bytes(m.peakUsed)), \(r.calls.values.reduce(0, +)) calls, \(r.errorCount) errors"
-                    + (r.health.map { ", \($0.status)" } ?? "")
-                    + (outcome.kept ? "  \(d.file)" : "") + "\n"
-            }
-            let rest = others.dropFirst(listed.count)
-            if !rest.isEmpty {
-                let byProgram = Dictionary(grouping: rest) { $0.report.program.isEmpty ? "(unnamed)" : $0.report.program }
-                let summary = byProgram.sorted { ($1.value.count, $0.key) < ($0.value.count, $1.key) }.map { "\($0.key) x\($0.value.count)" }
-                out += "  ... and \(rest.count) more: \(summary.joined(separator: ", "))" + (outcome.kept ? "" : " (--keep DIR keeps their reports)") + "\n"
-            }
+            // A shell script may start hundreds: the first rows of the tree, then the rest by program.
+            let tree = outcome.tree
+            let below = outcome.main == nil ? " below \(name) (pid \(outcome.pid)), which wrote no report" : ""
+            out += "\nprocesses (\(tree.count)\(below), each with its newest report\(outcome.kept ? "" : "; --keep DIR keeps them"))\n"
+            out += tree.text(ascii: ascii, limit: 40, files: outcome.kept).joined(separator: "\n") + "\n"
+            out += "  (\(tree.legend))\n"
         }
         if format == .text {
             let ending = outcome.signal != 0 ? "killed by signal \(outcome.signal)" : "exit status \(outcome.exitStatus)"
@@ -610,6 +612,110 @@ struct Flame: ParsableCommand {
             SymbolOptions.finish(resolver)
             let graph = FlameGraph(profile, title: title, width: Double(max(200, width)))
             try writeOutput(graph.svg(), to: output)
+            if output != "-" { print(output) }
+        }
+    }
+}
+
+// MARK: - pprof
+
+struct Pprof: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the sites as a pprof profile (profile.proto, gzip-compressed) for pprof, go tool pprof and speedscope.",
+        discussion: """
+        One sample per site, its stack symbolized, allocator wrappers left out (the label via names them). \
+        Sample types alloc_space (bytes), samples (count), inuse_objects (count) and inuse_space (bytes, the \
+        default), estimated as `leaks` estimates them; labels pid, program, via, inuse_space_error, \
+        blocks_estimate. Several files: one profile, each sample labelled with its process.
+        """
+    )
+
+    @Argument(help: "Report files (each file's last report; several: their samples labelled by pid).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The file to write (\"-\": standard output).", valueName: "profile.pb.gz"))
+    var output: String
+
+    @Flag(help: "Write the protobuf uncompressed (pprof reads both).")
+    var uncompressed = false
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents.append(file.documents.last!)
+            }
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            let profile = try PprofProfile(documents, resolver: resolver)
+            SymbolOptions.finish(resolver)
+            printWarnings(profile.notes)
+            let bytes = uncompressed ? profile.encoded() : profile.gzipped()
+            if output == "-" {
+                FileHandle.standardOutput.write(Data(bytes))
+                return
+            }
+            do {
+                try Data(bytes).write(to: URL(fileURLWithPath: output))
+            } catch {
+                throw ToolError("\(output): cannot write (\(error.localizedDescription))")
+            }
+            print(output)
+        }
+    }
+}
+
+// MARK: - html
+
+struct HTML: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "html",
+        abstract: "Write one self-contained HTML page of a report: memory, orders and slabs, charts, sites, flame graph, bad pointers, processes.",
+        discussion: """
+        Inline CSS and SVG, no script, nothing fetched: the page opens offline anywhere. One process is \
+        shown in detail (--pid, else the one that started the others); a stream or several reports of it \
+        add its timeline; several processes add their tree, and the flame graph covers every process \
+        that sampled.
+        """
+    )
+
+    @Argument(help: "Report files (every report of each: a series, or the files of a process tree).")
+    var reports: [String]
+
+    @Option(name: [.short, .long], help: ArgumentHelp("The HTML file to write (\"-\": standard output).", valueName: "report.html"))
+    var output: String
+
+    @Option(help: "The process to show in detail (default: the one that started the others).")
+    var pid: Int?
+
+    @Option(help: "How many allocation sites to list.")
+    var top = 20
+
+    @Option(help: "The page's title.")
+    var title: String?
+
+    @OptionGroup(title: "Frames")
+    var symbols: SymbolOptions
+
+    func run() throws {
+        try failing {
+            var documents: [ReportDocument] = []
+            for path in reports {
+                let file = try loadReports(path)
+                printWarnings(file.warnings)
+                documents += file.documents
+            }
+            let resolver = try symbols.resolver(for: documents.map(\.report))
+            var page = HTMLReport(documents: documents, resolver: resolver, pid: pid)
+            page.topSites = max(0, top)
+            page.title = title
+            let html = try page.render()
+            SymbolOptions.finish(resolver)
+            try writeOutput(html, to: output)
             if output != "-" { print(output) }
         }
     }

@@ -23,6 +23,9 @@ public struct ELFFile: Sendable {
     public var loadBase: UInt64
     /// ET_EXEC (2) or ET_DYN (3).
     public var type: Int
+    /// The first executable PT_LOAD (the code): its address, file offset and size in memory, as a
+    /// process maps it (/proc/PID/maps: start = load address + vaddr, offset = offset), page-aligned.
+    public var text: (vaddr: UInt64, offset: UInt64, size: UInt64)?
     /// Every symbol of .symtab and .dynsym with a name and a value (functions and objects).
     public var symbols: [Symbol]
     /// Functions only, sorted by address, for lookups by address.
@@ -60,6 +63,13 @@ public struct ELFFile: Sendable {
             let filesz = is64 ? bytes.u64(ph + 32) : UInt64(bytes.u32(ph + 16))
             let align = is64 ? bytes.u64(ph + 48) : UInt64(bytes.u32(ph + 28))
             if pType == 1 /* PT_LOAD */, firstLoad == nil { firstLoad = vaddr }
+            let flags = is64 ? bytes.u32(ph + 4) : bytes.u32(ph + 24)
+            if pType == 1, flags & 1 /* PF_X */ != 0, text == nil {
+                let memsz = is64 ? bytes.u64(ph + 40) : UInt64(bytes.u32(ph + 20))
+                let mask = ~(pageSize - 1)
+                // The mapping starts at the page holding the segment's start.
+                text = (vaddr & mask, offset & mask, memsz + (vaddr - (vaddr & mask)))
+            }
             if pType == 4 /* PT_NOTE */, buildID == nil {
                 buildID = Self.buildID(bytes, notes: offset, size: filesz, align: align == 8 ? 8 : 4)
             }

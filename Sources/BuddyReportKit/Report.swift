@@ -13,6 +13,9 @@ public struct Report: Sendable, Equatable, Decodable {
     public var format: String
     public var version: Int
     public var pid: Int
+    /// The parent process's pid, when the library writes it (`ppid`: not in reports written so
+    /// far; `buddy-report run` and process trees use it when present).
+    public var ppid: Int?
     /// The process's name (/proc/self/comm); may be "".
     public var program: String
     /// Why the report was written: "exit", "signal", "interval" or "api".
@@ -92,6 +95,8 @@ public struct Report: Sendable, Equatable, Decodable {
         public var free: Int
         /// Bytes in slabs outside live and cached objects (free objects, headers, slack); part of `free`.
         public var slabSpare: Int
+        /// Bytes outside the segments (order maps, the pool's state); 0 when the report has none.
+        public var metadata: Int
         /// used / reserved.
         public var usage: Double
         /// Bytes the program asked for, live.
@@ -340,7 +345,7 @@ extension Report {
 
 extension Report {
     enum CodingKeys: String, CodingKey {
-        case format, version, pid, program, reason, sequence, pool, time, config, memory, calls, failures
+        case format, version, pid, ppid, program, reason, sequence, pool, time, config, memory, calls, failures
         case errors, system, oversize, segments, orders, sizes, alignments, latency, health, profile
         case badPointers = "bad_pointers", slabClasses = "slab_classes", modules
     }
@@ -350,6 +355,7 @@ extension Report {
         format = try c.decode(String.self, forKey: .format)
         version = try c.decode(Int.self, forKey: .version)
         pid = try c.decode(Int.self, forKey: .pid)
+        ppid = try c.decodeIfPresent(Int.self, forKey: .ppid)
         program = try c.decodeIfPresent(String.self, forKey: .program) ?? ""
         reason = try c.decodeIfPresent(String.self, forKey: .reason) ?? "exit"
         sequence = try c.decodeIfPresent(Int.self, forKey: .sequence) ?? 0
@@ -379,7 +385,7 @@ extension Report {
 extension Report.Memory: Decodable {
     enum CodingKeys: String, CodingKey {
         case reserved, resident, used, cached, free, usage, requested
-        case slabSpare = "slab_spare"
+        case slabSpare = "slab_spare", metadata
         case internalFragmentation = "internal_fragmentation"
         case largestFreeBlock = "largest_free_block"
         case externalFragmentation = "external_fragmentation"
@@ -397,6 +403,7 @@ extension Report.Memory: Decodable {
         resident = try c.decodeIfPresent(Int.self, forKey: .resident) ?? 0
         cached = try c.decodeIfPresent(Int.self, forKey: .cached) ?? 0
         slabSpare = try c.decodeIfPresent(Int.self, forKey: .slabSpare) ?? 0
+        metadata = try c.decodeIfPresent(Int.self, forKey: .metadata) ?? 0
         requested = try c.decodeIfPresent(Int.self, forKey: .requested) ?? 0
         largestFreeBlock = try c.decodeIfPresent(Int.self, forKey: .largestFreeBlock) ?? 0
         peakUsed = try c.decodeIfPresent(Int.self, forKey: .peakUsed) ?? used

@@ -121,6 +121,11 @@ public struct ProgramRunner {
         /// Where the reports were written (removed when not kept).
         public var directory: String
         public var kept: Bool
+        /// Child pid -> parent pid, of the processes seen below PROGRAM in /proc while it ran.
+        public var parents: [Int: Int] = [:]
+
+        /// Every process that wrote a report, as a tree under PROGRAM.
+        public var tree: ProcessTree { ProcessTree(documents, observed: parents, root: pid) }
 
         /// PROGRAM's newest report.
         public var main: ReportDocument? { ReportSeries(documents).reports(pid: pid).last }
@@ -177,7 +182,10 @@ public struct ProgramRunner {
         var lastScan = Date()
         var status: Int32 = 0
         var drawn = false
+        // Who started whom, while they run (the reports carry no parent pid).
+        var parents: [Int: Int] = [:]
         while true {
+            ProcessWatcher.children(of: Int(pid), into: &parents)
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid { break }
             if r == -1 && errno != EINTR { throw ToolError("waitpid failed for pid \(pid): \(String(cString: strerror(errno)))") }
@@ -200,7 +208,8 @@ public struct ProgramRunner {
         let exitStatus: Int32 = signal == 0 ? (status >> 8) & 0xff : 128 + signal
 
         var outcome = Outcome(exitStatus: exitStatus, signal: signal, pid: Int(pid), elapsed: elapsed,
-                              documents: [], problems: [], warnings: [], directory: directory, kept: keep != nil)
+                              documents: [], problems: [], warnings: [], directory: directory, kept: keep != nil,
+                              parents: parents)
         Self.collect(directory, since: start, into: &outcome)
         // The periodic reports seen while PROGRAM ran that the files no longer hold.
         var final = Collected()

@@ -262,6 +262,17 @@ public final class Symbolizer {
 
     // MARK: - Modules
 
+    /// The file read for the module a frame names (the report's text of the frame), or nil when
+    /// none was found or it is not ELF: for exports that describe the modules (pprof's mappings).
+    public func file(of frameText: String) -> ELFFile? {
+        switch RawFrame(frameText) {
+        case .module(let path, _): return module(path)?.elf
+        case .symbol(let name, _, let path):
+            return (frameText.hasSuffix(")") ? module(path) : module(completing: path, symbol: name))?.elf
+        default: return nil
+        }
+    }
+
     /// The module file and the address to look up (the byte before the return address, so that a
     /// call that ends a function is not taken for the next one).
     /// `cut`: a `name+0xN (MODULE` frame whose module path the library cut short.
