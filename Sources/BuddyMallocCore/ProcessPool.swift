@@ -45,6 +45,7 @@ enum ProcessPool {
         // pthread_atfork may allocate: the caller's depth sends that to the system allocator.
         _ = buddy_register_atfork(
             { ProcessPool.prepareFork() }, { ProcessPool.parentAfterFork() }, { ProcessPool.childAfterFork() })
+        buddy_report_note_parent()
         buddy_process_pool_publish(pool.identity)
         return pool
     }
@@ -125,6 +126,7 @@ enum ProcessPool {
         if taken & UInt32(BUDDY_FORK_PROCESS_LOCK) != 0 { buddy_lock_init(buddy_process_lock()) }
         if taken & UInt32(BUDDY_FORK_STDIO_LOCK) != 0 { buddy_fork_release_stdio(1) }
         AllocationProfile.resetLocksInChild()
+        buddy_report_note_parent()
         buddy_thread_leave()
     }
 }

@@ -57,15 +57,15 @@ enum Report {
         }
         withUnsafeBytes(of: &name) { raw in
             let program = raw.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self)
-            render(stats, context, pid: Int(buddy_os_getpid()), program: program, to: &sink)
+            render(stats, context, pid: Int(buddy_os_getpid()), ppid: Int(buddy_report_parent()), program: program, to: &sink)
         }
         sink.flush()
     }
 
     /// The report of `stats` as process `pid` running `program` (NUL-terminated) writes it.
-    static func render(_ stats: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, program: UnsafePointer<UInt8>,
+    static func render(_ stats: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, ppid: Int, program: UnsafePointer<UInt8>,
                        to sink: inout TextBuffer) {
-        var figures = ReportFigures(stats, context, pid: pid, program: program)
+        var figures = ReportFigures(stats, context, pid: pid, ppid: ppid, program: program)
         withUnsafePointer(to: &figures) { f in
             var writer = ReportWriter(out: sink, json: context.format == Int32(BUDDY_REPORT_JSON.rawValue), stats: stats, figures: f)
             if writer.json {
@@ -85,6 +85,8 @@ enum Report {
 /// snapshot (the field list reads them as it reads struct buddy_stats).
 struct ReportFigures {
     var pid: UInt64
+    /// The parent when the pool was created (or the process forked): buddy-report's process trees.
+    var ppid: UInt64
     var sequence: UInt64
     var reason: StaticString
     /// "process" or "private".
@@ -107,8 +109,9 @@ struct ReportFigures {
     var freeAverageNs: Double
     var samples: UInt64
 
-    init(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, program: UnsafePointer<UInt8>) {
+    init(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, ppid: Int, program: UnsafePointer<UInt8>) {
         self.pid = UInt64(pid)
+        self.ppid = UInt64(max(0, ppid))
         sequence = context.sequence
         reason = context.reason.name
         processPool = context.processPool

@@ -58,6 +58,7 @@ extension ReportWriter {
     @inline(never) mutating func reportFields() {
         part("", .header, text: 10)
         field("pid", \ReportFigures.pid)
+        field("ppid", \ReportFigures.ppid)
         field("program", \ReportFigures.program)
         field("reason", \ReportFigures.reason)
         field("sequence", \ReportFigures.sequence)

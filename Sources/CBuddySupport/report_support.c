@@ -23,6 +23,11 @@ buddy_report_settings buddy_report_config = {
 
 void *buddy_bad_pointer_log;
 void *buddy_profile_table;
+int buddy_parent_pid;
+
+void buddy_report_note_parent(void) { buddy_parent_pid = (int)getppid(); }
+
+int buddy_report_parent(void) { return buddy_parent_pid != 0 ? buddy_parent_pid : (int)getppid(); }
 
 // MARK: - Clocks
 

@@ -97,7 +97,7 @@ import Testing
         let program: StaticString = "golden"
         return captured { sink in
             withUnsafeMutablePointer(to: &copy) { s in
-                Report.render(s, context, pid: 4242, program: program.utf8Start, to: &sink)
+                Report.render(s, context, pid: 4242, ppid: 4241, program: program.utf8Start, to: &sink)
             }
         }
     }

@@ -146,7 +146,12 @@ import Testing
     func fromRun() throws {
         let directory = try Support.temporaryDirectory()
         let script = directory.appendingPathComponent("writer.sh").path
-        try RunTests.writer.write(toFile: script, atomically: true, encoding: .utf8)
+        // With the parent pid the library writes ("ppid"): the tree does not depend on catching
+        // the short-lived child in /proc while it runs (without it, a loaded machine missed it).
+        let writer = RunTests.writer.replacingOccurrences(of: #""pid":%d,"#, with: #""pid":%d,"ppid":%d,"#)
+            .replacingOccurrences(of: #"$$ "$BUDDY_REPORT_FORMAT"#, with: #"$$ $PPID "$BUDDY_REPORT_FORMAT"#)
+        #expect(writer.contains("ppid") && writer.contains("$PPID"))
+        try writer.write(toFile: script, atomically: true, encoding: .utf8)
         let page = directory.appendingPathComponent("run.html").path
         // The reports come from the script (LD_PRELOAD=/dev/null preloads nothing).
         let result = try Support.runTool(["run", "--lib", "/dev/null", "--html", page, "--", "sh", "-c",

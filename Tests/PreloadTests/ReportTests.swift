@@ -340,6 +340,8 @@ struct ReportTests {
         let result = try runPreloaded([driver], environment: ["BUDDY_PROFILE_SAMPLE": "4K", "BUDDY_REPORT": path, "BUDDY_REPORT_FORMAT": "json"])
         #expect(result.status == 0 && result.stdout.contains("pattern ok"), "\(result.stdout)\(result.stderr)")
         let document = try parse(try String(contentsOfFile: path, encoding: .utf8), "pattern report")
+        // The parent (buddy-report's process trees): this test process, which started the driver.
+        #expect(int(document["ppid"]) == Int(getpid()), "ppid \(String(describing: document["ppid"]))")
         let sites = object(document, "profile")["sites"] as? [[String: Any]] ?? []
         func estimate(_ function: String, _ key: String = "live_bytes") -> Int {
             sites.filter { ($0["frames"] as? [String] ?? []).contains { $0.hasPrefix(function + "+0x") } }

@@ -147,6 +147,10 @@ static inline void buddy_atomic_store_int_release(int *p, int v) { __atomic_stor
 /// that map one at once agree on the winner (the loser unmaps its own).
 extern void *buddy_bad_pointer_log;
 extern void *buddy_profile_table;
+// The process's parent as it was when the process pool was created, or in a forked child when
+// it was forked (the report's "ppid": at exit an orphan's parent is init). Async-signal-safe.
+void buddy_report_note_parent(void);
+int buddy_report_parent(void);
 static inline void *buddy_bad_pointer_log_get(void) { return __atomic_load_n(&buddy_bad_pointer_log, __ATOMIC_ACQUIRE); }
 static inline int buddy_bad_pointer_log_publish(void *p) {
     void *expected = NULL;
