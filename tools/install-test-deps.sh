@@ -3,7 +3,10 @@
 # Idempotent and quiet: installs only what is missing, and runs `apt-get update` only then.
 #
 #   tools/install-test-deps.sh              the required tools: gcc, g++, binutils (objdump), perl,
-#                                           python3, git, sqlite3, coreutils (sort), tar
+#                                           python3, git, sqlite3, coreutils (sort), tar, pkg-config;
+#                                           for buddy-report's tests groff and man (the man pages),
+#                                           chromium (the HTML page, headless), protoc (the pprof
+#                                           file decoded by an independent reader), eu-addr2line
 #   tools/install-test-deps.sh --with-jit   also the JIT runtimes the tests use when present:
 #                                           node (nodejs) and java (a headless JDK 17)
 #   BUDDY_TEST_JIT=1 tools/install-test-deps.sh   the same as --with-jit
@@ -33,10 +36,16 @@ required=(
     "sort coreutils"
     "tar tar"
     "pkg-config pkgconf"
+    "groff groff"
+    "man man-db"
+    "chromium chromium"
+    "protoc protobuf-compiler"
+    "eu-addr2line elfutils"
 )
 # Debian packages the library itself builds against (headers, no command to look for)
 required_packages=(
     libunwind-dev
+    golang-github-google-pprof-dev   # pprof's profile.proto, for protoc to decode buddy-report's output
 )
 optional=(
     "node nodejs"
