@@ -7,7 +7,8 @@
 # Result: PREFIX/lib/libBuddyMalloc.so, PREFIX/include/buddy.h (private pools) and, when the
 # build has it, buddy_stats.h (the process pool's statistics), PREFIX/lib/pkgconfig/buddymalloc.pc,
 # the man pages buddy-report(1), libBuddyMalloc(3) and buddymalloc(7) under PREFIX/share/man, and
-# PREFIX/bin/buddy-report when BUILD-DIR holds it (swift build -c release --product buddy-report).
+# PREFIX/bin/buddy-run (which preloads the installed library), and PREFIX/bin/buddy-report when
+# BUILD-DIR holds it (swift build -c release --product buddy-report).
 # Then: cc app.c $(PKG_CONFIG_PATH=PREFIX/lib/pkgconfig pkg-config --cflags --libs buddymalloc)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -43,6 +44,10 @@ for page in "$root"/docs/man/*.[1-8]; do
     install -m 644 "$page" "$destination/share/man/man${name##*.}/$name"
     installed_extra+=("share/man/man${name##*.}/$name")
 done
+# buddy-run, which finds the installed library beside it (PREFIX/bin/../lib).
+install -d "$destination/bin"
+install -m 755 "$root/preload/buddy-run" "$destination/bin/buddy-run"
+installed_extra+=("bin/buddy-run")
 # The report tool, when it was built in the same folder.
 if [ -f "$build/buddy-report" ]; then
     install -d "$destination/bin"

@@ -70,7 +70,7 @@ struct ProgramTests {
         #expect(result.stdout.contains("malloc_usable_size(malloc(100)) = 128\ncontainers: ok\n"), "\(result.stdout)")
     }
 
-    @Test("tools/install.sh installs the library, buddy.h and a working buddymalloc.pc")
+    @Test("tools/install.sh installs the library, buddy.h, a working buddymalloc.pc and buddy-run")
     func install() throws {
         let prefix = try Support.temporaryDirectory().appendingPathComponent("prefix")
         let script = Support.packageRoot.appendingPathComponent("tools/install.sh").path
@@ -88,6 +88,11 @@ struct ProgramTests {
         #expect(run.status == 0 && run.stdout.hasPrefix("128\n"), "\(run.output)")
         let ldd = try Support.run(["ldd", program])
         #expect(ldd.stdout.contains(prefix.appendingPathComponent("lib/libBuddyMalloc.so").path), "\(ldd.stdout)")
+        // buddy-run, installed beside the library, preloads the installed one (no package there).
+        let report = prefix.appendingPathComponent("report.txt").path
+        let runner = try Support.run([prefix.appendingPathComponent("bin/buddy-run").path, "--report=\(report)", "--", "/bin/true"])
+        #expect(runner.status == 0, "\(runner.output)")
+        #expect((try? String(contentsOfFile: report, encoding: .utf8))?.hasPrefix("BuddyMalloc report, pid ") == true)
         // Usage errors.
         #expect(try Support.run(["bash", script]).status != 0)
         #expect(try Support.run(["bash", script, "relative/prefix", Support.binDirectory.path]).status == 2)
