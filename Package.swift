@@ -4,7 +4,7 @@ import PackageDescription
 // The allocator's Swift code is always optimized, in debug builds too: at -Onone, runtime type
 // metadata is instantiated inside malloc, which calls operator new -> malloc with the pool lock
 // held and deadlocks the host. Exclusivity checks call swift_beginAccess on every global access
-// (21.9 vs 6.9 ns per malloc+free pair). See ../shared/FIELD-NOTES.md.
+// (21.9 vs 6.9 ns per malloc+free pair). See docs/swift-inside-malloc.md.
 let allocatorSwiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]),
 ]
@@ -26,7 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // The layers, each knowing only those above it in this list (README, "How it works"):
+        // The layers, each depending only on those listed before it (README, "How it works"):
         // Layer 0: the public C API's types (buddy.h, buddy_stats.h), used by every layer above.
         .target(name: "BuddyMallocAPI"),
         // Layer 1: what Swift cannot say (initial-exec TLS, glibc's __libc_* names, OS calls,
