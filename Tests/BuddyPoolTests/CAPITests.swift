@@ -3,7 +3,7 @@ import Testing
 @testable import BuddyEngine
 @testable import BuddyMallocCore
 
-// The C API (buddy.h, BuddyCore/PoolAPI.swift): called in-process through its Swift names, its
+// The C API (buddy.h, BuddyMallocCore/PoolAPI.swift): called in-process through its Swift names, its
 // structs checked against the header by a compiled C program, and the library used by real C
 // programs built with pkg-config.
 
