@@ -28,7 +28,9 @@ enum ProcessPool {
         defer { buddy_unlock(buddy_process_lock()) }
         if let pool = existing { return pool }
         if buddy_process_pool_has_failed() != 0 { return nil }
-        guard let pool = BuddyEngine.create(OptionReader.processConfig()), ProcessState.attach(to: pool) else {
+        let created = BuddyEngine.create(OptionReader.processConfig())
+        guard let pool = created, ProcessState.attach(to: pool) else {
+            created?.destroy() // (its segments back to the OS when malloc's state could not be mapped)
             buddy_process_pool_set_failed()
             var line = TextBuffer()
             line.append("buddy: could not map the initial pool; the system allocator serves this process\n")

@@ -108,4 +108,11 @@ struct SymbolOptions: ParsableArguments {
     static func finish(_ resolver: SiteResolver) {
         printWarnings(resolver.symbolizer?.warnings ?? [])
     }
+
+    /// The reports' sites as stacks (collapsed, flame), symbolized with these options.
+    func stackProfile(_ reports: [Report], value: StackValue) throws -> StackProfile {
+        let resolver = try resolver(for: reports)
+        defer { SymbolOptions.finish(resolver) }
+        return StackProfile(reports, resolver: resolver, value: value)
+    }
 }

@@ -46,12 +46,7 @@ struct Leaks: ParsableCommand {
 
     func run() throws {
         let total: Int = try failing {
-            var documents: [ReportDocument] = []
-            for path in reports {
-                let file = try loadReports(path)
-                printWarnings(file.warnings)
-                documents.append(file.documents.last!)
-            }
+            let documents = try lastDocuments(reports)
             let resolver = try symbols.resolver(for: documents.map(\.report))
             let leaks = try LeakReport(documents, resolver: resolver, ignore: ignore, minimumBytes: minBytes.flatMap(Units.parseBytes) ?? 0)
             SymbolOptions.finish(resolver)
@@ -71,13 +66,17 @@ struct Leaks: ParsableCommand {
 extension StackValue: ExpressibleByArgument {}
 
 /// The reports of collapsed and flame: each file's last report.
-func lastReports(_ paths: [String]) throws -> [Report] {
-    var reports: [Report] = []
-    for path in paths {
+/// Each file's last report document, its warnings printed.
+func lastDocuments(_ paths: [String]) throws -> [ReportDocument] {
+    try paths.map { path in
         let file = try loadReports(path)
         printWarnings(file.warnings)
-        reports.append(file.documents.last!.report)
+        return file.documents.last!
     }
+}
+
+func lastReports(_ paths: [String]) throws -> [Report] {
+    let reports = try lastDocuments(paths).map(\.report)
     for r in reports where (r.profile?.sampleBytes ?? 0) == 0 {
         printError("warning: \(r.displayName) (pid \(r.pid)): no allocation-site profile (run with BUDDY_PROFILE_SAMPLE=64K)")
     }
@@ -115,10 +114,7 @@ struct Collapsed: ParsableCommand {
 
     func run() throws {
         try failing {
-            let list = try lastReports(reports)
-            let resolver = try symbols.resolver(for: list)
-            let profile = StackProfile(list, resolver: resolver, value: value)
-            SymbolOptions.finish(resolver)
+            let profile = try symbols.stackProfile(lastReports(reports), value: value)
             try writeOutput(profile.collapsed(), to: output)
         }
     }
@@ -152,10 +148,7 @@ struct Flame: ParsableCommand {
 
     func run() throws {
         try failing {
-            let list = try lastReports(reports)
-            let resolver = try symbols.resolver(for: list)
-            let profile = StackProfile(list, resolver: resolver, value: value)
-            SymbolOptions.finish(resolver)
+            let profile = try symbols.stackProfile(lastReports(reports), value: value)
             let graph = FlameGraph(profile, title: title, width: Double(max(200, width)))
             try writeOutput(graph.svg(), to: output)
             if output != "-" { print(output) }
@@ -190,12 +183,7 @@ struct Pprof: ParsableCommand {
 
     func run() throws {
         try failing {
-            var documents: [ReportDocument] = []
-            for path in reports {
-                let file = try loadReports(path)
-                printWarnings(file.warnings)
-                documents.append(file.documents.last!)
-            }
+            let documents = try lastDocuments(reports)
             let resolver = try symbols.resolver(for: documents.map(\.report))
             let profile = try PprofProfile(documents, resolver: resolver)
             SymbolOptions.finish(resolver)
