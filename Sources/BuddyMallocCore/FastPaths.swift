@@ -203,6 +203,11 @@ private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
     }
     defer { buddy_thread_leave() }
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    ProcessPool.existing?.countCall(.free)
+    guard let pool = ProcessPool.existing else { return releaseToPool(pointer, function: "free()") }
+    // A thread that only frees (a consumer of blocks other threads allocate) gets its cache at
+    // its first free, as a thread that allocates does at its first malloc: its next frees take
+    // the fast path instead of the pool lock, one call at a time.
+    if buddy_thread_cache() == nil { _ = pool.threadCache() }
+    pool.countCall(.free)
     releaseToPool(pointer, function: "free()")
 }
