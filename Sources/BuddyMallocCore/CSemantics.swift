@@ -60,6 +60,7 @@ func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
         // Before mapping a segment, give back this thread's cached blocks (see refill).
         pool.unlock(locked)
         if let cache = pool.threadCache() { pool.flushAll(cache) }
+        pool.drainDepot()
         locked = pool.lock()
         block = pool.allocate(code: order, mayGrow: true, dirtyBytes: dirtyBytes)
     }
@@ -550,6 +551,7 @@ public func buddy_malloc_trim(_ pad: Int) -> Int32 {
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.existing else { return 0 }
     if let cache = BuddyEngine.threadCounters() { pool.flushAll(cache) }
+    pool.drainDepot()
     let locked = pool.lock()
     let released = pool.trim()
     pool.unlock(locked)

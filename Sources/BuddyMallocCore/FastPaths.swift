@@ -187,7 +187,13 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     buddy_thread_enter()
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     let pool = BuddyEngine(state: cache.pointee.pool)
-    pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
+    // The top half goes to the depot as one batch, for any thread's next refill; when the
+    // depot's shelf is full, to the pool.
+    if pool.putBatch(cache, bin: bin) {
+        pool.foldLiveDelta(cache)
+    } else {
+        pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
+    }
     pool.stampActivity()
     if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue = 1 }
     buddy_thread_leave()

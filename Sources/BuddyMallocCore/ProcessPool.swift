@@ -81,8 +81,8 @@ enum ProcessPool {
     // Fork: the child must not inherit a lock held by a thread that does not exist there, nor a
     // pool that another thread was changing. So the prepare handler takes every lock, in this
     // order: glibc's stream-list lock (only with threads: see buddy_fork_take_stdio), the
-    // process-init lock, the pool lock, the segment-map lock (taken inside pool calls), then the
-    // oversize blocks' table lock.
+    // process-init lock, the pool lock, the depot's shelf locks (never held with another), the
+    // segment-map lock (taken inside pool calls), then the oversize blocks' table lock.
     //
     // A signal handler may fork while its thread is inside the allocator or inside this very
     // handler (glibc's tst-mallocfork2): the thread holds some of these locks already and would
@@ -100,6 +100,7 @@ enum ProcessPool {
         if buddy_fork_take_stdio() != 0 { taken |= UInt32(BUDDY_FORK_STDIO_LOCK) }
         if buddy_fork_take(buddy_process_lock()) != 0 { taken |= UInt32(BUDDY_FORK_PROCESS_LOCK) }
         if let pool = existing, pool.forkTakeLock() { taken |= UInt32(BUDDY_FORK_POOL_LOCK) }
+        existing?.depotPrepareFork()
         if buddy_fork_take(buddy_map_lock()) != 0 { taken |= UInt32(BUDDY_FORK_MAP_LOCK) }
         if Oversize.prepareFork() { taken |= UInt32(BUDDY_FORK_OVERSIZE_LOCK) }
         buddy_fork_push(taken)
@@ -109,6 +110,7 @@ enum ProcessPool {
         let taken = buddy_fork_pop()
         if taken & UInt32(BUDDY_FORK_OVERSIZE_LOCK) != 0 { Oversize.parentAfterFork() }
         if taken & UInt32(BUDDY_FORK_MAP_LOCK) != 0 { buddy_unlock(buddy_map_lock()) }
+        existing?.depotAfterFork(child: false)
         if taken & UInt32(BUDDY_FORK_POOL_LOCK) != 0 { existing?.forceUnlock() }
         if taken & UInt32(BUDDY_FORK_PROCESS_LOCK) != 0 { buddy_unlock(buddy_process_lock()) }
         if taken & UInt32(BUDDY_FORK_STDIO_LOCK) != 0 { buddy_fork_release_stdio(0) }
@@ -119,6 +121,7 @@ enum ProcessPool {
         let taken = buddy_fork_pop()
         if taken & UInt32(BUDDY_FORK_OVERSIZE_LOCK) != 0 { Oversize.childAfterFork() }
         if taken & UInt32(BUDDY_FORK_MAP_LOCK) != 0 { buddy_lock_init(buddy_map_lock()) }
+        existing?.depotAfterFork(child: true)
         if taken & UInt32(BUDDY_FORK_POOL_LOCK) != 0 {
             existing?.reinitializeLock()
             // The other threads' caches: their threads do not exist here. Only with the pool

@@ -26,6 +26,12 @@ struct ProcessState {
     var smallOrders = SmallOrderTable()
     /// The key that the links stored in free memory are encoded with (see FreeLinks).
     var linkKey: UInt = 0
+    /// The depot's shelves (Depot.swift), one per bin: nil without thread caches.
+    var depot: UnsafeMutableRawPointer? = nil
+    var depotShelves = 0
+    /// The shelves each nested fork prepare handler took (Depot.swift, "fork").
+    var depotForkMasks: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    var depotForkLevel = 0
     /// BUDDY_HARDEN's quarantine (Hardening.swift): a ring of freed block addresses, its oldest
     /// entry, its length, and the bytes of its blocks. nil: none.
     var quarantine: UnsafeMutablePointer<UInt>? = nil

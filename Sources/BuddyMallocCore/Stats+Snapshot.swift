@@ -97,6 +97,25 @@ extension BuddyEngine {
             calls.add(current.pointee.calls)
             cache = current.pointee.next
         }
+        // The depot's batches (Depot.swift): cached too, between two threads' bins.
+        if process != nil {
+            for bin in 0..<binsPerCache {
+                let count = UInt64(depotBlocks(bin: bin))
+                if count == 0 { continue }
+                let code = codeOfBin(bin)
+                if code <= maxOrder { orders[code].cached &+= count } else { slabs[code &- firstCode].cached &+= count }
+                cachedBytes &+= count &* UInt64(size(ofCode: code))
+            }
+        }
+
+        out.pointee.pool_lock_acquisitions = buddy_lock_acquisitions(&s.pointee.lock)
+        out.pointee.pool_lock_contended = buddy_lock_contended(&s.pointee.lock)
+        let depot = depotTotals()
+        out.pointee.depot_puts = depot.puts
+        out.pointee.depot_takes = depot.takes
+        out.pointee.depot_full = depot.full
+        out.pointee.depot_lock_contended = depot.contended
+        out.pointee.depot_bytes = depot.bytes
 
         let counters = s.pointee.counters
         out.pointee.reserved = UInt64(s.pointee.segmentBytes)

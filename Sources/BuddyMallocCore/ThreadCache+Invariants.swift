@@ -8,6 +8,9 @@ import CBuddySupport
 //         own tag's (the links decode with the pool's key, FreeLinks)
 //     a bin's list holds exactly `count` blocks, and count <= limit
 //     the blocks tagged cached in the order maps == the blocks on all bins of all caches
+//         + the blocks of all batches on the depot's shelves
+//     0 <= shelf.count <= shelf.capacity, and each batch on shelf s is a list of exactly
+//         batchBlocks(s) blocks, each tagged cached | code(s) (Depot.swift)
 //     the engine's invariants hold (a cached block is allocated to the pool)
 
 extension BuddyEngine {
@@ -22,34 +25,53 @@ extension BuddyEngine {
             if let problem = checkCache(current, listed: &listed) { return problem }
             cache = current.pointee.next
         }
-        if listed != tagged { return "blocks tagged cached in the order maps != blocks on the thread caches' bins" }
+        if let problem = checkDepot(listed: &listed) { return problem }
+        if listed != tagged { return "blocks tagged cached in the order maps != blocks on the thread caches' bins and the depot" }
         return nil
     }
 
     private func checkCache(_ cache: UnsafeMutablePointer<ThreadCache>, listed: inout Int) -> StaticString? {
-        let key = cache.pointee.linkKey
         for bin in 0..<cache.totalBins {
             let binState = (cache.bins + bin).pointee
             if binState.count < 0 || binState.count > binState.limit { return "a bin holds more blocks than its limit" }
-            let code = UInt8(truncatingIfNeeded: cache.code(ofBin: bin))
-            var block = binState.head
-            var walked: Int32 = 0
-            while let b = block {
-                walked &+= 1
-                if walked > binState.count { return "a bin's list is longer than its count" }
-                let next = FreeLinks.decode(b.load(as: UInt.self), key: key)
-                let tag = FreeLinks.decode(b.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
-                if !FreeLinks.valid(next: next, tag: tag) { return "a cached block's links do not decode" }
-                let address = UInt(bitPattern: b)
-                guard let segment = self.segment(containing: address) else { return "a cached block lies outside the pool" }
-                let own = segment.pointee.orderMap + slot(address, in: segment)
-                if tag != UInt(bitPattern: own) { return "a cached block's tag address is not its own tag" }
-                if own.pointee != Tag.cached | code { return "a block on a bin of code k is not tagged cached | k" }
-                block = UnsafeMutableRawPointer(bitPattern: next)
-            }
-            if walked != binState.count { return "a bin's list is shorter than its count" }
-            listed &+= Int(walked)
+            if let problem = checkList(binState.head, count: binState.count, code: cache.code(ofBin: bin), listed: &listed) { return problem }
         }
+        return nil
+    }
+
+    private func checkDepot(listed: inout Int) -> StaticString? {
+        guard let process = processIfAny, process.pointee.depot != nil else { return nil }
+        for bin in 0..<process.pointee.depotShelves {
+            let shelf = self.shelf(bin).pointee
+            if shelf.count < 0 || shelf.count > shelf.capacity || Int(shelf.capacity) > Depot.maxBatches { return "a depot shelf holds more batches than its capacity" }
+            for i in 0..<Int(shelf.count) {
+                if let problem = checkList(shelf.slots[i], count: shelf.batchBlocks, code: codeOfBin(bin), listed: &listed) { return problem }
+            }
+        }
+        return nil
+    }
+
+    /// A list of cached blocks of `code`, linked as the bins link them, exactly `count` long.
+    private func checkList(_ head: UnsafeMutableRawPointer?, count: Int32, code allocationCode: Int, listed: inout Int) -> StaticString? {
+        let key = process.pointee.linkKey
+        let code = UInt8(truncatingIfNeeded: allocationCode)
+        var block = head
+        var walked: Int32 = 0
+        while let b = block {
+            walked &+= 1
+            if walked > count { return "a bin's list is longer than its count" }
+            let next = FreeLinks.decode(b.load(as: UInt.self), key: key)
+            let tag = FreeLinks.decode(b.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+            if !FreeLinks.valid(next: next, tag: tag) { return "a cached block's links do not decode" }
+            let address = UInt(bitPattern: b)
+            guard let segment = self.segment(containing: address) else { return "a cached block lies outside the pool" }
+            let own = segment.pointee.orderMap + slot(address, in: segment)
+            if tag != UInt(bitPattern: own) { return "a cached block's tag address is not its own tag" }
+            if own.pointee != Tag.cached | code { return "a block on a bin of code k is not tagged cached | k" }
+            block = UnsafeMutableRawPointer(bitPattern: next)
+        }
+        if walked != count { return "a bin's list is shorter than its count" }
+        listed &+= Int(walked)
         return nil
     }
 }

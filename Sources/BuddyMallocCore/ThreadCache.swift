@@ -191,11 +191,28 @@ extension BuddyEngine {
         // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (slab
         // classes start where the table ends: SlabClass.floor == SmallOrderTable.limit).
         process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallOrderTable.limit)
+        // Without a depot (no page for it) the bins exchange with the pool alone.
+        _ = Depot.create(self)
     }
 
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
     var cachedOrderCount: Int {
         geometry.order(forSize: min(ThreadCache.largestCachedBlock, geometry.maxBlock)) + 1
+    }
+
+    /// Bins in every cache of this pool: the cached orders', then the slab classes'.
+    var binsPerCache: Int { cachedOrderCount &+ (state.pointee.slabClasses == nil ? 0 : SlabClass.count) }
+
+    /// The allocation code of bin `bin` in every cache of this pool.
+    func codeOfBin(_ bin: Int) -> Int {
+        bin < cachedOrderCount ? bin : state.pointee.slabFirstCode &+ (bin &- cachedOrderCount)
+    }
+
+    /// The most blocks bin `bin` holds (the same in every cache): its bytes' worth, at most
+    /// maxBlocksPerBin, at least one.
+    func binLimit(_ bin: Int) -> Int {
+        let perBin = bin < cachedOrderCount ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
+        return min(ThreadCache.maxBlocksPerBin, max(1, perBin / size(ofCode: codeOfBin(bin))))
     }
 
     @inline(never)
@@ -228,9 +245,7 @@ extension BuddyEngine {
         cache.pointee.smallOrders = process.pointee.smallOrders
         cache.pointee.linkKey = process.pointee.linkKey
         for bin in 0..<cache.totalBins {
-            let perBin = bin < binCount ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
-            let limit = min(ThreadCache.maxBlocksPerBin, max(1, perBin / size(ofCode: cache.code(ofBin: bin))))
-            (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(limit)))
+            (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(binLimit(bin))))
         }
         process.pointee.caches?.pointee.prev = cache
         process.pointee.caches = cache
@@ -246,6 +261,12 @@ extension BuddyEngine {
     @inline(never)
     func refill(_ cache: UnsafeMutablePointer<ThreadCache>, code: Int) -> UnsafeMutableRawPointer? {
         let bin = cache.bin(ofCode: code)
+        // A batch another thread's bin gave up (Depot.swift): no pool lock, no split.
+        if takeBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) {
+            tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+            foldLiveDelta(cache)
+            return block
+        }
         let batch = max(1, Int((cache.bins + bin).pointee.limit) / 2)
         var locked = lock()
         var first = allocate(code: code, mayGrow: false)
@@ -254,6 +275,7 @@ extension BuddyEngine {
             // blocks keep their buddies from coalescing, and may make the block we need.
             unlock(locked)
             flushAll(cache)
+            drainDepot()
             locked = lock()
             first = allocate(code: code, mayGrow: true)
         }

@@ -136,6 +136,16 @@ struct buddy_stats {
     uint64_t held;                  ///< bytes the program holds, whoever serves them: used + oversize_bytes
     uint64_t use_after_frees;       ///< realloc or malloc_usable_size of a freed block
     uint64_t wrong_sizes;           ///< free_sized or free_aligned_sized with a size the block cannot have
+
+    // Locks (appended with the depot): how often threads met at the pool's locks. The pool lock
+    // is shared by all threads; each depot shelf by the threads exchanging one size's batches.
+    uint64_t pool_lock_acquisitions;    ///< times the pool lock was taken
+    uint64_t pool_lock_contended;       ///< of those, after waiting for another thread
+    uint64_t depot_puts;                ///< batches a full thread-cache bin handed to the depot
+    uint64_t depot_takes;               ///< batches an empty bin took from the depot
+    uint64_t depot_full;                ///< batches that found their shelf full (they went to the pool)
+    uint64_t depot_lock_contended;      ///< shelf locks taken after waiting for another thread
+    uint64_t depot_bytes;               ///< bytes in the depot's batches now (counted in cached)
 };
 
 /// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means

@@ -72,6 +72,8 @@ static inline void *buddy_atomic_load_ptr_acquire(void *const *p) { return __ato
 static inline void buddy_atomic_store_ptr_release(void **p, void *v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint64_t buddy_atomic_load_u64_relaxed(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+static inline int32_t buddy_atomic_load_i32_relaxed(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static inline void buddy_atomic_store_i32_relaxed(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
 
 // MARK: - Locks
 /// The allocator's lock: one 32-bit futex word that names its holder (Drepper's "mutex2" from
@@ -95,7 +97,13 @@ static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __ato
 /// by our own `syscall` instruction (raw_syscall.h), nothing else, which
 /// tools/check-malloc-path.py --signal-safe proves for the handler's whole path. Zero is the
 /// free state: static storage and freshly mapped memory start unlocked.
-typedef struct buddy_mutex { uint32_t word; } buddy_mutex;
+typedef struct buddy_mutex {
+    uint32_t word;
+    /// Times the lock was taken after a wait (buddy_lock_wait), and taken at all: written by the
+    /// holder only (plain adds under the lock), read by statistics with relaxed loads.
+    uint32_t contended;
+    uint64_t acquisitions;
+} buddy_mutex;
 
 #define BUDDY_LOCK_WAITERS 0x80000000u
 
@@ -128,9 +136,15 @@ static inline void buddy_lock_init(buddy_mutex *m) { __atomic_store_n(&m->word, 
 static inline void buddy_lock(buddy_mutex *m) {
     uint32_t id = buddy_lock_owner_id();
     uint32_t expected = 0;
-    if (__builtin_expect(__atomic_compare_exchange_n(&m->word, &expected, id, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 1)) return;
-    buddy_lock_wait(m, id);
+    if (__builtin_expect(!__atomic_compare_exchange_n(&m->word, &expected, id, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED), 0)) {
+        buddy_lock_wait(m, id);
+        __atomic_store_n(&m->contended, m->contended + 1, __ATOMIC_RELAXED);
+    }
+    __atomic_store_n(&m->acquisitions, m->acquisitions + 1, __ATOMIC_RELAXED);
 }
+/// The lock's counts (see buddy_mutex), for statistics.
+static inline uint64_t buddy_lock_acquisitions(buddy_mutex *m) { return __atomic_load_n(&m->acquisitions, __ATOMIC_RELAXED); }
+static inline uint64_t buddy_lock_contended(buddy_mutex *m) { return __atomic_load_n(&m->contended, __ATOMIC_RELAXED); }
 static inline void buddy_unlock(buddy_mutex *m) {
     if (__builtin_expect((__atomic_exchange_n(&m->word, 0, __ATOMIC_RELEASE) & BUDDY_LOCK_WAITERS) != 0, 0)) buddy_lock_wake(m);
 }
@@ -138,7 +152,9 @@ static inline void buddy_unlock(buddy_mutex *m) {
 /// handler may call it.
 static inline int buddy_try_lock(buddy_mutex *m) {
     uint32_t expected = 0;
-    return __atomic_compare_exchange_n(&m->word, &expected, buddy_lock_owner_id(), 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&m->word, &expected, buddy_lock_owner_id(), 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return 0;
+    __atomic_store_n(&m->acquisitions, m->acquisitions + 1, __ATOMIC_RELAXED);
+    return 1;
 }
 /// Whether the calling thread holds the lock. Only the holder writes its id into the word, so
 /// the answer is exact for the calling thread (for others it may be stale a moment later).

@@ -1,0 +1,269 @@
+import BuddyEngine
+import CBuddySupport
+
+/// The depot: full magazines between the thread caches and the pool (Bonwick's magazine layer,
+/// the shape of tcmalloc's transfer cache). A bin that overflows hands its top half, as one
+/// linked batch, to the depot's shelf of that allocation code; a bin that runs dry takes a whole
+/// batch back from the shelf. The blocks keep their cached tags and their encoded links
+/// (FreeLinks: one key per process), so a batch moves between threads with two stores under the
+/// shelf's own lock, and is neither coalesced nor split on the way: a producer's blocks reach its
+/// consumer's frees, and come back to the producer, without the pool lock. Only when a shelf is
+/// full (or empty) does a bin fall through to the pool, as before.
+///
+/// Each shelf has its own lock (one per code: no lock is shared by all threads on the steady
+/// path), held for a push or a pop of one pointer. A shelf holds at most `capacity` batches of
+/// `batchBlocks` blocks each (capacity from `bytesPerShelf`), so the depot keeps a bounded amount
+/// of memory from coalescing; `drain()` gives it all back to the pool (before the pool maps a new
+/// segment, malloc_trim, and the release pass).
+///
+/// Invariants (checkInvariantsWithCaches):
+///
+///     0 <= shelf.count <= shelf.capacity <= Depot.maxBatches
+///     each batch on shelf s is a list of exactly batchBlocks(s) blocks tagged cached | code(s)
+///     blocks tagged cached == blocks on all bins + batchBlocks x batches, over all shelves
+struct DepotShelf {
+    var lock = buddy_mutex()
+    /// Batches on the shelf now, and at most.
+    var count: Int32 = 0
+    var capacity: Int32 = 0
+    /// Blocks in each batch: half the limit of the bin of this code (every cache's bins have the
+    /// same limits), so a full bin's top half is one batch and an empty bin's refill another.
+    var batchBlocks: Int32 = 0
+    /// Batches put on the shelf and taken from it, and batches that found it full (those went
+    /// to the pool): the report's depot line. Updated under the shelf's lock.
+    var puts: UInt64 = 0
+    var takes: UInt64 = 0
+    var overflows: UInt64 = 0
+    /// The batches' first blocks: shelf i's slots are `Depot.slots(i)`.
+    var slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+
+    /// A shelf's stride: a cache line of its own (its lock is written by every thread that
+    /// exchanges a batch of this code; a neighbour's lock must not share the line).
+    static let stride = (MemoryLayout<DepotShelf>.stride + 63) & ~63
+}
+
+enum Depot {
+    /// Batches on one shelf at most, and the bytes one shelf may hold (its capacity is the
+    /// smaller of the two). 256 KiB a shelf: a producer/consumer pair of threads exchanges
+    /// several batches in flight; more only keeps blocks from coalescing.
+    static let maxBatches = 256
+    static let bytesPerShelf = 512 * 1024
+
+    /// Maps the depot for `pool`'s thread caches: one shelf per bin (bins are numbered alike in
+    /// every cache), with batch sizes from the bins' limits. False when the OS refuses memory.
+    static func create(_ pool: BuddyEngine) -> Bool {
+        let bins = pool.binsPerCache
+        let page = buddy_os_page_size()
+        let shelvesBytes = bins * DepotShelf.stride
+        let bytes = (shelvesBytes + bins * maxBatches * MemoryLayout<UnsafeMutableRawPointer?>.stride + page - 1) & ~(page - 1)
+        guard let memory = buddy_os_map_aligned(bytes, page) else { return false }
+        let slots = (memory + shelvesBytes).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: bins * maxBatches)
+        for bin in 0..<bins {
+            let batch = max(1, pool.binLimit(bin) / 2)
+            let batchBytes = batch * pool.size(ofCode: pool.codeOfBin(bin))
+            let capacity = min(maxBatches, max(2, bytesPerShelf / batchBytes))
+            (memory + bin * DepotShelf.stride).bindMemory(to: DepotShelf.self, capacity: 1).initialize(to: DepotShelf(
+                count: 0, capacity: Int32(capacity), batchBlocks: Int32(batch), slots: slots + bin * maxBatches))
+        }
+        pool.process.pointee.depot = memory
+        pool.process.pointee.depotShelves = bins
+        return true
+    }
+}
+
+extension BuddyEngine {
+    /// Shelf `bin` of the depot (the caller knows the depot exists).
+    @inline(__always) func shelf(_ bin: Int) -> UnsafeMutablePointer<DepotShelf> {
+        (process.pointee.depot.unsafelyUnwrapped + bin &* DepotShelf.stride).assumingMemoryBound(to: DepotShelf.self)
+    }
+
+    /// A full bin's top `batchBlocks` blocks go to the depot as one batch: true when the shelf
+    /// took them. False when the shelf is full, or a link on the way down does not decode (the
+    /// caller then flushes to the pool, whose pops check every link again).
+    func putBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
+        guard process.pointee.depot != nil else { return false }
+        let shelf = self.shelf(bin)
+        let batch = Int(shelf.pointee.batchBlocks)
+        let slot = cache.bins + bin
+        guard Int(slot.pointee.count) > batch, let head = slot.pointee.head else { return false }
+        // Cut the list after its batch-th block: walk to it, checking each link as a pop would.
+        let key = cache.pointee.linkKey
+        var last = head
+        for _ in 1..<max(batch, 1) {
+            let next = FreeLinks.decode(last.load(as: UInt.self), key: key)
+            let tag = FreeLinks.decode(last.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+            guard FreeLinks.valid(next: next, tag: tag), next != 0 else { return false }
+            last = UnsafeMutableRawPointer(bitPattern: next).unsafelyUnwrapped
+        }
+        let rest = FreeLinks.decode(last.load(as: UInt.self), key: key)
+        guard FreeLinks.valid(next: rest, tag: 0) else { return false }
+        buddy_lock(&shelf.pointee.lock)
+        guard shelf.pointee.count < shelf.pointee.capacity else {
+            buddy_atomic_store_u64_relaxed(&shelf.pointee.overflows, shelf.pointee.overflows &+ 1)
+            buddy_unlock(&shelf.pointee.lock)
+            return false
+        }
+        last.storeBytes(of: FreeLinks.encode(0, key: key), as: UInt.self)
+        shelf.pointee.slots[Int(shelf.pointee.count)] = head
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &+ 1)
+        buddy_atomic_store_u64_relaxed(&shelf.pointee.puts, shelf.pointee.puts &+ 1)
+        buddy_unlock(&shelf.pointee.lock)
+        slot.pointee.head = UnsafeMutableRawPointer(bitPattern: rest)
+        slot.pointee.count &-= Int32(batch)
+        return true
+    }
+
+    /// An empty bin takes a batch from the depot: true when it did (the bin then holds it).
+    func takeBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
+        guard process.pointee.depot != nil else { return false }
+        let shelf = self.shelf(bin)
+        // A look without the lock first: an empty shelf (the common case for a thread that
+        // allocates alone) costs no atomic operation.
+        guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else { return false }
+        buddy_lock(&shelf.pointee.lock)
+        guard shelf.pointee.count > 0 else {
+            buddy_unlock(&shelf.pointee.lock)
+            return false
+        }
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &- 1)
+        buddy_atomic_store_u64_relaxed(&shelf.pointee.takes, shelf.pointee.takes &+ 1)
+        let head = shelf.pointee.slots[Int(shelf.pointee.count)]
+        buddy_unlock(&shelf.pointee.lock)
+        let slot = cache.bins + bin
+        slot.pointee.head = head
+        slot.pointee.count = shelf.pointee.batchBlocks
+        return true
+    }
+
+    /// Every batch on every shelf goes back to the pool, where its blocks coalesce (lock not
+    /// held: it takes the shelves' locks, then the pool's). Returns the blocks released.
+    @discardableResult
+    func drainDepot() -> Int {
+        guard let _ = processIfAny?.pointee.depot else { return 0 }
+        var released = 0
+        for bin in 0..<process.pointee.depotShelves {
+            let shelf = self.shelf(bin)
+            guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else { continue }
+            let code = codeOfBin(bin)
+            while true {
+                buddy_lock(&shelf.pointee.lock)
+                guard shelf.pointee.count > 0 else {
+                    buddy_unlock(&shelf.pointee.lock)
+                    break
+                }
+                buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &- 1)
+                let head = shelf.pointee.slots[Int(shelf.pointee.count)]
+                buddy_unlock(&shelf.pointee.lock)
+                released &+= releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: code)
+            }
+        }
+        return released
+    }
+
+    /// A batch's blocks go to the pool under its lock, each link checked before it is followed.
+    private func releaseBatch(_ head: UnsafeMutableRawPointer?, blocks: Int, code: Int) -> Int {
+        let key = process.pointee.linkKey
+        let expected = Tag.cached | UInt8(truncatingIfNeeded: code)
+        let locked = lock()
+        defer { unlock(locked) }
+        var block = head
+        var released = 0
+        while let b = block, released < blocks {
+            let next = FreeLinks.decode(b.load(as: UInt.self), key: key)
+            let tag = FreeLinks.decode(b.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+            let address = UInt(bitPattern: b)
+            guard FreeLinks.valid(next: next, tag: tag), let segment = self.segment(containing: address),
+                  UInt(bitPattern: segment.pointee.orderMap + slot(address, in: segment)) == tag,
+                  segment.pointee.orderMap[slot(address, in: segment)] == expected else {
+                // The rest of the batch is abandoned (free to the program, never handed out).
+                unlock(locked)
+                countMisuse(.heapCorruption)
+                reportCorruption("malloc()", b, strategy: config.errorStrategy)
+                _ = lock()
+                return released
+            }
+            release(address, code: code, segment: segment)
+            released &+= 1
+            block = UnsafeMutableRawPointer(bitPattern: next)
+        }
+        return released
+    }
+
+    /// Blocks on the depot's shelf of bin `bin` (0 without a depot), for statistics: read
+    /// without the shelf's lock (a signal handler's snapshot may run).
+    func depotBlocks(bin: Int) -> Int {
+        guard let process = processIfAny, process.pointee.depot != nil, bin < process.pointee.depotShelves else { return 0 }
+        let shelf = self.shelf(bin)
+        return Int(buddy_atomic_load_i32_relaxed(&shelf.pointee.count)) &* Int(shelf.pointee.batchBlocks)
+    }
+}
+
+// MARK: - fork
+
+extension BuddyEngine {
+    /// fork's prepare handler: takes every shelf's lock this thread does not hold already (see
+    /// ProcessPool's fork handlers) and remembers which, for the parent and child handlers.
+    func depotPrepareFork() {
+        guard let process = processIfAny, process.pointee.depot != nil else { return }
+        var taken: UInt64 = 0
+        for bin in 0..<min(process.pointee.depotShelves, 64) where buddy_fork_take(&shelf(bin).pointee.lock) != 0 {
+            taken |= 1 << UInt64(bin)
+        }
+        pushDepotForkMask(taken)
+    }
+
+    /// After fork: the parent gives back the shelves its prepare handler took; the child frees
+    /// them (their holders, other threads, do not exist there).
+    func depotAfterFork(child: Bool) {
+        guard let process = processIfAny, process.pointee.depot != nil else { return }
+        let taken = popDepotForkMask()
+        for bin in 0..<min(process.pointee.depotShelves, 64) where taken & (1 << UInt64(bin)) != 0 {
+            if child { buddy_lock_init(&shelf(bin).pointee.lock) } else { buddy_unlock(&shelf(bin).pointee.lock) }
+        }
+    }
+
+    // The masks of nested forks (a signal handler forking inside fork): four levels; a deeper
+    // level finds every shelf held by an outer one and takes none.
+    private func pushDepotForkMask(_ mask: UInt64) {
+        let level = process.pointee.depotForkLevel
+        if level < 4 { withUnsafeMutableBytes(of: &process.pointee.depotForkMasks) { $0.storeBytes(of: mask, toByteOffset: level &* 8, as: UInt64.self) } }
+        process.pointee.depotForkLevel = level &+ 1
+    }
+
+    private func popDepotForkMask() -> UInt64 {
+        let level = process.pointee.depotForkLevel &- 1
+        guard level >= 0 else { return 0 }
+        process.pointee.depotForkLevel = level
+        if level >= 4 { return 0 }
+        return withUnsafeBytes(of: &process.pointee.depotForkMasks) { $0.load(fromByteOffset: level &* 8, as: UInt64.self) }
+    }
+}
+
+// MARK: - Statistics
+
+/// The depot's counts over all shelves (the report's locks line).
+struct DepotTotals {
+    var puts: UInt64 = 0
+    var takes: UInt64 = 0
+    var full: UInt64 = 0
+    var contended: UInt64 = 0
+    var bytes: UInt64 = 0
+}
+
+extension BuddyEngine {
+    /// Sums the shelves' counts, read without their locks (a signal handler's snapshot may run:
+    /// each value is exact, the sums a few batches behind threads that run meanwhile).
+    func depotTotals() -> DepotTotals {
+        var totals = DepotTotals()
+        guard let process = processIfAny, process.pointee.depot != nil else { return totals }
+        for bin in 0..<process.pointee.depotShelves {
+            let shelf = self.shelf(bin)
+            totals.puts &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.puts)
+            totals.takes &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.takes)
+            totals.full &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.overflows)
+            totals.contended &+= buddy_lock_contended(&shelf.pointee.lock)
+            totals.bytes &+= UInt64(depotBlocks(bin: bin)) &* UInt64(size(ofCode: codeOfBin(bin)))
+        }
+        return totals
+    }
+}
