@@ -2,9 +2,12 @@ import BuddyEngine
 import CBuddySupport
 
 /// The depot: full magazines between the thread caches and the pool (Bonwick's magazine layer,
-/// the shape of tcmalloc's transfer cache). A bin that overflows hands its top half, as one
-/// linked batch, to the depot's shelf of that allocation code; a bin that runs dry takes a whole
-/// batch back from the shelf. The blocks keep their cached tags and their encoded links
+/// the shape of tcmalloc's transfer cache). A bin that overflows cuts off its top half as one
+/// linked batch and keeps it as its spare (Bonwick's "previous magazine"); the spare it had
+/// before goes to the depot's shelf of that allocation code. A bin that runs dry takes its spare
+/// back first, else a whole batch from the shelf. So a thread whose bin swings around its limit
+/// gets its own blocks back (they stay on its cache lines, and on its order-map lines), and only
+/// a thread that frees more than it allocates (a consumer) feeds the depot. The blocks keep their cached tags and their encoded links
 /// (FreeLinks: one key per process), so a batch moves between threads with two stores under the
 /// shelf's own lock, and is neither coalesced nor split on the way: a producer's blocks reach its
 /// consumer's frees, and come back to the producer, without the pool lock. Only when a shelf is
@@ -20,7 +23,8 @@ import CBuddySupport
 ///
 ///     0 <= shelf.count <= shelf.capacity <= Depot.maxBatches
 ///     each batch on shelf s is a list of exactly batchBlocks(s) blocks tagged cached | code(s)
-///     blocks tagged cached == blocks on all bins + batchBlocks x batches, over all shelves
+///     a bin's spare is nil, or a list of exactly batchBlocks blocks of its code
+///     blocks tagged cached == blocks on all bins and spares + batchBlocks x batches, over all shelves
 struct DepotShelf {
     var lock = buddy_mutex()
     /// Batches on the shelf now, and at most.
@@ -77,44 +81,85 @@ extension BuddyEngine {
         (process.pointee.depot.unsafelyUnwrapped + bin &* DepotShelf.stride).assumingMemoryBound(to: DepotShelf.self)
     }
 
-    /// A full bin's top `batchBlocks` blocks go to the depot as one batch: true when the shelf
-    /// took them. False when the shelf is full, or a link on the way down does not decode (the
-    /// caller then flushes to the pool, whose pops check every link again).
-    func putBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
-        guard process.pointee.depot != nil else { return false }
-        let shelf = self.shelf(bin)
-        let batch = Int(shelf.pointee.batchBlocks)
+    /// A full bin's top `batchBlocks` blocks, cut off as one batch (each link on the way checked
+    /// as a pop checks it): the batch's first block, or nil when the bin holds too few or a link
+    /// does not decode (the caller then flushes to the pool, whose pops check every link again).
+    private func cutBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, blocks batch: Int) -> UnsafeMutableRawPointer? {
         let slot = cache.bins + bin
-        guard Int(slot.pointee.count) > batch, let head = slot.pointee.head else { return false }
-        // Cut the list after its batch-th block: walk to it, checking each link as a pop would.
+        guard Int(slot.pointee.count) > batch, let head = slot.pointee.head else { return nil }
         let key = cache.pointee.linkKey
         var last = head
         for _ in 1..<max(batch, 1) {
             let next = FreeLinks.decode(last.load(as: UInt.self), key: key)
             let tag = FreeLinks.decode(last.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
-            guard FreeLinks.valid(next: next, tag: tag), next != 0 else { return false }
+            guard FreeLinks.valid(next: next, tag: tag), next != 0 else { return nil }
             last = UnsafeMutableRawPointer(bitPattern: next).unsafelyUnwrapped
         }
         let rest = FreeLinks.decode(last.load(as: UInt.self), key: key)
-        guard FreeLinks.valid(next: rest, tag: 0) else { return false }
+        guard FreeLinks.valid(next: rest, tag: 0) else { return nil }
+        last.storeBytes(of: FreeLinks.encode(0, key: key), as: UInt.self)
+        slot.pointee.head = UnsafeMutableRawPointer(bitPattern: rest)
+        slot.pointee.count &-= Int32(batch)
+        return head
+    }
+
+    /// A full bin's top half becomes its spare batch; the spare it had goes to the depot (or,
+    /// when the depot's shelf is full, to the pool). False when the bin could not be cut (the
+    /// caller flushes it to the pool).
+    func stashBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
+        guard process.pointee.depot != nil else { return false }
+        let batch = Int(shelf(bin).pointee.batchBlocks)
+        guard let head = cutBatch(cache, bin: bin, blocks: batch) else { return false }
+        let slot = cache.bins + bin
+        if let spare = slot.pointee.spare {
+            if !putBatch(spare, bin: bin) { releaseBatch(spare, blocks: Int(slot.pointee.spareCount), code: codeOfBin(bin)) }
+        }
+        slot.pointee.spare = head
+        slot.pointee.spareCount = Int32(batch)
+        return true
+    }
+
+    /// The spare batch of a bin goes to the pool (flushAll).
+    func releaseSpare(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) {
+        let slot = cache.bins + bin
+        guard let spare = slot.pointee.spare else { return }
+        let blocks = Int(slot.pointee.spareCount)
+        slot.pointee.spare = nil
+        slot.pointee.spareCount = 0
+        releaseBatch(spare, blocks: blocks, code: cache.code(ofBin: bin))
+    }
+
+    /// A batch onto its shelf: false when the shelf is full.
+    private func putBatch(_ head: UnsafeMutableRawPointer, bin: Int) -> Bool {
+        let shelf = self.shelf(bin)
         buddy_lock(&shelf.pointee.lock)
         guard shelf.pointee.count < shelf.pointee.capacity else {
             buddy_atomic_store_u64_relaxed(&shelf.pointee.overflows, shelf.pointee.overflows &+ 1)
             buddy_unlock(&shelf.pointee.lock)
             return false
         }
-        last.storeBytes(of: FreeLinks.encode(0, key: key), as: UInt.self)
         shelf.pointee.slots[Int(shelf.pointee.count)] = head
         buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &+ 1)
         buddy_atomic_store_u64_relaxed(&shelf.pointee.puts, shelf.pointee.puts &+ 1)
         buddy_unlock(&shelf.pointee.lock)
-        slot.pointee.head = UnsafeMutableRawPointer(bitPattern: rest)
-        slot.pointee.count &-= Int32(batch)
         return true
     }
 
+    /// An empty bin takes its spare batch back, else a batch from the depot: true when it did.
+    func takeSpareOrBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
+        let slot = cache.bins + bin
+        if let spare = slot.pointee.spare {
+            slot.pointee.head = spare
+            slot.pointee.count = slot.pointee.spareCount
+            slot.pointee.spare = nil
+            slot.pointee.spareCount = 0
+            return true
+        }
+        return takeBatch(cache, bin: bin)
+    }
+
     /// An empty bin takes a batch from the depot: true when it did (the bin then holds it).
-    func takeBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
+    private func takeBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
         guard process.pointee.depot != nil else { return false }
         let shelf = self.shelf(bin)
         // A look without the lock first: an empty shelf (the common case for a thread that
@@ -161,6 +206,7 @@ extension BuddyEngine {
     }
 
     /// A batch's blocks go to the pool under its lock, each link checked before it is followed.
+    @discardableResult
     private func releaseBatch(_ head: UnsafeMutableRawPointer?, blocks: Int, code: Int) -> Int {
         let key = process.pointee.linkKey
         let expected = Tag.cached | UInt8(truncatingIfNeeded: code)

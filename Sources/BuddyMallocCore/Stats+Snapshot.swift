@@ -87,7 +87,7 @@ extension BuddyEngine {
         var cache = process?.pointee.caches
         while let current = cache {
             for bin in 0..<current.totalBins {
-                let count = UInt64(max(0, (current.bins + bin).pointee.count))
+                let count = UInt64(max(0, (current.bins + bin).pointee.count)) &+ UInt64(max(0, (current.bins + bin).pointee.spareCount))
                 let code = current.code(ofBin: bin)
                 if code <= maxOrder { orders[code].cached &+= count } else { slabs[code &- firstCode].cached &+= count }
                 cachedBytes &+= count &* UInt64(size(ofCode: code))

@@ -8,7 +8,7 @@ import CBuddySupport
 //         own tag's (the links decode with the pool's key, FreeLinks)
 //     a bin's list holds exactly `count` blocks, and count <= limit
 //     the blocks tagged cached in the order maps == the blocks on all bins of all caches
-//         + the blocks of all batches on the depot's shelves
+//         + their spare batches + the blocks of all batches on the depot's shelves
 //     0 <= shelf.count <= shelf.capacity, and each batch on shelf s is a list of exactly
 //         batchBlocks(s) blocks, each tagged cached | code(s) (Depot.swift)
 //     the engine's invariants hold (a cached block is allocated to the pool)
@@ -35,6 +35,8 @@ extension BuddyEngine {
             let binState = (cache.bins + bin).pointee
             if binState.count < 0 || binState.count > binState.limit { return "a bin holds more blocks than its limit" }
             if let problem = checkList(binState.head, count: binState.count, code: cache.code(ofBin: bin), listed: &listed) { return problem }
+            if (binState.spare == nil) != (binState.spareCount == 0) { return "a bin's spare batch disagrees with its count" }
+            if let problem = checkList(binState.spare, count: binState.spareCount, code: cache.code(ofBin: bin), listed: &listed) { return problem }
         }
         return nil
     }

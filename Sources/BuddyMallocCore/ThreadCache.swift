@@ -62,6 +62,11 @@ struct CacheBin {
     var head: UnsafeMutableRawPointer?
     var count: Int32
     var limit: Int32
+    /// The bin's spare batch (Bonwick's "previous magazine", Depot.swift): the top half of the
+    /// bin's last overflow, linked like the bin, `spareCount` blocks (0: none). An empty bin
+    /// takes it back before it asks the depot, so a thread's own blocks return to it first.
+    var spare: UnsafeMutableRawPointer? = nil
+    var spareCount: Int32 = 0
 }
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
@@ -261,8 +266,9 @@ extension BuddyEngine {
     @inline(never)
     func refill(_ cache: UnsafeMutablePointer<ThreadCache>, code: Int) -> UnsafeMutableRawPointer? {
         let bin = cache.bin(ofCode: code)
-        // A batch another thread's bin gave up (Depot.swift): no pool lock, no split.
-        if takeBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) {
+        // The bin's own spare batch, else a batch another thread's bin gave up (Depot.swift):
+        // no pool lock, no split.
+        if takeSpareOrBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) {
             tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
             foldLiveDelta(cache)
             return block
@@ -314,9 +320,12 @@ extension BuddyEngine {
         unlock(locked)
     }
 
-    /// Empties every bin of the cache.
+    /// Empties every bin of the cache, and its spare batches.
     func flushAll(_ cache: UnsafeMutablePointer<ThreadCache>) {
-        for bin in 0..<cache.totalBins where (cache.bins + bin).pointee.count > 0 { flush(cache, bin: bin, keep: 0) }
+        for bin in 0..<cache.totalBins {
+            releaseSpare(cache, bin: bin)
+            if (cache.bins + bin).pointee.count > 0 { flush(cache, bin: bin, keep: 0) }
+        }
     }
 
     /// The thread is exiting: every cached block goes back, the counters are folded into the
@@ -360,7 +369,8 @@ extension BuddyEngine {
         var cache = process.pointee.caches
         while let current = cache {
             for bin in 0..<current.totalBins {
-                total &+= UInt((current.bins + bin).pointee.count) &* UInt(size(ofCode: current.code(ofBin: bin)))
+                let blocks = (current.bins + bin).pointee.count &+ (current.bins + bin).pointee.spareCount
+                total &+= UInt(blocks) &* UInt(size(ofCode: current.code(ofBin: bin)))
             }
             cache = current.pointee.next
         }

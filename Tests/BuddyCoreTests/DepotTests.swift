@@ -46,11 +46,13 @@ import Testing
             let tag = pool.tagAddress(block)
             tag.pointee = Tag.cached | UInt8(code)
             if consumer.push(block, bin, tag: tag) {
-                #expect(pool.putBatch(consumer, bin: bin))
+                #expect(pool.stashBatch(consumer, bin: bin))
             }
         }
+        // Two overflows: the first batch became the bin's spare, the second pushed it to the depot.
         let totals = pool.depotTotals()
-        #expect(totals.puts >= 2 && totals.full == 0)
+        #expect(totals.puts == 1 && totals.full == 0)
+        #expect(Int((consumer.bins + bin).pointee.spareCount) == batch)
         #expect(totals.bytes == UInt64(pool.depotBlocks(bin: bin) * 64) && totals.bytes > 0)
         #expect(poolWork(pool) == before) // nothing coalesced
         expectInvariants(pool)
@@ -66,12 +68,16 @@ import Testing
         #expect(poolWork(pool) == before)
         expectInvariants(pool)
 
-        // Draining gives the rest to the pool, where they coalesce.
-        let drained = pool.drainDepot()
-        #expect(drained == onShelf * batch - batch)
+        // The shelf is empty again; the consumer's bin and spare go to the pool, where they
+        // coalesce.
+        #expect(pool.drainDepot() == 0 && onShelf == 1)
         #expect(pool.depotTotals().bytes == 0)
+        buddy_thread_set_cache(UnsafeMutableRawPointer(consumer))
+        pool.flushAll(consumer)
+        #expect((consumer.bins + bin).pointee.spare == nil && (consumer.bins + bin).pointee.count == 0)
         #expect(poolWork(pool) > before)
         expectInvariants(pool)
+        buddy_thread_set_cache(UnsafeMutableRawPointer(producer))
 
         pool.retire(producer)
         buddy_thread_set_cache(UnsafeMutableRawPointer(consumer))
@@ -95,22 +101,20 @@ import Testing
         #expect(shelf.pointee.batchBlocks == 1)
         #expect(capacity * 32 * 1024 <= max(Depot.bytesPerShelf, 2 * 32 * 1024))
 
-        // As free does it: a push over the bin's limit (one block) hands a batch of one to the
-        // depot, or, when the shelf is full, flushes the bin to the pool.
+        // As free does it: a push over the bin's limit (one block) makes a batch of one the
+        // spare; the spare before it goes to the depot, or to the pool when the shelf is full.
         var blocks: [UnsafeMutableRawPointer] = []
         for _ in 0..<(capacity + 8) { blocks.append(try #require(pool.refill(cache, code: code))) }
-        var refused = 0
         for block in blocks {
             let tag = pool.tagAddress(block)
             tag.pointee = Tag.cached | UInt8(code)
-            if cache.push(block, bin, tag: tag), !pool.putBatch(cache, bin: bin) {
-                refused += 1
-                pool.flush(cache, bin: bin, keep: 0)
-            }
+            if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
         }
-        #expect(refused >= 2 && Int(shelf.pointee.count) == capacity)
-        #expect(pool.depotTotals().full == UInt64(refused))
+        // capacity + 8 pushes: capacity + 7 overflows, the first into the spare.
+        #expect(Int(shelf.pointee.count) == capacity)
         #expect(pool.depotTotals().puts == UInt64(capacity))
+        #expect(pool.depotTotals().full == 6)
+        #expect((cache.bins + bin).pointee.count == 1 && (cache.bins + bin).pointee.spareCount == 1)
         expectInvariants(pool)
 
         let head = try #require(shelf.pointee.slots[0])
