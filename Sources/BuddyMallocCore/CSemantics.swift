@@ -102,6 +102,11 @@ func allocateHardened(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     return block
 }
 
+extension BuddyEngine {
+    /// How long freed oversize blocks stay mapped for reuse: BUDDY_RELEASE_DELAY.
+    var oversizeKeepNs: UInt64 { UInt64(config.releaseDelay * 1e9) }
+}
+
 /// The system allocator, while the process has no pool (glibc sets errno itself).
 @inline(never)
 func systemAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
@@ -114,7 +119,9 @@ func systemAllocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
 @inline(never)
 func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: Entry) -> UnsafeMutableRawPointer? {
     pool.countSystemRequest(size)
-    guard let block = Oversize.allocate(size, alignment: alignment) else {
+    var zeroed = false
+    if case .calloc = entry { zeroed = true }
+    guard let block = Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs) else {
         pool.countFailure(entry)
         buddy_errno_set(ENOMEM_)
         return nil
@@ -144,7 +151,7 @@ func freeOutside(_ pointer: UnsafeMutableRawPointer, _ pool: BuddyEngine, functi
     case .block:
         // A sampled block leaves the profile before its address can be mapped again.
         if pool.state.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
-        if Oversize.release(pointer) {
+        if Oversize.release(pointer, keepNs: pool.oversizeKeepNs) {
             pool.stampActivity()
         } else {
             // Another thread freed it meanwhile.
@@ -184,7 +191,7 @@ func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMu
             // Back into the pool: a block of its size, and the mapping goes back to the OS.
             moved.copyMemory(from: pointer, byteCount: Int(min(newSize, bytes)))
             if profiled { AllocationProfile.freed(pointer) }
-            _ = Oversize.release(pointer)
+            _ = Oversize.release(pointer, keepNs: pool.oversizeKeepNs)
             return moved
         }
         pool.countSystemRequest(newSize)
@@ -555,6 +562,7 @@ public func buddy_malloc_trim(_ pad: Int) -> Int32 {
     let locked = pool.lock()
     let released = pool.trim()
     pool.unlock(locked)
+    let unmapped = Oversize.releaseRetained()
     pool.stampActivity()
-    return released > 0 ? 1 : 0
+    return released > 0 || unmapped > 0 ? 1 : 0
 }

@@ -18,6 +18,17 @@ import CBuddySupport
 /// next to it (mmap hands out addresses top-down: usually the previous block). It costs one
 /// mprotect per block and a page of address space, never memory.
 ///
+/// Retained: a freed block is not unmapped at once but kept, mapped and resident (and
+/// inaccessible, PROT_NONE, so that a use after free still faults), for the next
+/// oversize request it can serve (the smallest that fits; its tail beyond the request given back
+/// and a new guard page set), as glibc's dynamic mmap threshold keeps freed blocks of up to
+/// 32 MiB in its heap: a program that cycles through big buffers (a decoder's frames, a
+/// compiler's arenas) then faults its pages in once, not at every allocation. At most
+/// `BUDDY_OVERSIZE_RETAINED` mappings and `retainedLimit` bytes, each for at most
+/// BUDDY_RELEASE_DELAY seconds (checked at every oversize call), all of them returned by
+/// malloc_trim. calloc never takes one (its memory must read as zero). A retained block is free
+/// to the program: freeing it again is a double free, as it is for an unmapped one.
+///
 /// A ring of the last 64 unmapped blocks tells a double free (or a realloc, malloc_usable_size
 /// of a freed block) from a pointer of glibc's: a pointer that is the base (or inside) of a
 /// recently unmapped block, in memory that is still unmapped, is a bad pointer, not glibc's.
@@ -161,6 +172,13 @@ enum Oversize {
         if !mayKnow() { return .none }
         let address = UInt(bitPattern: pointer)
         guard lock(wait: wait) else { return .busy }
+        let r = retainedIndex(of: address)
+        if r >= 0 {
+            // Freed and kept for reuse: still mapped, and still free to the program.
+            let found = Found.bad(UInt(retainedEntries[r].base) == address ? .doubleFree : .invalidPointer)
+            unlock()
+            return found
+        }
         let i = index(of: address)
         var found = Found.none
         if i >= 0 {
@@ -174,9 +192,10 @@ enum Oversize {
         return found
     }
 
-    /// Maps a block for `size` bytes aligned to `alignment`; nil (errno ENOMEM) when the OS
-    /// refuses or the size cannot be mapped.
-    static func allocate(_ size: UInt, alignment: UInt) -> UnsafeMutableRawPointer? {
+    /// Maps a block for `size` bytes aligned to `alignment` (or reuses a retained one unless
+    /// `zeroed`); nil (errno ENOMEM) when the OS refuses or the size cannot be mapped.
+    /// `keepNs`: how long retained blocks stay (BUDDY_RELEASE_DELAY).
+    static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, keepNs: UInt64) -> UnsafeMutableRawPointer? {
         let page = UInt(buddy_os_page_size())
         let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
         // (An alignment of 2^63 is a power of two that no mapping can have.)
@@ -185,6 +204,7 @@ enum Oversize {
             return nil
         }
         let bytes = padded & ~(page &- 1)
+        if !zeroed && alignment <= page, let reused = reuseRetained(bytes: bytes, requested: size, keepNs: keepNs) { return reused }
         guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) else { return nil }
         // The guard page (see above); should mprotect fail, the block simply has none.
         _ = buddy_os_protect(block + Int(bytes), Int(page), 0)
@@ -199,19 +219,129 @@ enum Oversize {
         return block
     }
 
-    /// Unmaps the live block that starts at `pointer`; false when it is not one (the table
-    /// changed since `find`: the program freed it twice at once).
-    static func release(_ pointer: UnsafeMutableRawPointer) -> Bool {
+    /// Frees the live block that starts at `pointer`: retained for reuse (see above) or
+    /// unmapped; false when it is not one (the table changed since `find`: the program freed it
+    /// twice at once). `keepNs` as in allocate (0: unmap it now).
+    static func release(_ pointer: UnsafeMutableRawPointer, keepNs: UInt64) -> Bool {
         let address = UInt(bitPattern: pointer)
         _ = lock(wait: true)
         let i = index(of: address)
         guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); return false }
         let bytes = UInt(table.pointee.entries![i].bytes)
         remove(i)
+        let now = buddy_os_monotonic_ns()
+        evictRetained(olderThan: now &- min(now, keepNs), orToFit: bytes)
+        let t = table
+        // A retained block is made inaccessible (its pages stay resident): a read or write after
+        // free faults at once, as it did when the block was unmapped.
+        if keepNs > 0 && bytes <= retainedLimit && t.pointee.retained_count < UInt64(BUDDY_OVERSIZE_RETAINED),
+           buddy_os_protect(pointer, Int(bytes), 0) == 0 {
+            retainedEntries[Int(t.pointee.retained_count)] = buddy_oversize_entry(
+                base: UInt64(address), bytes: UInt64(bytes), requested: now, reserved_: 0)
+            t.pointee.retained_count &+= 1
+            buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, UInt64(bytes))
+            unlock()
+            return true
+        }
         unlock()
         buddy_os_unmap(pointer, Int(bytes) &+ buddy_os_page_size()) // with its guard page
         return true
     }
+
+    // MARK: Retained blocks (the caller holds the lock, unless said otherwise)
+
+    @inline(__always) static var retainedEntries: UnsafeMutablePointer<buddy_oversize_entry> { buddy_oversize_retained()! }
+
+    /// Bytes of freed blocks kept mapped at most.
+    static let retainedLimit: UInt = 64 << 20
+
+    /// The retained entry whose mapping holds `address`, or -1.
+    static func retainedIndex(of address: UInt) -> Int {
+        let t = table
+        for r in 0..<Int(t.pointee.retained_count) where address &- UInt(retainedEntries[r].base) < UInt(retainedEntries[r].bytes) {
+            return r
+        }
+        return -1
+    }
+
+    /// Takes retained entry `r` out of the list (the mapping stays).
+    static func takeRetained(_ r: Int) -> buddy_oversize_entry {
+        let t = table
+        let e = retainedEntries[r]
+        t.pointee.retained_count &-= 1
+        retainedEntries[r] = retainedEntries[Int(t.pointee.retained_count)]
+        buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, 0 &- e.bytes)
+        return e
+    }
+
+    /// Unmaps the retained blocks freed before `cutoff` (monotonic ns), and the oldest ones
+    /// until `bytes` more fit under the limits.
+    static func evictRetained(olderThan cutoff: UInt64, orToFit bytes: UInt) {
+        let t = table
+        var r = 0
+        while r < Int(t.pointee.retained_count) {
+            if retainedEntries[r].requested < cutoff {
+                let e = takeRetained(r)
+                buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: UInt(e.base)), Int(e.bytes) &+ buddy_os_page_size())
+            } else {
+                r &+= 1
+            }
+        }
+        while t.pointee.retained_count > 0 && (t.pointee.retained_count == UInt64(BUDDY_OVERSIZE_RETAINED)
+                                               || UInt(t.pointee.retained_bytes) &+ bytes > retainedLimit) {
+            var oldest = 0
+            for r in 1..<Int(t.pointee.retained_count) where retainedEntries[r].requested < retainedEntries[oldest].requested { oldest = r }
+            let e = takeRetained(oldest)
+            buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: UInt(e.base)), Int(e.bytes) &+ buddy_os_page_size())
+        }
+    }
+
+    /// The smallest retained block of at least `bytes`, made a live block of exactly `bytes`
+    /// (the pages beyond go back to the OS, a new guard page after the block), or nil. Takes
+    /// the lock itself.
+    static func reuseRetained(bytes: UInt, requested: UInt, keepNs: UInt64) -> UnsafeMutableRawPointer? {
+        guard buddy_atomic_load_u64_relaxed(&table.pointee.retained_bytes) != 0 else { return nil }
+        let page = UInt(buddy_os_page_size())
+        _ = lock(wait: true)
+        defer { unlock() }
+        let now = buddy_os_monotonic_ns()
+        evictRetained(olderThan: now &- min(now, keepNs), orToFit: 0)
+        let t = table
+        var best = -1
+        for r in 0..<Int(t.pointee.retained_count) where UInt(retainedEntries[r].bytes) >= bytes {
+            if best < 0 || retainedEntries[r].bytes < retainedEntries[best].bytes { best = r }
+        }
+        guard best >= 0 else { return nil }
+        let e = takeRetained(best)
+        let base = UnsafeMutableRawPointer(bitPattern: UInt(e.base)).unsafelyUnwrapped
+        guard buddy_os_protect(base, Int(bytes), 1) == 0 else {
+            buddy_os_unmap(base, Int(UInt(e.bytes) &+ page))
+            return nil
+        }
+        if UInt(e.bytes) > bytes {
+            // The block's last page becomes its guard; the rest, with the old guard, goes back.
+            _ = buddy_os_protect(base + Int(bytes), Int(page), 0)
+            buddy_os_unmap(base + Int(bytes &+ page), Int(UInt(e.bytes) &- bytes))
+        }
+        guard insert(base: UInt(e.base), bytes: bytes, requested: requested) else {
+            buddy_os_unmap(base, Int(bytes &+ page))
+            buddy_errno_set(12)
+            return nil
+        }
+        return base
+    }
+
+    /// Unmaps every retained block (malloc_trim): the bytes given back.
+    static func releaseRetained() -> UInt {
+        guard buddy_atomic_load_u64_relaxed(&table.pointee.retained_bytes) != 0 else { return 0 }
+        _ = lock(wait: true)
+        let bytes = UInt(table.pointee.retained_bytes)
+        evictRetained(olderThan: UInt64.max, orToFit: 0)
+        unlock()
+        return bytes
+    }
+
+    static var retainedBytes: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.retained_bytes) }
 
     /// Resizes the live block at `pointer` to `size` bytes: in place (mremap shrinks, or grows
     /// when the pages after it are free), else moved by mremap. Nil (errno ENOMEM, the block

@@ -135,6 +135,7 @@ extension ReportWriter {
         field("bytes", \.oversize_bytes, .bytes, text: 101, " live, ")
         field("peak_blocks", \.oversize_peak_blocks, text: 102, " (peak ")
         field("peak_bytes", \.oversize_peak_bytes, .bytes, text: 103, ", ")
+        field("retained_bytes", \.oversize_retained_bytes, .bytes)
         end()
 
         object("segments")

@@ -254,6 +254,7 @@ extension BuddyEngine {
             out.pointee.oversize_bytes = Oversize.liveBytes
             out.pointee.oversize_peak_blocks = max(Oversize.peakBlocks, out.pointee.oversize_blocks)
             out.pointee.oversize_peak_bytes = max(Oversize.peakBytes, out.pointee.oversize_bytes)
+            out.pointee.oversize_retained_bytes = Oversize.retainedBytes
         }
         out.pointee.held = out.pointee.used &+ out.pointee.oversize_bytes
         out.pointee.segments_added = counters.segmentsAdded

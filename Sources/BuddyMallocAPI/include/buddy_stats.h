@@ -146,6 +146,9 @@ struct buddy_stats {
     uint64_t depot_full;                ///< batches that found their shelf full (they went to the pool)
     uint64_t depot_lock_contended;      ///< shelf locks taken after waiting for another thread
     uint64_t depot_bytes;               ///< bytes in the depot's batches now (counted in cached)
+    /// Freed oversize blocks kept mapped for reuse (for at most BUDDY_RELEASE_DELAY; malloc_trim
+    /// returns them): not in oversize_bytes, not in reserved.
+    uint64_t oversize_retained_bytes;
 };
 
 /// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means

@@ -19,6 +19,8 @@ typedef struct buddy_oversize_entry {
 /// Recently unmapped oversize blocks (base, bytes), to tell a double free or a use after free
 /// of one from a pointer of glibc's.
 #define BUDDY_OVERSIZE_FREED_RING 64
+/// Freed oversize mappings kept for reuse at most.
+#define BUDDY_OVERSIZE_RETAINED 8
 
 /// The side table: `count` entries sorted by base, in a mapping of `capacity` entries. Every
 /// field is written under `lock`; the figures are also read with atomic loads (reports).
@@ -31,10 +33,17 @@ typedef struct buddy_oversize_table {
     uint64_t live_bytes, peak_bytes, peak_blocks;
     uint64_t freed_next;
     uint64_t freed[BUDDY_OVERSIZE_FREED_RING][2];
+    /// Freed blocks kept mapped for reuse (Oversize.swift, "Retained"): `retained_count` entries
+    /// (base, bytes, requested = when freed in monotonic ns), `retained_bytes` in all.
+    uint64_t retained_count;
+    uint64_t retained_bytes;
+    buddy_oversize_entry retained[BUDDY_OVERSIZE_RETAINED];
 } buddy_oversize_table;
 
 extern buddy_oversize_table buddy_oversize;
 static inline buddy_oversize_table *buddy_oversize_get(void) { return &buddy_oversize; }
+/// The retained entries (Oversize.swift, "Retained").
+static inline buddy_oversize_entry *buddy_oversize_retained(void) { return buddy_oversize.retained; }
 /// Slot `i` (modulo the ring) of the freed ring: { base, bytes }.
 static inline uint64_t *buddy_oversize_freed_slot(uint64_t i) { return buddy_oversize.freed[i % BUDDY_OVERSIZE_FREED_RING]; }
 
