@@ -49,7 +49,7 @@ enum FreeLinks {
     /// be the block's own tag, tagged cached with the bin's code), so that a write after free, or
     /// an overflow into a cached neighbour, that no later malloc reached is still reported. Only
     /// the calling thread's cache: the others belong to threads that may still be running. At
-    /// most 64 blocks per bin; off every hot path.
+    /// most 128 blocks per bin; off every hot path.
     static func auditAtExit() {
         guard buddy_thread_depth() == 0 else { return }
         let raw = UInt(bitPattern: buddy_thread_cache())

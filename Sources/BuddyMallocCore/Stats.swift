@@ -242,7 +242,7 @@ extension BuddyEngine {
 // at most limit_k + 1 blocks at any moment, plus the one block of the slow path that folded last
 // (a refill's first block, counted after the fold), so
 //
-//     |delta_c| <= C = 1 + sum over the bins k of (limit_k + 1)   (633 by default: README)
+//     |delta_c| <= C = 1 + sum over the bins k of (limit_k + 1)   (953 by default: README)
 //
 // and delta_c moves within a range of width C. Write A_c(t) for thread c's count at time t
 // (G's share plus delta_c). With T threads holding caches:

@@ -115,7 +115,7 @@ struct ThreadCache {
     static let largestCachedBlock = 32 * 1024
     /// Each bin holds at most this many bytes (and at most `maxBlocksPerBin` blocks).
     static let bytesPerBin = 32 * 1024
-    static let maxBlocksPerBin = 64
+    static let maxBlocksPerBin = 128
     /// A slab class's bin holds at most this many bytes: 35 classes, each touched by fewer
     /// programs than the orders are.
     static let bytesPerSlabBin = 16 * 1024

@@ -33,11 +33,12 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         expectInvariants(pool)
         let cacheBytes = pool.usage.allocatedBytes
 
-        // An empty bin refills half its limit (64 blocks of 16 B: 32) under one lock.
+        // An empty bin refills half its limit (128 blocks of 16 B: 64, one 1 KiB block split
+        // whole: one cache line of tags) under one lock.
         let first = try #require(pool.refill(cache, code: 0))
         #expect(pool.classify(first) == .allocated(order: 0))
-        #expect((cache.bins + 0).pointee.count == 31)
-        #expect(pool.cachedBytes == 31 * 16)
+        #expect((cache.bins + 0).pointee.count == 63)
+        #expect(pool.cachedBytes == 63 * 16)
         expectInvariants(pool)
 
         // A cached block is free to the program: freeing it again is a double free.
@@ -101,6 +102,24 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect(pool.release(first) == .released)
         pool.retire(cache)
         #expect(pool.checkInvariantsWithCaches() == nil)
+    }
+
+    /// The live-count bound the README states (README, "The figures"; Stats.swift):
+    /// C = 1 + sum over the bins of (limit + 1), with malloc's default geometry (16 B to 8 MiB),
+    /// with and without slabs.
+    @Test func theLiveCountBoundIsTheDocumentedOne() throws {
+        for (slabs, documented) in [(true, 953), (false, 780)] {
+            let arena = Arena(size: 8 << 20)
+            var config = PoolConfig()
+            config.minBlock = 16
+            config.maxBlock = 8 << 20
+            config.maxPoolSize = 8 << 20
+            config.slabs = slabs
+            let pool = try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
+            defer { pool.destroy() }
+            let c = 1 + (0..<pool.binsPerCache).reduce(0) { $0 + pool.binLimit($1) + 1 }
+            #expect(c == documented, "slabs \(slabs)")
+        }
     }
 
     @Test func binLimitsBoundWhatAThreadHolds() throws {

@@ -92,7 +92,7 @@ struct buddy_stats {
     uint64_t live_allocations;
     /// The most live allocations at once: exact for a private pool and for a process whose
     /// allocations come from one thread; with T threads within (T - 1) x C of the true peak,
-    /// C = 633 blocks with the default thread caches (README, "The figures").
+    /// C = 953 blocks with the default thread caches (README, "The figures").
     uint64_t peak_live_allocations;
     double usage;                   ///< used / reserved
     double internal_fragmentation;  ///< 1 - requested_total / allocated_total
