@@ -56,30 +56,41 @@ enum FreeLinks {
         guard raw > 1, let cache = UnsafeMutablePointer<ThreadCache>(bitPattern: raw) else { return }
         buddy_thread_enter()
         defer { buddy_thread_leave() }
+        for bin in 0..<cache.totalBins {
+            auditList(cache, bin: bin, spare: false)
+            auditList(cache, bin: bin, spare: true)
+        }
+    }
+
+    /// One list of the exiting thread's cache: a bin's, or its spare batch (Depot.swift).
+    private static func auditList(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, spare: Bool) {
         let key = cache.pointee.linkKey
         let pool = BuddyEngine(state: cache.pointee.pool)
-        for bin in 0..<cache.totalBins {
-            let code = UInt8(truncatingIfNeeded: cache.code(ofBin: bin))
-            var block = (cache.bins + bin).pointee.head
-            var left = Int((cache.bins + bin).pointee.count)
-            while let b = block, left > 0 {
-                let next = decode(b.load(as: UInt.self), key: key)
-                let tag = decode(b.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
-                let address = UInt(bitPattern: b)
-                var sound = valid(next: next, tag: tag) && (left > 1 || next == 0)
-                if sound, let segment = SegmentMap.lookup(address), segment.pointee.pool == UnsafeMutableRawPointer(pool.state) {
-                    let own = segment.pointee.orderMap + pool.slot(address, in: segment)
-                    sound = tag == UInt(bitPattern: own) && own.pointee == Tag.cached | code
-                } else {
-                    sound = false
-                }
-                if !sound {
-                    cacheCorrupted(cache, bin: bin, block: b, function: "exit()")
-                    break
-                }
-                block = UnsafeMutableRawPointer(bitPattern: next)
-                left &-= 1
+        let code = UInt8(truncatingIfNeeded: cache.code(ofBin: bin))
+        let slot = cache.bins + bin
+        var block = spare ? slot.pointee.spare : slot.pointee.head
+        var left = Int(spare ? slot.pointee.spareCount : slot.pointee.count)
+        while let b = block, left > 0 {
+            let next = decode(b.load(as: UInt.self), key: key)
+            let tag = decode(b.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+            let address = UInt(bitPattern: b)
+            var sound = valid(next: next, tag: tag) && (left > 1 || next == 0)
+            if sound, let segment = SegmentMap.lookup(address), segment.pointee.pool == UnsafeMutableRawPointer(pool.state) {
+                let own = segment.pointee.orderMap + pool.slot(address, in: segment)
+                sound = tag == UInt(bitPattern: own) && own.pointee == Tag.cached | code
+            } else {
+                sound = false
             }
+            if !sound {
+                if spare {
+                    slot.pointee.spare = nil
+                    slot.pointee.spareCount = 0
+                }
+                cacheCorrupted(cache, bin: bin, block: b, function: "exit()")
+                break
+            }
+            block = UnsafeMutableRawPointer(bitPattern: next)
+            left &-= 1
         }
     }
 }
