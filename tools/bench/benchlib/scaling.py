@@ -32,7 +32,7 @@ THREADS = [1, 2, 4, 8, 16, 32, 64]
 QUICK_THREADS = [1, 2, 8, 64]
 RESULT_RE = re.compile(r"ops=(\d+) elapsed_s=([0-9.]+) ops_per_s=([0-9.]+)")
 TSV_COLUMNS = ["shape", "threads", "allocator", "rep", "status", "ops", "elapsed_s",
-               "ops_per_s", "wall_s", "maxrss_kb", "utime_s", "stime_s", "reason"]
+               "ops_per_s", "wall_s", "maxrss_kb", "utime_s", "stime_s", "cpus", "reason"]
 
 
 def parse_list(text, known=None, what="value"):
@@ -90,6 +90,8 @@ def summarize_point(samples):
     cell["median_ops_per_s"] = statistics.median(rates)
     cell["min_ops_per_s"] = min(rates)
     cell["max_ops_per_s"] = max(rates)
+    cpus = [s["cpus"] for s in samples if s.get("cpus") is not None]
+    cell["median_cpus"] = statistics.median(cpus) if cpus else None
     return cell
 
 
@@ -152,10 +154,17 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
                     s = {"shape": shape, "threads": t, "allocator": a.name, "rep": rep,
                          "status": res.status, "ops": None, "elapsed_s": None,
                          "ops_per_s": None, "wall_s": res.wall, "maxrss_kb": res.maxrss_kb,
-                         "utime_s": res.utime, "stime_s": res.stime, "reason": ""}
+                         "utime_s": res.utime, "stime_s": res.stime, "cpus": None,
+                         "reason": ""}
                     if got:
                         s.update(got)
+                        if res.wall and res.utime is not None and res.stime is not None:
+                            # CPUs the run got: under 2 at 2+ threads on 2 cores means
+                            # the machine's other work took some (or the shape waited)
+                            s["cpus"] = round((res.utime + res.stime) / res.wall, 2)
                         txt = "%s ops/s" % fmt_rate(got["ops_per_s"])
+                        if s.get("cpus") is not None:
+                            txt += "  %.2f cpus" % s["cpus"]
                     else:
                         s["reason"] = res.reason
                         s["stderr_tail"] = tail(res.stderr, 1500)
