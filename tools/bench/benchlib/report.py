@@ -107,11 +107,14 @@ def fmt_rate(v):
 def build_scaling_report(shapes, threads, names, summary, baseline, reps, duration,
                          eff_pair):
     """The scaling tables: per shape, median operations per second by thread count and
-    allocator with the ratio to the baseline, and the efficiency line; then the
-    efficiency of every shape in one table. summary[shape][alloc] holds
-    "points" {threads: cell} and "efficiency"."""
+    allocator with the ratio to the baseline, and the two efficiency lines (from operations
+    per second and from operations per CPU-second); then the efficiencies of every shape in
+    one table. summary[shape][alloc] holds "points" {threads: cell}, "efficiency" and
+    "efficiency_per_cpu"."""
     out = []
     lo, hi = eff_pair
+    effs = (("efficiency", "%d/%d" % (hi, lo)), ("efficiency_per_cpu", "  per CPU")) \
+        if hi is not None else ()
     for shape in shapes:
         rows = [["threads"] + names]
         for t in threads:
@@ -128,25 +131,29 @@ def build_scaling_report(shapes, threads, names, summary, baseline, reps, durati
                     row.append("%s %s" % (fmt_rate(c["median_ops_per_s"]),
                                           fmt_ratio(c["ratio"])))
             rows.append(row)
-        if hi is not None:
-            row = ["%d/%d" % (hi, lo)]
+        for key, label in effs:
+            row = [label]
             for a in names:
-                e = summary[shape][a].get("efficiency")
+                e = summary[shape][a].get(key)
                 row.append("-" if e is None else "%.2f" % e)
             rows.append(row)
         out.append(render_table(
             "== scaling %s: operations per second (median of %d x %g s); ratio to %s "
             "(higher is better) ==" % (shape, reps, duration, baseline), rows, names, 10))
         out.append("")
-    if hi is not None:
+    for key, what in (("efficiency", "operations per second"),
+                      ("efficiency_per_cpu", "operations per CPU-second")):
+        if hi is None:
+            break
         rows = [["shape"] + names]
         for shape in shapes:
             row = [shape]
             for a in names:
-                e = summary[shape][a].get("efficiency")
+                e = summary[shape][a].get(key)
                 row.append("-" if e is None else "%.2f" % e)
             rows.append(row)
         out.append(render_table(
-            "== efficiency: throughput at %d threads / at %d threads (target >= 0.8) =="
-            % (hi, lo), rows, names, 10))
+            "== efficiency from %s: at %d threads / at %d threads (target >= 0.8) =="
+            % (what, hi, lo), rows, names, 10))
+        out.append("")
     return "\n".join(out).rstrip() + "\n"

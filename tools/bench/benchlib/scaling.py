@@ -30,9 +30,11 @@ SHAPE_DESC = {
 }
 THREADS = [1, 2, 4, 8, 16, 32, 64]
 QUICK_THREADS = [1, 2, 8, 64]
-RESULT_RE = re.compile(r"ops=(\d+) elapsed_s=([0-9.]+) ops_per_s=([0-9.]+)")
+RESULT_RE = re.compile(r"ops=(\d+) elapsed_s=([0-9.]+) ops_per_s=([0-9.]+) "
+                       r"cpu_s=([0-9.]+) ops_per_cpu_s=([0-9.]+)")
 TSV_COLUMNS = ["shape", "threads", "allocator", "rep", "status", "ops", "elapsed_s",
-               "ops_per_s", "wall_s", "maxrss_kb", "utime_s", "stime_s", "cpus", "reason"]
+               "ops_per_s", "cpu_s", "ops_per_cpu_s", "cpus", "wall_s", "maxrss_kb",
+               "utime_s", "stime_s", "reason"]
 
 
 def parse_list(text, known=None, what="value"):
@@ -71,8 +73,10 @@ def one_point(ctx, prog, shape, nthreads, ms, alloc):
         res.status, res.reason = "FAIL", "no result line in the output"
     if res.status != "ok":
         return res, None
-    return res, {"ops": int(m.group(1)), "elapsed_s": float(m.group(2)),
-                 "ops_per_s": float(m.group(3))}
+    el, cpu = float(m.group(2)), float(m.group(4))
+    return res, {"ops": int(m.group(1)), "elapsed_s": el, "ops_per_s": float(m.group(3)),
+                 "cpu_s": cpu, "ops_per_cpu_s": float(m.group(5)),
+                 "cpus": round(cpu / el, 2) if el > 0 else None}
 
 
 def summarize_point(samples):
@@ -90,6 +94,7 @@ def summarize_point(samples):
     cell["median_ops_per_s"] = statistics.median(rates)
     cell["min_ops_per_s"] = min(rates)
     cell["max_ops_per_s"] = max(rates)
+    cell["median_ops_per_cpu_s"] = statistics.median(s["ops_per_cpu_s"] for s in samples)
     cpus = [s["cpus"] for s in samples if s.get("cpus") is not None]
     cell["median_cpus"] = statistics.median(cpus) if cpus else None
     return cell
@@ -153,15 +158,11 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
                     res, got = one_point(ctx, prog, shape, t, ms, a)
                     s = {"shape": shape, "threads": t, "allocator": a.name, "rep": rep,
                          "status": res.status, "ops": None, "elapsed_s": None,
-                         "ops_per_s": None, "wall_s": res.wall, "maxrss_kb": res.maxrss_kb,
-                         "utime_s": res.utime, "stime_s": res.stime, "cpus": None,
-                         "reason": ""}
+                         "ops_per_s": None, "cpu_s": None, "ops_per_cpu_s": None,
+                         "cpus": None, "wall_s": res.wall, "maxrss_kb": res.maxrss_kb,
+                         "utime_s": res.utime, "stime_s": res.stime, "reason": ""}
                     if got:
                         s.update(got)
-                        if res.wall and res.utime is not None and res.stime is not None:
-                            # CPUs the run got: under 2 at 2+ threads on 2 cores means
-                            # the machine's other work took some (or the shape waited)
-                            s["cpus"] = round((res.utime + res.stime) / res.wall, 2)
                         txt = "%s ops/s" % fmt_rate(got["ops_per_s"])
                         if s.get("cpus") is not None:
                             txt += "  %.2f cpus" % s["cpus"]
@@ -189,11 +190,13 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
                 if c["status"] == "ok" and b["status"] == "ok" and b["median_ops_per_s"]:
                     c["ratio"] = c["median_ops_per_s"] / b["median_ops_per_s"]
             pts = summary[shape][a]["points"]
-            e = None
-            if hi is not None and pts[lo]["status"] == "ok" and pts[hi]["status"] == "ok" \
-                    and pts[lo]["median_ops_per_s"]:
-                e = pts[hi]["median_ops_per_s"] / pts[lo]["median_ops_per_s"]
-            summary[shape][a]["efficiency"] = e
+            for key, name in (("median_ops_per_s", "efficiency"),
+                              ("median_ops_per_cpu_s", "efficiency_per_cpu")):
+                e = None
+                if hi is not None and pts[lo]["status"] == "ok" \
+                        and pts[hi]["status"] == "ok" and pts[lo][key]:
+                    e = pts[hi][key] / pts[lo][key]
+                summary[shape][a][name] = e
 
     print()
     print(build_scaling_report(shapes, threads, names, summary, baseline, reps, duration,
@@ -227,6 +230,7 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
                        "command": "scaling %s THREADS %d" % (s, ms)} for s in shapes},
         "samples": raw,
         "summary": {s: {a: {"efficiency": summary[s][a]["efficiency"],
+                            "efficiency_per_cpu": summary[s][a]["efficiency_per_cpu"],
                             "points": {str(t): c for t, c in
                                        summary[s][a]["points"].items()}}
                         for a in names} for s in shapes},
@@ -243,16 +247,20 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
 
     nproc = minfo.get("nproc_available") or minfo.get("nproc")
     for shape in shapes:
-        vals = {(t, a): summary[shape][a]["points"][t].get("median_ops_per_s")
-                for t in threads for a in names}
+        charts = []
+        for key, what in (("median_ops_per_s", "operations per second"),
+                          ("median_ops_per_cpu_s", "operations per CPU-second")):
+            vals = {(t, a): summary[shape][a]["points"][t].get(key)
+                    for t in threads for a in names}
+            charts.append(dict(
+                kind="line",
+                title="%s: %s against threads (higher is better)" % (shape, what),
+                ylabel="%s (median of %d)" % (what, reps),
+                xs=threads, series=names, values=vals,
+                xlabel="threads (log2 axis)",
+                vline=nproc, vline_label="%s cores: oversubscribed to the right" % nproc))
         path = shape_svg_path(args.svg, shape)
-        write_svg(path, [dict(
-            kind="line",
-            title="%s: operations per second against threads (higher is better)" % shape,
-            ylabel="operations per second (median of %d)" % reps,
-            xs=threads, series=names, values=vals,
-            xlabel="threads (log2 axis)",
-            vline=nproc, vline_label="%s cores: oversubscribed to the right" % nproc)],
+        write_svg(path, charts,
             "%s, %d reps x %g s, nproc=%s, kernel %s; %s"
             % ("quick run" if args.quick else "full run", reps, duration, nproc,
                minfo["kernel"], minfo["date"]))

@@ -38,7 +38,11 @@
  * pipeline `ops` counts per producer). The window runs from the first
  * thread's start to the last thread's stop; the working sets are freed after
  * it. Output, one line:
- *   scaling shape=S threads=T ops=N elapsed_s=X ops_per_s=Y
+ *   scaling shape=S threads=T ops=N elapsed_s=X ops_per_s=Y cpu_s=C ops_per_cpu_s=Z
+ * where C is the CPU time the threads got within their windows (summed
+ * CLOCK_THREAD_CPUTIME_ID): Z, operations per CPU-second, does not depend
+ * on how much of the machine other programs took, and C / X is the number
+ * of CPUs the run had.
  *
  * usage: scaling SHAPE THREADS [ms=500] [ops=0] [seed=1]
  */
@@ -68,7 +72,8 @@ typedef struct {
     _Alignas(64) long id;
     pthread_t th;
     uint64_t ops;
-    double t_start, t_end;
+    double t_start, t_end;     /* wall clock */
+    double cpu_start, cpu_end; /* this thread's CPU time */
 } worker_t;
 
 static enum shape SHAPE;
@@ -80,6 +85,25 @@ static pthread_barrier_t barrier;
 static void **shared_slots; /* exchange */
 static long shared_n;
 static ring_t *rings;       /* pipeline: one per pair */
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void window_start(worker_t *w)
+{
+    w->cpu_start = thread_cpu_s();
+    w->t_start = now_s();
+}
+
+static void window_end(worker_t *w)
+{
+    w->t_end = now_s();
+    w->cpu_end = thread_cpu_s();
+}
 
 static inline int should_stop(uint64_t done)
 {
@@ -108,7 +132,7 @@ static uint64_t run_private(worker_t *w, rng_t *r, uint64_t *tagc, long live,
     void **s = xcalloc((size_t)live, sizeof *s);
     for (long i = 0; i < live; i++) s[i] = new_block(r, max, tagc);
     pthread_barrier_wait(&barrier);
-    w->t_start = now_s();
+    window_start(w);
     uint64_t done = 0;
     while (!should_stop(done)) {
         void **e = &s[rng_below(r, (uint64_t)live)];
@@ -116,7 +140,7 @@ static uint64_t run_private(worker_t *w, rng_t *r, uint64_t *tagc, long live,
         *e = new_block(r, max, tagc);
         done++;
     }
-    w->t_end = now_s();
+    window_end(w);
     for (long i = 0; i < live; i++) drop_block(s[i], max);
     free(s);
     return done;
@@ -127,7 +151,7 @@ static uint64_t run_exchange(worker_t *w, rng_t *r, uint64_t *tagc)
     for (long i = w->id * shared_n / T; i < (w->id + 1) * shared_n / T; i++)
         shared_slots[i] = new_block(r, SMALL_MAX, tagc);
     pthread_barrier_wait(&barrier);
-    w->t_start = now_s();
+    window_start(w);
     uint64_t done = 0;
     while (!should_stop(done)) {
         void *mine = new_block(r, SMALL_MAX, tagc);
@@ -136,7 +160,7 @@ static uint64_t run_exchange(worker_t *w, rng_t *r, uint64_t *tagc)
         drop_block(old, SMALL_MAX);
         done++;
     }
-    w->t_end = now_s();
+    window_end(w);
     return done; /* main frees the slots after the join */
 }
 
@@ -161,7 +185,7 @@ static inline int ring_pop(ring_t *q, void **p)
 static void run_producer(worker_t *w, rng_t *r, uint64_t *tagc, ring_t *q)
 {
     pthread_barrier_wait(&barrier);
-    w->t_start = now_s();
+    window_start(w);
     uint64_t made = 0;
     while (!should_stop(made)) {
         void *p = new_block(r, SMALL_MAX, tagc);
@@ -169,13 +193,13 @@ static void run_producer(worker_t *w, rng_t *r, uint64_t *tagc, ring_t *q)
         made++;
     }
     while (!ring_push(q, NULL)) sched_yield(); /* end of stream */
-    w->t_end = now_s();
+    window_end(w);
 }
 
 static uint64_t run_consumer(worker_t *w, ring_t *q)
 {
     pthread_barrier_wait(&barrier);
-    w->t_start = now_s();
+    window_start(w);
     uint64_t done = 0;
     for (;;) {
         void *p;
@@ -184,7 +208,7 @@ static uint64_t run_consumer(worker_t *w, ring_t *q)
         drop_block(p, SMALL_MAX);
         done++;
     }
-    w->t_end = now_s();
+    window_end(w);
     return done;
 }
 
@@ -192,7 +216,7 @@ static uint64_t run_consumer(worker_t *w, ring_t *q)
 static uint64_t run_solo_pipeline(worker_t *w, rng_t *r, uint64_t *tagc, ring_t *q)
 {
     pthread_barrier_wait(&barrier);
-    w->t_start = now_s();
+    window_start(w);
     uint64_t done = 0;
     while (!should_stop(done)) {
         for (unsigned k = 0; k < SOLO_BATCH; k++)
@@ -203,7 +227,7 @@ static uint64_t run_solo_pipeline(worker_t *w, rng_t *r, uint64_t *tagc, ring_t 
             done++;
         }
     }
-    w->t_end = now_s();
+    window_end(w);
     return done;
 }
 
@@ -305,10 +329,11 @@ int main(int argc, char **argv)
         __atomic_store_n(&stop_flag, 1, __ATOMIC_RELAXED);
     }
     uint64_t ops = 0;
-    double t0 = 1e300, t1 = 0;
+    double t0 = 1e300, t1 = 0, cpu = 0;
     for (long t = 0; t < T; t++) {
         pthread_join(ws[t].th, NULL);
         ops += ws[t].ops;
+        cpu += ws[t].cpu_end - ws[t].cpu_start;
         if (ws[t].t_start < t0) t0 = ws[t].t_start;
         if (ws[t].t_end > t1) t1 = ws[t].t_end;
     }
@@ -320,8 +345,9 @@ int main(int argc, char **argv)
     free(ws);
     pthread_barrier_destroy(&barrier);
     double el = t1 - t0;
-    printf("scaling shape=%s threads=%ld ops=%llu elapsed_s=%.6f ops_per_s=%.0f\n",
+    printf("scaling shape=%s threads=%ld ops=%llu elapsed_s=%.6f ops_per_s=%.0f "
+           "cpu_s=%.6f ops_per_cpu_s=%.0f\n",
            shape_names[SHAPE], T, (unsigned long long)ops, el,
-           el > 0 ? (double)ops / el : 0.0);
+           el > 0 ? (double)ops / el : 0.0, cpu, cpu > 0 ? (double)ops / cpu : 0.0);
     return 0;
 }
