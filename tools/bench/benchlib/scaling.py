@@ -198,9 +198,18 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
                     e = pts[hi][key] / pts[lo][key]
                 summary[shape][a][name] = e
 
+    multi = [s["cpus"] for s in raw if s["threads"] >= 2 and s.get("cpus") is not None]
+    cpus_note = None
+    if multi:
+        cpus_note = ("CPUs per run at 2+ threads: median %.2f (an idle %s-core machine "
+                     "gives about %s)" % (statistics.median(multi), os.cpu_count(),
+                                          os.cpu_count()))
     print()
     print(build_scaling_report(shapes, threads, names, summary, baseline, reps, duration,
                                (lo, hi)), end="")
+    if cpus_note:
+        print()
+        print(cpus_note)
     failed = [(s["shape"], s["threads"], s["allocator"], s) for s in raw
               if s["status"] != "ok"]
     if failed:
@@ -221,6 +230,7 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
         "config": {
             "reps": reps, "duration_s": duration, "threads": threads, "shapes": shapes,
             "baseline": baseline, "elapsed_s": round(elapsed, 1),
+            "median_cpus_at_2plus_threads": statistics.median(multi) if multi else None,
             "efficiency": {"low_threads": lo, "high_threads": hi},
             "order": "for each rep: for each shape: for each thread count: "
                      "for each allocator",
@@ -261,9 +271,11 @@ def _cmd_scaling(args, ctx, allocs, shapes, threads, duration, ms):
                 vline=nproc, vline_label="%s cores: oversubscribed to the right" % nproc))
         path = shape_svg_path(args.svg, shape)
         write_svg(path, charts,
-            "%s, %d reps x %g s, nproc=%s, kernel %s; %s"
+            "%s, %d reps x %g s, nproc=%s, kernel %s; %s%s"
             % ("quick run" if args.quick else "full run", reps, duration, nproc,
-               minfo["kernel"], minfo["date"]))
+               minfo["kernel"], minfo["date"],
+               "; median CPUs per run at 2+ threads %.2f" % statistics.median(multi)
+               if multi else ""))
         log("bench: wrote %s" % path)
     log("bench: done in %.0f s" % elapsed)
     return 1 if failed else 0
