@@ -4,6 +4,7 @@
     tools/bench/bench.py                 # full run: all workloads x all allocators
     tools/bench/bench.py --quick         # CI smoke run (~1-2 min)
     tools/bench/bench.py micro           # hot-path ns per malloc+free pair
+    tools/bench/bench.py scaling         # ops/s against 1..64 threads, 4 shapes
     tools/bench/bench.py --list          # show workloads and allocators
 
 See tools/bench/README.md for the method and how to read the output.

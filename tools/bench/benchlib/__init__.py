@@ -8,9 +8,10 @@
     context     what one run shares (options, programs, scratch folder, environment)
     stats       medians, geometric means, output digests
     report      the text tables
-    svg         the charts
+    svg         the charts (bars of ratios; lines against threads)
     machine     what the JSON output records about the machine and the allocators
     suite       the workload suite (the default mode)
     micro       micro mode (ns per malloc+free pair)
+    scaling     scaling mode (operations per second against threads, per shape)
     cli         the command line
 """

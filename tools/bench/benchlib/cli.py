@@ -9,6 +9,7 @@ from .allocators import DEFAULT_ALLOCATORS
 from .common import DEFAULT_TIMEOUT, REPO, log
 from .micro import cmd_micro
 from .process import _kill_group, _running
+from .scaling import SHAPE_DESC, SHAPES, THREADS, cmd_scaling
 from .suite import cmd_run
 from .workloads import make_workloads
 
@@ -18,9 +19,10 @@ def main(argv=None):
         description="BuddyMalloc benchmark suite: runs allocator workloads under "
                     "several malloc implementations (LD_PRELOAD) and reports wall "
                     "time and peak RSS relative to glibc.")
-    ap.add_argument("mode", nargs="?", default="run", choices=["run", "micro"],
+    ap.add_argument("mode", nargs="?", default="run", choices=["run", "micro", "scaling"],
                     help="run: the workload suite (default); micro: hot-path "
-                         "ns per malloc+free pair")
+                         "ns per malloc+free pair; scaling: operations per second "
+                         "against threads")
     ap.add_argument("--buddy-lib",
                     default=str(REPO / ".build" / "release" / "libBuddyMalloc.so"),
                     help="path of libBuddyMalloc.so (default: %(default)s)")
@@ -33,17 +35,28 @@ def main(argv=None):
                     help="run only these workloads")
     ap.add_argument("--reps", type=int, default=None,
                     help="repetitions per (workload, allocator) (default 5, "
-                         "3 with --quick)")
+                         "3 with --quick; scaling: 3, 1 with --quick)")
     ap.add_argument("--quick", action="store_true",
                     help="smaller parameters and 3 reps (CI smoke run)")
     ap.add_argument("--no-install", action="store_true",
                     help="never run apt-get to install missing allocators/tools")
     ap.add_argument("--json", default=None,
                     help="JSON output (default bench-results.json, "
-                         "bench-micro.json in micro mode)")
+                         "bench-micro.json in micro mode, bench-scaling.json in "
+                         "scaling mode)")
     ap.add_argument("--svg", default=None,
                     help="SVG chart (default bench-results.svg, bench-micro.svg "
-                         "in micro mode)")
+                         "in micro mode; scaling mode writes one chart per shape, "
+                         "bench-scaling-SHAPE.svg from the default bench-scaling.svg)")
+    ap.add_argument("--tsv", default="bench-scaling.tsv",
+                    help="scaling mode: raw rows, one per run (default %(default)s)")
+    ap.add_argument("--shapes", metavar="SHAPE,...",
+                    help="scaling mode: shapes to run (default all: %s)" % ",".join(SHAPES))
+    ap.add_argument("--threads", metavar="N,...",
+                    help="scaling mode: thread counts (default %s; 1,2,8,64 with --quick)"
+                         % ",".join(str(t) for t in THREADS))
+    ap.add_argument("--duration", type=float, default=None, metavar="S",
+                    help="scaling mode: seconds per run (default 0.5, 0.2 with --quick)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                     help="per-process timeout in seconds (default %(default)s)")
     ap.add_argument("--warmup", type=int, choices=[0, 1], default=None,
@@ -60,20 +73,30 @@ def main(argv=None):
                     help="list workloads and allocators and exit")
     args = ap.parse_args(argv)
     if args.reps is None:
-        args.reps = 3 if args.quick else 5
+        if args.mode == "scaling":
+            args.reps = 1 if args.quick else 3
+        else:
+            args.reps = 3 if args.quick else 5
     if args.reps < 1:
         sys.exit("bench: --reps must be >= 1")
     if args.warmup is None:
         args.warmup = 0 if args.quick else 1
+    if args.duration is not None and args.duration <= 0:
+        sys.exit("bench: --duration must be > 0")
+    stem = {"micro": "bench-micro", "scaling": "bench-scaling"}.get(args.mode, "bench-results")
     if args.json is None:
-        args.json = "bench-micro.json" if args.mode == "micro" else "bench-results.json"
+        args.json = stem + ".json"
     if args.svg is None:
-        args.svg = "bench-micro.svg" if args.mode == "micro" else "bench-results.svg"
+        args.svg = stem + ".svg"
     if args.list:
         for w in make_workloads():
             print("%-10s %s" % (w.name, w.desc))
         print()
         print("allocators: %s (+ --extra-lib NAME=PATH)" % ", ".join(DEFAULT_ALLOCATORS))
+        print()
+        print("scaling shapes:")
+        for s in SHAPES:
+            print("%-10s %s" % (s, SHAPE_DESC[s]))
         return 0
 
     def on_term(signum, frame):
@@ -82,6 +105,8 @@ def main(argv=None):
     try:
         if args.mode == "micro":
             return cmd_micro(args)
+        if args.mode == "scaling":
+            return cmd_scaling(args)
         return cmd_run(args)
     except KeyboardInterrupt:
         for pid in list(_running):

@@ -91,3 +91,69 @@ def build_report(workloads, allocs, summary, baseline):
             out.append("%s: RSS after the final shrink (final_rss_kb, median): %s"
                        % (w, ", ".join(parts)))
     return "\n".join(out).rstrip() + "\n"
+
+
+def fmt_rate(v):
+    """Operations per second: 16583679 -> '16.6M', 63812 -> '63.8k'."""
+    if v is None:
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            x = v / div
+            return ("%.0f%s" if x >= 100 else "%.1f%s" if x >= 10 else "%.2f%s") % (x, suffix)
+    return "%.0f" % v
+
+
+def build_scaling_report(shapes, threads, names, summary, baseline, reps, duration,
+                         eff_pair):
+    """The scaling tables: per shape, median operations per second by thread count and
+    allocator with the ratio to the baseline, and the two efficiency lines (from operations
+    per second and from operations per CPU-second); then the efficiencies of every shape in
+    one table. summary[shape][alloc] holds "points" {threads: cell}, "efficiency" and
+    "efficiency_per_cpu"."""
+    out = []
+    lo, hi = eff_pair
+    effs = (("efficiency", "%d/%d" % (hi, lo)), ("efficiency_per_cpu", "  per CPU")) \
+        if hi is not None else ()
+    for shape in shapes:
+        rows = [["threads"] + names]
+        for t in threads:
+            row = [str(t)]
+            for a in names:
+                c = summary[shape][a]["points"].get(t)
+                if c is None:
+                    row.append("-")
+                elif c["status"] != "ok":
+                    row.append("%s %d/%d" % (c["status"], c["runs"] - c["ok"], c["runs"]))
+                elif a == baseline or c.get("ratio") is None:
+                    row.append(fmt_rate(c["median_ops_per_s"]))
+                else:
+                    row.append("%s %s" % (fmt_rate(c["median_ops_per_s"]),
+                                          fmt_ratio(c["ratio"])))
+            rows.append(row)
+        for key, label in effs:
+            row = [label]
+            for a in names:
+                e = summary[shape][a].get(key)
+                row.append("-" if e is None else "%.2f" % e)
+            rows.append(row)
+        out.append(render_table(
+            "== scaling %s: operations per second (median of %d x %g s); ratio to %s "
+            "(higher is better) ==" % (shape, reps, duration, baseline), rows, names, 10))
+        out.append("")
+    for key, what in (("efficiency", "operations per second"),
+                      ("efficiency_per_cpu", "operations per CPU-second")):
+        if hi is None:
+            break
+        rows = [["shape"] + names]
+        for shape in shapes:
+            row = [shape]
+            for a in names:
+                e = summary[shape][a].get(key)
+                row.append("-" if e is None else "%.2f" % e)
+            rows.append(row)
+        out.append(render_table(
+            "== efficiency from %s: at %d threads / at %d threads (target >= 0.8) =="
+            % (what, hi, lo), rows, names, 10))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

@@ -1,4 +1,5 @@
-"""The SVG charts: grouped bars of ratios to the baseline."""
+"""The SVG charts: grouped bars of ratios to the baseline, and lines of a value against a
+thread count (log2 x axis)."""
 
 import math
 from xml.sax.saxutils import escape as xml_escape
@@ -125,11 +126,104 @@ def svg_chart(x0, y0, title, ylabel, groups, series, values, statuses, cap=4.0,
     return e, width, height
 
 
+def fmt_si(v):
+    """1234567 -> '1.23M', 45600 -> '45.6k'."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            x = v / div
+            return ("%.0f%s" if x >= 100 else "%.1f%s" if x >= 10 else "%.2f%s") % (x, suffix)
+    return "%.3g" % v
+
+
+def svg_line_chart(x0, y0, title, ylabel, xs, series, values, xlabel="threads",
+                   vline=None, vline_label=""):
+    """Lines of values[(x, series)] -> float or None (a gap) against xs, which
+    are powers of two placed evenly (a log2 axis); y is linear from 0.
+    vline: an x at which a dashed vertical line is drawn, labelled vline_label.
+    Returns (svg elements, width, height)."""
+    left, right, top, bottom = 70, 150, 34, 58
+    plot_h = 280
+    plot_w = 520
+    width = left + plot_w + right
+    height = top + plot_h + bottom
+    finite = [v for v in values.values() if v is not None]
+    vmax = max(finite) if finite else 1.0
+    if vmax <= 0:
+        vmax = 1.0
+    mag = 10 ** math.floor(math.log10(vmax))
+    step = nice_step(vmax * 1.08 / mag) * mag
+    ymax = math.ceil(vmax * 1.08 / step - 1e-9) * step
+    lx0 = math.log2(xs[0]) if xs else 0
+    lspan = (math.log2(xs[-1]) - lx0) if len(xs) > 1 else 1
+    X = lambda x: x0 + left + (math.log2(x) - lx0) / lspan * plot_w  # noqa: E731
+    Y = lambda v: y0 + top + plot_h - (v / ymax) * plot_h  # noqa: E731
+    e = ['<g font-family="sans-serif" font-size="11">']
+    e.append('<text x="%.1f" y="%.1f" font-size="14" font-weight="bold">%s</text>'
+             % (x0 + left, y0 + 20, xml_escape(title)))
+    t = 0.0
+    while t <= ymax + step * 1e-6:
+        y = Y(t)
+        e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e0e0e0"/>'
+                 % (X(xs[0]), y, X(xs[0]) + plot_w, y))
+        e.append('<text x="%.1f" y="%.1f" text-anchor="end">%s</text>'
+                 % (X(xs[0]) - 6, y + 4, fmt_si(t) if t else "0"))
+        t += step
+    for x in xs:
+        e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#f0f0f0"/>'
+                 % (X(x), Y(0), X(x), Y(ymax)))
+        e.append('<text x="%.1f" y="%.1f" text-anchor="middle">%d</text>'
+                 % (X(x), Y(0) + 15, x))
+    e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000"/>'
+             % (X(xs[0]), Y(0), X(xs[0]) + plot_w, Y(0)))
+    e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000"/>'
+             % (X(xs[0]), Y(0), X(xs[0]), Y(ymax)))
+    e.append('<text transform="translate(%.1f,%.1f) rotate(-90)" '
+             'text-anchor="middle" font-size="12">%s</text>'
+             % (x0 + 16, y0 + top + plot_h / 2, xml_escape(ylabel)))
+    if vline is not None and xs[0] <= vline <= xs[-1]:
+        e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888" '
+                 'stroke-dasharray="4,3"/>' % (X(vline), Y(0), X(vline), Y(ymax)))
+        e.append('<text x="%.1f" y="%.1f" font-size="10" fill="#555">%s</text>'
+                 % (X(vline) + 4, Y(ymax) + 10, xml_escape(vline_label)))
+    for si, s in enumerate(series):
+        c = color_for(s, si)
+        run = []
+        for x in xs + [None]:
+            v = values.get((x, s)) if x is not None else None
+            if v is not None:
+                run.append((X(x), Y(v)))
+                continue
+            if len(run) > 1:
+                e.append('<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>'
+                         % (c, " ".join("%.1f,%.1f" % p for p in run)))
+            run = []
+        for x in xs:
+            v = values.get((x, s))
+            if v is not None:
+                e.append('<circle cx="%.1f" cy="%.1f" r="3" fill="%s">'
+                         '<title>%s, %d threads: %s</title></circle>'
+                         % (X(x), Y(v), c, xml_escape(s), x, fmt_si(v)))
+    lx, ly = X(xs[0]) + plot_w + 14, y0 + top + 4
+    e.append('<text x="%.1f" y="%.1f" font-weight="bold">allocator</text>' % (lx, ly + 10))
+    for si, s in enumerate(series):
+        yy = ly + 18 + si * 17
+        e.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" '
+                 'stroke-width="2"/>' % (lx, yy + 6, lx + 14, yy + 6, color_for(s, si)))
+        e.append('<text x="%.1f" y="%.1f">%s</text>' % (lx + 19, yy + 10, xml_escape(s)))
+    e.append('<text x="%.1f" y="%.1f" text-anchor="middle" font-size="12">%s</text>'
+             % (X(xs[0]) + plot_w / 2, y0 + height - 12, xml_escape(xlabel)))
+    e.append("</g>")
+    return e, width, height
+
+
 def write_svg(path, charts, footer):
-    """charts: list of dicts with svg_chart kwargs; stacks them vertically."""
+    """charts: list of dicts with svg_chart kwargs (or svg_line_chart kwargs and
+    kind="line"); stacks them vertically."""
     parts, w, y = [], 0, 0
     for c in charts:
-        els, cw, ch = svg_chart(0, y, **c)
+        c = dict(c)
+        draw = svg_line_chart if c.pop("kind", "bar") == "line" else svg_chart
+        els, cw, ch = draw(0, y, **c)
         parts += els
         w = max(w, cw)
         y += ch + 10

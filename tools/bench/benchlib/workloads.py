@@ -15,8 +15,10 @@ class Workload:
     kind = "c"
     check_digest = False  # compare stdout across allocators
 
-    def __init__(self, name, desc, args=(), quick_args=(), program=None):
+    def __init__(self, name, desc, args=(), quick_args=(), program=None, check_digest=None):
         self.name = name
+        if check_digest is not None:
+            self.check_digest = check_digest
         self.program = program or name  # the binary in workloads/ (one may serve several)
         self.desc = desc
         self.args = [str(a) for a in args]
@@ -317,8 +319,19 @@ def make_workloads():
           [4, 4000, 30, 25000], [4, 4000, 20, 20000]),
         W("prodcons", "2 producers malloc, 2 consumers free, bounded mutex/condvar queue",
           [2, 2, 400000, 1024], [2, 2, 150000, 1024]),
+        W("pairs", "4 producer/consumer pairs (8 threads), one lock-free ring each; "
+          "the consumer frees", ["pipeline", 8, 0, 800000], ["pipeline", 8, 0, 250000],
+          program="scaling"),
         W("threads", "8 threads (oversubscribed) private alloc/free, 16 B..8 KiB",
           [8, 2000, 1000000], [8, 2000, 400000]),
+        W("batches", "n blocks of one size allocated, then all freed; 16 B..32 KiB, n 10..10000",
+          [1, 1500, 32768], [1, 500, 32768]),
+        W("smallbatch", "2 threads, each: n blocks of one size then all freed; 16 B..1 KiB",
+          [2, 1000, 1024], [2, 300, 1024], program="batches"),
+        W("bignum", "cfrac-like bignum arithmetic: short-lived 8..200 B numbers, a few long-lived",
+          [4000000], [1000000], check_digest=True),
+        W("trees", "binary-trees: build, walk and free trees of 24 B nodes, depth 4..15",
+          [1, 15], [1, 13], check_digest=True),
         W("large", "256 KiB..4 MiB blocks (many near 1 MiB), some realloc",
           [16, 8000], [16, 3000]),
         W("huge", "2..32 MiB blocks (many near the 8 MiB largest block), some realloc",
