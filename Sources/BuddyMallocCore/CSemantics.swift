@@ -121,7 +121,8 @@ func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     pool.countSystemRequest(size)
     var zeroed = false
     if case .calloc = entry { zeroed = true }
-    guard let block = Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs) else {
+    guard let block = Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs,
+                                         smallest: UInt(pool.geometry.maxBlock)) else {
         pool.countFailure(entry)
         buddy_errno_set(ENOMEM_)
         return nil

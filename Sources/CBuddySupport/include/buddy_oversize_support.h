@@ -20,7 +20,7 @@ typedef struct buddy_oversize_entry {
 /// of one from a pointer of glibc's.
 #define BUDDY_OVERSIZE_FREED_RING 64
 /// Freed oversize mappings kept for reuse at most.
-#define BUDDY_OVERSIZE_RETAINED 8
+#define BUDDY_OVERSIZE_RETAINED 32
 
 /// The side table: `count` entries sorted by base, in a mapping of `capacity` entries. Every
 /// field is written under `lock`; the figures are also read with atomic loads (reports).
