@@ -140,10 +140,13 @@ public struct HTMLReport {
         if r.pool != "process" { facts.append("\(r.pool) pool") }
         if let time = r.time {
             facts.append("uptime \(Units.duration(time.uptime))")
-            facts.append("written \(ShowRenderer.date(time.now))")
+            if let now = time.now { facts.append("written \(ShowRenderer.date(now))") }
         }
         facts.append(document.label)
         s.element("p", facts.joined(separator: ", "), ["class": "facts"])
+        if let origin = r.textOrigin {
+            s.element("p", "Read from " + origin.note + ".", ["class": "note", "id": "text-report"])
+        }
         if let health = r.health {
             s.open("p", ["id": "health", "class": "health " + health.status.lowercased()])
             s.element("strong", health.status, paths.has("health.status") ? ["data-field": "health.status", "data-value": health.status] : [:])

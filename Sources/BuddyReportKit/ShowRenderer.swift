@@ -37,9 +37,11 @@ public struct ShowRenderer {
         if r.pool != "process" { facts.append("\(r.pool) pool") }
         if let time = r.time {
             facts.append("uptime \(Units.duration(time.uptime))")
-            facts.append("written \(Self.date(time.now))")
-            if let last = time.lastActivity, time.now - last >= 1 {
-                facts.append("idle for \(Units.duration(time.now - last))")
+            if let now = time.now {
+                facts.append("written \(Self.date(now))")
+                if let last = time.lastActivity, now - last >= 1 {
+                    facts.append("idle for \(Units.duration(now - last))")
+                }
             }
         }
         if !facts.isEmpty { lines.append("  " + facts.joined(separator: ", ")) }
@@ -47,6 +49,9 @@ public struct ShowRenderer {
             // The library's message may start with the status itself.
             let message = health.message.map { $0.hasPrefix(health.status) ? String($0.dropFirst(health.status.count).drop { $0 == ":" || $0 == " " }) : $0 }
             lines.append("  health \(health.status)" + (message.map { $0.isEmpty ? "" : ": \($0)" } ?? ""))
+        }
+        if let origin = r.textOrigin {
+            lines.append("  read from " + origin.note)
         }
         if let c = r.config {
             var parts = ["min block \(Units.bytes(c.minBlock))", "max block \(Units.bytes(c.maxBlock))"]
