@@ -23,6 +23,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension ChartKind: ExpressibleByArgument {}
+extension ChartScale: ExpressibleByArgument {}
 extension ProgramRunner.Progress: ExpressibleByArgument {}
 
 /// Errors end the command with one line on stderr ("buddy-report: FILE: what is wrong") and a
