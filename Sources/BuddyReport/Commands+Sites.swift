@@ -35,6 +35,9 @@ struct Leaks: ParsableCommand {
     @Option(help: "Frames to print for each site.")
     var frames = 6
 
+    @Flag(name: .customLong("at-peak"), help: "Of each file's reports (a stream, periodic reports), take the one that held the most, not the last: its sites' shares of held are their shares of the peak.")
+    var atPeak = false
+
     @OptionGroup(title: "Frames")
     var symbols: SymbolOptions
 
@@ -46,7 +49,7 @@ struct Leaks: ParsableCommand {
 
     func run() throws {
         let total: Int = try failing {
-            let documents = try lastDocuments(reports)
+            let documents = atPeak ? try peakDocuments(reports) : try lastDocuments(reports)
             let resolver = try symbols.resolver(for: documents.map(\.report))
             let leaks = try LeakReport(documents, resolver: resolver, ignore: ignore, minimumBytes: minBytes.flatMap(Units.parseBytes) ?? 0)
             SymbolOptions.finish(resolver)
@@ -72,6 +75,15 @@ func lastDocuments(_ paths: [String]) throws -> [ReportDocument] {
         let file = try loadReports(path)
         printWarnings(file.warnings)
         return file.documents.last!
+    }
+}
+
+/// Each file's report that held the most (the latest of equals), its warnings printed.
+func peakDocuments(_ paths: [String]) throws -> [ReportDocument] {
+    try paths.map { path in
+        let file = try loadReports(path)
+        printWarnings(file.warnings)
+        return file.documents.reversed().max { $0.report.memory.held < $1.report.memory.held }!
     }
 }
 

@@ -244,8 +244,10 @@ public struct ShowRenderer {
             : "top allocation sites (\(sampling); \(shown.count) of \(sites.count))"]
         let cells = shown.map { s -> [String] in
             let e = s.estimate
+            let share = (e.shareText(ascii: style.ascii).map { ", \($0) of held" } ?? "")
+                + (e.peakShareText(ascii: style.ascii).map { ", \($0) of the peak" } ?? "")
             return [Units.bytes(e.liveBytes), period > 0 ? (style.ascii ? e.errorText.replacingOccurrences(of: "±", with: "+-") : e.errorText) : "", e.blocksText + " block" + (e.liveBlocks == 1 && e.liveBlocksRange == nil ? "" : "s"),
-                    "\(e.liveSamples) sample" + (e.liveSamples == 1 ? "" : "s")]
+                    "\(e.liveSamples) sample" + (e.liveSamples == 1 ? "" : "s") + share]
         }
         let widths = (0..<4).map { c in cells.map { $0[c].count }.max() ?? 0 }
         for (i, site) in shown.enumerated() {

@@ -41,9 +41,10 @@ import Testing
         #expect(l.contains("errors  invalid pointers 1, double frees 1"))
         // Samples are not blocks (issue 14.3): bytes with their error, blocks estimated, samples said.
         #expect(l.contains("allocation sites live at exit (estimated from samples, one per 512K allocated; 2 of 3; buddy-report leaks lists them all)"))
-        #expect(l.contains("  1. 256K ±128K in ~124 blocks (4 samples)    load_table+0x5c (/usr/local/bin/kvstore)"))
-        #expect(l.contains("                                              open_store+0x1a0 (/usr/local/bin/kvstore)"))
-        #expect(l.contains("  2. 128K ±11K  in ~128 blocks (128 samples)  node_new+0x14 (/usr/local/bin/kvstore)"))
+        // Each site's share of the bytes held, with the same error over the exact denominator.
+        #expect(l.contains("  1. 256K ±128K in ~124 blocks (4 samples, 56.7% ±28.4% of held)   load_table+0x5c (/usr/local/bin/kvstore)"))
+        #expect(l.contains("                                                                   open_store+0x1a0 (/usr/local/bin/kvstore)"))
+        #expect(l.contains("  2. 128K ±11K  in ~128 blocks (128 samples, 28.4% ±2.5% of held)  node_new+0x14 (/usr/local/bin/kvstore)"))
         #expect(l.contains("  (± one standard error of the sampling; blocks: ~ live bytes / the mean size of the process's live blocks below the period)"))
         #expect(!text.contains("strdup"))
         #expect(l.contains("bad pointers (2, the most recent)"))
