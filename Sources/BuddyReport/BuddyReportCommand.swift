@@ -12,7 +12,9 @@ struct BuddyReportCommand: ParsableCommand {
         discussion: """
         Reports are the JSON documents libBuddyMalloc.so writes with BUDDY_REPORT=PATH and \
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
-        stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
+        stream of them (periodic reports, BUDDY_REPORT_INTERVAL). Text reports (the library's default \
+        format) are read too, with their byte figures rounded as printed and without what only the JSON \
+        has: each command says what on stderr.
         """,
         subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Pprof.self, HTML.self, Run.self]
     )
