@@ -35,7 +35,7 @@ struct Leaks: ParsableCommand {
     @Option(help: "Frames to print for each site.")
     var frames = 6
 
-    @Flag(name: .customLong("at-peak"), help: "Of each file's reports (a stream, periodic reports), take the one that held the most, not the last: its sites' shares of held are their shares of the peak.")
+    @Flag(name: .customLong("at-peak"), help: "Of each process's reports in the files (a stream, or periodic reports PATH.0, PATH.1, ...), take the one that held the most, not each file's last: its sites' shares of held are their shares of the peak.")
     var atPeak = false
 
     @OptionGroup(title: "Frames")
@@ -78,12 +78,18 @@ func lastDocuments(_ paths: [String]) throws -> [ReportDocument] {
     }
 }
 
-/// Each file's report that held the most (the latest of equals), its warnings printed.
+/// Each process's report that held the most (the latest of equals), of every report of the
+/// files (a stream, or the periodic files PATH.0, PATH.1, ...); their warnings printed.
 func peakDocuments(_ paths: [String]) throws -> [ReportDocument] {
-    try paths.map { path in
+    var documents: [ReportDocument] = []
+    for path in paths {
         let file = try loadReports(path)
         printWarnings(file.warnings)
-        return file.documents.reversed().max { $0.report.memory.held < $1.report.memory.held }!
+        documents += file.documents
+    }
+    let series = ReportSeries(documents)
+    return series.pids.map { pid in
+        series.reports(pid: pid).reversed().max { $0.report.memory.held < $1.report.memory.held }!
     }
 }
 

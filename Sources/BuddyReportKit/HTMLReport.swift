@@ -306,8 +306,8 @@ public struct HTMLReport {
         let model = SamplingModel(r)
         if period > 0 {
             s.element("p", model.nearPeak
-                ? "Written near the peak (\(Units.bytes(model.peak)), peak used + oversize peak): each site's share of held is also its share of the peak."
-                : "Held \(Units.bytes(r.memory.held)), \(Units.percent(model.peak > 0 ? Double(r.memory.held) / Double(model.peak) : 0)) of the peak (\(Units.bytes(model.peak))): the sites' shares of the peak need a report written near it (buddy-report leaks --at-peak over periodic reports).",
+                ? "Written near the peak (\(Units.bytes(model.peak)): peak used, caches included, + oversize peak): each site's bytes now are its share of the peak."
+                : "Written at \(Units.percent(model.peak > 0 ? Double(model.current) / Double(model.peak) : 0)) of the peak (\(Units.bytes(model.peak)): peak used, caches included, + oversize peak): the sites' shares of the peak need a report written near it (buddy-report leaks --at-peak over periodic reports).",
                 ["class": "note", "id": "sites-peak"])
         }
         var columns = ["#", "live bytes", "±", "blocks", "samples", "share of held ±"]

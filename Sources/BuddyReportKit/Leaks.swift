@@ -71,11 +71,11 @@ public struct LeakReport {
                        + (p.totalError > 0 ? " ±\(Units.bytes(p.totalError))" : "")
                        + " of the \(Units.bytes(r.memory.held)) the program held")
             out.append("  estimates from sampling one allocation per \(Units.bytes(p.model.period)) allocated: bytes ± one standard error, blocks estimated (README, buddy-report leaks)")
-            let peak = "the peak (\(Units.bytes(p.model.peak)), peak used + oversize peak)"
+            let peak = "the peak (\(Units.bytes(p.model.peak)): peak used, caches included, + oversize peak)"
             if p.model.nearPeak {
-                out.append("  written near \(peak): held \(Units.bytes(r.memory.held)), so each site's share of held is also its share of the peak")
+                out.append("  written near \(peak), at \(Units.percent(Double(p.model.current) / Double(p.model.peak))) of it: each site's bytes now are its share of the peak")
             } else if p.model.peak > 0 {
-                out.append("  held \(Units.bytes(r.memory.held)), \(Units.percent(Double(r.memory.held) / Double(p.model.peak))) of \(peak): shares of the peak need a report written near it (leaks --at-peak over periodic reports)")
+                out.append("  written at \(Units.percent(Double(p.model.current) / Double(p.model.peak))) of \(peak): shares of the peak need a report written near it (leaks --at-peak over periodic reports)")
             }
             if p.ignoredSites > 0 {
                 out.append("  (\(p.ignoredSites) site\(p.ignoredSites == 1 ? "" : "s") of \(Units.bytes(p.ignoredBytes)) left out by --ignore or --min-bytes)")

@@ -190,9 +190,10 @@ public struct SiteEstimate: Sendable, Equatable {
     /// error over the same exact denominator).
     public var shareOfHeld: Double?
     public var shareOfHeldError: Double?
-    /// W / the process's peak (`memory.peak_used` + `oversize.peak_bytes`), when the report was
-    /// written near the peak (held at least 90% of it): then the site's bytes now are its share of
-    /// the peak. nil otherwise (an exit report's sites are what is left, not what made the peak).
+    /// W / the process's peak (`memory.peak_used`, thread caches included, + `oversize.peak_bytes`),
+    /// when the report was written near the peak (used + cached + oversize bytes at least 90% of
+    /// it): then the site's bytes now are its share of the peak. nil otherwise (an exit report's
+    /// sites are what is left, not what made the peak).
     public var shareOfPeak: Double?
     public var shareOfPeakError: Double?
 
@@ -230,17 +231,20 @@ public struct SamplingModel: Sendable {
     /// slab classes, their block sizes times requested_total / allocated_total), or nil.
     public var meanSmallBlock: Double?
     public var held: Int
-    /// The most the program held: the pool's peak used plus the oversize blocks' peak (an upper
-    /// bound when the two peaks were at different times).
+    /// The most the program had: the pool's peak used (thread caches included) plus the
+    /// oversize blocks' peak (an upper bound when the two peaks were at different times).
     public var peak: Int
-    /// Whether the report was written near the peak (held at least 90% of it): then a site's
-    /// live bytes are its share of the peak.
-    public var nearPeak: Bool { peak > 0 && Double(held) >= 0.9 * Double(peak) }
+    /// The same figure at the report: used + cached + the oversize blocks' bytes.
+    public var current: Int
+    /// Whether the report was written near the peak (`current` at least 90% of it): then a
+    /// site's live bytes now are its share of the peak.
+    public var nearPeak: Bool { peak > 0 && Double(current) >= 0.9 * Double(peak) }
 
     public init(_ report: Report) {
         period = report.profile?.sampleBytes ?? 0
         held = report.memory.held
-        peak = max(report.memory.peakUsed, report.memory.used) + max(report.oversize.peakBytes, report.oversize.bytes)
+        current = report.memory.used + report.memory.cached + report.oversize.bytes
+        peak = max(report.memory.peakUsed, report.memory.used + report.memory.cached) + max(report.oversize.peakBytes, report.oversize.bytes)
         var count = 0, bytes = 0
         for o in report.orders where o.blockSize < period && o.live > 0 {
             count += o.live

@@ -21,7 +21,7 @@ import Testing
         #expect(l[1] == "  estimates from sampling one allocation per 512K allocated: bytes ± one standard error, blocks estimated (README, buddy-report leaks)")
         #expect(l.contains("  1. 256K ±128K  in ~124 blocks  (4 samples live, 56.7% ±28.4% of held)"))
         // An exit report at 75% of the peak: no share of the peak, and said why.
-        #expect(l[2] == "  held 451K, 74.8% of the peak (604K, peak used + oversize peak): shares of the peak need a report written near it (leaks --at-peak over periodic reports)")
+        #expect(l[2] == "  written at 80.3% of the peak (604K: peak used, caches included, + oversize peak): shares of the peak need a report written near it (leaks --at-peak over periodic reports)")
         #expect(!text.contains("of the peak)"))
         #expect(l.contains("       load_table+0x5c (/usr/local/bin/kvstore)"))
         #expect(l.contains("       ... 1 more"))
@@ -37,20 +37,20 @@ import Testing
         #expect(site.liveBytes == 262_144 && site.liveBytesError == 131_072)
         #expect(site.shareOfHeld == 262_144 / Double(held) && site.shareOfHeldError == 131_072 / Double(held))
         #expect(site.shareOfPeak == nil)
-        // Written at its peak (a signal report, say): the shares of held are the shares of the peak.
-        document.report.memory.peakUsed = document.report.memory.used
-        document.report.oversize.peakBytes = document.report.oversize.bytes
+        // Written at its peak (a signal report, say): the peak is used + cached (462016 + 34032).
+        let peak = document.report.memory.used + document.report.memory.cached
+        document.report.memory.peakUsed = peak
         let leaks = try LeakReport([document], resolver: .raw)
         let near = try #require(leaks.processes.first?.sites.first?.estimate)
-        #expect(near.shareOfPeak == near.shareOfHeld && near.shareOfPeakError == near.shareOfHeldError)
-        #expect(leaks.text().contains("(4 samples live, 56.7% ±28.4% of held, 56.7% ±28.4% of the peak)"))
-        #expect(leaks.text().contains("  written near the peak (451K, peak used + oversize peak): held 451K, so each site's share of held is also its share of the peak"))
+        #expect(near.shareOfPeak == 262_144 / Double(peak) && near.shareOfPeakError == 131_072 / Double(peak))
+        #expect(leaks.text().contains("(4 samples live, 56.7% ±28.4% of held, 52.8% ±26.4% of the peak)"))
+        #expect(leaks.text().contains("  written near the peak (484K: peak used, caches included, + oversize peak), at 100.0% of it: each site's bytes now are its share of the peak"))
         let object = try #require(try JSONSerialization.jsonObject(with: leaks.json()) as? [String: Any])
         let process = try #require((object["processes"] as? [[String: Any]])?.first)
-        #expect(process["near_peak"] as? Bool == true && process["peak"] as? Int == held)
+        #expect(process["near_peak"] as? Bool == true && process["peak"] as? Int == peak)
         let json = try #require((process["sites"] as? [[String: Any]])?.first)
         #expect(abs((json["share_of_held_error"] as? Double ?? 0) - 131_072 / Double(held)) < 1e-9)
-        #expect(abs((json["share_of_peak"] as? Double ?? 0) - 262_144 / Double(held)) < 1e-9)
+        #expect(abs((json["share_of_peak"] as? Double ?? 0) - 262_144 / Double(peak)) < 1e-9)
     }
 
     /// --at-peak: of a stream, the report that held the most.
@@ -76,6 +76,16 @@ import Testing
         #expect(peak.stdout.contains("live when written (periodic)") && peak.stdout.contains("of the 859K the program held"))
         #expect(peak.stdout.contains("written near the peak"))
         #expect(peak.stdout.contains("of held, ") && peak.stdout.contains("of the peak)"))
+        // The same reports as periodic files (PATH.0, PATH.1, PATH): one process, its peak.
+        let parts = stream.components(separatedBy: "\n")
+        let files = try (0..<3).map { i -> String in
+            let file = path + ".\(i)"
+            try Data(parts[i].utf8).write(to: URL(fileURLWithPath: file))
+            return file
+        }
+        let fromFiles = try Support.runTool(["leaks", "--no-symbolize", "--at-peak"] + files)
+        #expect(fromFiles.status == 0 && fromFiles.stdout.components(separatedBy: "kvstore (pid 777)").count == 2)
+        #expect(fromFiles.stdout.contains("of the 859K the program held"))
     }
 
     @Test func leavingSitesOut() throws {
