@@ -367,13 +367,14 @@ enum TextReportReader {
                 }
                 // The classes: 9/8 ... 15/8 of 1K, 2K, ... 16K, in slabs of 16K << (class / 7).
                 var object = objectLow, slab = slabLow
+                var exactObject = cells[1].hasSuffix("B")
                 if index < 56 {
                     let candidate = (1024 << (index / 7)) * (9 + index % 7) / 8
-                    if Self.writerBytes(candidate) == String(cells[1]) { object = candidate }
+                    if Self.writerBytes(candidate) == String(cells[1]) { object = candidate; exactObject = true }
                     let slabCandidate = 16384 << (index / 7)
                     if Self.writerBytes(slabCandidate) == String(cells[2]) { slab = slabCandidate }
                 }
-                if object == objectLow && !cells[1].hasSuffix("B") && Self.writerBytes(object) != String(cells[1]) { rounded.insert("slab_classes.object_size") }
+                if !exactObject { rounded.insert("slab_classes.object_size") }
                 if let power = Self.powerOfTwo(near: slab), Self.writerBytes(power) == String(cells[2]) { slab = power }
                 rows.append(["class": index, "object_size": object, "slab_size": slab, "slabs": numbers[0]!, "live": numbers[1]!,
                              "free": numbers[2]!, "cached": numbers[3]!, "allocations": numbers[4]!, "frees": numbers[5]!])
