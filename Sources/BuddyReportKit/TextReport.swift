@@ -10,7 +10,7 @@ public struct TextReportOrigin: Sendable, Equatable {
 
     /// One line for a note: what is missing and how to get it.
     public var note: String {
-        "a text report: read from its text, so byte figures are rounded to three digits"
+        "a text report, so byte figures are rounded to three digits"
             + (rounded.isEmpty ? "" : " (\(rounded.count) of them; block and object counts are exact)")
             + (lacking.isEmpty ? "" : ", and it lacks " + Self.list(lacking))
             + "; BUDDY_REPORT_FORMAT=json writes every figure"

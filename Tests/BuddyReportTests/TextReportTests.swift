@@ -72,7 +72,7 @@ import Testing
         #expect(a.calls.isEmpty && a.sizes.isEmpty && a.alignments.isEmpty)
         // Every byte figure printed exactly (0B, 8.0M): nothing rounded, the rest still said.
         #expect(a.textOrigin?.rounded == [])
-        #expect(warnings.first?.contains("a text report: read from its text") == true)
+        #expect(warnings.first?.contains("a text report, so byte figures") == true)
         #expect(warnings.first?.contains("BUDDY_REPORT_FORMAT=json") == true)
     }
 
@@ -113,7 +113,7 @@ import Testing
     @Test func theCommandsOnAText() throws {
         let document = try Support.report("truth-text.txt")
         let text = ShowRenderer().render(document.report)
-        #expect(text.contains("\n  read from a text report: read from its text, so byte figures are rounded"))
+        #expect(text.contains("\n  read from a text report, so byte figures are rounded to three digits"))
         #expect(text.contains("BUDDY_REPORT_FORMAT=json"))
         let plotter = try Plotter(documents: [document])
         #expect(try plotter.svg(.perOrder).contains("Blocks per order"))
