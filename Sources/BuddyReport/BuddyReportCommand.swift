@@ -12,7 +12,9 @@ struct BuddyReportCommand: ParsableCommand {
         discussion: """
         Reports are the JSON documents libBuddyMalloc.so writes with BUDDY_REPORT=PATH and \
         BUDDY_REPORT_FORMAT=json (format "buddymalloc-report", version 1). A file may hold one report or a \
-        stream of them (periodic reports, BUDDY_REPORT_INTERVAL).
+        stream of them (periodic reports, BUDDY_REPORT_INTERVAL). Text reports (the library's default \
+        format) are read too, with their byte figures rounded as printed and without what only the JSON \
+        has: each command says what on stderr.
         """,
         subcommands: [Show.self, Leaks.self, Diff.self, Plot.self, Collapsed.self, Flame.self, Pprof.self, HTML.self, Run.self]
     )
@@ -23,6 +25,7 @@ enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
 }
 
 extension ChartKind: ExpressibleByArgument {}
+extension ChartScale: ExpressibleByArgument {}
 extension ProgramRunner.Progress: ExpressibleByArgument {}
 
 /// Errors end the command with one line on stderr ("buddy-report: FILE: what is wrong") and a

@@ -141,6 +141,9 @@ struct Plot: ParsableCommand {
     @Option(help: "A chart to draw (repeatable; default: every chart the reports allow, or per-order for one .svg file).")
     var chart: [ChartKind] = []
 
+    @Option(help: "The per-order chart's bytes axis: auto (split when the free bytes would flatten the rest, else linear), linear, log (each part its own bar), or split (a broken axis).")
+    var scale: ChartScale = .auto
+
     func validate() throws {
         if reports.isEmpty { throw ValidationError("plot needs at least one report file") }
         if output.hasSuffix(".svg") && chart.count > 1 {
@@ -156,7 +159,8 @@ struct Plot: ParsableCommand {
                 printWarnings(file.warnings)
                 documents += file.documents
             }
-            let plotter = try Plotter(documents: documents)
+            var plotter = try Plotter(documents: documents)
+            plotter.scale = scale
             printWarnings(plotter.notes)
             var written: [String] = []
             if output.hasSuffix(".svg") {

@@ -35,6 +35,9 @@ struct Leaks: ParsableCommand {
     @Option(help: "Frames to print for each site.")
     var frames = 6
 
+    @Flag(name: .customLong("at-peak"), help: "Of each process's reports in the files (a stream, or periodic reports PATH.0, PATH.1, ...), take the one that held the most, not each file's last: its sites' shares of held are their shares of the peak.")
+    var atPeak = false
+
     @OptionGroup(title: "Frames")
     var symbols: SymbolOptions
 
@@ -46,7 +49,7 @@ struct Leaks: ParsableCommand {
 
     func run() throws {
         let total: Int = try failing {
-            let documents = try lastDocuments(reports)
+            let documents = atPeak ? try peakDocuments(reports) : try lastDocuments(reports)
             let resolver = try symbols.resolver(for: documents.map(\.report))
             let leaks = try LeakReport(documents, resolver: resolver, ignore: ignore, minimumBytes: minBytes.flatMap(Units.parseBytes) ?? 0)
             SymbolOptions.finish(resolver)
@@ -72,6 +75,21 @@ func lastDocuments(_ paths: [String]) throws -> [ReportDocument] {
         let file = try loadReports(path)
         printWarnings(file.warnings)
         return file.documents.last!
+    }
+}
+
+/// Each process's report that held the most (the latest of equals), of every report of the
+/// files (a stream, or the periodic files PATH.0, PATH.1, ...); their warnings printed.
+func peakDocuments(_ paths: [String]) throws -> [ReportDocument] {
+    var documents: [ReportDocument] = []
+    for path in paths {
+        let file = try loadReports(path)
+        printWarnings(file.warnings)
+        documents += file.documents
+    }
+    let series = ReportSeries(documents)
+    return series.pids.map { pid in
+        series.reports(pid: pid).reversed().max { $0.report.memory.held < $1.report.memory.held }!
     }
 }
 

@@ -140,10 +140,13 @@ public struct HTMLReport {
         if r.pool != "process" { facts.append("\(r.pool) pool") }
         if let time = r.time {
             facts.append("uptime \(Units.duration(time.uptime))")
-            facts.append("written \(ShowRenderer.date(time.now))")
+            if let now = time.now { facts.append("written \(ShowRenderer.date(now))") }
         }
         facts.append(document.label)
         s.element("p", facts.joined(separator: ", "), ["class": "facts"])
+        if let origin = r.textOrigin {
+            s.element("p", "Read from " + origin.note + ".", ["class": "note", "id": "text-report"])
+        }
         if let health = r.health {
             s.open("p", ["id": "health", "class": "health " + health.status.lowercased()])
             s.element("strong", health.status, paths.has("health.status") ? ["data-field": "health.status", "data-value": health.status] : [:])
@@ -300,7 +303,16 @@ public struct HTMLReport {
             ? "Estimated from sampling one allocation per \(Units.bytes(period)) allocated: \(all.count) site\(all.count == 1 ? "" : "s") holding about \(Units.bytes(total)) of the \(Units.bytes(r.memory.held)) held\(shown.count < all.count ? " (the \(shown.count) largest shown)" : ""). Bytes ± one standard error; blocks estimated (~) or bounded (README, buddy-report leaks)."
             : "No allocation-site profile: run the program with BUDDY_PROFILE_SAMPLE=64K.", ["class": "note"])
         guard !shown.isEmpty else { return }
-        var t = table(["#", "live bytes", "±", "blocks", "samples", "share of held", "allocated at"], numeric: [0, 1, 2, 3, 4, 5])
+        let model = SamplingModel(r)
+        if period > 0 {
+            s.element("p", model.nearPeak
+                ? "Written near the peak (\(Units.bytes(model.peak)): peak used, caches included, + oversize peak): each site's bytes now are its share of the peak."
+                : "Written at \(Units.percent(model.peak > 0 ? Double(model.current) / Double(model.peak) : 0)) of the peak (\(Units.bytes(model.peak)): peak used, caches included, + oversize peak): the sites' shares of the peak need a report written near it (buddy-report leaks --at-peak over periodic reports).",
+                ["class": "note", "id": "sites-peak"])
+        }
+        var columns = ["#", "live bytes", "±", "blocks", "samples", "share of held ±"]
+        if model.nearPeak { columns.append("share of peak ±") }
+        var t = table(columns + ["allocated at"], numeric: Array(0..<columns.count))
         for (i, site) in shown.enumerated() {
             let e = site.estimate
             let index = r.sites.firstIndex(of: site.site)
@@ -319,7 +331,8 @@ public struct HTMLReport {
             stack.close("details")
             t.row([.text("\(i + 1)"), index.map { .bytes(e.liveBytes, "profile.sites[\($0)].live_bytes") } ?? .derived(Units.bytes(e.liveBytes), e.liveBytes),
                    .text(e.liveBytesError > 0 ? Units.bytes(e.liveBytesError) : "exact"), .derived(e.blocksText, e.liveBlocks),
-                   .derived(samples, e.liveSamples), .text(e.shareOfHeld.map { Units.percent($0) } ?? ""), .html(stack.text)])
+                   .derived(samples, e.liveSamples), .text(e.shareText() ?? "")]
+                  + (model.nearPeak ? [.text(e.peakShareText() ?? "")] : []) + [.html(stack.text)])
         }
         s.raw(t.html(id: "sites-table"))
     }

@@ -71,6 +71,12 @@ public struct LeakReport {
                        + (p.totalError > 0 ? " ±\(Units.bytes(p.totalError))" : "")
                        + " of the \(Units.bytes(r.memory.held)) the program held")
             out.append("  estimates from sampling one allocation per \(Units.bytes(p.model.period)) allocated: bytes ± one standard error, blocks estimated (README, buddy-report leaks)")
+            let peak = "the peak (\(Units.bytes(p.model.peak)): peak used, caches included, + oversize peak)"
+            if p.model.nearPeak {
+                out.append("  written near \(peak), at \(Units.percent(Double(p.model.current) / Double(p.model.peak))) of it: each site's bytes now are its share of the peak")
+            } else if p.model.peak > 0 {
+                out.append("  written at \(Units.percent(Double(p.model.current) / Double(p.model.peak))) of \(peak): shares of the peak need a report written near it (leaks --at-peak over periodic reports)")
+            }
             if p.ignoredSites > 0 {
                 out.append("  (\(p.ignoredSites) site\(p.ignoredSites == 1 ? "" : "s") of \(Units.bytes(p.ignoredBytes)) left out by --ignore or --min-bytes)")
             }
@@ -85,7 +91,7 @@ public struct LeakReport {
                 let e = site.estimate
                 out.append("")
                 let samples = "\(e.liveSamples)" + (e.samples.map { " of \($0)" } ?? "") + " sample" + ((e.samples ?? e.liveSamples) == 1 ? "" : "s") + " live"
-                let share = e.shareOfHeld.map { ", \(Units.percent($0)) of held" } ?? ""
+                let share = (e.shareText().map { ", \($0) of held" } ?? "") + (e.peakShareText().map { ", \($0) of the peak" } ?? "")
                 out.append("  \("\(i + 1)".leftPadded(to: rankWidth)). \(Units.bytes(e.liveBytes).leftPadded(to: bytesWidth)) \(e.errorText.rightPadded(to: errorWidth))"
                            + "  in \(e.blocksText.leftPadded(to: blocksWidth)) block\(e.liveBlocks == 1 && e.liveBlocksRange == nil ? " " : "s")  (\(samples)\(share))")
                 let indent = String(repeating: " ", count: rankWidth + 6)
@@ -126,6 +132,9 @@ public struct LeakReport {
             var samples: Int?
             var allocated_bytes: Int?
             var share_of_held: Double?
+            var share_of_held_error: Double?
+            var share_of_peak: Double?
+            var share_of_peak_error: Double?
             var skipped: [FrameJSON]
             var frames: [FrameJSON]
         }
@@ -136,6 +145,8 @@ public struct LeakReport {
             var reason: String
             var sample_bytes: Int
             var held: Int
+            var peak: Int
+            var near_peak: Bool
             var total_bytes: Int
             var total_bytes_error: Int
             var ignored_sites: Int
@@ -154,14 +165,16 @@ public struct LeakReport {
         }
         let value = LeaksJSON(total_bytes: totalBytes, processes: processes.map { p in
             ProcessJSON(file: p.document.file, program: p.report.program, pid: p.report.pid, reason: p.report.reason,
-                        sample_bytes: p.model.period, held: p.report.memory.held, total_bytes: p.totalBytes,
+                        sample_bytes: p.model.period, held: p.report.memory.held, peak: p.model.peak, near_peak: p.model.nearPeak,
+                        total_bytes: p.totalBytes,
                         total_bytes_error: p.totalError, ignored_sites: p.ignoredSites, ignored_bytes: p.ignoredBytes,
                         sites: p.sites.map { s in
                 let e = s.estimate
                 return SiteJSON(live_bytes: e.liveBytes, live_bytes_error: e.liveBytesError, live_blocks: e.liveBlocks,
                                 live_blocks_low: e.liveBlocksRange?.lowerBound, live_blocks_high: e.liveBlocksRange?.upperBound,
                                 blocks_estimate: e.blockMethod.rawValue, live_samples: e.liveSamples, samples: e.samples,
-                                allocated_bytes: e.allocatedBytes, share_of_held: e.shareOfHeld,
+                                allocated_bytes: e.allocatedBytes, share_of_held: e.shareOfHeld, share_of_held_error: e.shareOfHeldError,
+                                share_of_peak: e.shareOfPeak, share_of_peak_error: e.shareOfPeakError,
                                 skipped: s.skipped.map(frame), frames: s.stack.map(frame))
             })
         }, notes: notes)

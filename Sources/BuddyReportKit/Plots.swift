@@ -17,6 +17,18 @@ public enum ChartKind: String, CaseIterable, Sendable {
     public var needsSeries: Bool { self == .fragmentation || self == .usage }
 }
 
+/// The y axis of the per-order chart's bytes.
+public enum ChartScale: String, CaseIterable, Sendable {
+    /// split when the free bytes would flatten the rest (the largest bar more than 3 times the
+    /// largest bar without its free bytes), else linear.
+    case auto
+    case linear
+    /// Each part its own bar, on a log axis.
+    case log
+    /// A broken axis: the live, slab and cached bytes on the lower 72%, free bytes above the break compressed.
+    case split
+}
+
 public struct PlotError: Error, CustomStringConvertible, Sendable {
     public var description: String
 }
@@ -28,6 +40,8 @@ public struct Plotter: Sendable {
     public let reports: [ReportDocument]
     /// What the reader should know (other processes left out, ...).
     public private(set) var notes: [String] = []
+    /// The per-order chart's bytes axis.
+    public var scale: ChartScale = .auto
 
     public init(documents: [ReportDocument]) throws(PlotError) {
         let series = ReportSeries(documents)
@@ -73,31 +87,65 @@ public struct Plotter: Sendable {
         return parts.joined(separator: ", ")
     }
 
+    /// Bytes per order of the newest report, split as the memory figures are: live blocks, live
+    /// slab objects, cached (blocks and objects in thread caches), spare in slabs (their free
+    /// objects, headers and slack) and free blocks. A slab is a block of its slab size's order.
     func perOrder() -> String {
         let r = latest
         let orders = r.orders.sorted { $0.order < $1.order }
-        let active = orders.filter { $0.live + $0.free + $0.cached > 0 }
+        let slabs = Dictionary(grouping: r.slabClasses, by: \.slabSize)
+        func slabBytes(_ o: Report.Order) -> (live: Int, cached: Int, spare: Int, count: Int) {
+            let classes = slabs[o.blockSize] ?? []
+            return (classes.reduce(0) { $0 + $1.liveBytes }, classes.reduce(0) { $0 + $1.cachedBytes },
+                    classes.reduce(0) { $0 + max(0, $1.spareBytes) }, classes.reduce(0) { $0 + $1.slabs })
+        }
+        let active = orders.filter { $0.live + $0.free + $0.cached + slabBytes($0).count > 0 }
         let low = active.first?.order ?? orders.first?.order ?? 0
         let high = active.last?.order ?? orders.last?.order ?? 0
         let shown = orders.filter { (low...high).contains($0.order) }
+        let slab = shown.map(slabBytes)
         let m = r.memory
+        let hasSlabs = slab.contains { $0.count > 0 }
+        var bytes = [Series(name: "live blocks", color: Palette.live, values: shown.map { Double($0.liveBytes) })]
+        if hasSlabs { bytes.append(Series(name: "live slab objects", color: Palette.slabObjects, values: slab.map { Double($0.live) })) }
+        bytes.append(Series(name: "cached", color: Palette.cached, values: zip(shown, slab).map { Double($0.cachedBytes + $1.cached) }))
+        if hasSlabs { bytes.append(Series(name: "spare in slabs", color: Palette.slabSpare, values: slab.map { Double($0.spare) })) }
+        bytes.append(Series(name: "free", color: Palette.free, values: shown.map { Double($0.freeBytes) }))
+
+        // The free blocks (a fresh segment's untouched tail is free top-order blocks) can be
+        // hundreds of times the rest: a broken axis keeps the other bars readable.
+        let totals = shown.indices.map { i in bytes.reduce(0) { $0 + $1.values[i] } }
+        let held = shown.indices.map { i in bytes.dropLast().reduce(0) { $0 + $1.values[i] } }
+        let largestHeld = held.max() ?? 0, largest = totals.max() ?? 0
+        var scale = self.scale
+        if scale == .auto { scale = largestHeld > 0 && largest > 3 * largestHeld ? .split : .linear }
+        var panelScale = PanelScale.linear
+        var note = ""
+        switch scale {
+        case .split where largestHeld > 0 && largest > largestHeld * 1.3:
+            panelScale = .split(lower: largestHeld * 1.08)
+            note = "bytes axis broken above \(Units.bytes(Int(largestHeld * 1.08))): the bars above it (free bytes) compressed"
+        case .log: panelScale = .log
+        default: break
+        }
+        var counts = [Series(name: "live blocks", color: Palette.live, values: shown.map { Double($0.live) })]
+        if hasSlabs { counts.append(Series(name: "slabs", color: Palette.slabObjects, values: slab.map { Double($0.count) })) }
+        counts += [
+            Series(name: "cached", color: Palette.cached, values: shown.map { Double($0.cached) }),
+            Series(name: "free", color: Palette.free, values: shown.map { Double($0.free) }),
+        ]
         return StackedBarChart(
             title: "Blocks per order",
             subtitle: "\(Self.describe(r)): used \(Units.bytes(m.used)), cached \(Units.bytes(m.cached)), free \(Units.bytes(m.free)) of \(Units.bytes(m.reserved)) reserved",
             categories: shown.map { Units.bytes($0.blockSize) },
-            details: shown.map { "order \($0.order): \($0.live) live, \($0.cached) cached, \($0.free) free blocks" },
+            details: zip(shown, slab).map { o, s in
+                "order \(o.order): \(o.live) live, \(o.cached) cached, \(o.free) free blocks"
+                    + (s.count > 0 ? "; \(s.count) slab\(s.count == 1 ? "" : "s"): \(Units.bytes(s.live)) live objects, \(Units.bytes(s.cached)) cached, \(Units.bytes(s.spare)) spare" : "")
+            },
             parts: [
-                .init(series: [
-                    Series(name: "live", color: Palette.live, values: shown.map { Double($0.liveBytes) }),
-                    Series(name: "cached", color: Palette.cached, values: shown.map { Double($0.cachedBytes) }),
-                    Series(name: "free", color: Palette.free, values: shown.map { Double($0.freeBytes) }),
-                ], yTitle: "bytes", yFormat: .bytes, totals: true),
+                .init(series: bytes, yTitle: "bytes", yFormat: .bytes, totals: true, scale: panelScale, breakNote: note),
                 // Counts: the small orders, invisible in bytes next to the free top-order blocks.
-                .init(series: [
-                    Series(name: "live", color: Palette.live, values: shown.map { Double($0.live) }),
-                    Series(name: "cached", color: Palette.cached, values: shown.map { Double($0.cached) }),
-                    Series(name: "free", color: Palette.free, values: shown.map { Double($0.free) }),
-                ], yTitle: "blocks", yFormat: .count),
+                .init(series: counts, yTitle: "blocks", yFormat: .count),
             ],
             xTitle: "block size (order)"
         ).render()

@@ -121,8 +121,8 @@ public struct PprofProfile {
         if periods.count > 1 {
             notes.append("the reports were sampled at different periods (\(periods.sorted().map { Units.bytes($0) }.joined(separator: ", "))): the profile's period is the largest; each sample's values are its own report's estimates")
         }
-        if let newest = profiled.compactMap({ $0.report.time }).max(by: { $0.now < $1.now }) {
-            timeNanos = Int64((newest.now * 1e9).rounded())
+        if let newest = profiled.compactMap({ $0.report.time }).max(by: { ($0.now ?? 0) < ($1.now ?? 0) }) {
+            if let now = newest.now { timeNanos = Int64((now * 1e9).rounded()) }
             durationNanos = Int64((newest.uptime * 1e9).rounded())
         }
         comments.append("buddy-report pprof: BuddyMalloc's allocation-site profile of " + profiled.map {

@@ -49,11 +49,13 @@ public struct Report: Sendable, Equatable, Decodable {
     /// The modules the frames name, with their build-ids, when the library writes them
     /// (`modules`, or `profile.modules`; not in reports written so far).
     public var modules: [Module]
+    /// Set when the report was read from the library's text format: what it lacks.
+    public var textOrigin: TextReportOrigin?
 
     public struct Time: Sendable, Equatable, Decodable {
-        /// Seconds since the epoch: the pool's creation, and the report.
-        public var created: Double
-        public var now: Double
+        /// Seconds since the epoch: the pool's creation, and the report (a text report has neither).
+        public var created: Double?
+        public var now: Double?
         /// Seconds between the two.
         public var uptime: Double
         public var lastActivity: Double?
@@ -379,6 +381,7 @@ extension Report {
         profile = try c.decodeIfPresent(Profile.self, forKey: .profile)
         badPointers = try c.decodeIfPresent([BadPointer].self, forKey: .badPointers) ?? []
         modules = (try c.decodeIfPresent([Module].self, forKey: .modules) ?? []) + (profile?.modules ?? [])
+        textOrigin = nil
     }
 }
 

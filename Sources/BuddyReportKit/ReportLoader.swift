@@ -75,6 +75,11 @@ public enum ReportLoader {
             let document = try validate(whole, data: data, file: file, index: 1, line: 1, label: file, inStream: false)
             return ReportFile(documents: [document], warnings: [])
         }
+        // The library's text reports (BUDDY_REPORT_FORMAT=text, the default), one or a stream.
+        let text = String(decoding: bytes, as: UTF8.self)
+        if TextReportReader.looksLikeText(text.split(separator: "\n", omittingEmptySubsequences: false)) {
+            return try TextReportReader.parse(text, file: file)
+        }
         // A stream: top-level objects one after another (other lines, as on a stderr, are skipped).
         let scan = split(bytes)
         if scan.objects.isEmpty {
@@ -82,9 +87,6 @@ public enum ReportLoader {
                 throw ReportError(file: file, "not JSON: the document starting at line \(incomplete.line) is incomplete (the process may still be writing it, or was killed)")
             }
             let first = firstLine(bytes)
-            if first.hasPrefix("BuddyMalloc report") {
-                throw ReportError(file: file, "a text report, not JSON: have the library write JSON with BUDDY_REPORT_FORMAT=json")
-            }
             throw ReportError(file: file, "not JSON (line 1 reads \"\(first)\")")
         }
         var documents: [ReportDocument] = []

@@ -143,19 +143,32 @@ enum AxisFormat {
         return label(v)
     }
 
+    /// Ticks of a log axis: powers of two (bytes) or ten, from one at or below `minimum` to one at
+    /// or above `maximum`, at most 8 (every second or third power when they are many).
+    func logTicks(from minimum: Double, upTo maximum: Double) -> [Double] {
+        let base: Double = { if case .bytes = self { return 2 } else { return 10 } }()
+        let low = floor(log(max(minimum, 1)) / log(base))
+        let high = max(low + 1, ceil(log(max(maximum, 1)) / log(base) - 1e-9))
+        let step = max(1, ceil((high - low) / 7))
+        var ticks: [Double] = []
+        var e = low
+        while e < high + step - 1e-9 { ticks.append(pow(base, e)); e += step }
+        return ticks
+    }
+
     /// Ticks from 0 to at least `maximum`, at most 7 steps: 1, 2, 2.5 or 5 x a power of ten, or
     /// for bytes a power of two.
-    func ticks(upTo maximum: Double) -> [Double] {
+    func ticks(upTo maximum: Double, steps: Double = 7) -> [Double] {
         let top = maximum > 0 && maximum.isFinite ? maximum : 1
         if case .bytes = self {
-            // A power of two: at most 7 steps.
+            // A power of two: at most `steps` steps.
             var step = 1.0
-            while top / step > 7 { step *= 2 }
+            while top / step > steps { step *= 2 }
             let count = Int((top / step).rounded(.up))
             return (0...max(1, count)).map { Double($0) * step }
         }
         let power = pow(10, floor(log10(top / 5)))
-        let step = [1.0, 2, 2.5, 5, 10].map { $0 * power }.first { top / $0 <= 7 } ?? 10 * power
+        let step = [1.0, 2, 2.5, 5, 10, 20, 25, 50].map { $0 * power }.first { top / $0 <= steps } ?? 100 * power
         let count = Int((top / step).rounded(.up))
         return (0...max(1, count)).map { Double($0) * step }
     }
@@ -165,6 +178,8 @@ enum AxisFormat {
 enum Palette {
     static let live = "#4e79a7"
     static let cached = "#f28e2b"
+    static let slabObjects = "#a0cbe8"
+    static let slabSpare = "#d7b5d8"
     static let free = "#bab0ac"
     static let reserved = "#59a14f"
     static let requested = "#b07aa1"
@@ -184,6 +199,18 @@ struct Series {
     var dash: String? = nil
 }
 
+/// How a panel's y axis maps values.
+enum PanelScale: Equatable {
+    /// 0 at the bottom, the last tick at the top.
+    case linear
+    /// Powers apart evenly, from the first tick (a power below the smallest value) to the last.
+    case log
+    /// Broken: 0 to `lower` linear over the lower 72% of the panel, then a gap, then `lower` to
+    /// the last tick compressed into the rest, so that a few huge bars (free bytes) do not flatten
+    /// the others.
+    case split(lower: Double)
+}
+
 /// One plot area: its rectangle and its y axis.
 struct Panel {
     var x: Double
@@ -191,10 +218,36 @@ struct Panel {
     var width: Double
     var height: Double
     var yTicks: [Double]
+    var scale: PanelScale = .linear
+
+    /// The share of the height below a split axis's break, and the gap of the break.
+    static let lowerShare = 0.72
+    static let breakGap = 12.0
+
+    var top: Double { yTicks.last ?? 1 }
 
     /// The y coordinate of a value.
     func y(_ value: Double) -> Double {
-        y + height - value / (yTicks.last ?? 1) * height
+        switch scale {
+        case .linear:
+            return y + height - value / top * height
+        case .log:
+            let low = yTicks.first ?? 1
+            let v = min(max(value, low), top)
+            return y + height - (log2(v) - log2(low)) / max(1e-9, log2(top) - log2(low)) * height
+        case .split(let lower):
+            let lowerHeight = height * Self.lowerShare
+            if value <= lower { return y + height - value / lower * lowerHeight }
+            let upperHeight = height - lowerHeight - Self.breakGap
+            return y + upperHeight - (min(value, top) - lower) / max(1e-9, top - lower) * upperHeight
+        }
+    }
+
+    /// The gap of a split axis: its top and bottom.
+    var breakBand: (top: Double, bottom: Double)? {
+        guard case .split = scale else { return nil }
+        let bottom = y + height - height * Self.lowerShare
+        return (bottom - Self.breakGap, bottom)
     }
 
     var bottom: Double { y + height }
@@ -232,19 +285,50 @@ struct ChartCanvas {
 
     var plotWidth: Double { svg.width - Self.left - Self.right }
 
-    /// A panel from `y` to `y + height`, with its grid, y ticks and y title.
-    mutating func panel(y: Double, height: Double, yMax: Double, yFormat: AxisFormat, yTitle: String) -> Panel {
-        let panel = Panel(x: Self.left, y: y, width: plotWidth, height: height, yTicks: yFormat.ticks(upTo: yMax))
+    /// A panel from `y` to `y + height`, with its grid, y ticks and y title. `scale`: linear;
+    /// log from `yMinimum` (the smallest value above 0); split above `yBreak`.
+    mutating func panel(y: Double, height: Double, yMax: Double, yFormat: AxisFormat, yTitle: String,
+                        scale: PanelScale = .linear, yMinimum: Double = 1) -> Panel {
+        var ticks = yFormat.ticks(upTo: yMax)
+        switch scale {
+        case .linear: break
+        case .log: ticks = yFormat.logTicks(from: yMinimum, upTo: yMax)
+        case .split(let lower):
+            // Whole steps below the break; above it, at most three ticks up to the top.
+            let below = yFormat.ticks(upTo: lower)
+            let breakValue = below.last ?? lower
+            let above = yFormat.ticks(upTo: yMax, steps: 3).filter { $0 > breakValue * 1.2 }
+            guard !above.isEmpty else { break }
+            ticks = below + above
+            let panel = Panel(x: Self.left, y: y, width: plotWidth, height: height, yTicks: ticks, scale: .split(lower: breakValue))
+            return drawAxis(panel, yFormat: yFormat, yTitle: yTitle)
+        }
+        return drawAxis(Panel(x: Self.left, y: y, width: plotWidth, height: height, yTicks: ticks, scale: scale), yFormat: yFormat, yTitle: yTitle)
+    }
+
+    private mutating func drawAxis(_ panel: Panel, yFormat: AxisFormat, yTitle: String) -> Panel {
         svg.group(cssClass: "y-axis")
         for tick in panel.yTicks {
             let yy = panel.y(tick)
-            svg.line(x1: panel.x, y1: yy, x2: panel.x + panel.width, y2: yy, stroke: tick == 0 ? Palette.axis : Palette.grid)
+            svg.line(x1: panel.x, y1: yy, x2: panel.x + panel.width, y2: yy, stroke: tick == panel.yTicks.first ? Palette.axis : Palette.grid)
             svg.text(yFormat.label(tick), x: panel.x - 8, y: yy + 4, size: 11, anchor: .end, fill: "#444")
         }
         svg.line(x1: panel.x, y1: panel.y, x2: panel.x, y2: panel.bottom, stroke: Palette.axis)
-        svg.text(yTitle, x: 18, y: panel.y + panel.height / 2, size: 12, anchor: .middle, fill: "#333", rotate: -90)
+        svg.text(yTitle + (panel.scale == .log ? " (log scale)" : panel.breakBand != nil ? " (axis broken)" : ""), x: 18, y: panel.y + panel.height / 2, size: 12, anchor: .middle, fill: "#333", rotate: -90)
         svg.endGroup()
         return panel
+    }
+
+    /// Over a split axis's gap: a white band across the bars, and the break's marks on the axis.
+    mutating func breakMarks(_ panel: Panel, note: String) {
+        guard let band = panel.breakBand else { return }
+        svg.group(cssClass: "axis-break")
+        svg.rect(x: panel.x + 1, y: band.top + 2, width: panel.width - 1, height: band.bottom - band.top - 4, fill: "#ffffff")
+        for dy in [band.top + 2, band.bottom - 2] {
+            svg.line(x1: panel.x - 6, y1: dy + 3, x2: panel.x + 6, y2: dy - 3, stroke: Palette.axis, width: 1.2)
+        }
+        svg.raw("<desc>\(SVG.escape(note))</desc>")
+        svg.endGroup()
     }
 
     mutating func xTitle(_ text: String) {
@@ -260,6 +344,9 @@ struct StackedBarChart {
         var yFormat: AxisFormat
         /// Print each bar's total above it.
         var totals = false
+        var scale: PanelScale = .linear
+        /// A split axis's note at its break ("free bytes cut").
+        var breakNote = ""
     }
 
     var title: String
@@ -284,21 +371,35 @@ struct StackedBarChart {
         var y = canvas.top
         for (p, part) in parts.enumerated() {
             let totals = categories.indices.map { i in part.series.reduce(0) { $0 + $1.values[i] } }
+            let grouped = part.scale == .log
+            let smallest = part.series.flatMap(\.values).filter { $0 > 0 }.min() ?? 1
+            let largest = grouped ? (part.series.flatMap(\.values).max() ?? 1) : (totals.max() ?? 1)
             // Room above the tallest bar for its total.
-            let panel = canvas.panel(y: y, height: panelHeight, yMax: (totals.max() ?? 1) * (part.totals ? 1.06 : 1),
-                                     yFormat: part.yFormat, yTitle: part.yTitle)
+            let panel = canvas.panel(y: y, height: panelHeight, yMax: largest * (part.totals && !grouped ? 1.06 : 1),
+                                     yFormat: part.yFormat, yTitle: part.yTitle, scale: part.scale, yMinimum: smallest)
+            let visible = part.series.filter { s in s.values.contains { $0 > 0 } }
             for s in part.series {
                 canvas.svg.group(cssClass: "series", label: s.name + (parts.count > 1 ? " (\(part.yTitle))" : ""))
                 for (i, value) in s.values.enumerated() where value > 0 {
+                    let tooltip = "\(categories[i]): \(s.name) \(part.yFormat.value(value))" + (details.map { " (\($0[i]))" } ?? "")
+                    if grouped {
+                        // Log: each series its own bar from the axis's foot (stacked heights would not add up).
+                        let k = Double(visible.firstIndex { $0.name == s.name } ?? 0)
+                        let width = barWidth / Double(max(1, visible.count))
+                        let y1 = panel.y(value)
+                        canvas.svg.rect(x: panel.x + Double(i) * slot + (slot - barWidth) / 2 + k * width, y: y1, width: width,
+                                        height: max(0.5, panel.bottom - y1), fill: s.color, tooltip: tooltip)
+                        continue
+                    }
                     let below = part.series.prefix { $0.name != s.name }.reduce(0) { $0 + $1.values[i] }
                     let y0 = panel.y(below), y1 = panel.y(below + value)
-                    let tooltip = "\(categories[i]): \(s.name) \(part.yFormat.value(value))" + (details.map { " (\($0[i]))" } ?? "")
                     canvas.svg.rect(x: panel.x + Double(i) * slot + (slot - barWidth) / 2, y: y1, width: barWidth,
                                     height: max(0.5, y0 - y1), fill: s.color, tooltip: tooltip)
                 }
                 canvas.svg.endGroup()
             }
-            if part.totals && slot >= 26 {
+            canvas.breakMarks(panel, note: part.breakNote)
+            if part.totals && slot >= 26 && !grouped {
                 canvas.svg.group(cssClass: "totals")
                 for (i, total) in totals.enumerated() where total > 0 {
                     canvas.svg.text(part.yFormat.value(total), x: panel.x + (Double(i) + 0.5) * slot, y: panel.y(total) - 4,

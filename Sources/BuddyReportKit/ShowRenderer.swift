@@ -37,9 +37,11 @@ public struct ShowRenderer {
         if r.pool != "process" { facts.append("\(r.pool) pool") }
         if let time = r.time {
             facts.append("uptime \(Units.duration(time.uptime))")
-            facts.append("written \(Self.date(time.now))")
-            if let last = time.lastActivity, time.now - last >= 1 {
-                facts.append("idle for \(Units.duration(time.now - last))")
+            if let now = time.now {
+                facts.append("written \(Self.date(now))")
+                if let last = time.lastActivity, now - last >= 1 {
+                    facts.append("idle for \(Units.duration(now - last))")
+                }
             }
         }
         if !facts.isEmpty { lines.append("  " + facts.joined(separator: ", ")) }
@@ -47,6 +49,9 @@ public struct ShowRenderer {
             // The library's message may start with the status itself.
             let message = health.message.map { $0.hasPrefix(health.status) ? String($0.dropFirst(health.status.count).drop { $0 == ":" || $0 == " " }) : $0 }
             lines.append("  health \(health.status)" + (message.map { $0.isEmpty ? "" : ": \($0)" } ?? ""))
+        }
+        if let origin = r.textOrigin {
+            lines.append("  read from " + origin.note)
         }
         if let c = r.config {
             var parts = ["min block \(Units.bytes(c.minBlock))", "max block \(Units.bytes(c.maxBlock))"]
@@ -90,23 +95,55 @@ public struct ShowRenderer {
     }
 
     func orders(_ r: Report) -> [String] {
+        // A slab is a block of its slab size's order: its objects count as live or cached, the
+        // rest of it (free objects, header, slack) as free, as in the memory figures.
+        let slabs = Dictionary(grouping: r.slabClasses, by: \.slabSize)
+        func slab(_ o: Report.Order) -> (count: Int, live: Int, cached: Int, spare: Int) {
+            let classes = slabs[o.blockSize] ?? []
+            return (classes.reduce(0) { $0 + $1.slabs }, classes.reduce(0) { $0 + $1.liveBytes },
+                    classes.reduce(0) { $0 + $1.cachedBytes }, classes.reduce(0) { $0 + max(0, $1.spareBytes) })
+        }
         let active = r.orders.filter {
-            $0.live + $0.free + $0.cached + $0.allocations + $0.splits + $0.coalesces > 0
+            $0.live + $0.free + $0.cached + $0.allocations + $0.splits + $0.coalesces + slab($0).count > 0
         }
         guard !active.isEmpty else { return ["blocks per order: none"] }
-        let totals = active.map { $0.liveBytes + $0.cachedBytes + $0.freeBytes }
-        let scale = max(1, totals.max() ?? 1)
+        let parts = active.map { o -> [Int] in
+            let s = slab(o)
+            return [o.liveBytes + s.live, o.cachedBytes + s.cached, o.freeBytes + s.spare]
+        }
+        let totals = parts.map { $0.reduce(0, +) }
+        let hasSlabs = active.contains { slab($0).count > 0 }
+        // The free top-order blocks can be hundreds of times the rest: then the bars' full width is
+        // the largest live + cached, and longer bars are cut (the free bytes beyond it).
+        let largestHeld = parts.map { $0[0] + $0[1] }.max() ?? 0
+        let largest = max(1, totals.max() ?? 1)
+        let cut = largestHeld > 0 && largest > 3 * largestHeld
+        let scale = cut ? largestHeld : largest
         let fills = style.stackFills
-        var table = TextTable([("order", .right), ("block", .right), ("live", .right), ("free", .right),
-                               ("cached", .right), ("allocations", .right), ("splits", .right),
-                               ("coalesces", .right), ("bytes", .right), ("", .left)])
-        for (o, total) in zip(active, totals) {
-            let bar = style.stacked([o.liveBytes, o.cachedBytes, o.freeBytes].map { Double($0) / Double(scale) })
-            table.add(["\(o.order)", Units.bytes(o.blockSize), "\(o.live)", "\(o.free)", "\(o.cached)",
-                       "\(o.allocations)", "\(o.splits)", "\(o.coalesces)", Units.bytes(total), bar])
+        var columns: [(String, TextTable.Alignment)] = [("order", .right), ("block", .right), ("live", .right), ("free", .right),
+                                                        ("cached", .right)]
+        if hasSlabs { columns.append(("slabs", .right)) }
+        columns += [("allocations", .right), ("splits", .right), ("coalesces", .right), ("bytes", .right), ("", .left)]
+        var table = TextTable(columns)
+        let more = style.ascii ? ">" : "»"
+        for (o, (part, total)) in zip(active, zip(parts, totals)) {
+            let fractions = part.map { Double($0) / Double(scale) }
+            var bar: String
+            if fractions.reduce(0, +) > 1 {
+                bar = style.stacked([fractions[0], fractions[1], max(0, 1 - fractions[0] - fractions[1])]) + more
+            } else {
+                bar = style.stacked(fractions)
+            }
+            var row = ["\(o.order)", Units.bytes(o.blockSize), "\(o.live)", "\(o.free)", "\(o.cached)"]
+            if hasSlabs { row.append("\(slab(o).count)") }
+            row += ["\(o.allocations)", "\(o.splits)", "\(o.coalesces)", Units.bytes(total), bar]
+            table.add(row)
         }
         let omitted = r.orders.count - active.count
-        return ["blocks per order (bars: \(fills[0]) live, \(fills[1]) cached, \(fills[2]) free bytes; full width \(Units.bytes(scale)))"]
+        let legend = "bars: \(fills[0]) live, \(fills[1]) cached, \(fills[2]) free bytes"
+            + (hasSlabs ? ", slabs' objects and spare bytes included" : "")
+            + "; full width \(Units.bytes(scale))" + (cut ? ", longer bars cut \(more)" : "")
+        return ["blocks per order (\(legend))"]
             + table.render()
             + (omitted > 0 ? ["  (\(omitted) order\(omitted == 1 ? "" : "s") without blocks or activity not shown)"] : [])
     }
@@ -207,8 +244,10 @@ public struct ShowRenderer {
             : "top allocation sites (\(sampling); \(shown.count) of \(sites.count))"]
         let cells = shown.map { s -> [String] in
             let e = s.estimate
+            let share = (e.shareText(ascii: style.ascii).map { ", \($0) of held" } ?? "")
+                + (e.peakShareText(ascii: style.ascii).map { ", \($0) of the peak" } ?? "")
             return [Units.bytes(e.liveBytes), period > 0 ? (style.ascii ? e.errorText.replacingOccurrences(of: "±", with: "+-") : e.errorText) : "", e.blocksText + " block" + (e.liveBlocks == 1 && e.liveBlocksRange == nil ? "" : "s"),
-                    "\(e.liveSamples) sample" + (e.liveSamples == 1 ? "" : "s")]
+                    "\(e.liveSamples) sample" + (e.liveSamples == 1 ? "" : "s") + share]
         }
         let widths = (0..<4).map { c in cells.map { $0[c].count }.max() ?? 0 }
         for (i, site) in shown.enumerated() {

@@ -186,8 +186,28 @@ public struct SiteEstimate: Sendable, Equatable {
     public var samples: Int?
     /// Estimated bytes allocated at the site so far.
     public var allocatedBytes: Int?
-    /// W / the bytes the program holds (`memory.held`).
+    /// W / the bytes the program holds (`memory.held`), and one standard error of it (the bytes'
+    /// error over the same exact denominator).
     public var shareOfHeld: Double?
+    public var shareOfHeldError: Double?
+    /// W / the process's peak (`memory.peak_used`, thread caches included, + `oversize.peak_bytes`),
+    /// when the report was written near the peak (used + cached + oversize bytes at least 90% of
+    /// it): then the site's bytes now are its share of the peak. nil otherwise (an exit report's
+    /// sites are what is left, not what made the peak).
+    public var shareOfPeak: Double?
+    public var shareOfPeakError: Double?
+
+    /// "4.7% ±0.6%" of held (ASCII: "+-").
+    public func shareText(ascii: Bool = false) -> String? {
+        guard let share = shareOfHeld else { return nil }
+        return Units.percent(share) + ((shareOfHeldError ?? 0) > 0 ? (ascii ? " +-" : " ±") + Units.percent(shareOfHeldError!) : "")
+    }
+
+    /// "4.6% ±0.6%" of the peak, when the report was written near it.
+    public func peakShareText(ascii: Bool = false) -> String? {
+        guard let share = shareOfPeak else { return nil }
+        return Units.percent(share) + ((shareOfPeakError ?? 0) > 0 ? (ascii ? " +-" : " ±") + Units.percent(shareOfPeakError!) : "")
+    }
 
     /// "20.0K blocks", "~14K blocks" or "14-19K blocks".
     public var blocksText: String {
@@ -211,10 +231,20 @@ public struct SamplingModel: Sendable {
     /// slab classes, their block sizes times requested_total / allocated_total), or nil.
     public var meanSmallBlock: Double?
     public var held: Int
+    /// The most the program had: the pool's peak used (thread caches included) plus the
+    /// oversize blocks' peak (an upper bound when the two peaks were at different times).
+    public var peak: Int
+    /// The same figure at the report: used + cached + the oversize blocks' bytes.
+    public var current: Int
+    /// Whether the report was written near the peak (`current` at least 90% of it): then a
+    /// site's live bytes now are its share of the peak.
+    public var nearPeak: Bool { peak > 0 && Double(current) >= 0.9 * Double(peak) }
 
     public init(_ report: Report) {
         period = report.profile?.sampleBytes ?? 0
         held = report.memory.held
+        current = report.memory.used + report.memory.cached + report.oversize.bytes
+        peak = max(report.memory.peakUsed, report.memory.used + report.memory.cached) + max(report.oversize.peakBytes, report.oversize.bytes)
         var count = 0, bytes = 0
         for o in report.orders where o.blockSize < period && o.live > 0 {
             count += o.live
@@ -228,7 +258,20 @@ public struct SamplingModel: Sendable {
         meanSmallBlock = count > 0 ? max(1, Double(bytes) / Double(count) * requestedShare) : nil
     }
 
+    /// The site's estimates: bytes and their error, blocks, bytes allocated, and its shares of
+    /// what the program held (and of the peak, near it), each with the bytes' error over the
+    /// same exact denominator.
     public func estimate(_ site: Report.Site) -> SiteEstimate {
+        var e = bytesAndBlocks(site)
+        if held > 0 { e.shareOfHeldError = Double(e.liveBytesError) / Double(held) }
+        if nearPeak {
+            e.shareOfPeak = Double(e.liveBytes) / Double(peak)
+            e.shareOfPeakError = Double(e.liveBytesError) / Double(peak)
+        }
+        return e
+    }
+
+    func bytesAndBlocks(_ site: Report.Site) -> SiteEstimate {
         let n = max(0, site.liveCount)
         let w = max(0, site.liveBytes)
         let p = period

@@ -24,8 +24,8 @@ import Testing
 
     @Test func notJSON() {
         #expect(message("not-json.txt") == Support.fixture("not-json.txt") + #": not JSON (line 1 reads "Hello, this is not JSON.")"#)
-        #expect(message("text-report.txt") == Support.fixture("text-report.txt")
-            + ": a text report, not JSON: have the library write JSON with BUDDY_REPORT_FORMAT=json")
+        // (Text reports are read: TextReportTests. This one is of an older library's format.)
+        #expect(message("text-report.txt").hasPrefix(Support.fixture("text-report.txt") + ": a text report this buddy-report cannot read: "))
         #expect(message(json: "{\"format\": \"buddymalloc-report\", \"version\": 1,,}")
             .hasPrefix("x.json: not JSON: "))
         #expect(message(json: "  \n") == "x.json: empty: no report in it")

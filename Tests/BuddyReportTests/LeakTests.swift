@@ -19,11 +19,73 @@ import Testing
         let l = lines(text)
         #expect(l[0].hasPrefix("kvstore (pid 777): 3 sites live at exit, about 416K ±"))
         #expect(l[1] == "  estimates from sampling one allocation per 512K allocated: bytes ± one standard error, blocks estimated (README, buddy-report leaks)")
-        #expect(l.contains("  1. 256K ±128K  in ~124 blocks  (4 samples live, 56.7% of held)"))
+        #expect(l.contains("  1. 256K ±128K  in ~124 blocks  (4 samples live, 56.7% ±28.4% of held)"))
+        // An exit report at 75% of the peak: no share of the peak, and said why.
+        #expect(l[2] == "  written at 80.3% of the peak (604K: peak used, caches included, + oversize peak): shares of the peak need a report written near it (leaks --at-peak over periodic reports)")
+        #expect(!text.contains("of the peak)"))
         #expect(l.contains("       load_table+0x5c (/usr/local/bin/kvstore)"))
         #expect(l.contains("       ... 1 more"))
         #expect(l.contains("       parse_key+0x33 (/usr/local/bin/kvstore)  [via strdup]"))
         #expect(!text.contains("note:"))
+    }
+
+    /// Shares of held and of the peak, each ± the bytes' standard error over the exact denominator.
+    @Test func sharesOfHeldAndOfThePeak() throws {
+        var document = try Support.report("kvstore-errors.json")
+        let held = document.report.memory.held
+        let site = try #require(LeakReport([document], resolver: .raw).processes.first?.sites.first?.estimate)
+        #expect(site.liveBytes == 262_144 && site.liveBytesError == 131_072)
+        #expect(site.shareOfHeld == 262_144 / Double(held) && site.shareOfHeldError == 131_072 / Double(held))
+        #expect(site.shareOfPeak == nil)
+        // Written at its peak (a signal report, say): the peak is used + cached (462016 + 34032).
+        let peak = document.report.memory.used + document.report.memory.cached
+        document.report.memory.peakUsed = peak
+        let leaks = try LeakReport([document], resolver: .raw)
+        let near = try #require(leaks.processes.first?.sites.first?.estimate)
+        #expect(near.shareOfPeak == 262_144 / Double(peak) && near.shareOfPeakError == 131_072 / Double(peak))
+        #expect(leaks.text().contains("(4 samples live, 56.7% ±28.4% of held, 52.8% ±26.4% of the peak)"))
+        #expect(leaks.text().contains("  written near the peak (484K: peak used, caches included, + oversize peak), at 100.0% of it: each site's bytes now are its share of the peak"))
+        let object = try #require(try JSONSerialization.jsonObject(with: leaks.json()) as? [String: Any])
+        let process = try #require((object["processes"] as? [[String: Any]])?.first)
+        #expect(process["near_peak"] as? Bool == true && process["peak"] as? Int == peak)
+        let json = try #require((process["sites"] as? [[String: Any]])?.first)
+        #expect(abs((json["share_of_held_error"] as? Double ?? 0) - 131_072 / Double(held)) < 1e-9)
+        #expect(abs((json["share_of_peak"] as? Double ?? 0) - 262_144 / Double(peak)) < 1e-9)
+    }
+
+    /// --at-peak: of a stream, the report that held the most.
+    @Test(.enabled(if: Support.tool != nil))
+    func atPeakTakesTheReportThatHeldTheMost() throws {
+        let fixture = try String(contentsOfFile: Support.fixture("kvstore-errors.json"), encoding: .utf8)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(fixture.utf8)) as? [String: Any])
+        func report(reason: String, sequence: Int, used: Int) throws -> String {
+            var o = object
+            var memory = o["memory"] as! [String: Any]
+            memory["used"] = used; memory["held"] = used; memory["peak_used"] = 900_000
+            o["memory"] = memory; o["reason"] = reason; o["sequence"] = sequence
+            return String(decoding: try JSONSerialization.data(withJSONObject: o), as: UTF8.self)
+        }
+        let stream = try [report(reason: "interval", sequence: 0, used: 300_000), report(reason: "interval", sequence: 1, used: 880_000),
+                          report(reason: "exit", sequence: 2, used: 450_000)].joined(separator: "\n")
+        let path = try Support.temporaryDirectory().appendingPathComponent("stream.jsonl").path
+        try Data(stream.utf8).write(to: URL(fileURLWithPath: path))
+        let last = try Support.runTool(["leaks", "--no-symbolize", path])
+        #expect(last.stdout.contains("live at exit") && !last.stdout.contains("of the peak)"))
+        let peak = try Support.runTool(["leaks", "--no-symbolize", "--at-peak", path])
+        #expect(peak.status == 0, "\(peak.stderr)")
+        #expect(peak.stdout.contains("live when written (periodic)") && peak.stdout.contains("of the 859K the program held"))
+        #expect(peak.stdout.contains("written near the peak"))
+        #expect(peak.stdout.contains("of held, ") && peak.stdout.contains("of the peak)"))
+        // The same reports as periodic files (PATH.0, PATH.1, PATH): one process, its peak.
+        let parts = stream.components(separatedBy: "\n")
+        let files = try (0..<3).map { i -> String in
+            let file = path + ".\(i)"
+            try Data(parts[i].utf8).write(to: URL(fileURLWithPath: file))
+            return file
+        }
+        let fromFiles = try Support.runTool(["leaks", "--no-symbolize", "--at-peak"] + files)
+        #expect(fromFiles.status == 0 && fromFiles.stdout.components(separatedBy: "kvstore (pid 777)").count == 2)
+        #expect(fromFiles.stdout.contains("of the 859K the program held"))
     }
 
     @Test func leavingSitesOut() throws {

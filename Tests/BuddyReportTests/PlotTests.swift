@@ -83,12 +83,57 @@ final class SVGReader: NSObject, XMLParserDelegate {
         let svg = try SVGReader.read(try plotter.svg(.perOrder))
         let orders = document.report.orders
         // Bytes and blocks panels: a bar per order with blocks of that kind.
-        #expect(svg.series("live (bytes)", "rect").count == orders.filter { $0.live > 0 }.count)
+        #expect(svg.series("live blocks (bytes)", "rect").count == orders.filter { $0.live > 0 }.count)
         #expect(svg.series("cached (blocks)", "rect").count == orders.filter { $0.cached > 0 }.count)
         #expect(svg.series("free (bytes)", "rect").count == orders.filter { $0.free > 0 }.count)
         #expect(svg.texts.contains("16B") && svg.texts.contains("1.0M"))
-        #expect(svg.texts.contains("128B: live 9.2K (order 3: 74 live, 33 cached, 32 free blocks)"))
-        #expect(svg.texts.contains("live") && svg.texts.contains("cached") && svg.texts.contains("free"))
+        #expect(svg.texts.contains("128B: live blocks 9.2K (order 3: 74 live, 33 cached, 32 free blocks)"))
+        #expect(svg.texts.contains("live blocks") && svg.texts.contains("cached") && svg.texts.contains("free"))
+        // A report without slabs has no slab series.
+        #expect(svg.series("live slab objects (bytes)", "rect").isEmpty)
+    }
+
+    /// Slabs are blocks of their slab size's order: their live objects, cached objects and spare
+    /// bytes are drawn there, so that each order's bar adds up to the memory figures.
+    @Test func perOrderShowsSlabObjects() throws {
+        let document = try Support.report("python-slab-classes.json")
+        let r = document.report
+        let svg = try SVGReader.read(try Plotter(documents: [document]).svg(.perOrder))
+        let slabOrders = Set(r.slabClasses.filter { $0.live > 0 }.map(\.slabSize))
+        #expect(svg.series("live slab objects (bytes)", "rect").count == slabOrders.count)
+        #expect(svg.series("spare in slabs (bytes)", "rect").count == Set(r.slabClasses.filter { $0.spareBytes > 0 }.map(\.slabSize)).count)
+        #expect(svg.series("slabs (blocks)", "rect").count == Set(r.slabClasses.filter { $0.slabs > 0 }.map(\.slabSize)).count)
+        #expect(svg.texts.contains("16K: live slab objects 22K (order 10: 0 live, 2 cached, 74 free blocks; 25 slabs: 22K live objects, 84K cached, 294K spare)"))
+        // live blocks + live objects = used; free blocks + spare = free (the figures' definitions).
+        #expect(r.orders.reduce(0) { $0 + $1.liveBytes } + r.slabClasses.reduce(0) { $0 + $1.liveBytes } == r.memory.used)
+        #expect(r.orders.reduce(0) { $0 + $1.freeBytes } + r.slabClasses.reduce(0) { $0 + $1.spareBytes } == r.memory.free)
+    }
+
+    /// python3 at exit: 5M of free 1M blocks against live bars of a few K to 320K. The default
+    /// (auto) breaks the axis, and the live bars get most of the panel's height; linear leaves
+    /// them flat; log draws each part's own bar.
+    @Test func freeBytesDoNotFlattenTheLiveBars() throws {
+        let document = try Support.report("python-exit.json")
+        func chart(_ scale: ChartScale) throws -> SVGReader {
+            var plotter = try Plotter(documents: [document])
+            plotter.scale = scale
+            return try SVGReader.read(try plotter.svg(.perOrder))
+        }
+        func tallestLive(_ svg: SVGReader) -> Double {
+            svg.series("live blocks (bytes)", "rect").compactMap { Double($0.attributes["height"] ?? "") }.max() ?? 0
+        }
+        func broken(_ svg: SVGReader) -> Bool { svg.elements.contains { $0.name == "g" && $0.attributes["class"] == "axis-break" } }
+        let auto = try chart(.auto), linear = try chart(.linear), split = try chart(.split), log = try chart(.log)
+        #expect(broken(auto) && broken(split) && !broken(linear) && !broken(log))
+        // The panel is 330 px high; below the break, 72% of it.
+        #expect(tallestLive(auto) > 180, "\(tallestLive(auto))")
+        #expect(tallestLive(linear) < 60, "\(tallestLive(linear))")
+        #expect(auto.texts.contains("bytes (axis broken)") && log.texts.contains("bytes (log scale)"))
+        // Every free bar still says its bytes.
+        #expect(auto.texts.contains("1.0M: free 5.0M (order 16: 0 live, 0 cached, 5 free blocks)"))
+        // A report where free does not dominate stays linear (kvstore: usage 44%).
+        let kvstore = try Plotter(documents: [try Support.report("kvstore-errors.json")])
+        #expect(!broken(try SVGReader.read(try kvstore.svg(.perOrder))))
     }
 
     @Test func theSizeHistogram() throws {

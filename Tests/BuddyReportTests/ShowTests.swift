@@ -15,9 +15,13 @@ import Testing
         #expect(l.contains { $0.hasPrefix("  fragmentation") && $0.hasSuffix("internal 25.4%, external 85.2%") })
         // The per-order table: a header, and one row per order with blocks or activity.
         #expect(l.contains("  order  block  live  free  cached  allocations  splits  coalesces  bytes"))
-        #expect(l.contains("      3   128B    74    32      33          491     134          2    17K  █"))
-        // The top order's 5 free 1M blocks are the largest: the full width, all free.
-        #expect(l.contains("     16   1.0M     0     5       0            0       5          0   5.0M  " + String(repeating: "░", count: 30)))
+        #expect(l.contains("      3   128B    74    32      33          491     134          2    17K  █▓"))
+        // The top order's 5 free 1M blocks are 16 times the largest live + cached bar (320K, order
+        // 12): the full width is that, and the longer bars are cut, marked ».
+        #expect(l.contains("blocks per order (bars: █ live, ▓ cached, ░ free bytes; full width 320K, longer bars cut »)"))
+        #expect(l.contains("     12    64K     5     4       0           40      16          5   576K  " + String(repeating: "█", count: 30) + "»"))
+        #expect(l.contains("     16   1.0M     0     5       0            0       5          0   5.0M  " + String(repeating: "░", count: 30) + "»"))
+        #expect(l.contains("     14   256K     1     0       0            5       7          1   256K  " + String(repeating: "█", count: 24)))
         // Calls by entry point, the unused ones named on one line.
         #expect(l.contains("  malloc               3136       0"))
         #expect(l.contains("  total                6532       0"))
@@ -37,9 +41,10 @@ import Testing
         #expect(l.contains("errors  invalid pointers 1, double frees 1"))
         // Samples are not blocks (issue 14.3): bytes with their error, blocks estimated, samples said.
         #expect(l.contains("allocation sites live at exit (estimated from samples, one per 512K allocated; 2 of 3; buddy-report leaks lists them all)"))
-        #expect(l.contains("  1. 256K ±128K in ~124 blocks (4 samples)    load_table+0x5c (/usr/local/bin/kvstore)"))
-        #expect(l.contains("                                              open_store+0x1a0 (/usr/local/bin/kvstore)"))
-        #expect(l.contains("  2. 128K ±11K  in ~128 blocks (128 samples)  node_new+0x14 (/usr/local/bin/kvstore)"))
+        // Each site's share of the bytes held, with the same error over the exact denominator.
+        #expect(l.contains("  1. 256K ±128K in ~124 blocks (4 samples, 56.7% ±28.4% of held)   load_table+0x5c (/usr/local/bin/kvstore)"))
+        #expect(l.contains("                                                                   open_store+0x1a0 (/usr/local/bin/kvstore)"))
+        #expect(l.contains("  2. 128K ±11K  in ~128 blocks (128 samples, 28.4% ±2.5% of held)  node_new+0x14 (/usr/local/bin/kvstore)"))
         #expect(l.contains("  (± one standard error of the sampling; blocks: ~ live bytes / the mean size of the process's live blocks below the period)"))
         #expect(!text.contains("strdup"))
         #expect(l.contains("bad pointers (2, the most recent)"))
@@ -56,7 +61,7 @@ import Testing
             #expect(text.contains("#"))
         }
         let text = ShowRenderer(ascii: true).render(try Support.report("python-exit.json").report)
-        #expect(lines(text).contains("     16   1.0M     0     5       0            0       5          0   5.0M  " + String(repeating: ".", count: 30)))
+        #expect(lines(text).contains("     16   1.0M     0     5       0            0       5          0   5.0M  " + String(repeating: ".", count: 30) + ">"))
         #expect(lines(text).contains("  <= 64B     732  21.0%  " + String(repeating: "#", count: 30)))
     }
 
