@@ -19,8 +19,9 @@ import CBuddySupport
 ///     blocks      `stripes` tables of sampled addresses -> (site, weight), linear probing with
 ///                 backward-shift deletion, each behind a spin lock held for a few loads
 ///
-/// The stack is symbolized (dladdr) when its site is created, before any lock is taken: the
-/// report only copies text. With the profile on, every call of a thread with a cache takes the
+/// The stack's frames are written as module+offset (buddy_locate: no symbol lookup inside
+/// malloc; buddy-report names them offline) when its site is created, before any lock is taken:
+/// the report only copies text. With the profile on, every call of a thread with a cache takes the
 /// instrumented path (the countdown period is 1), so frees find their sampled blocks.
 enum AllocationProfile {
     static let siteCapacity = 1024
@@ -72,8 +73,18 @@ enum AllocationProfile {
             let path = name + moduleNameBytes
             let buildId = path + modulePathBytes
             for i in 0..<count {
-                var base: UInt = 0
                 let frame = frames.load(fromByteOffset: i &* 8, as: UInt.self)
+                // A module already recorded costs one lookup by address (the table only grows,
+                // each entry's base written before the count that publishes it).
+                let moduleBase = buddy_module_base(UnsafeRawPointer(bitPattern: frame))
+                if moduleBase == 0 { continue }
+                var recorded = false
+                for m in 0..<Int(buddy_atomic_load_u64_acquire(word(table, 32))) where module(table, m).load(as: UInt.self) == moduleBase {
+                    recorded = true
+                    break
+                }
+                if recorded { continue }
+                var base: UInt = 0
                 guard buddy_module_of(UnsafeRawPointer(bitPattern: frame), &base, name, moduleNameBytes, path,
                                       modulePathBytes, buildId, moduleBuildIdBytes) != 0 else { continue }
                 let lock = table.assumingMemoryBound(to: UInt32.self)
@@ -184,7 +195,7 @@ enum AllocationProfile {
                 let base = raw.baseAddress.unsafelyUnwrapped
                 for i in 0..<count {
                     let frame = withUnsafeBytes(of: &frames) { $0.load(fromByteOffset: i &* 8, as: UInt.self) }
-                    _ = buddy_symbolize(UnsafeRawPointer(bitPattern: frame), (base + i &* frameText).assumingMemoryBound(to: CChar.self), frameText)
+                    _ = buddy_locate(UnsafeRawPointer(bitPattern: frame), (base + i &* frameText).assumingMemoryBound(to: CChar.self), frameText)
                 }
                 index = insertSite(table, hash, texts: base, count: count)
             }

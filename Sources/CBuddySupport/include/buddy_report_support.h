@@ -182,6 +182,13 @@ int buddy_backtrace(void **frames, int max);
 /// symbol) into `out`, NUL-terminated, at most `capacity` bytes; returns its length. dladdr
 /// (takes the loader's lock: never call it with a pool lock or report flag held).
 size_t buddy_symbolize(const void *address, char *out, size_t capacity);
+/// Writes "object+0xoffset" for a code address (the offset from the object's mapping, as
+/// buddy_symbolize writes a frame without a symbol), with no symbol lookup: _dl_find_object, not
+/// dladdr. The profile's frames (buddy-report names them offline). Never allocates.
+size_t buddy_locate(const void *address, char *out, size_t capacity);
+/// The start of the mapping of the module holding the return address `address` (0: none), the
+/// `base` buddy_module_of gives, found without dladdr.
+uintptr_t buddy_module_base(const void *address);
 // The module (executable or shared object) holding the return address `address`: its load
 // base, its name as the loader knows it and frames show it (buddy_symbolize), its file's path
 // (/proc/self/exe's target for the program itself, whose name may be relative), and its GNU
