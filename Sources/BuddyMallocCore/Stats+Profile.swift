@@ -58,7 +58,20 @@ enum AllocationProfile {
     static let moduleBuildIdBytes = 72
     static let moduleBytes = 8 + moduleNameBytes + modulePathBytes + moduleBuildIdBytes
     static let modulesOffset = stripesOffset + stripes * stripeBytes
-    static let mappingBytes = modulesOffset + moduleCapacity * moduleBytes
+    /// A counting filter in front of the sampled-block tables: `filterCounters` counters, each
+    /// the number of sampled blocks whose address hashes to it (added under the block's stripe
+    /// lock, with atomics). With the profile on, every free asks whether its block was sampled;
+    /// a counter of 0 answers no with one load, where the stripe's spin lock took 7% of a python
+    /// run's samples at BUDDY_PROFILE_SAMPLE=1M. (A block is sampled inside its malloc, before
+    /// the program can hand it to the thread that frees it: the count is there before the free.)
+    static let filterCounters = 16384
+    static let filterOffset = modulesOffset + moduleCapacity * moduleBytes
+    static let mappingBytes = filterOffset + filterCounters * 8
+
+    @inline(__always) static func filterCounter(_ table: UnsafeMutableRawPointer, _ address: UInt) -> UnsafeMutablePointer<UInt64> {
+        let index = Int(truncatingIfNeeded: ((UInt64(address) >> 4) &* 0x9E37_79B9_7F4A_7C15) >> 50)
+        return (table + filterOffset + index &* 8).assumingMemoryBound(to: UInt64.self)
+    }
 
     @inline(__always) static func module(_ table: UnsafeMutableRawPointer, _ index: Int) -> UnsafeMutableRawPointer {
         table + modulesOffset + index &* moduleBytes
@@ -291,7 +304,10 @@ enum AllocationProfile {
         while true {
             let e = entry(s, i)
             if e[0] == 0 || e[0] == UInt64(address) {
-                if e[0] == 0 { used.pointee &+= 1 }
+                if e[0] == 0 {
+                    used.pointee &+= 1
+                    buddy_atomic_add_u64_relaxed(filterCounter(table, address), 1)
+                }
                 e[0] = UInt64(address)
                 e[1] = UInt64(site) << 48 | min(size, (1 << 48) - 1)
                 return true
@@ -304,6 +320,7 @@ enum AllocationProfile {
     static func freed(_ pointer: UnsafeMutableRawPointer) {
         guard let table = buddy_profile_table_get() else { return }
         let address = UInt(bitPattern: pointer)
+        if buddy_atomic_load_u64_relaxed(filterCounter(table, address)) == 0 { return }
         let (s, home) = stripe(table, address)
         let used = word(s, 8)
         if buddy_atomic_load_u64_relaxed(used) == 0 { return }
@@ -333,6 +350,7 @@ enum AllocationProfile {
                 entry(s, hole)[0] = 0
                 entry(s, hole)[1] = 0
                 used.pointee &-= 1
+                buddy_atomic_add_u64_relaxed(filterCounter(table, address), 0 &- 1)
                 break
             }
             i = (i &+ 1) % stripeCapacity
