@@ -37,7 +37,7 @@ struct DepotShelf {
     /// to the pool): the report's depot line. Updated under the shelf's lock.
     var puts: UInt64 = 0
     var takes: UInt64 = 0
-    var overflows: UInt64 = 0
+    var full: UInt64 = 0
     /// The batches' first blocks (`Depot.maxBatches` slots, after the shelves' array).
     var slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
@@ -135,7 +135,7 @@ extension BuddyEngine {
         let shelf = self.shelf(bin)
         buddy_lock(&shelf.pointee.lock)
         guard shelf.pointee.count < shelf.pointee.capacity else {
-            buddy_atomic_store_u64_relaxed(&shelf.pointee.overflows, shelf.pointee.overflows &+ 1)
+            buddy_atomic_store_u64_relaxed(&shelf.pointee.full, shelf.pointee.full &+ 1)
             buddy_unlock(&shelf.pointee.lock)
             return false
         }
@@ -307,7 +307,7 @@ extension BuddyEngine {
             let shelf = self.shelf(bin)
             totals.puts &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.puts)
             totals.takes &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.takes)
-            totals.full &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.overflows)
+            totals.full &+= buddy_atomic_load_u64_relaxed(&shelf.pointee.full)
             totals.contended &+= buddy_lock_contended(&shelf.pointee.lock)
             totals.bytes &+= UInt64(depotBlocks(bin: bin)) &* UInt64(size(ofCode: codeOfBin(bin)))
         }

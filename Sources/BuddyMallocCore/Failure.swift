@@ -61,21 +61,7 @@ func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misus
     line.append("buddy: ")
     line.append(function)
     line.append(": ")
-    // (if-else, not a switch: a jump table here is an indirect jump tools/check-malloc-path.py
-    // cannot resolve.)
-    if case .doubleFree = misuse {
-        line.append("double free of ")
-        line.append(hex: UInt(bitPattern: pointer))
-        line.append(" (the block is already free: freed twice)")
-    } else if case .useAfterFree = misuse {
-        line.append("use after free of ")
-        line.append(hex: UInt(bitPattern: pointer))
-        line.append(" (the block is free: its pointer was used after free())")
-    } else if case .otherPool = misuse {
-        line.append("pointer ")
-        line.append(hex: UInt(bitPattern: pointer))
-        line.append(" belongs to a private pool (release it with buddy_pool_free)")
-    } else if case .wrongSize = misuse {
+    if case .wrongSize = misuse {
         line.append("wrong size ")
         line.append(decimal: UInt64(size))
         line.append(" for ")
@@ -83,16 +69,24 @@ func reportMisuse(_ function: StaticString, _ pointer: UnsafeRawPointer, _ misus
         line.append(" (its block holds ")
         line.append(decimal: UInt64(usable))
         line.append(" bytes: pass the size the block was allocated with)")
-    } else {
-        line.append("invalid pointer ")
-        line.append(hex: UInt(bitPattern: pointer))
-        line.append(" (not the start of a block)")
+        return finishReport(&line, function, pointer, misuse, strategy: strategy, carryingOn: "; the block is freed\n")
     }
-    if case .wrongSize = misuse {
-        finishReport(&line, function, pointer, misuse, strategy: strategy, carryingOn: "; the block is freed\n")
+    // What happened, around the pointer. (if-else, not a switch: a jump table here is an
+    // indirect jump tools/check-malloc-path.py cannot resolve.)
+    let before: StaticString, after: StaticString
+    if case .doubleFree = misuse {
+        (before, after) = ("double free of ", " (the block is already free: freed twice)")
+    } else if case .useAfterFree = misuse {
+        (before, after) = ("use after free of ", " (the block is free: its pointer was used after free())")
+    } else if case .otherPool = misuse {
+        (before, after) = ("pointer ", " belongs to a private pool (release it with buddy_pool_free)")
     } else {
-        finishReport(&line, function, pointer, misuse, strategy: strategy, carryingOn: "; ignored, the pool is unchanged\n")
+        (before, after) = ("invalid pointer ", " (not the start of a block)")
     }
+    line.append(before)
+    line.append(hex: UInt(bitPattern: pointer))
+    line.append(after)
+    finishReport(&line, function, pointer, misuse, strategy: strategy, carryingOn: "; ignored, the pool is unchanged\n")
 }
 
 /// The end of every misuse report: what happens next (abort, or `carryingOn` under

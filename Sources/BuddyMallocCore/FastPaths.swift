@@ -213,7 +213,7 @@ private func freeSlow(_ pointer: UnsafeMutableRawPointer) {
     // A thread that only frees (a consumer of blocks other threads allocate) gets its cache at
     // its first free, as a thread that allocates does at its first malloc: its next frees take
     // the fast path instead of the pool lock, one call at a time.
-    if buddy_thread_cache() == nil { _ = pool.threadCache() }
+    _ = pool.threadCache()
     pool.countCall(.free)
     releaseToPool(pointer, function: "free()")
 }

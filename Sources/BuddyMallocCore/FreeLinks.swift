@@ -123,38 +123,27 @@ func reportCorruption(_ function: StaticString, _ block: UnsafeRawPointer, strat
     line.append("buddy: ")
     line.append(function)
     line.append(": heap corruption: ")
-    // (if-else, not a switch: a jump table is an indirect jump check-malloc-path.py cannot resolve.)
+    // What happened, around the block, and what happens next under BUDDY_ON_ERROR=log: a
+    // block whose canary or fill was checked at its free is freed all the same; a list whose
+    // links were not followed is abandoned. (if-else, not a switch: a jump table is an indirect
+    // jump check-malloc-path.py cannot resolve.)
+    let abandoned: StaticString = "; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n"
+    let freed: StaticString = "; the block is freed all the same\n"
+    let before: StaticString, after: StaticString, carryingOn: StaticString
     if case .freeNeighbourOverwritten = cause {
-        line.append("the free block at ")
-        line.append(hex: UInt(bitPattern: block))
-        line.append(" has invalid links: an overflow of the block before it, or a write after free")
+        (before, after, carryingOn) = ("the free block at ", " has invalid links: an overflow of the block before it, or a write after free", abandoned)
     } else if case .canaryOverwritten = cause {
-        line.append("the canary after the block at ")
-        line.append(hex: UInt(bitPattern: block))
-        line.append(" was overwritten: an overflow of the block (or an underflow of the next)")
+        (before, after, carryingOn) = ("the canary after the block at ", " was overwritten: an overflow of the block (or an underflow of the next)", freed)
     } else if case .underflow = cause {
-        line.append("the canary at ")
-        line.append(hex: UInt(bitPattern: block))
-        line.append(", just before the block freed, was overwritten: an underflow (or an overflow of the block before)")
+        (before, after, carryingOn) = ("the canary at ", ", just before the block freed, was overwritten: an underflow (or an overflow of the block before)", freed)
     } else if case .patternChanged = cause {
-        line.append("the freed block at ")
-        line.append(hex: UInt(bitPattern: block))
-        line.append(" was written after it was freed (its fill pattern changed in quarantine)")
+        (before, after, carryingOn) = ("the freed block at ", " was written after it was freed (its fill pattern changed in quarantine)", freed)
     } else {
-        line.append("the free block at ")
-        line.append(hex: UInt(bitPattern: block))
-        line.append(" was written after it was freed (its free-list links are not valid)")
+        (before, after, carryingOn) = ("the free block at ", " was written after it was freed (its free-list links are not valid)", abandoned)
     }
-    // A block whose canary or fill was checked at its free is freed all the same under `log`; a
-    // cache's links were not followed, so its bin is abandoned.
-    let carryingOn: StaticString
-    if case .writtenAfterFree = cause {
-        carryingOn = "; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n"
-    } else if case .freeNeighbourOverwritten = cause {
-        carryingOn = "; the free blocks listed with it are abandoned (leaked), the pool is unchanged\n"
-    } else {
-        carryingOn = "; the block is freed all the same\n"
-    }
+    line.append(before)
+    line.append(hex: UInt(bitPattern: block))
+    line.append(after)
     finishReport(&line, function, block, .heapCorruption, strategy: strategy, carryingOn: carryingOn,
                  fatal: "; aborting: the pool's free lists cannot be repaired\n")
 }

@@ -143,10 +143,8 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         return c >= 0 && c < pointee.slabBinCount ? pointee.binCount &+ c : -1
     }
 
-    /// The allocation code of bin `bin`.
-    @inline(__always) func code(ofBin bin: Int) -> Int {
-        bin < pointee.binCount ? bin : pointee.pool.pointee.slabFirstCode &+ (bin &- pointee.binCount)
-    }
+    /// The allocation code of bin `bin` (numbered alike in every cache of the pool).
+    @inline(__always) func code(ofBin bin: Int) -> Int { BuddyEngine(state: pointee.pool).codeOfBin(bin) }
 
     /// Takes a cached block of bin `bin` (the caller checked it is a bin) and its tag's address,
     /// or nil: when the bin is empty, and when the block's links were overwritten (reported and
