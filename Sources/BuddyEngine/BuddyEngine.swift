@@ -64,7 +64,8 @@ public struct BuddyEngine: Equatable {
         guard problem(with: config) == nil else { return nil }
         let geometry = Geometry(minBlock: config.minBlock, maxBlock: config.maxBlock)
         let page = buddy_os_page_size()
-        let bytes = (MemoryLayout<PoolState>.stride + page - 1) & ~(page - 1)
+        // The state, then the residency walk's window (Engine+Residency.swift), in one mapping.
+        let bytes = (residencyWindowOffset + buddy_residency_window_size() + page - 1) & ~(page - 1)
         guard let memory = buddy_os_map_aligned(bytes, page) else { return nil }
         let state = memory.bindMemory(to: PoolState.self, capacity: 1)
         state.initialize(to: PoolState(

@@ -39,9 +39,11 @@ public enum SlabClass {
     /// are multiples of 128) are 64-byte aligned.
     public static let headerBytes = 64
     /// The pool's mapping for the classes' state.
-    package static var stateBytes: Int {
-        let page = buddy_os_page_size()
-        return (count * MemoryLayout<SlabClassState>.stride + page - 1) & ~(page - 1)
+    package static var stateBytes: Int { stateBytes(page: buddy_os_page_size()) }
+    /// The same with the page size known (the reports' snapshot: getpagesize is not
+    /// async-signal-safe, the size recorded at start is).
+    package static func stateBytes(page: Int) -> Int {
+        (count * MemoryLayout<SlabClassState>.stride + page - 1) & ~(page - 1)
     }
 
     @inline(__always) package static func base(_ c: Int) -> Int { 1024 &<< (c / perDoubling) }

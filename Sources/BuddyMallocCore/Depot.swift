@@ -72,6 +72,7 @@ enum Depot {
         }
         pool.process.pointee.depot = memory
         pool.process.pointee.depotShelves = bins
+        pool.process.pointee.depotMappedBytes = bytes
         return true
     }
 }

@@ -410,6 +410,24 @@ enum Oversize {
     static var peakBlocks: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.peak_blocks) }
     static var peakBytes: UInt64 { buddy_atomic_load_u64_relaxed(&table.pointee.peak_bytes) }
 
+    /// Resident bytes of the live blocks and of the retained mappings (mincore, for the report).
+    /// When the lock is busy and `wait` is false, their byte counts stand in (an upper bound).
+    static func residency(wait: Bool) -> (live: UInt64, retained: UInt64) {
+        guard lock(wait: wait) else { return (liveBytes, retainedBytes) }
+        let t = table
+        var live: UInt64 = 0, retained: UInt64 = 0
+        for i in 0..<Int(t.pointee.count) {
+            let entry = t.pointee.entries[i]
+            live &+= buddy_os_resident_bytes(UnsafeRawPointer(bitPattern: UInt(entry.base)), Int(entry.bytes))
+        }
+        for r in 0..<Int(t.pointee.retained_count) {
+            let entry = retainedEntries[r]
+            retained &+= buddy_os_resident_bytes(UnsafeRawPointer(bitPattern: UInt(entry.base)), Int(entry.bytes))
+        }
+        unlock()
+        return (live, retained)
+    }
+
     // MARK: Fork (ProcessPool's atfork handlers)
 
     static func prepareFork() -> Bool { buddy_oversize_fork_prepare() != 0 }

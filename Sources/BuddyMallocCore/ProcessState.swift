@@ -29,6 +29,8 @@ struct ProcessState {
     /// The depot's shelves (Depot.swift), one per bin: nil without thread caches.
     var depot: UnsafeMutableRawPointer? = nil
     var depotShelves = 0
+    /// Bytes of the depot's mapping (metadata).
+    var depotMappedBytes = 0
     /// The shelves each nested fork prepare handler took (Depot.swift, "fork").
     var depotForkMasks: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     var depotForkLevel = 0

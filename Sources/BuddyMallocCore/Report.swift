@@ -108,6 +108,10 @@ struct ReportFigures {
     var allocAverageNs: Double
     var freeAverageNs: Double
     var samples: UInt64
+    /// The process's resident bytes that none of the allocator's parts holds (its code, stacks,
+    /// libraries, glibc's heap): process - (segments + metadata + oversize + retained), 0 when
+    /// the process's figure is unknown or races below the parts.
+    var outside: UInt64
 
     init(_ s: UnsafeMutablePointer<buddy_stats>, _ context: ReportContext, pid: Int, ppid: Int, program: UnsafePointer<UInt8>) {
         self.pid = UInt64(pid)
@@ -136,5 +140,7 @@ struct ReportFigures {
         allocAverageNs = st.pointee.alloc_samples > 0 ? Double(st.pointee.alloc_total_ns) / Double(st.pointee.alloc_samples) : 0
         freeAverageNs = st.pointee.free_samples > 0 ? Double(st.pointee.free_total_ns) / Double(st.pointee.free_samples) : 0
         samples = st.pointee.alloc_samples &+ st.pointee.free_samples
+        let parts = st.pointee.resident &+ st.pointee.resident_metadata &+ st.pointee.resident_oversize &+ st.pointee.resident_retained
+        outside = st.pointee.process_resident > parts ? st.pointee.process_resident &- parts : 0
     }
 }

@@ -9,10 +9,10 @@ import CBuddySupport
 // A key of "" is a figure only the text shows; a field without a position only JSON shows.
 // Text positions: the tens are the lines,
 //
-//    10 header    20 health    30 time      40 pool       50 blocks     60 fragments
-//    70 calls     80 entries   90 system   100 oversize  110 errors    120 segments
-//   130 latency  140 orders   150 slab classes  160 sizes  170 alignments
-//   180 bad pointers  190 profile
+//    10 header    20 health    30 time      40 pool       50 resident   60 blocks
+//    70 fragments 80 calls     90 entries  100 system    110 oversize  120 errors
+//   130 segments 140 latency  150 orders  160 slab classes  170 sizes  180 alignments
+//   190 bad pointers  200 profile
 //
 // the ones the place in the line.
 //
@@ -74,7 +74,7 @@ extension ReportWriter {
 
         object("config")
         field("min_block", \.min_block)
-        field("max_block", \.max_block, .bytes, text: 92, " (larger than the maximum block ")
+        field("max_block", \.max_block, .bytes, text: 102, " (larger than the maximum block ")
         field("initial_size", \.initial_size)
         field("growth_factor", \.growth_factor, .factor)
         field("max_pool_size", \.max_pool_size)
@@ -90,18 +90,32 @@ extension ReportWriter {
         field("free", \.free, .bytes, text: 46, ", free ")
         field("metadata", \.metadata, .bytes, text: 43, ", metadata ")
         field("slab_spare", \.slab_spare, .bytes)
-        field("usage", \.usage, .ratio, text: 53, "; usage ", "\n", newLine: true)
-        field("requested", \.requested, .bytes, text: 63, " so far; live requested about ")
-        field("requested_total", \.requested_total, .bytes, text: 61, " (requested ")
-        field("allocated_total", \.allocated_total, .bytes, text: 62, " in blocks of ")
-        field("internal_fragmentation", \.internal_fragmentation, .ratio, text: 60, "  fragments   internal ", newLine: true)
-        field("largest_free_block", \.largest_free_block, .bytes, text: 52, "); largest free block ")
-        field("external_fragmentation", \.external_fragmentation, .ratio, text: 64, "), external ", "\n")
+        field("usage", \.usage, .ratio, text: 63, "; usage ", "\n", newLine: true)
+        field("requested", \.requested, .bytes, text: 73, " so far; live requested about ")
+        field("requested_total", \.requested_total, .bytes, text: 71, " (requested ")
+        field("allocated_total", \.allocated_total, .bytes, text: 72, " in blocks of ")
+        field("internal_fragmentation", \.internal_fragmentation, .ratio, text: 70, "  fragments   internal ", newLine: true)
+        field("largest_free_block", \.largest_free_block, .bytes, text: 62, "); largest free block ")
+        field("external_fragmentation", \.external_fragmentation, .ratio, text: 74, "), external ", "\n")
         field("peak_used", \.peak_used, .bytes, text: 47, "; peak used ", "\n", newLine: true)
-        field("live_allocations", \.live_allocations, text: 50, "  blocks      ")
-        field("peak_live_allocations", \.peak_live_allocations, text: 51, " live (peak ")
-        field("held", \.held, .bytes, text: 104, "); held by the program in all ", " (used + oversize)\n", newLine: true)
+        field("live_allocations", \.live_allocations, text: 60, "  blocks      ")
+        field("peak_live_allocations", \.peak_live_allocations, text: 61, " live (peak ")
+        field("held", \.held, .bytes, text: 114, "); held by the program in all ", " (used + oversize)\n", newLine: true)
         end(multiline: true)
+
+        // Resident memory explained (Engine+Residency.swift): the segments' resident bytes
+        // (memory.resident) = used + cached + slab_spare + free.
+        object("resident")
+        field("used", \.resident_used, .bytes, text: 50, "  resident    used ")
+        field("cached", \.resident_cached, .bytes, text: 51, ", cached ")
+        field("slab_spare", \.resident_slab_spare, .bytes, text: 52, ", slab spare ")
+        field("free", \.resident_free, .bytes, text: 53, ", free ", " (written once, not given back yet)")
+        field("metadata", \.resident_metadata, .bytes, text: 54, "; metadata ")
+        field("oversize", \.resident_oversize, .bytes, text: 55, ", oversize ")
+        field("retained", \.resident_retained, .bytes, text: 56, " (retained ")
+        field("process", \.process_resident, .bytes, text: 57, "); the process ")
+        field("outside", \ReportFigures.outside, .bytes, text: 58, ", of which outside the allocator ", "\n")
+        end()
 
         // Every entry point's calls, the allocating ones' failures (the order of buddy_stats.h).
         object("calls")
@@ -112,55 +126,55 @@ extension ReportWriter {
             field(Entry(rawValue: entry).unsafelyUnwrapped.name, \.failures, element: entry)
         }
         end()
-        field("", \ReportFigures.allocations, text: 70, "  calls       allocations ")
-        field("", \ReportFigures.frees, text: 71, ", frees ")
-        field("", \ReportFigures.failed, text: 72, ", failed ")
-        part("", .entries, text: 80, "  entries    ", "\n")
+        field("", \ReportFigures.allocations, text: 80, "  calls       allocations ")
+        field("", \ReportFigures.frees, text: 81, ", frees ")
+        field("", \ReportFigures.failed, text: 82, ", failed ")
+        part("", .entries, text: 90, "  entries    ", "\n")
 
         object("errors")
-        field("invalid_pointer", \.invalid_pointers, text: 110, "  errors      invalid pointers ")
-        field("double_free", \.double_frees, text: 111, ", double frees ")
-        field("use_after_free", \.use_after_frees, text: 112, ", uses after free ")
-        field("wrong_size", \.wrong_sizes, text: 113, ", wrong sizes ", "\n")
+        field("invalid_pointer", \.invalid_pointers, text: 120, "  errors      invalid pointers ")
+        field("double_free", \.double_frees, text: 121, ", double frees ")
+        field("use_after_free", \.use_after_frees, text: 122, ", uses after free ")
+        field("wrong_size", \.wrong_sizes, text: 123, ", wrong sizes ", "\n")
         end()
 
         object("system")
-        field("calls", \.system_calls, text: 90, "  system      ")
-        field("bytes", \.system_bytes, .bytes, text: 91, " calls, ")
-        field("reentrant", \.reentrant_calls, text: 93, ", mapped directly, so far); re-entrant calls ", "\n")
+        field("calls", \.system_calls, text: 100, "  system      ")
+        field("bytes", \.system_bytes, .bytes, text: 101, " calls, ")
+        field("reentrant", \.reentrant_calls, text: 103, ", mapped directly, so far); re-entrant calls ", "\n")
         end()
 
         object("oversize")
-        field("blocks", \.oversize_blocks, text: 100, "  oversize    ")
-        field("bytes", \.oversize_bytes, .bytes, text: 101, " live, ")
-        field("peak_blocks", \.oversize_peak_blocks, text: 102, " (peak ")
-        field("peak_bytes", \.oversize_peak_bytes, .bytes, text: 103, ", ")
+        field("blocks", \.oversize_blocks, text: 110, "  oversize    ")
+        field("bytes", \.oversize_bytes, .bytes, text: 111, " live, ")
+        field("peak_blocks", \.oversize_peak_blocks, text: 112, " (peak ")
+        field("peak_bytes", \.oversize_peak_bytes, .bytes, text: 113, ", ")
         field("retained_bytes", \.oversize_retained_bytes, .bytes)
         end()
 
         object("segments")
         field("count", \.segments, text: 41, " in ")
-        field("added", \.segments_added, text: 120, "  segments    added ")
-        field("released", \.segments_released, text: 121, ", released ")
-        field("released_bytes", \.released_bytes, .bytes, text: 124, "; returned to the OS ", "\n")
-        field("realloc_in_place", \.realloc_in_place, text: 73, ", resized in place ", "\n")
+        field("added", \.segments_added, text: 130, "  segments    added ")
+        field("released", \.segments_released, text: 131, ", released ")
+        field("released_bytes", \.released_bytes, .bytes, text: 134, "; returned to the OS ", "\n")
+        field("realloc_in_place", \.realloc_in_place, text: 83, ", resized in place ", "\n")
         end()
         object("locks")
-        field("pool_acquisitions", \.pool_lock_acquisitions, text: 125, "  locks       pool lock taken ")
-        field("pool_contended", \.pool_lock_contended, text: 126, " times (", " after a wait); depot batches")
-        field("depot_puts", \.depot_puts, text: 127, " in ")
-        field("depot_takes", \.depot_takes, text: 128, ", out ")
-        field("depot_full", \.depot_full, text: 129, ", to the pool ", " (shelf full)\n")
+        field("pool_acquisitions", \.pool_lock_acquisitions, text: 135, "  locks       pool lock taken ")
+        field("pool_contended", \.pool_lock_contended, text: 136, " times (", " after a wait); depot batches")
+        field("depot_puts", \.depot_puts, text: 137, " in ")
+        field("depot_takes", \.depot_takes, text: 138, ", out ")
+        field("depot_full", \.depot_full, text: 139, ", to the pool ", " (shelf full)\n")
         field("depot_contended", \.depot_lock_contended)
         field("depot_bytes", \.depot_bytes, .bytes)
         end()
-        field("", \ReportFigures.splits, text: 122, "; splits ")
-        field("", \ReportFigures.coalesces, text: 123, ", coalesces ")
+        field("", \ReportFigures.splits, text: 132, "; splits ")
+        field("", \ReportFigures.coalesces, text: 133, ", coalesces ")
 
-        part("orders", .orders, text: 140)
-        part("slab_classes", .slabClasses, text: 150)
-        part("sizes", .sizes, text: 160, "\n  sizes      ", "\n")
-        part("alignments", .alignments, text: 170, "  alignments ", "\n")
+        part("orders", .orders, text: 150)
+        part("slab_classes", .slabClasses, text: 160)
+        part("sizes", .sizes, text: 170, "\n  sizes      ", "\n")
+        part("alignments", .alignments, text: 180, "  alignments ", "\n")
 
         object("latency")
         choice("mode", \.latency_mode, "off|sampled|exact|sampled") // (what is neither off nor exact samples)
@@ -173,15 +187,15 @@ extension ReportWriter {
         field("alloc_samples", \.alloc_samples)
         field("free_samples", \.free_samples)
         end()
-        part("", .latency, text: 130, "  latency     ", "\n")
+        part("", .latency, text: 140, "  latency     ", "\n")
 
         object("health")
         choice("status", \ReportFigures.status, "HEALTHY|WARNING|CRITICAL")
         part("message", .healthMessage, text: 20, "  health      ", "\n")
         end()
 
-        part("profile", .profile, text: 190)
-        part("bad_pointers", .badPointers, text: 180)
+        part("profile", .profile, text: 200)
+        part("bad_pointers", .badPointers, text: 190)
     }
 
     /// The orders' table (the text leaves out the orders with nothing in them), like the
@@ -265,9 +279,9 @@ extension ReportWriter {
         emit(ReportField(key: key, value: .count, base: .stats, offset: MemoryLayout<buddy_stats>.offset(of: path)! &+ element &* 8))
     }
 
-    @_transparent mutating func field(_ key: StaticString, _ path: KeyPath<ReportFigures, UInt64>,
+    @_transparent mutating func field(_ key: StaticString, _ path: KeyPath<ReportFigures, UInt64>, _ format: IntegerFormat = .count,
                                       text at: UInt8 = 0, _ before: StaticString = "", _ after: StaticString = "") {
-        emit(ReportField(key: key, value: .count, base: .figures, offset: MemoryLayout<ReportFigures>.offset(of: path)!,
+        emit(ReportField(key: key, value: integer(format), base: .figures, offset: MemoryLayout<ReportFigures>.offset(of: path)!,
                          at: at, before: before, after: after))
     }
 

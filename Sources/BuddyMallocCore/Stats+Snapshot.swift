@@ -59,14 +59,14 @@ extension BuddyEngine {
 
         // Segments: sizes, free areas, the largest free block, residency, metadata.
         let largest = UInt64(largestFreeBlock)
-        var resident: UInt64 = 0
+        var residency = self.residency()
         var metadata = UInt64(s.pointee.stateBytes)
+        if s.pointee.slabClasses != nil { metadata &+= UInt64(SlabClass.stateBytes(page: buddy_os_page_recorded())) }
         var segment = s.pointee.segments
         while let current = segment {
             for order in 0...maxOrder {
                 orders[order].free &+= UInt64(current.pointee.freeAreas[order].count)
             }
-            resident &+= buddy_os_resident_bytes(UnsafeRawPointer(bitPattern: current.pointee.base), Int(current.pointee.size))
             metadata &+= UInt64(current.pointee.orderMapBytes)
             segment = current.pointee.next
         }
@@ -94,11 +94,19 @@ extension BuddyEngine {
             }
             let descriptor = MemoryLayout<ThreadCache>.stride &+ current.totalBins &* MemoryLayout<CacheBin>.stride
             cachedBytes &+= UInt64(geometry.size(ofOrder: geometry.order(forSize: descriptor)))
+            // The descriptor's block is tagged used: its resident bytes are the cache's.
+            if current.pointee.mappedBytes == 0 {
+                let bytes = residentBytes(UInt(bitPattern: current), count: UInt(geometry.size(ofOrder: geometry.order(forSize: descriptor))))
+                residency.used &-= min(bytes, residency.used)
+                residency.cached &+= bytes
+            }
             calls.add(current.pointee.calls)
             cache = current.pointee.next
         }
         // The depot's batches (Depot.swift): cached too, between two threads' bins.
-        if process != nil {
+        if let process, let depot = process.pointee.depot {
+            metadata &+= UInt64(process.pointee.depotMappedBytes)
+            residency.metadata &+= buddy_os_resident_bytes(depot, process.pointee.depotMappedBytes)
             for bin in 0..<binsPerCache {
                 let count = UInt64(depotBlocks(bin: bin))
                 if count == 0 { continue }
@@ -192,7 +200,12 @@ extension BuddyEngine {
         out.pointee.thread_safety = UInt32(config.threadSafety.rawValue)
         out.pointee.on_error = UInt32(config.errorStrategy.rawValue)
 
-        out.pointee.resident = resident
+        out.pointee.resident = residency.segments
+        out.pointee.resident_used = residency.used
+        out.pointee.resident_cached = residency.cached
+        out.pointee.resident_slab_spare = residency.slabSpare
+        out.pointee.resident_free = residency.free
+        out.pointee.resident_metadata = residency.metadata
         out.pointee.cached = min(cachedBytes, allocatedBytes)
         out.pointee.used = allocatedBytes &- out.pointee.cached
         out.pointee.metadata = metadata
@@ -255,6 +268,13 @@ extension BuddyEngine {
             out.pointee.oversize_peak_blocks = max(Oversize.peakBlocks, out.pointee.oversize_blocks)
             out.pointee.oversize_peak_bytes = max(Oversize.peakBytes, out.pointee.oversize_bytes)
             out.pointee.oversize_retained_bytes = Oversize.retainedBytes
+            // (The oversize lock is taken with no other allocator lock held: here, after unlock.)
+            var mayWait = false
+            if case .wait = locking { mayWait = true } // (no enum ==: generic in a debug build)
+            let oversize = Oversize.residency(wait: mayWait)
+            out.pointee.resident_oversize = oversize.live
+            out.pointee.resident_retained = oversize.retained
+            out.pointee.process_resident = buddy_os_process_resident()
         }
         out.pointee.held = out.pointee.used &+ out.pointee.oversize_bytes
         out.pointee.segments_added = counters.segmentsAdded

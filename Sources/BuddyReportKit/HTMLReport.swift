@@ -68,6 +68,7 @@ public struct HTMLReport {
         }
 
         section("memory", "Memory") { memory(r, &$0) }
+        if let x = r.resident { section("resident", "Resident memory") { resident(x, &$0) } }
         section("orders", "Blocks per order") { orders(r, &$0) }
         if r.slabClasses.contains(where: { $0.slabs + $0.live + $0.allocations > 0 }) {
             section("slab-classes", "Slab classes") { slabClasses(r, &$0) }
@@ -215,27 +216,54 @@ public struct HTMLReport {
     /// One horizontal bar: used, cached, spare in slabs, free of the reserved bytes.
     static func memoryBar(_ r: Report) -> String {
         let m = r.memory
+        return stackedBar([("used", m.used, Palette.live), ("cached", m.cached, Palette.cached),
+                           ("spare in slabs", m.slabSpare, "#d4a6c8"), ("free", max(0, m.free - m.slabSpare), Palette.free)],
+                          of: "reserved", title: "reserved \(Units.bytes(m.reserved)): used, cached, spare in slabs, free")
+    }
+
+    /// The process's resident bytes by what holds them (Report.Resident).
+    static func residentBar(_ x: Report.Resident) -> String {
+        stackedBar([("used", x.used, Palette.live), ("cached", x.cached, Palette.cached), ("spare in slabs", x.slabSpare, "#d4a6c8"),
+                    ("free, written", x.free, Palette.free), ("metadata", x.metadata, "#bab0ac"), ("oversize", x.oversize, "#f28e2b"),
+                    ("retained", x.retained, "#ffbe7d"), ("outside", x.outside, "#e0e0e0")],
+                   of: "resident", title: "resident \(Units.bytes(max(x.process, x.segments))): who holds it")
+    }
+
+    /// One horizontal bar of parts (name, bytes, colour), with a legend under it.
+    static func stackedBar(_ parts: [(String, Int, String)], of whole: String, title: String) -> String {
         let width = 860.0, height = 58.0, left = 10.0, barWidth = width - 20
         var svg = SVG(width: width, height: height)
-        let parts: [(String, Int, String)] = [
-            ("used", m.used, Palette.live), ("cached", m.cached, Palette.cached),
-            ("spare in slabs", m.slabSpare, "#d4a6c8"), ("free", max(0, m.free - m.slabSpare), Palette.free),
-        ]
         let total = Double(max(1, parts.reduce(0) { $0 + $1.1 }))
         var x = left
         for (name, bytes, color) in parts where bytes > 0 {
             let w = Double(bytes) / total * barWidth
-            svg.rect(x: x, y: 8, width: w, height: 22, fill: color, tooltip: "\(name): \(Units.bytes(bytes)) (\(Units.percent(Double(bytes) / total)) of reserved)")
+            svg.rect(x: x, y: 8, width: w, height: 22, fill: color, tooltip: "\(name): \(Units.bytes(bytes)) (\(Units.percent(Double(bytes) / total)) of \(whole))")
             x += w
         }
         var lx = left
-        for (name, bytes, color) in parts where bytes > 0 || name == "used" || name == "free" {
+        for (index, (name, bytes, color)) in parts.enumerated() where bytes > 0 || index == 0 {
             svg.rect(x: lx, y: 40, width: 12, height: 10, fill: color)
             let label = "\(name) \(Units.bytes(bytes))"
             svg.text(label, x: lx + 16, y: 49, size: 11, fill: "#333")
             lx += 16 + Double(label.count) * 6.6 + 18
         }
-        return svg.document(title: "reserved \(Units.bytes(m.reserved)): used, cached, spare in slabs, free")
+        return svg.document(title: title)
+    }
+
+    /// Resident memory explained: the bar, and a row per part with what it is.
+    func resident(_ x: Report.Resident, _ s: inout HTMLWriter) {
+        s.raw(Self.inline(Self.residentBar(x)))
+        var t = table(["", "bytes", ""], numeric: [1])
+        if x.process > 0 { t.row([.text("process"), .bytes(x.process, "resident.process"), .text("the whole process's resident set")]) }
+        t.row([.text("used"), .bytes(x.used, "resident.used"), .text("the program's blocks and slab objects")])
+        t.row([.text("cached"), .bytes(x.cached, "resident.cached"), .text("in thread caches and the depot, for the next mallocs")])
+        t.row([.text("slab spare"), .bytes(x.slabSpare, "resident.slab_spare"), .text("in slabs, outside live objects (free objects, headers)")])
+        t.row([.text("free"), .bytes(x.free, "resident.free"), .text("free blocks written once, not given back to the OS yet (malloc_trim gives them back)")])
+        t.row([.text("metadata"), .bytes(x.metadata, "resident.metadata"), .text("order maps, the pool's state")])
+        t.row([.text("oversize"), .bytes(x.oversize, "resident.oversize"), .text("blocks above the maximum block")])
+        t.row([.text("retained"), .bytes(x.retained, "resident.retained"), .text("freed oversize blocks kept for reuse (malloc_trim unmaps them)")])
+        if x.process > 0 { t.row([.text("outside"), .bytes(x.outside, "resident.outside"), .text("not the allocator's: code, stacks, libraries, glibc's own heap")]) }
+        s.raw(t.html(id: "resident-table"))
     }
 
     func orders(_ r: Report, _ s: inout HTMLWriter) {

@@ -36,6 +36,8 @@ public struct Report: Sendable, Equatable, Decodable {
     public var system: System
     /// Live blocks above the maximum block (each mapped on its own); zero in older reports.
     public var oversize: Oversize
+    /// Resident memory explained; nil in older reports.
+    public var resident: Resident?
     public var segments: Segments?
     public var orders: [Order]
     /// One per slab class of the pool, smallest first; empty when the pool has no slabs.
@@ -114,6 +116,45 @@ public struct Report: Sendable, Equatable, Decodable {
         /// Bytes the program holds, whoever serves them: used + the oversize blocks' bytes
         /// (older reports: used + oversize bytes, as far as they say).
         public var held: Int
+    }
+
+    /// Resident memory explained: the segments' resident bytes (`memory.resident`) by what holds
+    /// them, used + cached + slabSpare + free == memory.resident; the resident bytes of the
+    /// metadata, the oversize blocks and the retained mappings; the process's resident set and
+    /// what of it lies outside the allocator.
+    public struct Resident: Sendable, Equatable, Decodable {
+        public var used: Int
+        public var cached: Int
+        public var slabSpare: Int
+        public var free: Int
+        public var metadata: Int
+        public var oversize: Int
+        public var retained: Int
+        /// 0 when unknown (a private pool's report).
+        public var process: Int
+        public var outside: Int
+
+        public init(used: Int = 0, cached: Int = 0, slabSpare: Int = 0, free: Int = 0, metadata: Int = 0, oversize: Int = 0,
+                    retained: Int = 0, process: Int = 0, outside: Int = 0) {
+            self.used = used; self.cached = cached; self.slabSpare = slabSpare; self.free = free; self.metadata = metadata
+            self.oversize = oversize; self.retained = retained; self.process = process; self.outside = outside
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case used, cached, free, metadata, oversize, retained, process, outside
+            case slabSpare = "slab_spare"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func value(_ key: CodingKeys) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? 0 }
+            self.init(used: try value(.used), cached: try value(.cached), slabSpare: try value(.slabSpare), free: try value(.free),
+                      metadata: try value(.metadata), oversize: try value(.oversize), retained: try value(.retained),
+                      process: try value(.process), outside: try value(.outside))
+        }
+
+        /// The segments' resident bytes, part by part.
+        public var segments: Int { used + cached + slabSpare + free }
     }
 
     /// Blocks above the maximum block: live now, and the most at once.
@@ -348,7 +389,7 @@ extension Report {
 extension Report {
     enum CodingKeys: String, CodingKey {
         case format, version, pid, ppid, program, reason, sequence, pool, time, config, memory, calls, failures
-        case errors, system, oversize, segments, orders, sizes, alignments, latency, health, profile
+        case errors, system, oversize, resident, segments, orders, sizes, alignments, latency, health, profile
         case badPointers = "bad_pointers", slabClasses = "slab_classes", modules
     }
 
@@ -371,6 +412,7 @@ extension Report {
         system = try c.decodeIfPresent(System.self, forKey: .system) ?? System()
         oversize = try c.decodeIfPresent(Oversize.self, forKey: .oversize) ?? Oversize()
         if memory.held < memory.used + oversize.bytes { memory.held = memory.used + oversize.bytes }
+        resident = try c.decodeIfPresent(Resident.self, forKey: .resident)
         segments = try c.decodeIfPresent(Segments.self, forKey: .segments)
         orders = try c.decode([Order].self, forKey: .orders)
         slabClasses = try c.decodeIfPresent([SlabClass].self, forKey: .slabClasses) ?? []

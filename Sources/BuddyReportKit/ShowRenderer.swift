@@ -19,7 +19,7 @@ public struct ShowRenderer {
     }
 
     public func render(_ report: Report) -> String {
-        var sections: [[String]] = [header(report), memory(report), orders(report), slabClasses(report),
+        var sections: [[String]] = [header(report), memory(report), resident(report), orders(report), slabClasses(report),
                                   calls(report), errors(report)]
         sections.append(latency(report))
         sections.append(sizes(report))
@@ -92,6 +92,32 @@ public struct ShowRenderer {
             table.add(["system", Units.bytes(r.system.bytes), "in \(r.system.calls) requests larger than the maximum block so far"])
         }
         return ["memory"] + table.render()
+    }
+
+    /// Resident memory explained: where the process's resident bytes are, part by part, with
+    /// a bar for each part's share (empty when the report has no breakdown: an older library).
+    func resident(_ r: Report) -> [String] {
+        guard let x = r.resident, x.segments + x.metadata + x.oversize + x.retained + x.process > 0 else { return [] }
+        let inside = x.segments + x.metadata + x.oversize + x.retained
+        let total = max(x.process, inside)
+        var table = TextTable([("", .left), ("", .right), ("", .right), ("", .left), ("", .left)])
+        table.showHeader = false
+        func row(_ name: String, _ bytes: Int, _ what: String) {
+            let share = total > 0 ? Double(bytes) / Double(total) : 0
+            table.add([name, Units.bytes(bytes), Units.percent(share), String(repeating: "█", count: Int((share * 20).rounded())), what])
+        }
+        row("used", x.used, "the program's blocks and slab objects")
+        row("cached", x.cached, "in thread caches and the depot, for the next mallocs")
+        row("slab spare", x.slabSpare, "in slabs, outside live objects (free objects, headers)")
+        row("free", x.free, "free blocks written once, not given back to the OS yet (malloc_trim gives them back)")
+        row("metadata", x.metadata, "order maps, the pool's state")
+        if x.oversize + x.retained > 0 {
+            row("oversize", x.oversize, "blocks above the maximum block")
+            row("retained", x.retained, "freed oversize blocks kept for reuse (malloc_trim unmaps them)")
+        }
+        if x.process > 0 { row("outside", x.outside, "not the allocator's: code, stacks, libraries, glibc's own heap") }
+        let title = x.process > 0 ? "resident \(Units.bytes(x.process)) in the process" : "resident \(Units.bytes(inside)) in the allocator"
+        return [title] + table.render()
     }
 
     func orders(_ r: Report) -> [String] {

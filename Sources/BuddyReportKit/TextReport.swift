@@ -172,6 +172,12 @@ enum TextReportReader {
                     bytes("memory.reserved", v[0]); count("segments.count", v[1]); bytes("memory.resident", v[2])
                     bytes("memory.metadata", v[3]); bytes("memory.used", v[4]); bytes("memory.cached", v[5])
                     bytes("memory.free", v[6]); bytes("memory.peak_used", v[7])
+                case "resident":
+                    let v = Self.fields(line, ["  resident    used ", ", cached ", ", slab spare ", ", free ", " (written once, not given back yet); metadata ",
+                                               ", oversize ", " (retained ", "); the process ", ", of which outside the allocator "])
+                    for (i, path) in ["used", "cached", "slab_spare", "free", "metadata", "oversize", "retained", "process", "outside"].enumerated() {
+                        bytes("resident." + path, v[i])
+                    }
                 case "blocks":
                     let v = Self.fields(line, ["  blocks      ", " live (peak ", "); largest free block ", "; usage "])
                     count("memory.live_allocations", v[0]); count("memory.peak_live_allocations", v[1])
@@ -409,6 +415,10 @@ enum TextReportReader {
             }
             let largest = byteTexts["memory.largest_free_block"].flatMap { Self.lowestBytes($0) } ?? 0
             refine("memory.largest_free_block", [Self.powerOfTwo(near: largest) ?? largest])
+            for path in ["resident.used", "resident.cached", "resident.slab_spare", "resident.free", "resident.metadata",
+                         "resident.oversize", "resident.retained", "resident.process", "resident.outside"] where byteTexts[path] != nil {
+                refine(path, [])
+            }
             for path in ["memory.resident", "memory.metadata", "memory.peak_used", "memory.requested", "memory.requested_total",
                          "memory.allocated_total", "oversize.peak_bytes", "system.bytes", "segments.released_bytes"] {
                 refine(path, [])
@@ -477,7 +487,7 @@ enum TextReportReader {
         }
 
         /// The summary line's key ("pool", "bad pointers"), or nil.
-        static let keys = ["bad pointers", "health", "time", "pool", "blocks", "fragments", "calls", "entries", "system", "oversize",
+        static let keys = ["bad pointers", "health", "time", "pool", "resident", "blocks", "fragments", "calls", "entries", "system", "oversize",
                            "errors", "segments", "locks", "latency", "sizes", "alignments", "profile"]
 
         static func key(of trimmed: String) -> String? {

@@ -65,7 +65,67 @@ uint64_t buddy_os_resident_bytes(const void *base, size_t size) {
     return resident;
 }
 
+size_t buddy_residency_window_size(void) { return sizeof(buddy_residency_window); }
+
+void buddy_residency_begin(void *w, uintptr_t base, uintptr_t limit) {
+    buddy_residency_window *window = w;
+    window->first = base;
+    window->pages = 0;
+    window->limit = limit;
+}
+
+uint64_t buddy_residency_bytes(void *w, uintptr_t start, uintptr_t length) {
+    buddy_residency_window *window = w;
+    size_t page = __atomic_load_n(&buddy_os_page_bytes, __ATOMIC_RELAXED);
+    if (page == 0) return 0;
+    uint64_t bytes = 0;
+    uintptr_t end = start + length;
+    if (end > window->limit) end = window->limit;
+    for (uintptr_t at = start; at < end;) {
+        uintptr_t first = at & ~(uintptr_t)(page - 1);
+        if (window->pages == 0 || first < window->first || first >= window->first + window->pages * page) {
+            // Load from this page on: the walk goes up, so each page is asked about once.
+            size_t pages = (window->limit - first + page - 1) / page;
+            if (pages > BUDDY_RESIDENCY_PAGES) pages = BUDDY_RESIDENCY_PAGES;
+            if (buddy_raw_syscall4(SYS_mincore, (long)first, (long)(pages * page), (long)window->vector, 0) != 0) {
+                memset(window->vector, 0, pages); // not mapped: not resident
+            }
+            window->first = first;
+            window->pages = pages;
+        }
+        uintptr_t next = first + page;
+        uintptr_t stop = end < next ? end : next;
+        if (window->vector[(first - window->first) / page] & 1) bytes += stop - at;
+        at = stop;
+    }
+    return bytes;
+}
+
 // MARK: - Process and files
+
+uint64_t buddy_os_process_resident(void) {
+    // /proc/self/statm: "size resident shared text lib data dt", in pages. open, read and close
+    // are async-signal-safe (the signal handler's report comes here).
+    size_t page = __atomic_load_n(&buddy_os_page_bytes, __ATOMIC_RELAXED);
+    if (page == 0) return 0;
+    int saved = errno;
+    char text[128];
+    ssize_t n = -1;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        n = read(fd, text, sizeof text - 1);
+        close(fd);
+    }
+    errno = saved;
+    if (n <= 0) return 0;
+    text[n] = 0;
+    const char *c = text;
+    while (*c >= '0' && *c <= '9') c++;     // size
+    while (*c == ' ') c++;
+    uint64_t pages = 0;
+    while (*c >= '0' && *c <= '9') pages = pages * 10 + (uint64_t)(*c++ - '0');
+    return pages * page;
+}
 
 size_t buddy_os_program_name(char *out, size_t capacity) {
     if (capacity == 0) return 0;

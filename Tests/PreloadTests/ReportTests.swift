@@ -89,6 +89,10 @@ private func checkDocument(_ d: [String: Any], _ what: String, exact: Bool) {
         let live = orders.reduce(0) { $0 + int($1["live"]) } + slabs.reduce(0) { $0 + int($1["live"]) }
         #expect(live == int(memory["live_allocations"]), "\(what): live_allocations")
     }
+    // Resident memory explained: the segments' resident bytes, part by part.
+    let resident = object(d, "resident")
+    let parts = ["used", "cached", "slab_spare", "free"].reduce(0) { $0 + int(resident[$1]) }
+    #expect(parts == int(memory["resident"]), "\(what): resident parts \(resident) sum to \(parts), memory.resident says \(int(memory["resident"]))")
     let status = object(d, "health")["status"] as? String ?? ""
     #expect(["HEALTHY", "WARNING", "CRITICAL"].contains(status), "\(what): health \(status)")
     #expect(double(memory["usage"]) >= 0 && double(memory["usage"]) <= 1, "\(what): usage")
@@ -175,6 +179,28 @@ struct ReportTests {
         let document = try parse(String(json.stderr.drop { $0 != "{" }), "stderr JSON")
         checkDocument(document, "stderr JSON", exact: true)
         #expect(object(document, "latency")["mode"] as? String == "off" && int(object(document, "latency")["samples"]) == 0)
+    }
+
+    @Test("the resident bytes are explained: the program's, the free ones it wrote, the oversize ones, the process's")
+    func residentMemoryExplained() throws {
+        let result = try runPreloaded([try program("report_resident")],
+                                      environment: ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let document = try parse(String(result.stderr.drop { $0 != "{" }), "report_resident's JSON")
+        checkDocument(document, "report_resident", exact: true)
+        let r = object(document, "resident")
+        let mib = 1 << 20
+        // 8 MiB of written 4 KiB blocks held; the untouched 4 MiB block adds at most its first
+        // page (a free-list link was written there while it was free).
+        #expect(int(r["used"]) >= 8 * mib && int(r["used"]) < 8 * mib + mib, "used: \(r)")
+        // The 8 MiB freed stay resident until given back: in caches, the depot or free blocks.
+        #expect(int(r["cached"]) + int(r["free"]) >= 8 * mib - 64 * 1024, "freed: \(r)")
+        // 8 MiB of the oversize block written (its pages exactly).
+        #expect(int(r["oversize"]) >= 8 * mib && int(r["oversize"]) <= 8 * mib + 64 * 1024, "oversize: \(r)")
+        #expect(int(r["metadata"]) > 0)
+        // The process holds all of it and more (its code, stack, libraries).
+        let inside = int(object(document, "memory")["resident"]) + int(r["metadata"]) + int(r["oversize"]) + int(r["retained"])
+        #expect(int(r["process"]) >= inside && int(r["outside"]) == int(r["process"]) - inside, "process: \(r)")
     }
 
     @Test("20 SIGUSR1 to a busy multithreaded program: complete reports, and the program keeps working")

@@ -61,16 +61,25 @@ def build_graph(dis, functions, external_functions, slots, image):
         return value if (branch or value in function_starts) else None
 
     def is_local_switch(index, owner):
-        """A PIC jump table: lea T(%rip),%rA; movslq (%rA,%rI,4),%rB; add %rA,%rB; jmp *%rB.
-        True when the table's first entry lands inside the same function."""
-        window = dis.insns[max(0, index - 4):index]
+        """A PIC jump table: lea T(%rip),%rA; movslq (%rA,%rI,4),%rB; add %rA,%rB; jmp *%rB,
+        with other instructions between them as the scheduler places them (a loop's index
+        increment, an unrelated lea). True when the table's first entry lands inside the same
+        function."""
+        window = dis.insns[max(0, index - 10):index]
+        load = None
+        for position, (_a, _o, _s, text) in enumerate(window):
+            m = re.match(r"movslq\s+\((%\w+),%\w+,4\)", text)
+            if m:
+                load = (position, m.group(1))
+        if load is None:
+            return False
         table = None
-        for _addr, _owner, _section, text in window:
-            if text.startswith("lea") and "(%rip)" in text:
+        for _addr, _owner, _section, text in window[:load[0]]:
+            if text.startswith("lea") and "(%rip)" in text and text.split("#")[0].rstrip().endswith("," + load[1]):
                 c = COMMENT.search(text)
                 if c:
                     table = int(c.group(1), 16)
-        if table is None or not any(t.startswith("movslq") and ",4)" in t for _a, _o, _s, t in window):
+        if table is None:
             return False
         raw = image(table, 4)
         if raw is None:

@@ -149,6 +149,19 @@ struct buddy_stats {
     /// Freed oversize blocks kept mapped for reuse (for at most BUDDY_RELEASE_DELAY; malloc_trim
     /// returns them): not in oversize_bytes, not in reserved.
     uint64_t oversize_retained_bytes;
+
+    // Resident memory explained (appended with it; README, "Resident memory"): the segments'
+    // resident bytes by what holds them, so that
+    //     resident == resident_used + resident_cached + resident_slab_spare + resident_free,
+    // the resident part of the memory outside the segments, and the process's resident set.
+    uint64_t resident_used;         ///< in blocks and slab objects the program holds
+    uint64_t resident_cached;       ///< in thread caches and the depot (their blocks, objects and descriptors)
+    uint64_t resident_slab_spare;   ///< in slabs outside used and cached objects (headers, free objects, slack)
+    uint64_t resident_free;         ///< in free blocks: written once, not given back to the OS yet
+    uint64_t resident_metadata;     ///< of the metadata (order maps, the pool's state, slab classes, the depot)
+    uint64_t resident_oversize;     ///< of live blocks above the maximum block
+    uint64_t resident_retained;     ///< of retained oversize mappings
+    uint64_t process_resident;      ///< the whole process's resident set (/proc/self/statm); 0 when unknown
 };
 
 /// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means

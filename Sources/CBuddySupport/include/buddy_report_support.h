@@ -22,6 +22,26 @@ uint64_t buddy_os_precise_ns(void);
 /// raw system call); 0 for memory that is not mapped. Leaves errno alone.
 uint64_t buddy_os_resident_bytes(const void *base, size_t size);
 
+/// A window of mincore's answers for the residency walk (Engine+Residency.swift), which asks
+/// about a segment's blocks in address order: one system call per BUDDY_RESIDENCY_PAGES pages.
+/// Its storage is the caller's (the pool's state mapping), used under the pool lock.
+#define BUDDY_RESIDENCY_PAGES 4096
+typedef struct buddy_residency_window {
+    uintptr_t first;    ///< the first page's address
+    uintptr_t pages;    ///< pages loaded (0: none)
+    uintptr_t limit;    ///< the end of the mapping being walked: never asked about beyond it
+    unsigned char vector[BUDDY_RESIDENCY_PAGES];
+} buddy_residency_window;
+/// Bytes of the window's storage.
+size_t buddy_residency_window_size(void);
+/// Starts a walk of the mapping [base, limit) (forgets what the window held).
+void buddy_residency_begin(void *window, uintptr_t base, uintptr_t limit);
+/// Bytes of [start, start + length) that lie in resident pages, exactly (a block of 64 bytes
+/// in a resident page counts 64). Loads the window as the range moves on. Leaves errno alone.
+uint64_t buddy_residency_bytes(void *window, uintptr_t start, uintptr_t length);
+/// The process's resident set in bytes (/proc/self/statm), 0 when unknown. Preserves errno.
+uint64_t buddy_os_process_resident(void);
+
 // MARK: - Process and files
 /// Copies the process's name (/proc/self/comm, without its newline) into `out`, NUL-terminated;
 /// returns its length (0 when unknown). Preserves errno.

@@ -244,6 +244,7 @@ size_t buddy_os_page_size(void);
 /// The page size as the last buddy_os_page_size() found it (every pool asks when it is created);
 /// 0 before. For code that must not call libc (the report signal handler's path).
 extern size_t buddy_os_page_bytes;
+static inline size_t buddy_os_page_recorded(void) { return __atomic_load_n(&buddy_os_page_bytes, __ATOMIC_RELAXED); }
 /// Environment lookup that does not allocate (NULL when unset or before libc set up environ).
 const char *buddy_os_getenv(const char *name);
 /// The environment's `NAME=value` entries, NULL-terminated (NULL before libc set up environ).
