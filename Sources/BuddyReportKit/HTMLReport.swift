@@ -224,7 +224,7 @@ public struct HTMLReport {
     /// The process's resident bytes by what holds them (Report.Resident).
     static func residentBar(_ x: Report.Resident) -> String {
         stackedBar([("used", x.used, Palette.live), ("cached", x.cached, Palette.cached), ("spare in slabs", x.slabSpare, "#d4a6c8"),
-                    ("free, written", x.free, Palette.free), ("metadata", x.metadata, "#bab0ac"), ("oversize", x.oversize, "#f28e2b"),
+                    ("free, written", x.free, Palette.free), ("metadata", x.metadata, "#76b7b2"), ("oversize", x.oversize, "#f28e2b"),
                     ("retained", x.retained, "#ffbe7d"), ("outside", x.outside, "#e0e0e0")],
                    of: "resident", title: "resident \(Units.bytes(max(x.process, x.segments))): who holds it")
     }
