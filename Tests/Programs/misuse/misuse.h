@@ -14,3 +14,22 @@
 static void *volatile misuse_sink;
 static inline void keep(void *p) { misuse_sink = p; }
 static inline unsigned char *launder(void *p) { misuse_sink = p; return (unsigned char *)misuse_sink; }
+
+// Two blocks of `size` bytes, `*low` right below `*high` (high == low + malloc_usable_size(low)),
+// found among up to 256 allocations (the others stay allocated): which two mallocs in a row hand
+// out neighbours depends on what the process allocated before (its libraries), so a program
+// about an overflow into the next block looks for the pair instead of assuming it. When no pair
+// is found (glibc: a chunk header lies between), the first two, lower first.
+static inline void adjacent_pair(size_t size, unsigned char **low, unsigned char **high) {
+    static unsigned char *blocks[256];
+    for (int n = 0; n < 256; n++) {
+        blocks[n] = malloc(size);
+        for (int i = 0; i < n; i++) {
+            unsigned char *a = blocks[i], *b = blocks[n];
+            if (b == a + malloc_usable_size(a)) { *low = a; *high = b; return; }
+            if (a == b + malloc_usable_size(b)) { *low = b; *high = a; return; }
+        }
+    }
+    *low = blocks[0] < blocks[1] ? blocks[0] : blocks[1];
+    *high = blocks[0] < blocks[1] ? blocks[1] : blocks[0];
+}

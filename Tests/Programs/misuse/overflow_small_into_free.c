@@ -1,10 +1,9 @@
 // 16 bytes written past a 64-byte block into its freed neighbour, then that size allocated.
 #include "misuse.h"
 int main(void) {
-    unsigned char *p = malloc(64);
-    unsigned char *q = malloc(64);
-    unsigned char *low = p < q ? p : q;
-    free(low == p ? q : p);
+    unsigned char *low, *high;
+    adjacent_pair(64, &low, &high);
+    free(high);
     memset(launder(low) + malloc_usable_size(low), 'A', 16);
     keep(malloc(64));
     keep(malloc(64));
