@@ -5,8 +5,10 @@ extension BuddyEngine {
 
     /// An allocation of `code`: a block of that order or an object of that slab class.
     /// `dirtyBytes` as in allocate(order:): objects are always dirty (left as the caller set it).
-    @inlinable @inline(__always) public func allocate(code: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
-        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, dirtyBytes: dirtyBytes) : allocateObject(code: code, mayGrow: mayGrow)
+    /// `mayCarve` as in allocate(order:).
+    @inlinable @inline(__always) public func allocate(code: Int, mayGrow: Bool, mayCarve: Bool = true, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        code <= geometry.maxOrder ? allocate(order: code, mayGrow: mayGrow, mayCarve: mayCarve, dirtyBytes: dirtyBytes)
+            : allocateObject(code: code, mayGrow: mayGrow, mayCarve: mayCarve)
     }
 
     /// Gives back an allocation of `code` (a block, coalesced; or an object, to its slab).
@@ -31,14 +33,17 @@ extension BuddyEngine {
     /// reads as zero (calloc clears only those). 0 for a block carved from a segment's tail that
     /// no one has touched since mmap; a page for a block whose pages went back to the OS (its
     /// first page keeps the free-list links and the released mark); else the whole block.
-    public func allocate(order: Int, mayGrow: Bool, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+    /// With `mayCarve` false (and `mayGrow` false) only free blocks serve: no segment's untouched
+    /// tail, so a caller holding free memory elsewhere (malloc's depot) can give it back first
+    /// rather than touch new pages.
+    public func allocate(order: Int, mayGrow: Bool, mayCarve: Bool = true, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
         // The oldest segment of the order's size class that can serve the request serves it
         // (newer segments drain); then a new segment of that class; then, when the pool may not
         // grow (BUDDY_MAX_POOL, or the OS said no), any segment. While the OS refuses segments,
         // any segment comes before a new one: no mmap that is likely to fail.
         let wanted = sizeClass(ofOrder: order)
-        var found = take(order: order, sizeClass: wanted)
+        var found = take(order: order, sizeClass: wanted, mayCarve: mayCarve || mayGrow)
         if found == nil, mayGrow, segregated, mapRecentlyRefused { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
         if found == nil, mayGrow {
             found = growOrTakeAny(order: order, sizeClass: wanted)
@@ -120,7 +125,7 @@ extension BuddyEngine {
     /// A free block for `order` from the oldest segment of `sizeClass` that has one: from its free
     /// areas (the smallest order that fits), else from its uncarved tail (`carved`).
     @inline(__always)
-    private func take(order: Int, sizeClass: UInt8)
+    private func take(order: Int, sizeClass: UInt8, mayCarve: Bool = true)
         -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
         var candidate = state.pointee.segments
         while let current = candidate {
@@ -132,7 +137,7 @@ extension BuddyEngine {
                     remove(block, order: blockOrder, in: current)
                     return (block, blockOrder, current, false)
                 }
-                if let top = carveTopBlock(from: current) { return (top, geometry.maxOrder, current, true) }
+                if mayCarve, let top = carveTopBlock(from: current) { return (top, geometry.maxOrder, current, true) }
             }
             candidate = current.pointee.next
         }

@@ -142,12 +142,12 @@ extension BuddyEngine {
 
     /// An object of slab class `code - firstCode`, tagged used: from the first slab on the class's
     /// partial list (its free list first, then its next uncarved object), else from a new slab.
-    @usableFromInline package func allocateObject(code: Int, mayGrow: Bool) -> UnsafeMutableRawPointer? {
+    @usableFromInline package func allocateObject(code: Int, mayGrow: Bool, mayCarve: Bool = true) -> UnsafeMutableRawPointer? {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
         var slab = klass.pointee.partial
         if slab == nil {
-            guard let block = allocate(order: geometry.order(forSize: SlabClass.slabBytes(c)), mayGrow: mayGrow) else { return nil }
+            guard let block = allocate(order: geometry.order(forSize: SlabClass.slabBytes(c)), mayGrow: mayGrow, mayCarve: mayCarve) else { return nil }
             let header = block.bindMemory(to: SlabHeader.self, capacity: 1)
             header.initialize(to: SlabHeader(next: nil, prev: nil, freeObjects: nil, live: 0, carved: 0,
                                              capacity: Int32(SlabClass.capacity(c)), slabClass: Int32(c), onPartialList: false))

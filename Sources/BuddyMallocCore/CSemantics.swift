@@ -46,6 +46,7 @@ func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
         if let block = pool.refill(cache, code: order) {
             pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block, entry: entry)
             pool.stampActivity()
+            pool.decayDepotIfDue(now: pool.state.pointee.stats.lastActivityMonotonicNs)
             return block
         }
         pool.countFailure(entry)
@@ -55,7 +56,14 @@ func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
     // (BUDDY_HARDEN: the process pool has no thread caches, so only this path tests the flag.)
     if pool.hardened { return allocateHardened(size, alignment: alignment, pool: pool, entry: entry, dirtyBytes: dirtyBytes) }
     var locked = pool.lock()
-    var block = pool.allocate(code: order, mayGrow: false, dirtyBytes: dirtyBytes)
+    var block = pool.allocate(code: order, mayGrow: false, mayCarve: false, dirtyBytes: dirtyBytes)
+    if block == nil {
+        // The depot's free memory before a segment's untouched tail (see refill).
+        pool.unlock(locked)
+        block = pool.allocateDrainingDepot(code: order, dirtyBytes: dirtyBytes)
+        locked = pool.lock()
+        if block == nil { block = pool.allocate(code: order, mayGrow: false, dirtyBytes: dirtyBytes) }
+    }
     if block == nil {
         // Before mapping a segment, give back this thread's cached blocks (see refill).
         pool.unlock(locked)

@@ -14,45 +14,87 @@ import CBuddySupport
 /// the pool lock. Only when a shelf is full (or empty) does a bin fall through to the pool.
 ///
 /// Each shelf has its own lock (one per code: no lock is shared by all threads on the steady
-/// path), held for a push or a pop of one pointer. A shelf holds at most `capacity` batches of
-/// `batchBlocks` blocks each (capacity from `bytesPerShelf`), so the depot keeps a bounded amount
-/// of memory from coalescing; `drainDepot()` gives it all back to the pool (before the pool maps
-/// a new segment, and in malloc_trim).
+/// path), held for a push or a pop of one pointer. The depot keeps a bounded amount of memory
+/// from coalescing, sized to the demand it sees (issue 12: a program that builds and frees
+/// trees or batches of thousands of blocks overflowed fixed shelves of 512 KiB into the pool,
+/// which coalesced every block and split it again for the next tree: `trees` spent a third of
+/// its time in the engine). Two rules, borrowed from tcmalloc and jemalloc:
+///
+///   - Growth on misses (tcmalloc's transfer cache grows a size class's capacity when it
+///     misses): a shelf starts with `bytesPerShelf` worth of batches; a batch that finds it full
+///     after a bin found it empty, and after bins took a whole capacity's worth since it was last
+///     full (it was reused, ran dry and then overflowed: the program's working set of that size
+///     swings over more than the shelf holds), doubles its capacity, up to `maxBytesPerShelf`
+///     (its slots). A size freed in one burst and not reused does not grow its shelf.
+///   - Decay of what sat unused (jemalloc's tcache GC by low-water mark): every decay period
+///     (BUDDY_RELEASE_DELAY, at least 1 ms) the thread that notices it is due gives the pool 3/4
+///     of the fewest batches the shelf held during the period (batches no one needed in that
+///     time), oldest first; there they coalesce and the release policy may give their pages back.
+///
+/// The depot never makes the pool larger: before the pool maps a segment, shelves are drained
+/// (largest first, retrying the allocation after each), so what it holds is memory the program
+/// freed and that the pool would otherwise hold as free blocks; malloc_trim drains it all.
 ///
 /// Invariants (checkInvariantsWithCaches):
 ///
-///     0 <= shelf.count <= shelf.capacity <= Depot.maxBatches
+///     0 <= shelf.count <= shelf.capacity <= shelf.slotCount <= Depot.maxBatches
+///     shelf.slotCount is a power of two; the batches are slots[(first + i) mod slotCount], i < count
 ///     each batch on shelf s is a list of exactly batchBlocks(s) blocks tagged cached | code(s)
 ///     a bin's spare is nil, or a list of exactly batchBlocks blocks of its code
 ///     blocks tagged cached == blocks on all bins and spares + batchBlocks x batches, over all shelves
 struct DepotShelf {
     var lock = buddy_mutex()
-    /// Batches on the shelf now, and at most.
+    /// Batches on the shelf now, and at most for now (grows on misses, see above).
     var count: Int32 = 0
     var capacity: Int32 = 0
     /// Blocks in each batch: half the limit of the bin of this code (every cache's bins have the
     /// same limits), so a full bin's top half is one batch and an empty bin's refill another.
     var batchBlocks: Int32 = 0
+    /// The slots (a power of two): the most batches the shelf may ever hold.
+    var slotCount: Int32 = 0
+    /// The ring's oldest batch: slots[first]; the newest, the one a bin takes, is
+    /// slots[(first + count - 1) mod slotCount]. Decay takes the oldest.
+    var first: Int32 = 0
+    /// The fewest batches on the shelf since the last decay pass (under the lock).
+    var lowWater: Int32 = 0
+    /// Non-zero when a bin found the shelf empty since its capacity last grew: written without
+    /// the lock (a flag: the race between two setters is harmless), cleared under it.
+    var missed: Int32 = 0
+    /// `takes` when a batch last found the shelf full: growth needs a whole capacity's worth of
+    /// batches taken since (the shelf's contents were reused, not only parked).
+    var takesAtFull: UInt64 = 0
     /// Batches put on the shelf and taken from it, and batches that found it full (those went
     /// to the pool): the report's depot line. Updated under the shelf's lock.
     var puts: UInt64 = 0
     var takes: UInt64 = 0
     var full: UInt64 = 0
-    /// The batches' first blocks (`Depot.maxBatches` slots, after the shelves' array).
+    /// Times the capacity doubled, and batches decay gave to the pool (under the lock; tests).
+    var grown: UInt64 = 0
+    var decayed: UInt64 = 0
+    /// The batches' first blocks (`slotCount` slots, after the shelves' array).
     var slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
 
-    /// A shelf's stride: a cache line of its own (its lock is written by every thread that
+    /// A shelf's stride: cache lines of its own (its lock is written by every thread that
     /// exchanges a batch of this code; a neighbour's lock must not share the line).
     static let stride = (MemoryLayout<DepotShelf>.stride + 63) & ~63
+
+    /// The slot of the i-th batch from the oldest.
+    @inline(__always) func slot(_ i: Int32) -> Int { Int((first &+ i) & (slotCount &- 1)) }
 }
 
 enum Depot {
-    /// Batches on one shelf at most, and the bytes one shelf may hold (its capacity is the
-    /// smaller of the two). A producer/consumer pair of threads has many batches in flight
-    /// (xmalloc-test: 64 batches a shelf took 8.7 s, 256 and 512 KiB 6.2-7.1 s; glibc 6.5 s);
-    /// more only keeps blocks from coalescing.
-    static let maxBatches = 256
+    /// A shelf's first capacity: at most this many batches and bytes (a producer/consumer pair
+    /// of threads has many batches in flight: xmalloc-test with 64 batches a shelf took 8.7 s,
+    /// with 256 and 512 KiB 6.2-7.1 s; glibc 6.5 s).
+    static let initialBatches = 256
     static let bytesPerShelf = 512 * 1024
+    /// How far a shelf's capacity may grow: its slots (virtual memory; only the slots used are
+    /// touched), at most this many batches and this many bytes. 16 MiB holds the 131,071 nodes
+    /// of a binary tree of depth 16 (32-byte blocks), or 10,000 blocks of 1 KiB.
+    static let maxBatches = 16384
+    static let maxBytesPerShelf = 16 << 20
+    /// The shortest decay period (BUDDY_RELEASE_DELAY 0 would otherwise scan at every flush).
+    static let minimumDecayNs: UInt64 = 1_000_000
 
     /// Maps the depot for `pool`'s thread caches: one shelf per bin (bins are numbered alike in
     /// every cache), with batch sizes from the bins' limits. False when the OS refuses memory.
@@ -60,20 +102,35 @@ enum Depot {
         let bins = pool.binsPerCache
         let page = buddy_os_page_size()
         let shelvesBytes = bins * DepotShelf.stride
-        let bytes = (shelvesBytes + bins * maxBatches * MemoryLayout<UnsafeMutableRawPointer?>.stride + page - 1) & ~(page - 1)
+        var totalSlots = 0
+        for bin in 0..<bins { totalSlots += slotCount(pool, bin: bin) }
+        let bytes = (shelvesBytes + totalSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride + page - 1) & ~(page - 1)
         guard let memory = buddy_os_map_aligned(bytes, page) else { return false }
-        let slots = (memory + shelvesBytes).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: bins * maxBatches)
+        var slots = (memory + shelvesBytes).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: totalSlots)
         for bin in 0..<bins {
             let batch = max(1, pool.binLimit(bin) / 2)
             let batchBytes = batch * pool.size(ofCode: pool.codeOfBin(bin))
-            let capacity = min(maxBatches, max(2, bytesPerShelf / batchBytes))
+            let slotCount = slotCount(pool, bin: bin)
+            let capacity = min(initialBatches, slotCount, max(2, bytesPerShelf / batchBytes))
             (memory + bin * DepotShelf.stride).bindMemory(to: DepotShelf.self, capacity: 1).initialize(to: DepotShelf(
-                count: 0, capacity: Int32(capacity), batchBlocks: Int32(batch), slots: slots + bin * maxBatches))
+                count: 0, capacity: Int32(capacity), batchBlocks: Int32(batch), slotCount: Int32(slotCount), slots: slots))
+            slots += slotCount
         }
         pool.process.pointee.depot = memory
         pool.process.pointee.depotShelves = bins
         pool.process.pointee.depotMappedBytes = bytes
+        let period = UInt64(max(0, pool.config.releaseDelay) * 1e9)
+        pool.process.pointee.depotDecayPeriodNs = max(period, minimumDecayNs)
+        pool.process.pointee.depotDecayNs = buddy_os_monotonic_ns()
         return true
+    }
+
+    /// Slots of shelf `bin`: maxBytesPerShelf worth of batches, at most maxBatches, at least 2,
+    /// rounded down to a power of two (the ring's index is a mask).
+    static func slotCount(_ pool: BuddyEngine, bin: Int) -> Int {
+        let batchBytes = max(1, pool.binLimit(bin) / 2) * pool.size(ofCode: pool.codeOfBin(bin))
+        let wanted = min(maxBatches, max(2, maxBytesPerShelf / batchBytes))
+        return 1 << (Int.bitWidth - 1 - wanted.leadingZeroBitCount)
     }
 }
 
@@ -131,16 +188,25 @@ extension BuddyEngine {
         releaseBatch(spare, blocks: blocks, code: cache.code(ofBin: bin))
     }
 
-    /// A batch onto its shelf: false when the shelf is full.
+    /// A batch onto its shelf: false when the shelf is full (and may not grow).
     private func putBatch(_ head: UnsafeMutableRawPointer, bin: Int) -> Bool {
         let shelf = self.shelf(bin)
         buddy_lock(&shelf.pointee.lock)
-        guard shelf.pointee.count < shelf.pointee.capacity else {
-            buddy_atomic_store_u64_relaxed(&shelf.pointee.full, shelf.pointee.full &+ 1)
-            buddy_unlock(&shelf.pointee.lock)
-            return false
+        if shelf.pointee.count == shelf.pointee.capacity {
+            // Full after a bin found it empty, with all it held reused since it was last full:
+            // the demand swings over more than it holds.
+            let reused = shelf.pointee.takes &- shelf.pointee.takesAtFull >= UInt64(shelf.pointee.capacity)
+            shelf.pointee.takesAtFull = shelf.pointee.takes
+            guard reused, buddy_atomic_load_i32_relaxed(&shelf.pointee.missed) != 0, shelf.pointee.capacity < shelf.pointee.slotCount else {
+                buddy_atomic_store_u64_relaxed(&shelf.pointee.full, shelf.pointee.full &+ 1)
+                buddy_unlock(&shelf.pointee.lock)
+                return false
+            }
+            shelf.pointee.capacity = min(shelf.pointee.capacity &* 2, shelf.pointee.slotCount)
+            buddy_atomic_store_i32_relaxed(&shelf.pointee.missed, 0)
+            shelf.pointee.grown &+= 1
         }
-        shelf.pointee.slots[Int(shelf.pointee.count)] = head
+        shelf.pointee.slots[shelf.pointee.slot(shelf.pointee.count)] = head
         buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &+ 1)
         buddy_atomic_store_u64_relaxed(&shelf.pointee.puts, shelf.pointee.puts &+ 1)
         buddy_unlock(&shelf.pointee.lock)
@@ -165,21 +231,55 @@ extension BuddyEngine {
         guard process.pointee.depot != nil else { return false }
         let shelf = self.shelf(bin)
         // A look without the lock first: an empty shelf (the common case for a thread that
-        // allocates alone) costs no atomic operation.
-        guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else { return false }
+        // allocates alone) costs no atomic operation, and no store once its miss is noted.
+        guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else {
+            noteMiss(shelf)
+            return false
+        }
         buddy_lock(&shelf.pointee.lock)
         guard shelf.pointee.count > 0 else {
             buddy_unlock(&shelf.pointee.lock)
+            noteMiss(shelf)
             return false
         }
-        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &- 1)
+        let count = shelf.pointee.count &- 1
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
+        if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
         buddy_atomic_store_u64_relaxed(&shelf.pointee.takes, shelf.pointee.takes &+ 1)
-        let head = shelf.pointee.slots[Int(shelf.pointee.count)]
+        let head = shelf.pointee.slots[shelf.pointee.slot(count)]
         buddy_unlock(&shelf.pointee.lock)
         let slot = cache.bins + bin
         slot.pointee.head = head
         slot.pointee.count = shelf.pointee.batchBlocks
         return true
+    }
+
+    @inline(__always) private func noteMiss(_ shelf: UnsafeMutablePointer<DepotShelf>) {
+        if buddy_atomic_load_i32_relaxed(&shelf.pointee.missed) == 0 { buddy_atomic_store_i32_relaxed(&shelf.pointee.missed, 1) }
+    }
+
+    /// Takes the newest batch off shelf `bin` (nil when empty), for the pool.
+    private func takeNewest(_ bin: Int) -> UnsafeMutableRawPointer? {
+        let shelf = self.shelf(bin)
+        buddy_lock(&shelf.pointee.lock)
+        defer { buddy_unlock(&shelf.pointee.lock) }
+        guard shelf.pointee.count > 0 else { return nil }
+        let count = shelf.pointee.count &- 1
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
+        if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
+        return shelf.pointee.slots[shelf.pointee.slot(count)]
+    }
+
+    /// Every batch of shelf `bin` goes back to the pool (lock not held). Returns the blocks.
+    private func drainShelf(_ bin: Int) -> Int {
+        let shelf = self.shelf(bin)
+        guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else { return 0 }
+        let code = codeOfBin(bin)
+        var released = 0
+        while let head = takeNewest(bin) {
+            released &+= releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: code)
+        }
+        return released
     }
 
     /// Every batch on every shelf goes back to the pool, where its blocks coalesce (lock not
@@ -188,21 +288,90 @@ extension BuddyEngine {
     func drainDepot() -> Int {
         guard let _ = processIfAny?.pointee.depot else { return 0 }
         var released = 0
+        for bin in 0..<process.pointee.depotShelves { released &+= drainShelf(bin) }
+        return released
+    }
+
+    /// Before the pool touches new pages (lock not held): the oldest quarter (at least one
+    /// batch) of the shelf holding the most bytes goes back to the pool, then the allocation of
+    /// `code` is tried from free blocks alone, and again, until it succeeds (the block is
+    /// returned) or the depot is empty (nil). So what the program freed in one size serves a
+    /// request of another before the pool's resident memory grows, and a program whose sizes
+    /// change keeps most of its other sizes' batches when a part was enough.
+    func allocateDrainingDepot(code: Int, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        guard let process = processIfAny, process.pointee.depot != nil else { return nil }
+        while true {
+            var largest = -1
+            var largestBytes = 0
+            // (Not the request's own shelf: a batch there is taken whole by the refill, never
+            // coalesced to be split again.)
+            for bin in 0..<process.pointee.depotShelves where codeOfBin(bin) != code {
+                let bytes = depotBlocks(bin: bin) &* size(ofCode: codeOfBin(bin))
+                if bytes > largestBytes { largest = bin; largestBytes = bytes }
+            }
+            if largest < 0 { return nil }
+            let shelf = self.shelf(largest)
+            let shelfCode = codeOfBin(largest)
+            var batches = max(1, buddy_atomic_load_i32_relaxed(&shelf.pointee.count) / 4)
+            while batches > 0, let head = takeOldest(largest) {
+                releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: shelfCode)
+                batches &-= 1
+            }
+            let locked = lock()
+            let block = allocate(code: code, mayGrow: false, mayCarve: false, dirtyBytes: dirtyBytes)
+            unlock(locked)
+            if block != nil { return block }
+        }
+    }
+
+    /// Takes the oldest batch off shelf `bin` (nil when empty), for the pool.
+    private func takeOldest(_ bin: Int) -> UnsafeMutableRawPointer? {
+        let shelf = self.shelf(bin)
+        buddy_lock(&shelf.pointee.lock)
+        defer { buddy_unlock(&shelf.pointee.lock) }
+        guard shelf.pointee.count > 0 else { return nil }
+        let head = shelf.pointee.slots[shelf.pointee.slot(0)]
+        shelf.pointee.first = (shelf.pointee.first &+ 1) & (shelf.pointee.slotCount &- 1)
+        let count = shelf.pointee.count &- 1
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
+        if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
+        return head
+    }
+
+    /// The decay pass when its period has passed (`now`: the monotonic clock; lock not held):
+    /// one thread wins the period, and gives the pool 3/4 of each shelf's low-water mark, oldest
+    /// batches first (see the top of this file).
+    @inline(__always) func decayDepotIfDue(now: UInt64) {
+        guard let process = processIfAny, process.pointee.depot != nil else { return }
+        let last = buddy_atomic_load_u64_relaxed(&process.pointee.depotDecayNs)
+        if now &- last < process.pointee.depotDecayPeriodNs { return }
+        if buddy_atomic_cas_u64_relaxed(&process.pointee.depotDecayNs, last, now) == 0 { return }
+        decayDepot()
+    }
+
+    /// One decay pass (tests call it directly). Returns the blocks given to the pool.
+    @discardableResult
+    @inline(never)
+    func decayDepot() -> Int {
+        guard let process = processIfAny, process.pointee.depot != nil else { return 0 }
+        var released = 0
         for bin in 0..<process.pointee.depotShelves {
             let shelf = self.shelf(bin)
-            guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else { continue }
+            if buddy_atomic_load_i32_relaxed(&shelf.pointee.count) == 0 && shelf.pointee.lowWater == 0 { continue }
             let code = codeOfBin(bin)
-            while true {
-                buddy_lock(&shelf.pointee.lock)
-                guard shelf.pointee.count > 0 else {
-                    buddy_unlock(&shelf.pointee.lock)
-                    break
-                }
-                buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &- 1)
-                let head = shelf.pointee.slots[Int(shelf.pointee.count)]
-                buddy_unlock(&shelf.pointee.lock)
+            buddy_lock(&shelf.pointee.lock)
+            var excess = (shelf.pointee.lowWater &* 3 &+ 3) / 4
+            buddy_unlock(&shelf.pointee.lock)
+            var batches: UInt64 = 0
+            while excess > 0, let head = takeOldest(bin) {
                 released &+= releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: code)
+                batches &+= 1
+                excess &-= 1
             }
+            buddy_lock(&shelf.pointee.lock)
+            shelf.pointee.decayed &+= batches
+            shelf.pointee.lowWater = shelf.pointee.count
+            buddy_unlock(&shelf.pointee.lock)
         }
         return released
     }

@@ -195,6 +195,7 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
         pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
     }
     pool.stampActivity()
+    pool.decayDepotIfDue(now: pool.state.pointee.stats.lastActivityMonotonicNs)
     if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue = 1 }
     buddy_thread_leave()
 }

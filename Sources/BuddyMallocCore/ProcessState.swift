@@ -34,6 +34,10 @@ struct ProcessState {
     /// The shelves each nested fork prepare handler took (Depot.swift, "fork").
     var depotForkMasks: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     var depotForkLevel = 0
+    /// The depot's last decay pass (monotonic ns; one thread wins each period with a compare
+    /// and swap), and its period: BUDDY_RELEASE_DELAY, at least Depot.minimumDecayNs.
+    var depotDecayNs: UInt64 = 0
+    var depotDecayPeriodNs: UInt64 = 0
     /// BUDDY_HARDEN's quarantine (Hardening.swift): a ring of freed block addresses, its oldest
     /// entry, its length, and the bytes of its blocks. nil: none.
     var quarantine: UnsafeMutablePointer<UInt>? = nil

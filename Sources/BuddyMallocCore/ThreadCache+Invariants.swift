@@ -9,8 +9,9 @@ import CBuddySupport
 //     a bin's list holds exactly `count` blocks, and count <= limit
 //     the blocks tagged cached in the order maps == the blocks on all bins of all caches
 //         + their spare batches + the blocks of all batches on the depot's shelves
-//     0 <= shelf.count <= shelf.capacity, and each batch on shelf s is a list of exactly
-//         batchBlocks(s) blocks, each tagged cached | code(s) (Depot.swift)
+//     0 <= lowWater <= shelf.count <= shelf.capacity <= slotCount (a power of two), and each
+//         batch on shelf s is a list of exactly batchBlocks(s) blocks, each tagged cached | code(s)
+//         (Depot.swift)
 //     the engine's invariants hold (a cached block is allocated to the pool)
 
 extension BuddyEngine {
@@ -45,9 +46,12 @@ extension BuddyEngine {
         guard let process = processIfAny, process.pointee.depot != nil else { return nil }
         for bin in 0..<process.pointee.depotShelves {
             let shelf = self.shelf(bin).pointee
-            if shelf.count < 0 || shelf.count > shelf.capacity || Int(shelf.capacity) > Depot.maxBatches { return "a depot shelf holds more batches than its capacity" }
-            for i in 0..<Int(shelf.count) {
-                if let problem = checkList(shelf.slots[i], count: shelf.batchBlocks, code: codeOfBin(bin), listed: &listed) { return problem }
+            if shelf.count < 0 || shelf.count > shelf.capacity || shelf.capacity > shelf.slotCount
+                || Int(shelf.slotCount) > Depot.maxBatches { return "a depot shelf holds more batches than its capacity" }
+            if shelf.slotCount & (shelf.slotCount - 1) != 0 || shelf.first < 0 || shelf.first >= shelf.slotCount
+                || shelf.lowWater > shelf.count { return "a depot shelf's ring is out of shape" }
+            for i in 0..<shelf.count {
+                if let problem = checkList(shelf.slots[shelf.slot(i)], count: shelf.batchBlocks, code: codeOfBin(bin), listed: &listed) { return problem }
             }
         }
         return nil

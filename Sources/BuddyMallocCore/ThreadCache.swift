@@ -273,7 +273,26 @@ extension BuddyEngine {
         }
         let batch = max(1, Int((cache.bins + bin).pointee.limit) / 2)
         var locked = lock()
-        var first = allocate(code: code, mayGrow: false)
+        var first = allocate(code: code, mayGrow: false, mayCarve: false)
+        var carvedAny = false
+        if first == nil {
+            // Free memory on the depot's shelves comes before pages no one has touched yet (a
+            // segment's tail): the oldest batches of the fullest shelves go back until the pool
+            // can serve the request (Depot.swift).
+            unlock(locked)
+            // (Another thread may have put a batch of this code on its shelf meanwhile.)
+            if takeSpareOrBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) {
+                tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+                foldLiveDelta(cache)
+                return block
+            }
+            first = allocateDrainingDepot(code: code)
+            locked = lock()
+            if first == nil {
+                first = allocate(code: code, mayGrow: false)
+                carvedAny = true
+            }
+        }
         if first == nil {
             // Before the pool maps a new segment, this thread gives back what it holds: cached
             // blocks keep their buddies from coalescing, and may make the block we need.
@@ -282,13 +301,17 @@ extension BuddyEngine {
             drainDepot()
             locked = lock()
             first = allocate(code: code, mayGrow: true)
+            carvedAny = true
         }
         guard let first else {
             unlock(locked)
             return nil
         }
         var taken = 1
-        while taken < batch, let block = allocate(code: code, mayGrow: false) {
+        // The rest of the batch comes from free blocks alone when the first did (no new pages
+        // while the depot may hold free memory: it was tried first).
+        let carved = carvedAny
+        while taken < batch, let block = allocate(code: code, mayGrow: false, mayCarve: carved) {
             let tag = tagAddress(block)
             tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
             _ = cache.push(block, bin, tag: tag)

@@ -85,9 +85,10 @@ import Testing
         expectInvariants(pool)
     }
 
-    /// A full shelf turns batches away (they go to the pool), and the invariant sees a batch
-    /// whose links were overwritten after their free.
-    @Test func aFullShelfAndABrokenBatchAreSeen() throws {
+    /// A shelf that overflows after a bin found it empty doubles its capacity; without such a
+    /// miss a full shelf turns batches away (they go to the pool); and the invariant sees a
+    /// batch whose links were overwritten after their free.
+    @Test func aShelfGrowsAfterAMissTurnsBatchesAwayOtherwiseAndABrokenBatchIsSeen() throws {
         let arena = Arena(size: 4 << 20)
         let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
         try enableThreadCachesForTest(pool)
@@ -100,30 +101,132 @@ import Testing
         let capacity = Int(shelf.pointee.capacity)
         #expect(shelf.pointee.batchBlocks == 1)
         #expect(capacity * 32 * 1024 <= max(Depot.bytesPerShelf, 2 * 32 * 1024))
+        #expect(Int(shelf.pointee.slotCount) >= 2 * capacity)
 
         // As free does it: a push over the bin's limit (one block) makes a batch of one the
-        // spare; the spare before it goes to the depot, or to the pool when the shelf is full.
+        // spare; the spare before it goes to the depot, or to the pool when the shelf is full
+        // (nothing was reused from it yet: it does not grow).
         var blocks: [UnsafeMutableRawPointer] = []
         for _ in 0..<(capacity + 8) { blocks.append(try #require(pool.refill(cache, code: code))) }
-        for block in blocks {
+        #expect(shelf.pointee.missed != 0)
+        func freeAll() {
+            for block in blocks {
+                let tag = pool.tagAddress(block)
+                tag.pointee = Tag.cached | UInt8(code)
+                if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
+            }
+            blocks.removeAll()
+        }
+        freeAll()
+        // capacity + 8 pushes: capacity + 7 overflows, the first into the spare.
+        #expect(Int(shelf.pointee.count) == capacity && Int(shelf.pointee.capacity) == capacity)
+        #expect(pool.depotTotals().puts == UInt64(capacity) && pool.depotTotals().full == 6)
+        #expect((cache.bins + bin).pointee.count == 1 && (cache.bins + bin).pointee.spareCount == 1)
+        expectInvariants(pool)
+
+        // The program takes it all back and more (a miss), then frees it all again: the shelf
+        // was reused and ran dry, so the first batch that finds it full doubles its capacity.
+        for _ in 0..<(capacity + 10) {
+            if let (block, tag) = cache.pop(bin) { tag.pointee = Tag.used | UInt8(code); blocks.append(block) }
+            else { blocks.append(try #require(pool.refill(cache, code: code))) }
+        }
+        #expect(shelf.pointee.count == 0 && shelf.pointee.missed != 0)
+        freeAll()
+        #expect(Int(shelf.pointee.capacity) == 2 * capacity && shelf.pointee.grown == 1 && shelf.pointee.missed == 0)
+        #expect(Int(shelf.pointee.count) == capacity + 8 && pool.depotTotals().full == 6)
+        expectInvariants(pool)
+
+        // No miss since: once full, the shelf turns batches away, to the pool.
+        let room = 2 * capacity - Int(shelf.pointee.count)
+        for _ in 0..<(room + 3) {
+            let block = try #require(pool.allocate(order: code))
             let tag = pool.tagAddress(block)
             tag.pointee = Tag.cached | UInt8(code)
             if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
         }
-        // capacity + 8 pushes: capacity + 7 overflows, the first into the spare.
-        #expect(Int(shelf.pointee.count) == capacity)
-        #expect(pool.depotTotals().puts == UInt64(capacity))
-        #expect(pool.depotTotals().full == 6)
-        #expect((cache.bins + bin).pointee.count == 1 && (cache.bins + bin).pointee.spareCount == 1)
+        #expect(Int(shelf.pointee.count) == 2 * capacity && Int(shelf.pointee.capacity) == 2 * capacity)
+        #expect(pool.depotTotals().full == 9)
         expectInvariants(pool)
 
-        let head = try #require(shelf.pointee.slots[0])
+        let head = try #require(shelf.pointee.slots[shelf.pointee.slot(0)])
         let saved = head.load(fromByteOffset: 8, as: UInt.self)
         head.storeBytes(of: 0x4141_4141_4141_4141, toByteOffset: 8, as: UInt.self)
         #expect(pool.checkInvariantsWithCaches() != nil)
         head.storeBytes(of: saved, toByteOffset: 8, as: UInt.self)
         expectInvariants(pool)
-        #expect(pool.drainDepot() == capacity)
+        #expect(pool.drainDepot() == 2 * capacity)
+        pool.retire(cache)
+        #expect(pool.usage.allocatedBytes == 0)
+        expectInvariants(pool)
+    }
+
+    /// Fills shelf `bin` (of `code`) with `batches` batches through the cache's bin, as frees do.
+    private func fillShelf(_ pool: BuddyEngine, _ cache: UnsafeMutablePointer<ThreadCache>, code: Int, bin: Int, batches: Int) throws {
+        let shelf = pool.shelf(bin)
+        while Int(shelf.pointee.count) < batches {
+            let block = try #require(pool.allocate(order: code))
+            let tag = pool.tagAddress(block)
+            tag.pointee = Tag.cached | UInt8(code)
+            if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
+        }
+    }
+
+    /// Decay gives the pool 3/4 of what a shelf held all through a period (its low-water mark),
+    /// the oldest batches first; the next period starts from what is left.
+    @Test func decayGivesBackWhatSatUnused() throws {
+        let arena = Arena(size: 4 << 20)
+        let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
+        try enableThreadCachesForTest(pool)
+        try #require(Depot.create(pool))
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let cache = try #require(pool.threadCache())
+        let code = 2, bin = 2
+        let shelf = pool.shelf(bin)
+        try fillShelf(pool, cache, code: code, bin: bin, batches: 8)
+        pool.flushAll(cache) // the bin and its spare: only the shelf holds blocks now
+        let newest = shelf.pointee.slots[shelf.pointee.slot(7)]
+        // The first pass measured nothing yet (the low-water mark starts at 0).
+        #expect(pool.decayDepot() == 0 && shelf.pointee.lowWater == 8)
+        expectInvariants(pool)
+        // A bin takes one batch during the period: 7 sat unused, 6 (3/4, rounded up) go back,
+        // the oldest first.
+        #expect(pool.takeSpareOrBatch(cache, bin: bin) && shelf.pointee.lowWater == 7)
+        let kept = shelf.pointee.slots[shelf.pointee.slot(6)]
+        #expect(kept != newest)
+        #expect(pool.decayDepot() == 6 * Int(shelf.pointee.batchBlocks))
+        #expect(shelf.pointee.count == 1 && shelf.pointee.decayed == 6 && shelf.pointee.lowWater == 1)
+        #expect(shelf.pointee.slots[shelf.pointee.slot(0)] == kept)
+        expectInvariants(pool)
+        pool.flushAll(cache)
+        pool.drainDepot()
+        pool.retire(cache)
+        #expect(pool.usage.allocatedBytes == 0)
+        expectInvariants(pool)
+    }
+
+    /// Before the pool touches new pages, the fullest shelf gives back its oldest quarter at a
+    /// time: here one quarter is enough, the rest stays on the shelf.
+    @Test func aRequestThePoolCannotServeDrainsAQuarterAtATime() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
+        try enableThreadCachesForTest(pool)
+        try #require(Depot.create(pool))
+        buddy_thread_set_cache(nil)
+        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let cache = try #require(pool.threadCache())
+        let code = 2, bin = 2
+        let shelf = pool.shelf(bin)
+        try fillShelf(pool, cache, code: code, bin: bin, batches: 8)
+        let count = Int(shelf.pointee.count)
+        // A request of another size (a batch of its own size would be taken whole, not drained).
+        let other = code + 1
+        let block = try #require(pool.allocateDrainingDepot(code: other))
+        #expect(Int(shelf.pointee.count) == count - max(1, count / 4))
+        pool.releaseBlock(UInt(bitPattern: block), order: other, segment: SegmentMap.lookup(UInt(bitPattern: block))!)
+        expectInvariants(pool)
+        pool.flushAll(cache)
+        pool.drainDepot()
         pool.retire(cache)
         #expect(pool.usage.allocatedBytes == 0)
         expectInvariants(pool)

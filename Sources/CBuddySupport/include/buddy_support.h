@@ -74,6 +74,10 @@ static inline uint64_t buddy_atomic_load_u64_relaxed(const uint64_t *p) { return
 static inline void buddy_atomic_add_u64_relaxed(uint64_t *p, uint64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static inline int32_t buddy_atomic_load_i32_relaxed(const int32_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 static inline void buddy_atomic_store_i32_relaxed(int32_t *p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+/// Replaces *p by `desired` when it holds `expected`: 1 when it did (one thread wins a race).
+static inline int buddy_atomic_cas_u64_relaxed(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
 
 // MARK: - Locks
 /// The allocator's lock: one 32-bit futex word that names its holder (Drepper's "mutex2" from
