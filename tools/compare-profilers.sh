@@ -12,6 +12,7 @@
 # (BUDDY_PROFILE_SAMPLE=1M; PROFILE=... for another), interleaved (off, on, off, on, ...) so that
 # the load of a shared machine falls on both alike, and prints the medians and their ratios
 # (wall, CPU), and about how many samples one run took (its report's bytes requested / the rate).
+# BUDDY_LIBS="A.so B.so" times several builds (before and after a change) in the same rounds.
 #
 # PROGRAM: sqlite3, python3, cc1plus. RUNS=0 skips the times.
 #
@@ -149,22 +150,27 @@ note() { echo "compare-profilers: $*" >&2; }
 
 if [ $overhead = 1 ]; then
     rate=${PROFILE:-1M}
+    read -r -a libs <<< "${BUDDY_LIBS:-$lib}"
+    for l in "${libs[@]}"; do [ -f "$l" ] || { note "$l not found"; exit 2; }; done
     : > times.tsv
     for name in "${names[@]}"; do
         read -r -a cmd <<< "${command[$name]}"
         in=${input[$name]}
         note "$name: off vs BUDDY_PROFILE_SAMPLE=$rate, $runs runs each, interleaved"
         for i in $(seq "$runs"); do
-            timed "$name off" "$in" env LD_PRELOAD="$lib" "${cmd[@]}"
-            timed "$name $rate" "$in" env LD_PRELOAD="$lib" BUDDY_PROFILE_SAMPLE="$rate" "${cmd[@]}"
+            for l in "${libs[@]}"; do
+                timed "$name off ${l//[[:space:]]/_}" "$in" env LD_PRELOAD="$l" "${cmd[@]}"
+                timed "$name $rate ${l//[[:space:]]/_}" "$in" env LD_PRELOAD="$l" BUDDY_PROFILE_SAMPLE="$rate" "${cmd[@]}"
+            done
         done
-        env LD_PRELOAD="$lib" BUDDY_REPORT="$out/$name.overhead.json" BUDDY_REPORT_FORMAT=json BUDDY_PROFILE_SAMPLE="$rate" \
+        env LD_PRELOAD="${libs[-1]}" BUDDY_REPORT="$out/$name.overhead.json" BUDDY_REPORT_FORMAT=json BUDDY_PROFILE_SAMPLE="$rate" \
             "${cmd[@]}" < "$in" > /dev/null 2>&1 || note "$name under BuddyMalloc exited $?"
     done
     mv times.tsv overhead.tsv
-    python3 - "$rate" "${names[@]}" <<'EOF' | tee overhead.median.tsv
+    python3 - "$rate" "${#libs[@]}" "${libs[@]}" "${names[@]}" <<'EOF' | tee overhead.median.tsv
 import collections, json, statistics, sys
-rate, names = sys.argv[1], sys.argv[2:]
+rate, count = sys.argv[1], int(sys.argv[2])
+libs, names = [l.replace(" ", "_") for l in sys.argv[3:3 + count]], sys.argv[3 + count:]
 rows = collections.defaultdict(list)
 for line in open("overhead.tsv"):
     label, wall, cpu, status = line.rstrip("\n").split("\t")
@@ -189,13 +195,14 @@ def samples(name):
         return "?"
     if profile is None: return "?"
     return f"~{requested // profile['sample_bytes']} ({requested} bytes requested), {profile.get('dropped_samples', 0)} dropped"
-print(f"program\toff wall / cpu s\t{rate} wall / cpu s\tratio wall, cpu\truns\tstatuses\tsamples (one run)")
+print(f"program\tlibrary\toff wall / cpu s\t{rate} wall / cpu s\tratio wall, cpu\truns\tstatuses\tsamples (one run, {libs[-1]})")
 for name in names:
-    off, on = rows[f"{name} off"], rows[f"{name} {rate}"]
-    med = lambda v, k: statistics.median(x[k] for x in v)
-    print(f"{name}\t{med(off, 0):.3f} / {med(off, 1):.3f}\t{med(on, 0):.3f} / {med(on, 1):.3f}\t"
-          f"{med(on, 0) / med(off, 0):.2f}, {med(on, 1) / med(off, 1):.2f}\t{len(off)}+{len(on)}\t"
-          f"{sorted(set(x[2] for x in off + on))}\t{samples(name)}")
+    for lib in libs:
+        off, on = rows[f"{name} off {lib}"], rows[f"{name} {rate} {lib}"]
+        med = lambda v, k: statistics.median(x[k] for x in v)
+        print(f"{name}\t{lib}\t{med(off, 0):.3f} / {med(off, 1):.3f}\t{med(on, 0):.3f} / {med(on, 1):.3f}\t"
+              f"{med(on, 0) / med(off, 0):.2f}, {med(on, 1) / med(off, 1):.2f}\t{len(off)}+{len(on)}\t"
+              f"{sorted(set(x[2] for x in off + on))}\t{samples(name) if lib == libs[-1] else ''}")
 EOF
     note "done: $out (overhead.tsv: every run)"
     exit 0
