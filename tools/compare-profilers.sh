@@ -6,6 +6,13 @@
 #
 #   tools/compare-profilers.sh [OUT [RUNS [PROGRAM...]]]   # default /tmp/buddy-compare, 5, all three
 #   tools/compare-profilers.sh --list                       # the tools it needs, and whether each is here
+#   tools/compare-profilers.sh --overhead [OUT [RUNS [PROGRAM...]]]   # default /tmp/buddy-overhead, 7
+#
+# --overhead times only this allocator without and with the profile at its default rate
+# (BUDDY_PROFILE_SAMPLE=1M; PROFILE=... for another), interleaved (off, on, off, on, ...) so that
+# the load of a shared machine falls on both alike, and prints the medians and their ratios
+# (wall, CPU), and about how many samples one run took (its report's bytes requested / the rate).
+# BUDDY_LIBS="A.so B.so" times several builds (before and after a change) in the same rounds.
 #
 # PROGRAM: sqlite3, python3, cc1plus. RUNS=0 skips the times.
 #
@@ -28,11 +35,15 @@ if [ "${1:-}" = "--list" ]; then
     done
     exit 0
 fi
-out=${1:-/tmp/buddy-compare}
-runs=${2:-5}
+overhead=0
+if [ "${1:-}" = "--overhead" ]; then overhead=1; shift; fi
+default_out=/tmp/buddy-compare; default_runs=5
+[ $overhead = 1 ] && { default_out=/tmp/buddy-overhead; default_runs=7; }
+out=${1:-$default_out}
+runs=${2:-$default_runs}
 shift 2 2>/dev/null || shift $#
 [ -f "$lib" ] || { echo "compare-profilers: $lib not found: swift build -c release --product BuddyMalloc" >&2; exit 2; }
-[ -x "$tool" ] || { echo "compare-profilers: no buddy-report: swift build -c release --product buddy-report" >&2; exit 2; }
+[ $overhead = 1 ] || [ -x "$tool" ] || { echo "compare-profilers: no buddy-report: swift build -c release --product buddy-report" >&2; exit 2; }
 mkdir -p "$out"
 cd "$out"
 
@@ -136,6 +147,66 @@ EOF
 
 have() { command -v "$1" >/dev/null 2>&1; }
 note() { echo "compare-profilers: $*" >&2; }
+
+if [ $overhead = 1 ]; then
+    rate=${PROFILE:-1M}
+    read -r -a libs <<< "${BUDDY_LIBS:-$lib}"
+    for l in "${libs[@]}"; do [ -f "$l" ] || { note "$l not found"; exit 2; }; done
+    : > times.tsv
+    for name in "${names[@]}"; do
+        read -r -a cmd <<< "${command[$name]}"
+        in=${input[$name]}
+        note "$name: off vs BUDDY_PROFILE_SAMPLE=$rate, $runs runs each, interleaved"
+        for i in $(seq "$runs"); do
+            for l in "${libs[@]}"; do
+                timed "$name off ${l//[[:space:]]/_}" "$in" env LD_PRELOAD="$l" "${cmd[@]}"
+                timed "$name $rate ${l//[[:space:]]/_}" "$in" env LD_PRELOAD="$l" BUDDY_PROFILE_SAMPLE="$rate" "${cmd[@]}"
+            done
+        done
+        env LD_PRELOAD="${libs[-1]}" BUDDY_REPORT="$out/$name.overhead.json" BUDDY_REPORT_FORMAT=json BUDDY_PROFILE_SAMPLE="$rate" \
+            "${cmd[@]}" < "$in" > /dev/null 2>&1 || note "$name under BuddyMalloc exited $?"
+    done
+    mv times.tsv overhead.tsv
+    python3 - "$rate" "${#libs[@]}" "${libs[@]}" "${names[@]}" <<'EOF' | tee overhead.median.tsv
+import collections, json, statistics, sys
+rate, count = sys.argv[1], int(sys.argv[2])
+libs, names = [l.replace(" ", "_") for l in sys.argv[3:3 + count]], sys.argv[3 + count:]
+rows = collections.defaultdict(list)
+for line in open("overhead.tsv"):
+    label, wall, cpu, status = line.rstrip("\n").split("\t")
+    rows[label].append((float(wall), float(cpu), int(status)))
+def profile_of(node):
+    if isinstance(node, dict):
+        if "sites" in node and "sample_bytes" in node: return node
+        node = list(node.values())
+    if isinstance(node, list):
+        for v in node:
+            found = profile_of(v)
+            if found is not None: return found
+    return None
+def samples(name):
+    # The sample points fall one per sample_bytes requested, on average; the report lists only
+    # the sites that hold live samples.
+    try:
+        report = json.load(open(f"{name}.overhead.json"))
+        profile = profile_of(report)
+        requested = report["memory"]["requested_total"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
+    if profile is None: return "?"
+    return f"~{requested // profile['sample_bytes']} ({requested} bytes requested), {profile.get('dropped_samples', 0)} dropped"
+print(f"program\tlibrary\toff wall / cpu s\t{rate} wall / cpu s\tratio wall, cpu\truns\tstatuses\tsamples (one run, {libs[-1]})")
+for name in names:
+    for lib in libs:
+        off, on = rows[f"{name} off {lib}"], rows[f"{name} {rate} {lib}"]
+        med = lambda v, k: statistics.median(x[k] for x in v)
+        print(f"{name}\t{lib}\t{med(off, 0):.3f} / {med(off, 1):.3f}\t{med(on, 0):.3f} / {med(on, 1):.3f}\t"
+              f"{med(on, 0) / med(off, 0):.2f}, {med(on, 1) / med(off, 1):.2f}\t{len(off)}+{len(on)}\t"
+              f"{sorted(set(x[2] for x in off + on))}\t{samples(name) if lib == libs[-1] else ''}")
+EOF
+    note "done: $out (overhead.tsv: every run)"
+    exit 0
+fi
 
 [ "$runs" -gt 0 ] && : > times.tsv
 for name in "${names[@]}"; do

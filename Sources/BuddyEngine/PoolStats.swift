@@ -38,7 +38,8 @@ package struct PoolStats {
     package var engineBlocks: UInt64 = 0
     package var peakEngineBlocks: UInt64 = 0
     /// A thread's countdown restarts at this many calls: 1 when every call is instrumented
-    /// (exact latency, or the allocation-site profile), the latency period when sampling.
+    /// (exact latency), the latency period when sampling. (With the allocation-site profile on,
+    /// the profile arms it: AllocationProfile.rearm.)
     package var instrumentPeriod: Int
     /// Latency: off, sampled or exact (enum buddy_latency_mode), and one call in `latencyPeriod`.
     package var latencyMode: Int32
@@ -59,7 +60,7 @@ package struct PoolStats {
         latencyMode = settings.pointee.latency_mode
         latencyPeriod = max(1, Int(settings.pointee.latency_period))
         profileSampleBytes = settings.pointee.profile_sample
-        if profileSampleBytes != 0 || latencyMode == Int32(BUDDY_LATENCY_EXACT.rawValue) {
+        if latencyMode == Int32(BUDDY_LATENCY_EXACT.rawValue) {
             instrumentPeriod = 1
         } else if latencyMode == Int32(BUDDY_LATENCY_SAMPLED.rawValue) {
             instrumentPeriod = latencyPeriod

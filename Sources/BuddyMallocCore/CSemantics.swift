@@ -137,7 +137,7 @@ func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     }
     // (malloc's blocks are profiled by its instrumented path, as in countSlowAllocation.)
     if case .malloc = entry {} else if pool.state.pointee.stats.profileSampleBytes != 0, let cache = BuddyEngine.threadCounters() {
-        AllocationProfile.allocated(block, size: size, cache: cache)
+        AllocationProfile.allocated(block, size: size, counted: false, cache: cache)
     }
     pool.stampActivity()
     return block

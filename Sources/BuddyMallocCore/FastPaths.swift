@@ -18,8 +18,10 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
 /// malloc's fast path: a thread with a cache, a cached size, a bin with a block: the sampling
 /// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop,
 /// count and retag; no lock, no call. The depth is still raised around the pop, so a signal
-/// handler's malloc cannot interleave. With `sampling`, one call in the pool's instrument period
-/// takes the instrumented path instead (which runs this same code without `sampling`).
+/// handler's malloc cannot interleave. With `sampling`, the call the countdown stops at takes the
+/// instrumented path instead (which runs this same code without `sampling`), and with the
+/// allocation-site profile on, the calls that leave this inline path check the profile's sample
+/// point themselves (AllocationProfile.rearm says why the inline ones need not).
 @inline(__always)
 private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer? {
     let request = UInt(bitPattern: size)
@@ -36,21 +38,27 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                 let order = threadCache.pointee.smallOrders.order(request)
                 if let block = takeCached(threadCache, bin: order, code: order, request: request) { return block }
             } else if request <= threadCache.pointee.cachedSizeLimit {
-                return mallocMedium(request, threadCache)
+                return mallocMedium(request, threadCache, profiled: sampling)
             }
         }
     }
-    return mallocSlow(size)
+    return mallocSlow(size, profiled: sampling)
 }
 
 /// malloc's fast path for the sizes slab classes serve (above `orderPathLimit`): the same as
 /// mallocFast's, with the bin of the request's code (a slab class, or an order).
+/// With `profiled` (a call outside the instrumented path), the profile's sample point is checked.
 @inline(never)
-private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>, profiled: Bool) -> UnsafeMutableRawPointer? {
     let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
     let bin = threadCache.bin(ofCode: code)
-    if bin >= 0, let block = takeCached(threadCache, bin: bin, code: code, request: request) { return block }
-    return mallocSlow(Int(bitPattern: request))
+    if bin >= 0, let block = takeCached(threadCache, bin: bin, code: code, request: request) {
+        if profiled, threadCache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
+            AllocationProfile.allocated(block, size: request, counted: true, cache: threadCache)
+        }
+        return block
+    }
+    return mallocSlow(Int(bitPattern: request), profiled: profiled)
 }
 
 /// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
@@ -82,25 +90,52 @@ private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutable
     if full { flushFullBin(threadCache, bin: bin) }
 }
 
-/// One call in the instrument period: timed (latency), and profiled (allocation sites).
+/// The call the countdown stopped at: timed (latency) and profiled (allocation sites) as due.
 @inline(never)
 private func mallocInstrumented(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    if cache.pointee.pool.pointee.stats.profileSampleBytes != 0 { return mallocProfiled(size, cache) }
     let timed = cache.beginInstrumentedCall(allocation: true)
     let start = timed ? buddy_os_precise_ns() : 0
     let block = mallocFast(size, sampling: false)
     if timed { cache.recordLatency(allocation: true, since: start) }
-    if let block, cache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
-        AllocationProfile.allocated(block, size: UInt(bitPattern: size), cache: cache)
+    return block
+}
+
+/// mallocInstrumented with the profile on: the countdown stopped where a latency sample or the
+/// profile's sample point may be due (AllocationProfile.rearm); it is armed again whatever
+/// happens. (Whether the allocation's bytes were counted in the thread's requested bytes: an
+/// oversize block's are not.)
+@inline(never)
+private func mallocProfiled(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    let timed = AllocationProfile.latencyDue(cache)
+    let start = timed ? buddy_os_precise_ns() : 0
+    let before = cache.pointee.calls.requestedBytes
+    let block = mallocFast(size, sampling: false)
+    if timed { cache.recordLatency(allocation: true, since: start) }
+    if let block {
+        AllocationProfile.allocated(block, size: UInt(bitPattern: size), counted: cache.pointee.calls.requestedBytes != before, cache: cache)
+    } else {
+        AllocationProfile.rearm(cache)
     }
     return block
 }
 
+/// With `profiled` (a call outside the instrumented path), the profile's sample point is checked.
 @inline(never)
-private func mallocSlow(_ size: Int) -> UnsafeMutableRawPointer? {
+private func mallocSlow(_ size: Int, profiled: Bool) -> UnsafeMutableRawPointer? {
     if reentered() { return __libc_malloc(size) }
     defer { buddy_thread_leave() }
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
+    guard profiled, let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes != 0,
+          let cache = BuddyEngine.threadCounters() else {
+        return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
+    }
+    let before = cache.pointee.calls.requestedBytes
+    let block = allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
+    if let block {
+        AllocationProfile.allocated(block, size: UInt(bitPattern: size), counted: cache.pointee.calls.requestedBytes != before, cache: cache)
+    }
+    return block
 }
 
 @_cdecl("buddy_free")
@@ -131,8 +166,13 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 threadCache.pointee.lastSize = found.pointee.size
                 threadCache.pointee.lastOrderMap = found.pointee.orderMap
             }
-            // A load and a test, no store: see CallCounters.freeSampleDue.
-            if sampling, threadCache.pointee.calls.freeSampleDue != 0 { return freeInstrumented(pointer, threadCache) }
+            // A load and a test, no store: see CallCounters.freeSampleDue. With the profile on
+            // (and no timed free due), the profile's filter: one load for a block not sampled.
+            // (Both leave by a tail call: a call that returns here would cost every free a frame.)
+            if sampling, case let due = threadCache.pointee.calls.freeSampleDue, due != 0,
+               due != CallCounters.profileFrees || AllocationProfile.maySample(address) {
+                return freeInstrumented(pointer, threadCache)
+            }
             if address & threadCache.pointee.minBlockMask == 0 {
                 let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
                 let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
@@ -161,10 +201,11 @@ private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutable
     keepCached(pointer, tag, code: code, bin: bin, threadCache)
 }
 
-/// One call in the instrument period (see mallocInstrumented).
+/// One call in the instrument period (see mallocInstrumented), or, with the profile on, a free
+/// whose block the profile's filter cannot rule out.
 @inline(never)
 private func freeInstrumented(_ pointer: UnsafeMutableRawPointer, _ cache: UnsafeMutablePointer<ThreadCache>) {
-    let timed = cache.beginInstrumentedCall(allocation: false)
+    let timed = cache.pointee.calls.freeSampleDue & CallCounters.timedFree != 0 && cache.beginInstrumentedCall(allocation: false)
     // Before the free: once freed, the block may be handed out again by another thread.
     if cache.pointee.pool.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
     let start = timed ? buddy_os_precise_ns() : 0
@@ -196,7 +237,7 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     }
     pool.stampActivity()
     pool.decayDepotIfDue(now: pool.state.pointee.stats.lastActivityMonotonicNs)
-    if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue = 1 }
+    if cache.pointee.pool.pointee.stats.instrumentPeriod != Int.max { cache.pointee.calls.freeSampleDue |= CallCounters.timedFree }
     buddy_thread_leave()
 }
 

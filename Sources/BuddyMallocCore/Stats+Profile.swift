@@ -21,8 +21,8 @@ import CBuddySupport
 ///
 /// The stack's frames are written as module+offset (buddy_locate: no symbol lookup inside
 /// malloc; buddy-report names them offline) when its site is created, before any lock is taken:
-/// the report only copies text. With the profile on, every call of a thread with a cache takes the
-/// instrumented path (the countdown period is 1), so frees find their sampled blocks.
+/// the report only copies text. With the profile on, malloc's fast path pays its countdown and
+/// nothing more (see `rearm`), and free one load of the filter (`maySample`).
 enum AllocationProfile {
     static let siteCapacity = 1024
     static let maxFrames = 8
@@ -136,21 +136,80 @@ enum AllocationProfile {
 
     // MARK: Sampling
 
-    /// An allocation of `size` bytes at `block` (by a thread with a cache). Counts the bytes down
-    /// and, when they run out, samples this one.
-    static func allocated(_ block: UnsafeMutableRawPointer, size: UInt, cache: UnsafeMutablePointer<ThreadCache>) {
+    /// An allocation of `size` bytes at `block` (by a thread with a cache): sampled when it
+    /// reaches the thread's sample point (or is as large as the period); the countdown is armed
+    /// again. `counted`: its bytes are in the thread's `requestedBytes` (an oversize block's
+    /// are not: they bring the sample point nearer instead). Calling it twice for one allocation
+    /// samples it once when the target was reached (the target then lies ahead), but a block of
+    /// the period or more twice: every malloc is checked by exactly one path (FastPaths).
+    static func allocated(_ block: UnsafeMutableRawPointer, size: UInt, counted: Bool, cache: UnsafeMutablePointer<ThreadCache>) {
         let period = cache.pointee.pool.pointee.stats.profileSampleBytes
         guard period != 0 else { return }
-        // A block of the period or more is always sampled, standing for itself; the smaller ones
-        // share the sample points, each standing for a period's bytes.
-        if UInt64(size) >= period {
-            sample(block, size: UInt64(size), period: period)
-            return
+        let bytes = UInt64(size)
+        // A block of the period or more is always sampled, standing for itself, and moves no
+        // sample point; the smaller ones share the sample points, each standing for a period's bytes.
+        if bytes >= period {
+            if counted { cache.pointee.calls.profileTarget &+= bytes }
+            sample(block, size: bytes, period: period)
+        } else {
+            if !counted { cache.pointee.calls.profileTarget &-= bytes }
+            if Int64(bitPattern: cache.pointee.calls.requestedBytes &- cache.pointee.calls.profileTarget) >= 0 {
+                scheduleNextSample(cache, period: period)
+                sample(block, size: bytes, period: period)
+            }
         }
-        cache.pointee.calls.profileCountdown &-= Int(truncatingIfNeeded: size)
-        if cache.pointee.calls.profileCountdown > 0 { return }
-        scheduleNextSample(cache, period: period)
-        sample(block, size: UInt64(size), period: period)
+        rearm(cache)
+    }
+
+    /// Arms malloc's countdown with the profile on: the calls until a timed one is due (sampled
+    /// latency; every call with exact latency) or until the sample point may be reached,
+    /// whichever comes first. The calls the countdown lets through unchecked are those of
+    /// mallocFast's inline path, of at most `orderPathLimit` (L) bytes each (every other call
+    /// checks itself: mallocMedium, mallocSlow, the other entry points); with R bytes left to
+    /// the sample point, the countdown stops at call max(1, R / L), so the first of them that
+    /// can reach it is always checked: the calls before it bring at most (R / L - 1) x L < R
+    /// bytes. A sample thus falls on the very allocation whose bytes reach the point, as when
+    /// every call was checked; python3 (64-byte objects, L = 1 KiB) checks about one malloc in
+    /// 100 instead of every one.
+    static func rearm(_ cache: UnsafeMutablePointer<ThreadCache>) {
+        let pool = cache.pointee.pool
+        // The calls counted since the last arming: latency's share.
+        let elapsed = cache.pointee.calls.countdownArmed &- cache.pointee.calls.countdown
+        cache.pointee.calls.latencyCountdown &-= elapsed
+        var calls = Int.max
+        let mode = pool.pointee.stats.latencyMode
+        if mode == Int32(BUDDY_LATENCY_EXACT.rawValue) {
+            calls = 1
+        } else if mode == Int32(BUDDY_LATENCY_SAMPLED.rawValue) {
+            calls = max(1, cache.pointee.calls.latencyCountdown)
+        }
+        let limit = UInt64(cache.pointee.orderPathLimit)
+        let remaining = Int64(bitPattern: cache.pointee.calls.profileTarget &- cache.pointee.calls.requestedBytes)
+        var bound = 1
+        if limit != 0, pool.pointee.stats.profileSampleBytes > limit, remaining > Int64(limit) {
+            bound = Int(remaining / Int64(limit))
+        }
+        let armed = min(calls, bound)
+        cache.pointee.calls.countdown = armed
+        cache.pointee.calls.countdownArmed = armed
+    }
+
+    /// The countdown stopped (mallocProfiled): whether this malloc is timed, and so the free
+    /// after it. Sampled latency times one malloc in its period, counted across the stops.
+    static func latencyDue(_ cache: UnsafeMutablePointer<ThreadCache>) -> Bool {
+        let pool = cache.pointee.pool
+        cache.pointee.calls.latencyCountdown &-= cache.pointee.calls.countdownArmed
+        cache.pointee.calls.countdownArmed = 0 // consumed (the countdown is 0): rearm counts from here
+        var timed = false
+        let mode = pool.pointee.stats.latencyMode
+        if mode == Int32(BUDDY_LATENCY_EXACT.rawValue) {
+            timed = true
+        } else if mode == Int32(BUDDY_LATENCY_SAMPLED.rawValue), cache.pointee.calls.latencyCountdown <= 0 {
+            cache.pointee.calls.latencyCountdown = pool.pointee.stats.latencyPeriod
+            timed = true
+        }
+        if timed { cache.pointee.calls.freeSampleDue = CallCounters.timedFree | CallCounters.profileFrees }
+        return timed
     }
 
     /// The bytes a sample of `size` bytes stands for, and the blocks in 1/1024: max(s, P) and
@@ -168,19 +227,20 @@ enum AllocationProfile {
     /// is a sample point with probability 1/P in the long run, so a site's samples follow its
     /// bytes. (xorshift64* per thread, seeded from the pool's random key and the cache's address.)
     static func scheduleNextSample(_ cache: UnsafeMutablePointer<ThreadCache>, period: UInt64) {
-        let p = Int(truncatingIfNeeded: min(period, UInt64(Int.max >> 4)))
-        var next = cache.pointee.calls.profileCountdown
+        let p = min(period, UInt64(Int64.max >> 4))
+        let now = cache.pointee.calls.requestedBytes
+        var next = cache.pointee.calls.profileTarget
         var state = cache.pointee.calls.profileRandom
         if state == 0 { state = (UInt64(cache.pointee.linkKey) ^ UInt64(UInt(bitPattern: cache))) | 1 }
-        while next <= 0 {
+        while Int64(bitPattern: now &- next) >= 0 {
             state ^= state >> 12
             state ^= state << 25
             state ^= state >> 27
             let r = state &* 0x2545_F491_4F6C_DD1D
-            next &+= max(1, p / 2 &+ Int(truncatingIfNeeded: r % UInt64(p)))
+            next &+= max(1, p / 2 &+ r % p)
         }
         cache.pointee.calls.profileRandom = state
-        cache.pointee.calls.profileCountdown = next
+        cache.pointee.calls.profileTarget = next
     }
 
     @inline(never)
@@ -316,7 +376,15 @@ enum AllocationProfile {
         }
     }
 
+    /// Whether the block at `address` may be sampled (free's fast path asks before `freed`):
+    /// false, with one load, for a block no sampled block's address hashes with.
+    @inline(__always) static func maySample(_ address: UInt) -> Bool {
+        guard let table = buddy_profile_table_get() else { return false }
+        return buddy_atomic_load_u64_relaxed(filterCounter(table, address)) != 0
+    }
+
     /// The program freed `pointer`: if it was sampled, its site's live figures go down.
+    @inline(never)
     static func freed(_ pointer: UnsafeMutableRawPointer) {
         guard let table = buddy_profile_table_get() else { return }
         let address = UInt(bitPattern: pointer)

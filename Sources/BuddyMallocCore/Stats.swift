@@ -144,7 +144,7 @@ extension BuddyEngine {
             // that the delta only ever holds moves of the cache's own blocks (and its bound holds).
             if cache.bin(ofCode: order) < 0 { foldLiveDelta(cache) }
             if case .malloc = entry {} else if state.pointee.stats.profileSampleBytes != 0 {
-                AllocationProfile.allocated(block, size: size, cache: cache)
+                AllocationProfile.allocated(block, size: size, counted: true, cache: cache)
             }
         } else {
             process.pointee.directCalls.allocated.atomicAdd(order)
@@ -306,23 +306,16 @@ extension BuddyEngine {
 
 extension UnsafeMutablePointer where Pointee == ThreadCache {
     /// An instrumented call begins: restarts the thread's countdown and says whether to time it.
-    /// (Every call is instrumented when the profile is on; latency then keeps its own period.)
+    /// (With the profile on, malloc's instrumented calls begin in AllocationProfile.latencyDue;
+    /// its frees come here only when a timed free is due, and keep the profile's flag.)
     @inline(__always) func beginInstrumentedCall(allocation: Bool) -> Bool {
         let pool = pointee.pool
         let period = pool.pointee.stats.instrumentPeriod
         if allocation { pointee.calls.countdown = period }
-        pointee.calls.freeSampleDue = allocation || period == 1 ? 1 : 0
-        switch pool.pointee.stats.latencyMode {
-        case Int32(BUDDY_LATENCY_EXACT.rawValue): return true
-        case Int32(BUDDY_LATENCY_SAMPLED.rawValue):
-            let latencyPeriod = pool.pointee.stats.latencyPeriod
-            if period == latencyPeriod { return true }
-            pointee.calls.latencyCountdown &-= 1
-            if pointee.calls.latencyCountdown > 0 { return false }
-            pointee.calls.latencyCountdown = latencyPeriod
-            return true
-        default: return false
-        }
+        let profile = pool.pointee.stats.profileSampleBytes != 0 ? CallCounters.profileFrees : 0
+        pointee.calls.freeSampleDue = (allocation || period == 1 ? CallCounters.timedFree : 0) | profile
+        let mode = pool.pointee.stats.latencyMode
+        return mode == Int32(BUDDY_LATENCY_EXACT.rawValue) || mode == Int32(BUDDY_LATENCY_SAMPLED.rawValue)
     }
 
     /// Records a timed call that started at `start` (CLOCK_MONOTONIC ns).

@@ -16,14 +16,21 @@ public struct CallCounters {
     /// Calls that took a slow path (or have no fast path), per entry point; failed calls.
     var entries = CounterTable()
     var failures = CounterTable()
-    /// Calls until the next instrumented one (a latency sample, the profile): the fast paths
-    /// count it down; 1 so that a new thread's first call sets it from the pool's settings.
+    /// Calls until the next instrumented one (a latency sample, the profile's check): the fast
+    /// paths count it down; 1 so that a new thread's first call sets it from the pool's settings.
     var countdown: Int = 1
-    /// Non-zero when the thread's next free is instrumented: set by each instrumented malloc and
-    /// by each flush of a full bin (so a thread that only frees is sampled too), cleared by the
-    /// instrumented free, and always set when every call is instrumented. free reads it without
-    /// writing: a countdown of its own, or malloc's, costs the pair about 5% (README, "Cost").
+    /// The value `countdown` was last set to with the profile on (AllocationProfile.rearm): the
+    /// calls since then are `countdownArmed - countdown`.
+    var countdownArmed: Int = 1
+    /// Non-zero when the thread's next free is instrumented: `timedFree` set by each timed malloc
+    /// and by each flush of a full bin (so a thread that only frees is sampled too), cleared by
+    /// the instrumented free, and always set when every call is instrumented; `profileFrees`
+    /// always set while the profile is on (free then asks the profile's filter, FastPaths). free
+    /// reads it without writing: a countdown of its own, or malloc's, costs the pair about 5%
+    /// (README, "Cost").
     var freeSampleDue: Int = 0
+    static let timedFree = 1
+    static let profileFrees = 2
     /// Allocations minus frees of this thread since its last fold into the pool's live count,
     /// and the largest value that difference had just before a free since then (both 0 right
     /// after a fold; see CallCounters.countLiveFree). Plain adds by the owner; folded under the
@@ -31,11 +38,13 @@ public struct CallCounters {
     /// the fast paths touch that cache line anyway.
     var liveDelta: Int = 0
     var liveDeltaPeak: Int = 0
-    /// With the profile on, every call is instrumented; latency samples keep their own period.
+    /// With the profile on, the countdown also stops for the profile: mallocs until the next
+    /// timed one (sampled latency), counted by AllocationProfile.latencyDue and rearm.
     var latencyCountdown: Int = 1
     var latency = LatencyCounters()
-    /// Bytes until the next allocation-site sample (BUDDY_PROFILE_SAMPLE).
-    var profileCountdown: Int = 0
+    /// The thread's next allocation-site sample point (BUDDY_PROFILE_SAMPLE), in the units of
+    /// `requestedBytes`: the allocation that brings `requestedBytes` to it or past it is sampled.
+    var profileTarget: UInt64 = 0
     /// The sampling intervals' random state (AllocationProfile.scheduleNextSample; 0: not seeded).
     var profileRandom: UInt64 = 0
 
@@ -241,7 +250,8 @@ extension BuddyEngine {
                                          calls: CallCounters(), binCount: binCount, slabBinCount: slabBinCount))
         cache.pointee.minShift = UInt(geometry.minShift)
         cache.pointee.mappedBytes = mappedBytes
-        cache.pointee.calls.freeSampleDue = state.pointee.stats.instrumentPeriod == 1 ? 1 : 0
+        cache.pointee.calls.freeSampleDue = (state.pointee.stats.instrumentPeriod == 1 ? CallCounters.timedFree : 0)
+            | (state.pointee.stats.profileSampleBytes != 0 ? CallCounters.profileFrees : 0)
         cache.pointee.minBlockMask = state.pointee.minBlockMask
         cache.pointee.orderPathLimit = process.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
