@@ -53,7 +53,10 @@ static void buddy_report_after_fork_in_child(void) {
     buddy_report_reset_after_fork();
 }
 
+void buddy_release_relocation_pages(void); // load_pages.c
+
 __attribute__((constructor)) static void buddy_report_start(void) {
+    buddy_release_relocation_pages();
     buddy_report_prepare();
     // Outside malloc now: setenv may allocate (from the pool, like any of the program's calls).
     buddy_options_mark_warned();
