@@ -22,9 +22,10 @@ import CBuddySupport
 /// oversize requests, as glibc's dynamic mmap threshold keeps freed blocks of up to 32 MiB in its
 /// heap: a program that cycles through big buffers (a decoder's frames, a compiler's arenas) then
 /// faults its pages in once, not at every allocation. The freed block's mapping is moved
-/// (mremap) to an address of its own, so the program's pointer is unmapped at once (a use after
-/// free faults, a second free is found in the ring below) without a walk of its pages (an
-/// mprotect to PROT_NONE and back cost 14% of malloc-large's cycles). A request takes the
+/// (mremap) to an address of its own, without a walk of its pages (an mprotect to PROT_NONE and
+/// back cost 14% of malloc-large's cycles), and a tombstone (PROT_NONE, no memory) holds the
+/// address the program knew while it is retained: a use after free faults, a second free is a
+/// double free, and no later mapping (a reservation of ours) lands there. A request takes the
 /// smallest retained mapping that holds it, else the largest ones (up to three) and fresh pages
 /// for the rest, moved into a reservation of its size and guard page: freed blocks serve any
 /// later size, as freed chunks coalesce in glibc's heap (malloc-large: 2.1 M page faults with
@@ -178,10 +179,11 @@ enum Oversize {
         if !mayKnow() { return .none }
         let address = UInt(bitPattern: pointer)
         guard lock(wait: wait) else { return .busy }
-        let r = retainedIndex(of: address)
+        var start = false
+        let r = retainedIndex(of: address, start: &start)
         if r >= 0 {
-            // A retained mapping (at an address of its own since it was freed): not the program's.
-            let found = Found.bad(UInt(retainedEntries[r].base) == address ? .doubleFree : .invalidPointer)
+            // A freed block's tombstone (or its mapping, moved aside): free to the program.
+            let found = Found.bad(start ? .doubleFree : .invalidPointer)
             unlock()
             return found
         }
@@ -211,7 +213,9 @@ enum Oversize {
         }
         let bytes = padded & ~(page &- 1)
         if !zeroed && alignment <= page, let reused = reuseRetained(bytes: bytes, requested: size, keepNs: keepNs) { return reused }
-        guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) else { return nil }
+        // (When the OS refuses, ulimit -v say, the retained mappings and their tombstones go first.)
+        guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page)))
+            ?? (releaseRetained() > 0 ? buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) : nil) else { return nil }
         // The guard page (see above); should mprotect fail, the block simply has none.
         _ = buddy_os_protect(block + Int(bytes), Int(page), 0)
         _ = lock(wait: true)
@@ -288,8 +292,13 @@ enum Oversize {
             // (Reserved before the piece leaves: never its own range.)
             if t.pointee.retained_count < UInt64(BUDDY_OVERSIZE_RETAINED), let home = buddy_os_reserve(Int(bytes)) {
                 if buddy_os_move(piece, Int(bytes), home) == 0 {
+                    // The address the program knows stays taken, inaccessible, while the piece is
+                    // retained: no later mapping (a reservation of ours) lands there, so a use
+                    // after free faults and a second free is found (unless another thread's mmap
+                    // took the hole first: then it is an unmapped block's).
+                    let tombstone = buddy_os_tombstone(piece, Int(bytes)) == 0 ? UInt64(address) : 0
                     retainedEntries[Int(t.pointee.retained_count)] = buddy_oversize_entry(
-                        base: UInt64(UInt(bitPattern: home)), bytes: UInt64(bytes), requested: now, pieces: 0)
+                        base: UInt64(UInt(bitPattern: home)), bytes: UInt64(bytes), requested: now, pieces: tombstone)
                     t.pointee.retained_count &+= 1
                     buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, UInt64(bytes))
                     return
@@ -301,18 +310,34 @@ enum Oversize {
         buddy_os_unmap(piece, Int(bytes))
     }
 
-    /// The retained entry whose mapping holds `address`, or -1.
-    static func retainedIndex(of address: UInt) -> Int {
+    /// The retained entry whose mapping or tombstone holds `address`, or -1; `start` set when
+    /// `address` is where one of them starts.
+    static func retainedIndex(of address: UInt, start: inout Bool) -> Int {
         let t = table
-        for r in 0..<Int(t.pointee.retained_count) where address &- UInt(retainedEntries[r].base) < UInt(retainedEntries[r].bytes) {
-            return r
+        for r in 0..<Int(t.pointee.retained_count) {
+            let e = retainedEntries[r]
+            let tombstone = UInt(e.pieces)
+            if address &- UInt(e.base) < UInt(e.bytes) || (tombstone != 0 && address &- tombstone < UInt(e.bytes)) {
+                start = address == UInt(e.base) || address == tombstone
+                return r
+            }
         }
         return -1
     }
 
-    /// Takes retained entry `r` out of the list (the mapping stays).
+    /// Unmaps the first `bytes` of retained entry `r`'s tombstone (the whole of it: the entry is
+    /// gone), the rest of it staying with the entry's rest.
+    static func dropTombstone(_ r: Int, bytes: UInt) {
+        let tombstone = UInt(retainedEntries[r].pieces)
+        guard tombstone != 0 else { return }
+        buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: tombstone), Int(bytes))
+        retainedEntries[r].pieces = bytes < UInt(retainedEntries[r].bytes) ? UInt64(tombstone &+ bytes) : 0
+    }
+
+    /// Takes retained entry `r` out of the list (the mapping stays; its tombstone goes).
     static func takeRetained(_ r: Int) -> buddy_oversize_entry {
         let t = table
+        dropTombstone(r, bytes: UInt(retainedEntries[r].bytes))
         let e = retainedEntries[r]
         t.pointee.retained_count &-= 1
         retainedEntries[r] = retainedEntries[Int(t.pointee.retained_count)]
@@ -376,6 +401,7 @@ enum Oversize {
             guard buddy_os_move(UnsafeMutableRawPointer(bitPattern: UInt(e.base)).unsafelyUnwrapped, Int(length),
                                 UnsafeMutableRawPointer(bitPattern: block &+ filled).unsafelyUnwrapped) == 0 else { break }
             if length < UInt(e.bytes) {
+                dropTombstone(best, bytes: length)
                 retainedEntries[best].base &+= UInt64(length)
                 retainedEntries[best].bytes &-= UInt64(length)
                 buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, 0 &- UInt64(length))

@@ -13,6 +13,9 @@
 /// was assembled from retained mappings (Oversize.swift, "Retained"), each still a mapping of its
 /// own: bit 63 set, and the page offsets where the second, third and fourth pieces start in
 /// bits 0-19, 20-39 and 40-59 (0: no such piece).
+/// A retained entry uses the fields otherwise: `base` and `bytes` its mapping (moved aside),
+/// `requested` when it was freed (monotonic ns), and `pieces` its tombstone: the address it had
+/// in the program, held inaccessible (PROT_NONE, `bytes` long) while it is retained, or 0.
 typedef struct buddy_oversize_entry {
     uint64_t base;
     uint64_t bytes;
@@ -77,5 +80,8 @@ void *buddy_os_reserve(size_t size);
 /// to `to`, replacing what was there; their pages go with them (no copy, no fault) and `from`
 /// becomes unmapped. 0 on success (else both ranges are intact). Preserves errno.
 int buddy_os_move(void *from, size_t size, void *to);
+/// Maps `size` bytes of inaccessible address space exactly at `at` (MAP_FIXED_NOREPLACE), which
+/// must be unmapped: 0 on success, -1 when anything is there now. Preserves errno.
+int buddy_os_tombstone(void *at, size_t size);
 
 #endif
