@@ -30,11 +30,11 @@ import CBuddySupport
 /// for the rest, moved into a reservation of its size and guard page: freed blocks serve any
 /// later size, as freed chunks coalesce in glibc's heap (malloc-large: 2.1 M page faults with
 /// whole-block reuse only, 0.46 M now; glibc 0.51 M). The block then is up to four mappings
-/// (`pieces` in its entry), which one mremap cannot resize: realloc moves it; free retains each
-/// piece. At most `BUDDY_OVERSIZE_RETAINED` mappings and `retainedLimit` bytes (64 MiB, or half
-/// the live oversize bytes when more), each for at most BUDDY_RELEASE_DELAY seconds (checked
-/// at every oversize call), all of them returned by malloc_trim. calloc never takes one (its
-/// memory must read as zero).
+/// (`pieces` in its entry), which one mremap cannot grow: realloc moves it when it grows (it
+/// shrinks in place); free retains each piece. At most `BUDDY_OVERSIZE_RETAINED` mappings and
+/// `retainedLimit` bytes (64 MiB, or half the live oversize bytes when more), each for at most
+/// BUDDY_RELEASE_DELAY seconds (checked at every oversize call), all of them returned by
+/// malloc_trim. calloc never takes one (its memory must read as zero).
 ///
 /// A ring of the last 64 unmapped blocks tells a double free (or a realloc, malloc_usable_size
 /// of a freed block) from a pointer of glibc's: a pointer that is the base (or inside) of a
@@ -444,7 +444,7 @@ enum Oversize {
     /// Resizes the live block at `pointer` to `size` bytes: in place (mremap shrinks, or grows
     /// when the pages after it are free), else moved by mremap. Nil (errno ENOMEM, the block
     /// intact) when the OS refuses, or (`assembled` set, errno untouched) when the block was
-    /// assembled from retained mappings, which one mremap cannot take: the caller moves it.
+    /// assembled from retained mappings and grows, which one mremap cannot do: the caller moves it.
     /// `wait` as in `find`.
     static func resize(_ pointer: UnsafeMutableRawPointer, to size: UInt, wait: Bool, assembled: inout Bool) -> UnsafeMutableRawPointer? {
         let page = UInt(buddy_os_page_size())
@@ -459,17 +459,28 @@ enum Oversize {
         let i = index(of: address)
         guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); buddy_errno_set(22); return nil }
         let old = UInt(table.pointee.entries![i].bytes)
-        if table.pointee.entries![i].pieces != 0 {
-            unlock()
-            assembled = true
-            return nil
+        var pieces = table.pointee.entries![i].pieces
+        if bytes != old && pieces != 0 {
+            // Assembled: shrunk in place (the first page past the new end becomes its guard, the
+            // rest goes back with the old guard, and the cuts past the end are forgotten), or
+            // moved by the caller.
+            guard bytes < old, buddy_os_protect(pointer + Int(bytes), Int(page), 0) == 0 else {
+                unlock()
+                assembled = true
+                return nil
+            }
+            buddy_os_unmap(pointer + Int(bytes &+ page), Int(old &- bytes))
+            for k in 1...3 where cutOffset(pieces, k, page: page) >= bytes {
+                pieces &= ~(UInt64(0xF_FFFF) &<< UInt64(20 &* (k &- 1)))
+            }
+            table.pointee.entries![i].pieces = pieces
         }
         // (Under the lock: a moved block's old range must not be mapped and recorded by another
         // thread before its entry is gone.) The guard page moves with the block: made writable
         // first (so that block and guard are one mapping mremap can take whole), the new last
         // page protected after.
         var moved: UnsafeMutableRawPointer? = pointer
-        if bytes != old {
+        if bytes != old && pieces == 0 {
             _ = buddy_os_protect(pointer + Int(old), Int(page), 1)
             moved = buddy_os_remap(pointer, Int(old &+ page), Int(bytes &+ page), 1)
             _ = buddy_os_protect((moved ?? pointer) + Int(moved == nil ? old : bytes), Int(page), 0)

@@ -144,8 +144,9 @@ static int ops(void) {
     joined = realloc(joined, 34 * MiB + 1); // pieces cannot be one mremap: moved
     CHECK(joined && all(joined, 30 * MiB, 10), "assembled grown kept the contents");
     CHECK(malloc_usable_size(joined) == page_round(34 * MiB + 1), "assembled grown usable %zu", malloc_usable_size(joined));
-    joined = realloc(joined, 20 * MiB);
-    CHECK(joined && all(joined, 20 * MiB, 10), "assembled shrunk kept the contents");
+    unsigned char *unshrunk = joined;
+    joined = realloc(joined, 20 * MiB); // in place, whole or assembled
+    CHECK(joined == unshrunk && all(joined, 20 * MiB, 10), "assembled shrunk in place kept the contents");
     CHECK(malloc_usable_size(joined) == 20 * MiB, "assembled shrunk usable %zu", malloc_usable_size(joined));
     unsigned char *after = joined;
     free(joined);
