@@ -129,8 +129,7 @@ func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     pool.countSystemRequest(size)
     var zeroed = false
     if case .calloc = entry { zeroed = true }
-    guard let block = Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs,
-                                         smallest: UInt(pool.geometry.maxBlock)) else {
+    guard let block = Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs) else {
         pool.countFailure(entry)
         buddy_errno_set(ENOMEM_)
         return nil
@@ -204,7 +203,19 @@ func reallocOutside(_ pointer: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMu
             return moved
         }
         pool.countSystemRequest(newSize)
-        guard let resized = Oversize.resize(pointer, to: newSize, wait: outer) else {
+        var assembled = false
+        let resized = Oversize.resize(pointer, to: newSize, wait: outer, assembled: &assembled)
+        if assembled && outer, let moved = Oversize.allocate(newSize, alignment: minimumAlignment, zeroed: false, keepNs: pool.oversizeKeepNs) {
+            // Pieces of freed blocks: copied into a new block (its pages, too, may be reused).
+            moved.copyMemory(from: pointer, byteCount: Int(min(newSize, bytes)))
+            if profiled { AllocationProfile.freed(pointer) }
+            _ = Oversize.release(pointer, keepNs: pool.oversizeKeepNs)
+            pool.stampActivity()
+            return moved
+        } else if assembled {
+            buddy_errno_set(ENOMEM_)
+        }
+        guard let resized else {
             if outer { pool.countFailure(.realloc) }
             return nil
         }

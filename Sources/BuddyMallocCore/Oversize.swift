@@ -18,17 +18,23 @@ import CBuddySupport
 /// next to it (mmap hands out addresses top-down: usually the previous block). It costs one
 /// mprotect per block and a page of address space, never memory.
 ///
-/// Retained: a freed block is not unmapped at once but kept, mapped and resident (and
-/// inaccessible, PROT_NONE, so that a use after free still faults), for the next
-/// oversize request it can serve (the smallest that fits; its tail beyond the request given back
-/// and a new guard page set), as glibc's dynamic mmap threshold keeps freed blocks of up to
-/// 32 MiB in its heap: a program that cycles through big buffers (a decoder's frames, a
-/// compiler's arenas) then faults its pages in once, not at every allocation. At most
-/// `BUDDY_OVERSIZE_RETAINED` mappings and `retainedLimit` bytes (64 MiB, or half the live
-/// oversize bytes when more), each for at most
+/// Retained: a freed block is not unmapped at once but kept, its pages resident, for the next
+/// oversize requests, as glibc's dynamic mmap threshold keeps freed blocks of up to 32 MiB in its
+/// heap: a program that cycles through big buffers (a decoder's frames, a compiler's arenas) then
+/// faults its pages in once, not at every allocation. The freed block's mapping is moved
+/// (mremap) to an address of its own, without a walk of its pages (an mprotect to PROT_NONE and
+/// back cost 14% of malloc-large's cycles), and a tombstone (PROT_NONE, no memory) holds the
+/// address the program knew while it is retained: a use after free faults, a second free is a
+/// double free, and no later mapping (a reservation of ours) lands there. A request takes the
+/// smallest retained mapping that holds it, else the largest ones (up to three) and fresh pages
+/// for the rest, moved into a reservation of its size and guard page: freed blocks serve any
+/// later size, as freed chunks coalesce in glibc's heap (malloc-large: 2.1 M page faults with
+/// whole-block reuse only, 0.46 M now; glibc 0.51 M). The block then is up to four mappings
+/// (`pieces` in its entry), which one mremap cannot grow: realloc moves it when it grows (it
+/// shrinks in place); free retains each piece. At most `BUDDY_OVERSIZE_RETAINED` mappings and
+/// `retainedLimit` bytes (64 MiB, or half the live oversize bytes when more), each for at most
 /// BUDDY_RELEASE_DELAY seconds (checked at every oversize call), all of them returned by
-/// malloc_trim. calloc never takes one (its memory must read as zero). A retained block is free
-/// to the program: freeing it again is a double free, as it is for an unmapped one.
+/// malloc_trim. calloc never takes one (its memory must read as zero).
 ///
 /// A ring of the last 64 unmapped blocks tells a double free (or a realloc, malloc_usable_size
 /// of a freed block) from a pointer of glibc's: a pointer that is the base (or inside) of a
@@ -94,7 +100,7 @@ enum Oversize {
     }
 
     /// Adds an entry (growing the table's mapping when full); false when no memory for it.
-    static func insert(base: UInt, bytes: UInt, requested: UInt) -> Bool {
+    static func insert(base: UInt, bytes: UInt, requested: UInt, pieces: UInt64 = 0) -> Bool {
         let t = table
         let count = Int(t.pointee.count)
         if count == Int(t.pointee.capacity) {
@@ -115,7 +121,7 @@ enum Oversize {
             entries[at] = entries[at &- 1]
             at &-= 1
         }
-        entries[at] = buddy_oversize_entry(base: UInt64(base), bytes: UInt64(bytes), requested: UInt64(requested), reserved_: 0)
+        entries[at] = buddy_oversize_entry(base: UInt64(base), bytes: UInt64(bytes), requested: UInt64(requested), pieces: pieces)
         buddy_atomic_add_u64_relaxed(&t.pointee.count, 1)
         added(bytes: bytes)
         return true
@@ -173,10 +179,11 @@ enum Oversize {
         if !mayKnow() { return .none }
         let address = UInt(bitPattern: pointer)
         guard lock(wait: wait) else { return .busy }
-        let r = retainedIndex(of: address)
+        var start = false
+        let r = retainedIndex(of: address, start: &start)
         if r >= 0 {
-            // Freed and kept for reuse: still mapped, and still free to the program.
-            let found = Found.bad(UInt(retainedEntries[r].base) == address ? .doubleFree : .invalidPointer)
+            // A freed block's tombstone (or its mapping, moved aside): free to the program.
+            let found = Found.bad(start ? .doubleFree : .invalidPointer)
             unlock()
             return found
         }
@@ -195,9 +202,8 @@ enum Oversize {
 
     /// Maps a block for `size` bytes aligned to `alignment` (or reuses a retained one unless
     /// `zeroed`); nil (errno ENOMEM) when the OS refuses or the size cannot be mapped.
-    /// `keepNs`: how long retained blocks stay (BUDDY_RELEASE_DELAY); `smallest`: the pool's
-    /// maximum block (no oversize block is smaller).
-    static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, keepNs: UInt64, smallest: UInt) -> UnsafeMutableRawPointer? {
+    /// `keepNs`: how long retained blocks stay (BUDDY_RELEASE_DELAY).
+    static func allocate(_ size: UInt, alignment: UInt, zeroed: Bool, keepNs: UInt64) -> UnsafeMutableRawPointer? {
         let page = UInt(buddy_os_page_size())
         let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
         // (An alignment of 2^63 is a power of two that no mapping can have.)
@@ -206,8 +212,10 @@ enum Oversize {
             return nil
         }
         let bytes = padded & ~(page &- 1)
-        if !zeroed && alignment <= page, let reused = reuseRetained(bytes: bytes, requested: size, keepNs: keepNs, smallest: smallest) { return reused }
-        guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) else { return nil }
+        if !zeroed && alignment <= page, let reused = reuseRetained(bytes: bytes, requested: size, keepNs: keepNs) { return reused }
+        // (When the OS refuses, ulimit -v say, the retained mappings and their tombstones go first.)
+        guard let block = buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page)))
+            ?? (releaseRetained() > 0 ? buddy_os_map_fresh(Int(bytes &+ page), Int(max(alignment, page))) : nil) else { return nil }
         // The guard page (see above); should mprotect fail, the block simply has none.
         _ = buddy_os_protect(block + Int(bytes), Int(page), 0)
         _ = lock(wait: true)
@@ -221,57 +229,115 @@ enum Oversize {
         return block
     }
 
-    /// Frees the live block that starts at `pointer`: retained for reuse (see above) or
-    /// unmapped; false when it is not one (the table changed since `find`: the program freed it
-    /// twice at once). `keepNs` as in allocate (0: unmap it now).
+    /// Frees the live block that starts at `pointer`: each of its pieces retained for reuse (see
+    /// above) or unmapped; false when it is not one (the table changed since `find`: the program
+    /// freed it twice at once). `keepNs` as in allocate (0: unmap it now).
     static func release(_ pointer: UnsafeMutableRawPointer, keepNs: UInt64) -> Bool {
         let address = UInt(bitPattern: pointer)
+        let page = UInt(buddy_os_page_size())
         _ = lock(wait: true)
         let i = index(of: address)
         guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); return false }
-        let bytes = UInt(table.pointee.entries![i].bytes)
+        let e = table.pointee.entries![i]
+        let bytes = UInt(e.bytes)
         remove(i)
         let now = buddy_os_monotonic_ns()
-        evictRetained(olderThan: now &- min(now, keepNs), orToFit: bytes)
-        let t = table
-        // A retained block is made inaccessible (its pages stay resident): a read or write after
-        // free faults at once, as it did when the block was unmapped.
-        if keepNs > 0 && bytes <= retainedLimit && t.pointee.retained_count < UInt64(BUDDY_OVERSIZE_RETAINED),
-           buddy_os_protect(pointer, Int(bytes), 0) == 0 {
-            retainedEntries[Int(t.pointee.retained_count)] = buddy_oversize_entry(
-                base: UInt64(address), bytes: UInt64(bytes), requested: now, reserved_: 0)
-            t.pointee.retained_count &+= 1
-            buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, UInt64(bytes))
-            unlock()
-            return true
+        let cutoff = now &- min(now, keepNs)
+        // Piece by piece (a block mapped whole is one piece): each one mapping, moved or unmapped
+        // while it is still mapped (never a range already vacated, which another thread's mmap
+        // may have taken meanwhile).
+        var start: UInt = 0
+        var k = 1
+        while start < bytes {
+            var end = bytes
+            if k <= 3, case let cut = cutOffset(e.pieces, k, page: page), cut != 0 { end = cut }
+            retain(address &+ start, end &- start, now: now, cutoff: cutoff, keep: keepNs > 0)
+            start = end
+            k &+= 1
         }
+        buddy_os_unmap(pointer + Int(bytes), Int(page)) // the guard page
         unlock()
-        buddy_os_unmap(pointer, Int(bytes) &+ buddy_os_page_size()) // with its guard page
         return true
     }
+
+    /// Where piece `k` (1...3: the second to the fourth) of an entry's `pieces` starts, in bytes
+    /// from the base; 0 when it has no such piece.
+    @inline(__always) static func cutOffset(_ pieces: UInt64, _ k: Int, page: UInt) -> UInt {
+        UInt((pieces &>> UInt64(20 &* (k &- 1))) & 0xF_FFFF) &* page
+    }
+
+    /// The most pages an assembled block may have (a cut is 20 bits of pages).
+    static let assembledPageLimit: UInt = 1 << 20
 
     // MARK: Retained blocks (the caller holds the lock, unless said otherwise)
 
     @inline(__always) static var retainedEntries: UnsafeMutablePointer<buddy_oversize_entry> { buddy_oversize_retained()! }
 
     /// Bytes of freed blocks kept mapped at most: 64 MiB, or half what the program holds in
-    /// oversize blocks when that is more. (malloc-large, 300 MB of 5-25 MiB buffers: with the
-    /// live bytes as the limit 6.6-7.8 s and 771 MB peak RSS, with half 7.4-8.9 s and 597 MB,
-    /// with 64 MiB 9.2-10.1 s and 498 MB; glibc 4.4-5.0 s and 534 MB.)
+    /// oversize blocks when that is more. (malloc-large, 300 MB of 5-25 MiB buffers, when a
+    /// retained block served only requests it held whole: with the live bytes as the limit
+    /// 6.6-7.8 s and 771 MB peak RSS, with half 7.4-8.9 s and 597 MB, with 64 MiB 9.2-10.1 s and
+    /// 498 MB; glibc 4.4-5.0 s and 534 MB.)
     @inline(__always) static var retainedLimit: UInt { max(64 << 20, UInt(liveBytes) / 2) }
 
-    /// The retained entry whose mapping holds `address`, or -1.
-    static func retainedIndex(of address: UInt) -> Int {
+    /// Keeps the mapping of `bytes` at `address` (one piece of a freed block) as a retained
+    /// entry, moved to an address of its own (so the program's pointer is unmapped: a use after
+    /// free faults), when the limits allow (the oldest entries, and those freed before `cutoff`,
+    /// evicted to make room); else unmaps it.
+    static func retain(_ address: UInt, _ bytes: UInt, now: UInt64, cutoff: UInt64, keep: Bool) {
         let t = table
-        for r in 0..<Int(t.pointee.retained_count) where address &- UInt(retainedEntries[r].base) < UInt(retainedEntries[r].bytes) {
-            return r
+        let piece = UnsafeMutableRawPointer(bitPattern: address).unsafelyUnwrapped
+        if keep && bytes <= retainedLimit {
+            evictRetained(olderThan: cutoff, orToFit: bytes)
+            // (Reserved before the piece leaves: never its own range.)
+            if t.pointee.retained_count < UInt64(BUDDY_OVERSIZE_RETAINED), let home = buddy_os_reserve(Int(bytes)) {
+                if buddy_os_move(piece, Int(bytes), home) == 0 {
+                    // The address the program knows stays taken, inaccessible, while the piece is
+                    // retained: no later mapping (a reservation of ours) lands there, so a use
+                    // after free faults and a second free is found (unless another thread's mmap
+                    // took the hole first: then it is an unmapped block's).
+                    let tombstone = buddy_os_tombstone(piece, Int(bytes)) == 0 ? UInt64(address) : 0
+                    retainedEntries[Int(t.pointee.retained_count)] = buddy_oversize_entry(
+                        base: UInt64(UInt(bitPattern: home)), bytes: UInt64(bytes), requested: now, pieces: tombstone)
+                    t.pointee.retained_count &+= 1
+                    buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, UInt64(bytes))
+                    return
+                }
+                // (Not one mapping: the program changed the protection of part of it.)
+                buddy_os_unmap(home, Int(bytes))
+            }
+        }
+        buddy_os_unmap(piece, Int(bytes))
+    }
+
+    /// The retained entry whose mapping or tombstone holds `address`, or -1; `start` set when
+    /// `address` is where one of them starts.
+    static func retainedIndex(of address: UInt, start: inout Bool) -> Int {
+        let t = table
+        for r in 0..<Int(t.pointee.retained_count) {
+            let e = retainedEntries[r]
+            let tombstone = UInt(e.pieces)
+            if address &- UInt(e.base) < UInt(e.bytes) || (tombstone != 0 && address &- tombstone < UInt(e.bytes)) {
+                start = address == UInt(e.base) || address == tombstone
+                return r
+            }
         }
         return -1
     }
 
-    /// Takes retained entry `r` out of the list (the mapping stays).
+    /// Unmaps the first `bytes` of retained entry `r`'s tombstone (the whole of it: the entry is
+    /// gone), the rest of it staying with the entry's rest.
+    static func dropTombstone(_ r: Int, bytes: UInt) {
+        let tombstone = UInt(retainedEntries[r].pieces)
+        guard tombstone != 0 else { return }
+        buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: tombstone), Int(bytes))
+        retainedEntries[r].pieces = bytes < UInt(retainedEntries[r].bytes) ? UInt64(tombstone &+ bytes) : 0
+    }
+
+    /// Takes retained entry `r` out of the list (the mapping stays; its tombstone goes).
     static func takeRetained(_ r: Int) -> buddy_oversize_entry {
         let t = table
+        dropTombstone(r, bytes: UInt(retainedEntries[r].bytes))
         let e = retainedEntries[r]
         t.pointee.retained_count &-= 1
         retainedEntries[r] = retainedEntries[Int(t.pointee.retained_count)]
@@ -287,7 +353,7 @@ enum Oversize {
         while r < Int(t.pointee.retained_count) {
             if retainedEntries[r].requested < cutoff {
                 let e = takeRetained(r)
-                buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: UInt(e.base)), Int(e.bytes) &+ buddy_os_page_size())
+                buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: UInt(e.base)), Int(e.bytes))
             } else {
                 r &+= 1
             }
@@ -297,53 +363,70 @@ enum Oversize {
             var oldest = 0
             for r in 1..<Int(t.pointee.retained_count) where retainedEntries[r].requested < retainedEntries[oldest].requested { oldest = r }
             let e = takeRetained(oldest)
-            buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: UInt(e.base)), Int(e.bytes) &+ buddy_os_page_size())
+            buddy_os_unmap(UnsafeMutableRawPointer(bitPattern: UInt(e.base)), Int(e.bytes))
         }
     }
 
-    /// The smallest retained block of at least `bytes`, made a live block of exactly `bytes` (a
-    /// new guard page after it; the pages beyond stay retained when they can hold a block above
-    /// `smallest`, the maximum block, else go back to the OS), or nil. Takes the lock itself.
-    static func reuseRetained(bytes: UInt, requested: UInt, keepNs: UInt64, smallest: UInt) -> UnsafeMutableRawPointer? {
+    /// A live block of `bytes` assembled from retained mappings, or nil (none retained). The
+    /// pieces are moved (mremap: their pages go with them, no copy, no fault) into a fresh
+    /// reservation of `bytes` and a guard page: the smallest retained mapping that holds the
+    /// rest of the block, else the largest (up to three), and what they do not cover is fresh
+    /// memory. A mapping larger than the rest gives its start; its end stays retained. So the
+    /// program faults in only the pages that no freed block held, as in glibc's heap, where
+    /// freed chunks coalesce. Takes the lock itself.
+    static func reuseRetained(bytes: UInt, requested: UInt, keepNs: UInt64) -> UnsafeMutableRawPointer? {
         guard buddy_atomic_load_u64_relaxed(&table.pointee.retained_bytes) != 0 else { return nil }
         let page = UInt(buddy_os_page_size())
+        guard bytes / page < assembledPageLimit else { return nil }
         _ = lock(wait: true)
         defer { unlock() }
         let now = buddy_os_monotonic_ns()
         evictRetained(olderThan: now &- min(now, keepNs), orToFit: 0)
         let t = table
-        var best = -1
-        for r in 0..<Int(t.pointee.retained_count) where UInt(retainedEntries[r].bytes) >= bytes {
-            if best < 0 || retainedEntries[r].bytes < retainedEntries[best].bytes { best = r }
+        guard t.pointee.retained_count > 0, let raw = buddy_os_reserve(Int(bytes &+ page)) else { return nil }
+        let block = UInt(bitPattern: raw)
+        var filled: UInt = 0, pieces: UInt64 = 1 &<< 63, taken = 0
+        while filled < bytes && t.pointee.retained_count > 0 && taken < 4 {
+            let need = bytes &- filled
+            // The smallest that holds the rest, else the largest.
+            var best = 0
+            for r in 1..<Int(t.pointee.retained_count) {
+                let size = UInt(retainedEntries[r].bytes), bestSize = UInt(retainedEntries[best].bytes)
+                if size >= need ? (bestSize < need || size < bestSize) : (bestSize < need && size > bestSize) { best = r }
+            }
+            let e = retainedEntries[best]
+            let length = min(UInt(e.bytes), need)
+            // The fourth piece is fresh memory unless a retained one covers the rest.
+            if length < need && taken == 3 { break }
+            guard buddy_os_move(UnsafeMutableRawPointer(bitPattern: UInt(e.base)).unsafelyUnwrapped, Int(length),
+                                UnsafeMutableRawPointer(bitPattern: block &+ filled).unsafelyUnwrapped) == 0 else { break }
+            if length < UInt(e.bytes) {
+                dropTombstone(best, bytes: length)
+                retainedEntries[best].base &+= UInt64(length)
+                retainedEntries[best].bytes &-= UInt64(length)
+                buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, 0 &- UInt64(length))
+            } else {
+                _ = takeRetained(best)
+            }
+            if taken > 0 { pieces |= UInt64(filled / page) &<< UInt64(20 &* (taken &- 1)) }
+            filled &+= length
+            taken &+= 1
         }
-        guard best >= 0 else { return nil }
-        let e = takeRetained(best)
-        let base = UnsafeMutableRawPointer(bitPattern: UInt(e.base)).unsafelyUnwrapped
-        guard buddy_os_protect(base, Int(bytes), 1) == 0 else {
-            buddy_os_unmap(base, Int(UInt(e.bytes) &+ page))
+        if taken == 0 {
+            buddy_os_unmap(raw, Int(bytes &+ page))
             return nil
         }
-        if UInt(e.bytes) > bytes {
-            // The page after the block becomes its guard. The rest, up to the old guard, stays
-            // retained as a block of its own (its pages resident; the old guard still after it)
-            // when it is worth keeping, else it goes back with the old guard.
-            _ = buddy_os_protect(base + Int(bytes), Int(page), 0)
-            let rest = UInt(e.bytes) &- bytes &- page
-            if rest > smallest && UInt(e.bytes) > bytes &+ page {
-                retainedEntries[Int(t.pointee.retained_count)] = buddy_oversize_entry(
-                    base: UInt64(UInt(e.base) &+ bytes &+ page), bytes: UInt64(rest), requested: e.requested, reserved_: 0)
-                t.pointee.retained_count &+= 1
-                buddy_atomic_add_u64_relaxed(&t.pointee.retained_bytes, UInt64(rest))
-            } else {
-                buddy_os_unmap(base + Int(bytes &+ page), Int(UInt(e.bytes) &- bytes))
-            }
-        }
-        guard insert(base: UInt(e.base), bytes: bytes, requested: requested) else {
-            buddy_os_unmap(base, Int(bytes &+ page))
+        if filled < bytes { pieces |= UInt64(filled / page) &<< UInt64(20 &* (taken &- 1)) }
+        // Readable and writable: the rest of the reservation, and any piece the program had
+        // protected otherwise before it freed it (a no-op, without a walk of its pages, for a
+        // mapping that is so already). The guard page after the block stays inaccessible.
+        guard buddy_os_protect(raw, Int(bytes), 1) == 0,
+              insert(base: block, bytes: bytes, requested: requested, pieces: pieces) else {
+            buddy_os_unmap(raw, Int(bytes &+ page))
             buddy_errno_set(12)
             return nil
         }
-        return base
+        return raw
     }
 
     /// Unmaps every retained block (malloc_trim): the bytes given back.
@@ -360,8 +443,10 @@ enum Oversize {
 
     /// Resizes the live block at `pointer` to `size` bytes: in place (mremap shrinks, or grows
     /// when the pages after it are free), else moved by mremap. Nil (errno ENOMEM, the block
-    /// intact) when the OS refuses. `wait` as in `find`.
-    static func resize(_ pointer: UnsafeMutableRawPointer, to size: UInt, wait: Bool) -> UnsafeMutableRawPointer? {
+    /// intact) when the OS refuses, or (`assembled` set, errno untouched) when the block was
+    /// assembled from retained mappings and grows, which one mremap cannot do: the caller moves it.
+    /// `wait` as in `find`.
+    static func resize(_ pointer: UnsafeMutableRawPointer, to size: UInt, wait: Bool, assembled: inout Bool) -> UnsafeMutableRawPointer? {
         let page = UInt(buddy_os_page_size())
         let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
         if overflow || padded > UInt(Int.max) >> 1 {
@@ -374,12 +459,28 @@ enum Oversize {
         let i = index(of: address)
         guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); buddy_errno_set(22); return nil }
         let old = UInt(table.pointee.entries![i].bytes)
+        var pieces = table.pointee.entries![i].pieces
+        if bytes != old && pieces != 0 {
+            // Assembled: shrunk in place (the first page past the new end becomes its guard, the
+            // rest goes back with the old guard, and the cuts past the end are forgotten), or
+            // moved by the caller.
+            guard bytes < old, buddy_os_protect(pointer + Int(bytes), Int(page), 0) == 0 else {
+                unlock()
+                assembled = true
+                return nil
+            }
+            buddy_os_unmap(pointer + Int(bytes &+ page), Int(old &- bytes))
+            for k in 1...3 where cutOffset(pieces, k, page: page) >= bytes {
+                pieces &= ~(UInt64(0xF_FFFF) &<< UInt64(20 &* (k &- 1)))
+            }
+            table.pointee.entries![i].pieces = pieces
+        }
         // (Under the lock: a moved block's old range must not be mapped and recorded by another
         // thread before its entry is gone.) The guard page moves with the block: made writable
         // first (so that block and guard are one mapping mremap can take whole), the new last
         // page protected after.
         var moved: UnsafeMutableRawPointer? = pointer
-        if bytes != old {
+        if bytes != old && pieces == 0 {
             _ = buddy_os_protect(pointer + Int(old), Int(page), 1)
             moved = buddy_os_remap(pointer, Int(old &+ page), Int(bytes &+ page), 1)
             _ = buddy_os_protect((moved ?? pointer) + Int(moved == nil ? old : bytes), Int(page), 0)

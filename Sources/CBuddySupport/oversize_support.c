@@ -50,3 +50,26 @@ int buddy_os_protect(void *base, size_t size, int writable) {
     errno = saved;
     return r;
 }
+
+void *buddy_os_reserve(size_t size) {
+    int saved = errno;
+    void *p = mmap(NULL, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    errno = saved;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int buddy_os_move(void *from, size_t size, void *to) {
+    int saved = errno;
+    void *p = mremap(from, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    errno = saved;
+    return p == to ? 0 : -1;
+}
+
+int buddy_os_tombstone(void *at, size_t size) {
+    int saved = errno;
+    void *p = mmap(at, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    // (A kernel older than 4.17 takes the flag for a hint and may map elsewhere.)
+    if (p != MAP_FAILED && p != at) munmap(p, size);
+    errno = saved;
+    return p == at ? 0 : -1;
+}

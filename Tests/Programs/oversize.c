@@ -26,10 +26,12 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -128,6 +130,46 @@ static int ops(void) {
         CHECK(malloc_usable_size(many[i]) == 9 * MiB + (size_t)i * 4096, "many %d usable", i);
         free(many[i]);
     }
+    // Freed blocks are retained (moved aside, their pages resident) and assembled into the next
+    // ones: 12 + 10 MiB of them and 8 MiB of fresh pages make a 30 MiB block.
+    unsigned char *r1 = malloc(12 * MiB), *r2 = malloc(10 * MiB);
+    CHECK(r1 && r2, "two to retain");
+    memset(r1, 8, 12 * MiB);
+    memset(r2, 9, 10 * MiB);
+    free(r1);
+    free(r2);
+    unsigned char *joined = malloc(30 * MiB);
+    CHECK(joined && malloc_usable_size(joined) == 30 * MiB, "assembled usable %zu", joined ? malloc_usable_size(joined) : 0);
+    memset(joined, 10, 30 * MiB);
+    joined = realloc(joined, 34 * MiB + 1); // pieces cannot be one mremap: moved
+    CHECK(joined && all(joined, 30 * MiB, 10), "assembled grown kept the contents");
+    CHECK(malloc_usable_size(joined) == page_round(34 * MiB + 1), "assembled grown usable %zu", malloc_usable_size(joined));
+    unsigned char *unshrunk = joined;
+    joined = realloc(joined, 20 * MiB); // in place, whole or assembled
+    CHECK(joined == unshrunk && all(joined, 20 * MiB, 10), "assembled shrunk in place kept the contents");
+    CHECK(malloc_usable_size(joined) == 20 * MiB, "assembled shrunk usable %zu", malloc_usable_size(joined));
+    unsigned char *after = joined;
+    free(joined);
+    unsigned char *zeroed = calloc(1, 25 * MiB); // never a retained block
+    CHECK(zeroed && all(zeroed, 25 * MiB, 0), "calloc after frees zeroes");
+    // A use after free of a retained block faults: its address is unmapped.
+    pid_t child = fork();
+    if (child == 0) { after[100] = 1; _exit(0); }
+    int status = 0;
+    waitpid(child, &status, 0);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV, "a write after free of a retained block: status %d", status);
+    free(zeroed);
+    // While retained, a freed block's address stays taken (inaccessible): a mapping asked for
+    // there lands elsewhere, so none of the allocator's own can make a use after free silent.
+    unsigned char *gone = malloc(16 * MiB);
+    CHECK(gone != NULL, "16 MiB");
+    memset(gone, 11, 16 * MiB);
+    free(gone);
+    void *hinted = mmap(gone, 16 * MiB, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(hinted != MAP_FAILED && hinted != (void *)gone, "a mapping at a retained block's address %p", hinted);
+    if (hinted != MAP_FAILED) munmap(hinted, 16 * MiB);
+    malloc_trim(0);
+
     if (failures) return 1;
     printf("ops ok\n");
     return 0;

@@ -9,11 +9,18 @@
 
 /// One live oversize block: the mapping starts at `base` (the pointer the program holds) and is
 /// `bytes` long (whole pages: the usable size); `requested` is what the program asked for.
+/// `pieces`: 0 for a block mapped whole (one mapping, which mremap can resize); else the block
+/// was assembled from retained mappings (Oversize.swift, "Retained"), each still a mapping of its
+/// own: bit 63 set, and the page offsets where the second, third and fourth pieces start in
+/// bits 0-19, 20-39 and 40-59 (0: no such piece).
+/// A retained entry uses the fields otherwise: `base` and `bytes` its mapping (moved aside),
+/// `requested` when it was freed (monotonic ns), and `pieces` its tombstone: the address it had
+/// in the program, held inaccessible (PROT_NONE, `bytes` long) while it is retained, or 0.
 typedef struct buddy_oversize_entry {
     uint64_t base;
     uint64_t bytes;
     uint64_t requested;
-    uint64_t reserved_;
+    uint64_t pieces;
 } buddy_oversize_entry;
 
 /// Recently unmapped oversize blocks (base, bytes), to tell a double free or a use after free
@@ -66,5 +73,15 @@ int buddy_os_is_mapped(const void *address);
 /// mprotect: `size` bytes at `base` (whole pages) readable and writable (`writable` 1) or not
 /// accessible at all (0: a guard page). 0 on success. Preserves errno.
 int buddy_os_protect(void *base, size_t size, int writable);
+/// Reserves `size` bytes of address space (PROT_NONE, nothing committed until made writable),
+/// or returns NULL. Preserves errno.
+void *buddy_os_reserve(size_t size);
+/// mremap(MREMAP_MAYMOVE | MREMAP_FIXED): moves the `size` bytes at `from` (within one mapping)
+/// to `to`, replacing what was there; their pages go with them (no copy, no fault) and `from`
+/// becomes unmapped. 0 on success (else both ranges are intact). Preserves errno.
+int buddy_os_move(void *from, size_t size, void *to);
+/// Maps `size` bytes of inaccessible address space exactly at `at` (MAP_FIXED_NOREPLACE), which
+/// must be unmapped: 0 on success, -1 when anything is there now. Preserves errno.
+int buddy_os_tombstone(void *at, size_t size);
 
 #endif
