@@ -378,8 +378,10 @@ def main():
             readme = re.sub(pattern, lambda m: f"{m.group(1)}{size}{m.group(3)}", readme)
             own = {name: s for name, s in symbols.items() if name.startswith("buddy_")}
             runtime = sum(s for name, s in symbols.items() if not name.startswith("buddy_"))
-            pattern = r"(and )(\d+)( bytes of the static Swift runtime's)"
-            if len(re.findall(pattern, readme)) == 1:
+            pattern = r"(and )(\d+)(\s+bytes of the static Swift runtime's)"
+            if len(re.findall(pattern, readme)) != 1:
+                raise Failure("README.md: expected one 'and N bytes of the static Swift runtime's' in 'How it works'")
+            else:
                 readme = re.sub(pattern, lambda m: f"{m.group(1)}{runtime}{m.group(3)}", readme)
             done(started, f"TLS segment {size} bytes; " + ", ".join(f"{n} {s}" for n, s in sorted(own.items()))
                  + f"; Swift runtime {runtime}")
