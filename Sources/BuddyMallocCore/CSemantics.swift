@@ -55,23 +55,8 @@ func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
     }
     // (BUDDY_HARDEN: the process pool has no thread caches, so only this path tests the flag.)
     if pool.hardened { return allocateHardened(size, alignment: alignment, pool: pool, entry: entry, dirtyBytes: dirtyBytes) }
-    var locked = pool.lock()
-    var block = pool.allocate(code: order, mayGrow: false, mayCarve: false, dirtyBytes: dirtyBytes)
-    if block == nil {
-        // The depot's free memory before a segment's untouched tail (see refill).
-        pool.unlock(locked)
-        block = pool.allocateDrainingDepot(code: order, dirtyBytes: dirtyBytes)
-        locked = pool.lock()
-        if block == nil { block = pool.allocate(code: order, mayGrow: false, dirtyBytes: dirtyBytes) }
-    }
-    if block == nil {
-        // Before mapping a segment, give back this thread's cached blocks (see refill).
-        pool.unlock(locked)
-        if let cache = pool.threadCache() { pool.flushAll(cache) }
-        pool.drainDepot()
-        locked = pool.lock()
-        block = pool.allocate(code: order, mayGrow: true, dirtyBytes: dirtyBytes)
-    }
+    var locked = false
+    let block = pool.allocateBeforeGrowing(code: order, cache: nil, bin: -1, dirtyBytes: dirtyBytes, locked: &locked).block
     pool.unlock(locked)
     if block == nil {
         pool.countFailure(entry)

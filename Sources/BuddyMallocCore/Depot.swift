@@ -237,16 +237,12 @@ extension BuddyEngine {
             return false
         }
         buddy_lock(&shelf.pointee.lock)
-        guard shelf.pointee.count > 0 else {
+        guard let head = popNewest(shelf) else {
             buddy_unlock(&shelf.pointee.lock)
             noteMiss(shelf)
             return false
         }
-        let count = shelf.pointee.count &- 1
-        buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
-        if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
         buddy_atomic_store_u64_relaxed(&shelf.pointee.takes, shelf.pointee.takes &+ 1)
-        let head = shelf.pointee.slots[shelf.pointee.slot(count)]
         buddy_unlock(&shelf.pointee.lock)
         let slot = cache.bins + bin
         slot.pointee.head = head
@@ -258,16 +254,21 @@ extension BuddyEngine {
         if buddy_atomic_load_i32_relaxed(&shelf.pointee.missed) == 0 { buddy_atomic_store_i32_relaxed(&shelf.pointee.missed, 1) }
     }
 
-    /// Takes the newest batch off shelf `bin` (nil when empty), for the pool.
-    private func takeNewest(_ bin: Int) -> UnsafeMutableRawPointer? {
-        let shelf = self.shelf(bin)
-        buddy_lock(&shelf.pointee.lock)
-        defer { buddy_unlock(&shelf.pointee.lock) }
+    /// The newest batch off `shelf` (nil when empty); the caller holds the shelf's lock.
+    @inline(__always) private func popNewest(_ shelf: UnsafeMutablePointer<DepotShelf>) -> UnsafeMutableRawPointer? {
         guard shelf.pointee.count > 0 else { return nil }
         let count = shelf.pointee.count &- 1
         buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
         if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
         return shelf.pointee.slots[shelf.pointee.slot(count)]
+    }
+
+    /// Takes the newest batch off shelf `bin` (nil when empty), for the pool.
+    private func takeNewest(_ bin: Int) -> UnsafeMutableRawPointer? {
+        let shelf = self.shelf(bin)
+        buddy_lock(&shelf.pointee.lock)
+        defer { buddy_unlock(&shelf.pointee.lock) }
+        return popNewest(shelf)
     }
 
     /// Every batch of shelf `bin` goes back to the pool (lock not held). Returns the blocks.

@@ -208,7 +208,7 @@ enum Oversize {
         let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
         // (An alignment of 2^63 is a power of two that no mapping can have.)
         if overflow || padded > UInt(Int.max) >> 1 || alignment > UInt(Int.max) >> 1 {
-            buddy_errno_set(12)
+            buddy_errno_set(ENOMEM_)
             return nil
         }
         let bytes = padded & ~(page &- 1)
@@ -223,7 +223,7 @@ enum Oversize {
         unlock()
         if !recorded {
             buddy_os_unmap(block, Int(bytes &+ page))
-            buddy_errno_set(12)
+            buddy_errno_set(ENOMEM_)
             return nil
         }
         return block
@@ -423,7 +423,7 @@ enum Oversize {
         guard buddy_os_protect(raw, Int(bytes), 1) == 0,
               insert(base: block, bytes: bytes, requested: requested, pieces: pieces) else {
             buddy_os_unmap(raw, Int(bytes &+ page))
-            buddy_errno_set(12)
+            buddy_errno_set(ENOMEM_)
             return nil
         }
         return raw
@@ -450,12 +450,12 @@ enum Oversize {
         let page = UInt(buddy_os_page_size())
         let (padded, overflow) = max(size, 1).addingReportingOverflow(page &- 1)
         if overflow || padded > UInt(Int.max) >> 1 {
-            buddy_errno_set(12)
+            buddy_errno_set(ENOMEM_)
             return nil
         }
         let bytes = padded & ~(page &- 1)
         let address = UInt(bitPattern: pointer)
-        guard lock(wait: wait) else { buddy_errno_set(12); return nil }
+        guard lock(wait: wait) else { buddy_errno_set(ENOMEM_); return nil }
         let i = index(of: address)
         guard i >= 0, UInt(table.pointee.entries![i].base) == address else { unlock(); buddy_errno_set(22); return nil }
         let old = UInt(table.pointee.entries![i].bytes)
@@ -487,7 +487,7 @@ enum Oversize {
         }
         guard let moved else {
             unlock()
-            buddy_errno_set(12)
+            buddy_errno_set(ENOMEM_)
             return nil
         }
         let t = table

@@ -93,10 +93,11 @@ extension BuddyEngine {
                 cachedBytes &+= count &* UInt64(size(ofCode: code))
             }
             let descriptor = MemoryLayout<ThreadCache>.stride &+ current.totalBins &* MemoryLayout<CacheBin>.stride
-            cachedBytes &+= UInt64(geometry.size(ofOrder: geometry.order(forSize: descriptor)))
+            let descriptorBlock = geometry.size(ofOrder: geometry.order(forSize: descriptor))
+            cachedBytes &+= UInt64(descriptorBlock)
             // The descriptor's block is tagged used: its resident bytes are the cache's.
             if current.pointee.mappedBytes == 0 {
-                let bytes = residentBytes(UInt(bitPattern: current), count: UInt(geometry.size(ofOrder: geometry.order(forSize: descriptor))))
+                let bytes = residentBytes(UInt(bitPattern: current), count: UInt(descriptorBlock))
                 residency.used &-= min(bytes, residency.used)
                 residency.cached &+= bytes
             }

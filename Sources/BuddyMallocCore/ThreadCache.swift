@@ -268,6 +268,38 @@ extension BuddyEngine {
         return cache
     }
 
+    /// An empty bin takes its spare batch, or a batch from the depot (takeSpareOrBatch), and
+    /// hands out the batch's first block (tagged used); nil when there is none.
+    func firstOfBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int) -> UnsafeMutableRawPointer? {
+        guard takeSpareOrBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) else { return nil }
+        tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+        foldLiveDelta(cache)
+        return block
+    }
+
+    /// The first block of `code` when no cache holds one, in the order that keeps the pool
+    /// small: a free block; for a refill of `cache`'s bin `bin` (-1: none), a batch that reached
+    /// the depot meanwhile; the depot's free memory, shelf by shelf (allocateDrainingDepot); a
+    /// segment's untouched tail; and, once this thread's cached blocks and the depot went back
+    /// (they keep buddies from coalescing, and may make the block), a new segment. Takes the pool
+    /// lock and returns with it held (`locked`), but for a batch: its first block, tagged used.
+    func allocateBeforeGrowing(code: Int, cache: UnsafeMutablePointer<ThreadCache>?, bin: Int,
+                               dirtyBytes: UnsafeMutablePointer<Int>?, locked: inout Bool) -> FirstBlock {
+        locked = lock()
+        if let block = allocate(code: code, mayGrow: false, mayCarve: false, dirtyBytes: dirtyBytes) { return FirstBlock(block: block) }
+        unlock(locked)
+        if let cache, bin >= 0, let block = firstOfBatch(cache, bin: bin, code: code) { return FirstBlock(block: block, fromBatch: true) }
+        let drained = allocateDrainingDepot(code: code, dirtyBytes: dirtyBytes)
+        locked = lock()
+        if drained != nil { return FirstBlock(block: drained) }
+        if let block = allocate(code: code, mayGrow: false, dirtyBytes: dirtyBytes) { return FirstBlock(block: block, carved: true) }
+        unlock(locked)
+        if let cache = cache ?? threadCache() { flushAll(cache) }
+        drainDepot()
+        locked = lock()
+        return FirstBlock(block: allocate(code: code, mayGrow: true, dirtyBytes: dirtyBytes), carved: true)
+    }
+
     /// An empty bin: takes half its limit in blocks (or slab objects) of allocation code `code`
     /// from the pool under one lock, keeps all but the first (tagged cached), and returns the
     /// first (tagged used); nil when the pool is full.
@@ -276,52 +308,19 @@ extension BuddyEngine {
         let bin = cache.bin(ofCode: code)
         // The bin's own spare batch, else a batch another thread's bin gave up (Depot.swift):
         // no pool lock, no split.
-        if takeSpareOrBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) {
-            tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
-            foldLiveDelta(cache)
-            return block
-        }
+        if let block = firstOfBatch(cache, bin: bin, code: code) { return block }
         let batch = max(1, Int((cache.bins + bin).pointee.limit) / 2)
-        var locked = lock()
-        var first = allocate(code: code, mayGrow: false, mayCarve: false)
-        var carvedAny = false
-        if first == nil {
-            // Free memory on the depot's shelves comes before pages no one has touched yet (a
-            // segment's tail): the oldest batches of the fullest shelves go back until the pool
-            // can serve the request (Depot.swift).
-            unlock(locked)
-            // (Another thread may have put a batch of this code on its shelf meanwhile.)
-            if takeSpareOrBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) {
-                tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
-                foldLiveDelta(cache)
-                return block
-            }
-            first = allocateDrainingDepot(code: code)
-            locked = lock()
-            if first == nil {
-                first = allocate(code: code, mayGrow: false)
-                carvedAny = true
-            }
-        }
-        if first == nil {
-            // Before the pool maps a new segment, this thread gives back what it holds: cached
-            // blocks keep their buddies from coalescing, and may make the block we need.
-            unlock(locked)
-            flushAll(cache)
-            drainDepot()
-            locked = lock()
-            first = allocate(code: code, mayGrow: true)
-            carvedAny = true
-        }
-        guard let first else {
+        var locked = false
+        let found = allocateBeforeGrowing(code: code, cache: cache, bin: bin, dirtyBytes: nil, locked: &locked)
+        if found.fromBatch { return found.block }
+        guard let first = found.block else {
             unlock(locked)
             return nil
         }
         var taken = 1
         // The rest of the batch comes from free blocks alone when the first did (no new pages
         // while the depot may hold free memory: it was tried first).
-        let carved = carvedAny
-        while taken < batch, let block = allocate(code: code, mayGrow: false, mayCarve: carved) {
+        while taken < batch, let block = allocate(code: code, mayGrow: false, mayCarve: found.carved) {
             let tag = tagAddress(block)
             tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
             _ = cache.push(block, bin, tag: tag)
@@ -418,4 +417,16 @@ public func buddy_thread_exit(_ raw: UnsafeMutableRawPointer?) {
     BuddyEngine(state: cache.pointee.pool).retire(cache)
     buddy_thread_disable_cache()
     buddy_thread_leave()
+}
+
+/// What allocateBeforeGrowing found.
+struct FirstBlock {
+    /// The block; nil when the pool is full.
+    var block: UnsafeMutableRawPointer?
+    /// It came from pages no one had touched (a segment's tail, or a new segment): the rest of a
+    /// refill's batch may come from there too.
+    var carved = false
+    /// A batch reached the bin from its spare or the depot, and `block` is its first (tagged
+    /// used); the pool lock is not held.
+    var fromBatch = false
 }

@@ -14,13 +14,27 @@ import Testing
         return work
     }
 
-    @Test func batchesMoveFromAConsumerBackToTheProducerWithoutThePool() throws {
-        let arena = Arena(size: 1 << 20)
+    /// A private pool (largest block 64 KiB) with thread caches and a depot; the test thread
+    /// holds no cache yet.
+    private func makeDepotPool(_ arena: Arena) throws -> BuddyEngine {
         let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
         try enableThreadCachesForTest(pool)
         try #require(Depot.create(pool))
         buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        return pool
+    }
+
+    /// The test thread forgets its cache, and the pool goes.
+    private func closeDepotPool(_ pool: BuddyEngine) {
+        buddy_thread_set_cache(nil)
+        buddy_thread_key_set(nil)
+        pool.destroy()
+    }
+
+    @Test func batchesMoveFromAConsumerBackToTheProducerWithoutThePool() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makeDepotPool(arena)
+        defer { closeDepotPool(pool) }
         let producer = try #require(pool.threadCache())
         buddy_thread_set_cache(nil)
         let consumer = try #require(pool.threadCache())
@@ -90,11 +104,8 @@ import Testing
     /// batch whose links were overwritten after their free.
     @Test func aShelfGrowsAfterAMissTurnsBatchesAwayOtherwiseAndABrokenBatchIsSeen() throws {
         let arena = Arena(size: 4 << 20)
-        let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
-        try enableThreadCachesForTest(pool)
-        try #require(Depot.create(pool))
-        buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let pool = try makeDepotPool(arena)
+        defer { closeDepotPool(pool) }
         let cache = try #require(pool.threadCache())
         let code = 11, bin = 11 // 32 KiB blocks: a bin of one, batches of one
         let shelf = pool.shelf(bin)
@@ -175,11 +186,8 @@ import Testing
     /// the oldest batches first; the next period starts from what is left.
     @Test func decayGivesBackWhatSatUnused() throws {
         let arena = Arena(size: 4 << 20)
-        let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
-        try enableThreadCachesForTest(pool)
-        try #require(Depot.create(pool))
-        buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let pool = try makeDepotPool(arena)
+        defer { closeDepotPool(pool) }
         let cache = try #require(pool.threadCache())
         let code = 2, bin = 2
         let shelf = pool.shelf(bin)
@@ -209,11 +217,8 @@ import Testing
     /// time: here one quarter is enough, the rest stays on the shelf.
     @Test func aRequestThePoolCannotServeDrainsAQuarterAtATime() throws {
         let arena = Arena(size: 1 << 20)
-        let pool = try makePool(arena: arena, maxBlock: 64 * 1024)
-        try enableThreadCachesForTest(pool)
-        try #require(Depot.create(pool))
-        buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
+        let pool = try makeDepotPool(arena)
+        defer { closeDepotPool(pool) }
         let cache = try #require(pool.threadCache())
         let code = 2, bin = 2
         let shelf = pool.shelf(bin)
