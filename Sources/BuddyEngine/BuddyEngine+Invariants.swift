@@ -17,8 +17,8 @@ extension BuddyEngine {
         return checkInvariants(cachedBlocks: &cached)
     }
 
-    /// As checkInvariants(), also counting the blocks and slab objects tagged cached (the ones a
-    /// thread cache of the pool's owner holds), for the owner's own check of its caches.
+    /// As checkInvariants(), also counting the blocks and slab objects its caches hold (tagged
+    /// used with the cache mark, or tagged cached: quarantined), for the owner's own check.
     package func checkInvariants(cachedBlocks: inout Int) -> StaticString? {
         let geometry = self.geometry
         let s = state.pointee
@@ -85,7 +85,9 @@ extension BuddyEngine {
                     inner += 1
                 }
                 if tag & Tag.stateMask == Tag.free { tagged += 1; segmentFree &+= size } else { usedTotal &+= size }
-                if tag & Tag.stateMask == Tag.cached { cachedBlocks &+= 1 }
+                if tag & Tag.stateMask == Tag.cached || (tag & Tag.stateMask == Tag.used && isCacheMarked(seg.base &+ offset, in: current)) {
+                    cachedBlocks &+= 1
+                }
                 offset &+= size
             }
             if offset != seg.frontier { return "blocks run past the frontier" }

@@ -184,12 +184,20 @@ public struct BuddyEngine: Equatable {
         switch tag & Tag.stateMask {
         case Tag.used:
             // A slab block is the pool's: the program holds its objects, never the slab itself.
-            return tag & Tag.orderMask == Tag.slabBlock ? .interior : .allocated(order: Int(tag & Tag.orderMask))
+            if tag & Tag.orderMask == Tag.slabBlock { return .interior }
+            // A block a cache holds is free to the program (a second free is a double free).
+            if isCacheMarked(address, in: segment) { return .free }
+            return .allocated(order: Int(tag & Tag.orderMask))
         case Tag.cached: return .free
         // A free block the program was never given (an upper half split off): not a double free.
         case Tag.free: return wasHandedOut(address, in: segment) ? .free : .interior
         default: return .interior
         }
+    }
+
+    /// Whether the used block (or slab object) at `address` is held by a cache (CacheMark).
+    @inline(__always) package func isCacheMarked(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) -> Bool {
+        CacheMark.isSet(address, tag: segment.pointee.orderMap + slot(address, in: segment), key: state.pointee.cacheMarkKey)
     }
 
     /// Bytes in the allocated block that starts at `pointer`, or nil if there is none.

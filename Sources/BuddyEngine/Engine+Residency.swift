@@ -5,7 +5,9 @@ import CBuddySupport
 /// segments in one of four parts, by the tag of the block (or slab object) it lies in:
 ///
 ///     used       blocks and slab objects the program holds (tag used)
-///     cached     blocks and objects in thread caches and the depot (tag cached)
+///     cached     blocks and objects in thread caches and the depot (tag used with the cache
+///                mark, read only where the block's first bytes are resident), and quarantined
+///                blocks (tag cached)
 ///     slabSpare  inside slabs, outside used and cached objects: headers, free objects, slack
 ///     free       free blocks and the uncarved tails: touched once, not returned to the OS yet
 ///
@@ -64,7 +66,7 @@ extension BuddyEngine {
                         let objectTag = seg.orderMap[Int((object &- seg.base) >> minShift)]
                         if objectTag & Tag.orderMask == UInt8(truncatingIfNeeded: firstCode &+ c) && objectTag & Tag.stateMask != Tag.free {
                             let resident = buddy_residency_bytes(window, object, objectSize)
-                            r.add(resident, tag: objectTag)
+                            r.add(resident, tag: part(objectTag, object, current, window))
                             inObjects &+= resident
                         }
                         object &+= objectSize
@@ -77,7 +79,7 @@ extension BuddyEngine {
                 // A slot that starts no block (a broken map: checkInvariants names it) counts
                 // as free, one slot at a time, so the walk still ends and the sum still holds.
                 let bytes = tag == 0 ? UInt(1) << minShift : UInt(geometry.size(ofOrder: Int(tag & Tag.orderMask)))
-                r.add(buddy_residency_bytes(window, start, min(bytes, seg.frontier &- offset)), tag: tag == 0 ? Tag.free : tag)
+                r.add(buddy_residency_bytes(window, start, min(bytes, seg.frontier &- offset)), tag: tag == 0 ? Tag.free : part(tag, start, current, window))
                 offset &+= bytes
             }
             r.free &+= buddy_residency_bytes(window, seg.base &+ seg.frontier, seg.size &- seg.frontier)
@@ -89,6 +91,15 @@ extension BuddyEngine {
             r.metadata &+= buddy_os_resident_bytes(UnsafeRawPointer(classes), SlabClass.stateBytes(page: buddy_os_page_recorded()))
         }
         return r
+    }
+
+    /// The state whose part a block's resident bytes go to: cached for a used block with the
+    /// cache mark. The mark is read only from a resident first page (a cached block's is: the
+    /// cache wrote its links there), so the walk faults nothing in.
+    @inline(__always) private func part(_ tag: UInt8, _ start: UInt, _ segment: UnsafeMutablePointer<Segment>, _ window: UnsafeMutableRawPointer) -> UInt8 {
+        guard tag & Tag.stateMask == Tag.used, buddy_residency_bytes(window, start, 16) == 16,
+              isCacheMarked(start, in: segment) else { return tag }
+        return Tag.cached | (tag & Tag.orderMask)
     }
 
     /// Bytes of [start, start + count) in resident pages, exactly; the caller holds the pool

@@ -6,14 +6,19 @@ import CBuddySupport
 ///     0                    the slot lies inside a block that starts earlier
 ///     Tag.free | order     a free block of `order` starts here (on the pool's free area)
 ///     Tag.used | order     an allocated block of `order` starts here
-///     Tag.cached | order   a block freed into a thread cache: free to the program, still
-///                          allocated to the pool (the lazy buddy: not coalesced yet)
+///     Tag.cached | order   a block the pool's owner holds back, free to the program and still
+///                          allocated to the pool (malloc's hardened quarantine)
 ///     Tag.used | slabBlock a block carved into slab objects, whose tags (the same three
 ///                          states, with a slab class's code for the order) lie inside it
 ///                          (see Slab.swift)
 ///
+/// A block (or object) in a thread cache keeps its `Tag.used` and carries the cache mark in its
+/// second word instead (CacheMark below): the fast paths then never write the order map, whose
+/// lines cover many small blocks of several threads, and no two cores pass them back and forth.
+///
 /// Only the first slot of a block (or slab object) is ever non-zero, so a pointer is the start of an allocated
-/// block exactly when its slot holds `Tag.used | order` and it is a multiple of the minimum block.
+/// block exactly when its slot holds `Tag.used | order`, it carries no cache mark, and it is a
+/// multiple of the minimum block.
 public enum Tag {
     public static let free: UInt8 = 0x40
     public static let used: UInt8 = 0x80
@@ -23,6 +28,31 @@ public enum Tag {
     /// The order field of a slab block's tag (orders end at Geometry.orderLimit, slab class
     /// codes below this).
     public static let slabBlock: UInt8 = 0x3F
+}
+
+/// The cache mark: a block that a cache holds (free to the program, allocated to the pool: the
+/// lazy buddy, not coalesced yet) keeps `Tag.used` in the order map and stores, in its second
+/// word, its tag's address XOR the pool's `cacheMarkKey` (64 random bits; 0: the pool has no
+/// caches). The owner's cache writes the mark when it takes the block and clears it when it
+/// hands the block out or back to the pool, so
+///
+///     held by a cache  <=>  tag == Tag.used | code  &&  word 1 == address(tag) ^ cacheMarkKey
+///
+/// A program cannot produce the mark without the key (a live block holding it by chance: 1 in
+/// 2^64), and a block's stale mark names only that block's own tag, so copying freed memory
+/// elsewhere does not forge one. (The mark is the cache's encoded tag link, FreeLinks.swift.)
+public enum CacheMark {
+    @inline(__always) public static func value(tag: UnsafePointer<UInt8>, key: UInt) -> UInt { UInt(bitPattern: tag) ^ key }
+
+    /// Whether the block at `address` whose tag is `tag` (Tag.used) is held by a cache.
+    @inline(__always) public static func isSet(_ address: UInt, tag: UnsafePointer<UInt8>, key: UInt) -> Bool {
+        key != 0 && UnsafePointer<UInt>(bitPattern: address &+ UInt(MemoryLayout<UInt>.stride)).unsafelyUnwrapped.pointee == value(tag: tag, key: key)
+    }
+
+    /// Clears the mark of a block leaving a cache (to the program or to the pool).
+    @inline(__always) public static func clear(_ block: UnsafeMutableRawPointer) {
+        block.storeBytes(of: 0, toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
+    }
 }
 
 /// A segment: one contiguous region obtained from `mmap` (or given by the user), a power of two

@@ -12,8 +12,9 @@ import CBuddySupport
 //     slab = header (64 bytes) | object 0 | object 1 | ... | object capacity-1 | slack
 //
 // Objects live in the order map like blocks: the tag of an object's first slot holds the class's
-// code, `firstCode + class` (codes above the pool's orders, below `Tag.slabBlock`), as used,
-// cached (in a thread cache) or free (on its slab's free list); a slab block's own first slot
+// code, `firstCode + class` (codes above the pool's orders, below `Tag.slabBlock`), as used
+// (held by the program, or by a thread cache with the cache mark) or free (on its slab's free
+// list); a slab block's own first slot
 // holds `Tag.used | Tag.slabBlock`. So free and malloc_usable_size learn an object's class the
 // way they learn a block's order, and a double, interior or header free is caught the same way.
 // Objects above a slab's `carved` mark were never handed out: their pages are never touched.
@@ -22,7 +23,7 @@ import CBuddySupport
 //
 //     live + (free list length) + (capacity - carved) == capacity             per slab
 //     tag(object i) == free | code  for the objects on the free list, 0 for i >= carved,
-//                      used | code or cached | code for the live ones
+//                      used | code for the live ones (held by the program or a cache)
 //     the class's partial list holds exactly its slabs with live < capacity
 //     slabSpareBytes == sum over slabs of (slab bytes - live x object size)
 
@@ -310,7 +311,10 @@ extension BuddyEngine {
             }
             if tag & Tag.orderMask != code || tag & Tag.stateMask == 0 { return "slab object tagged with another code" }
             if tag & Tag.stateMask != Tag.free { out &+= 1 }
-            if tag & Tag.stateMask == Tag.cached { tally.cached &+= 1 }
+            if tag & Tag.stateMask == Tag.cached || (tag & Tag.stateMask == Tag.used
+                                                      && isCacheMarked(start &+ UInt(i << geometry.minShift), in: segment)) {
+                tally.cached &+= 1
+            }
         }
         if out != Int(h.live) { return "slab live count disagrees with its used and cached tags" }
         if h.onPartialList != (h.live < h.capacity) { return "slab with room off the partial list, or full on it" }

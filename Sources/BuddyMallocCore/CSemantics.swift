@@ -38,8 +38,7 @@ func allocate(_ size: UInt, alignment: UInt, entry: Entry, call: Bool,
     let order = pool.code(forSize: size, alignment: alignment)
     // Fast path: the thread's cache, no lock. (Any block of the order is aligned enough.)
     if let cache = pool.threadCache(), case let bin = cache.bin(ofCode: order), bin >= 0 {
-        if let (block, tag) = cache.pop(bin) {
-            tag.pointee = Tag.used | UInt8(truncatingIfNeeded: order)
+        if let (block, _) = cache.pop(bin) {
             pool.countSlowAllocation(order: order, size: size, alignment: alignment, block: block, entry: entry)
             return block
         }

@@ -381,7 +381,7 @@ extension BuddyEngine {
     @discardableResult
     private func releaseBatch(_ head: UnsafeMutableRawPointer?, blocks: Int, code: Int) -> Int {
         let key = process.pointee.linkKey
-        let expected = Tag.cached | UInt8(truncatingIfNeeded: code)
+        let expected = Tag.used | UInt8(truncatingIfNeeded: code)
         let locked = lock()
         defer { unlock(locked) }
         var block = head
@@ -400,6 +400,8 @@ extension BuddyEngine {
                 _ = lock()
                 return released
             }
+            // Out of the cache: no mark (a slab object's free link is its first word only).
+            CacheMark.clear(b)
             release(address, code: code, segment: segment)
             released &+= 1
             block = UnsafeMutableRawPointer(bitPattern: next)

@@ -16,8 +16,8 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
 }
 
 /// malloc's fast path: a thread with a cache, a cached size, a bin with a block: the sampling
-/// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop,
-/// count and retag; no lock, no call. The depth is still raised around the pop, so a signal
+/// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop
+/// (which clears the block's cache mark) and count; no lock, no call, no write to the order map. The depth is still raised around the pop, so a signal
 /// handler's malloc cannot interleave. With `sampling`, the call the countdown stops at takes the
 /// instrumented path instead (which runs this same code without `sampling`), and with the
 /// allocation-site profile on, the calls that leave this inline path check the profile's sample
@@ -62,29 +62,27 @@ private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<T
 }
 
 /// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
-/// counted and tagged used, or nil when the bin is empty. The depth is raised around the pop,
+/// counted, or nil when the bin is empty. Its tag already says used (CacheMark). The depth is raised around the pop,
 /// so a signal handler's malloc cannot interleave.
 @inline(__always)
 private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int, request: UInt) -> UnsafeMutableRawPointer? {
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    guard let (block, tag) = threadCache.pop(bin) else { return nil }
+    guard let (block, _) = threadCache.pop(bin) else { return nil }
     threadCache.pointee.calls.allocated.add(code)
     threadCache.pointee.calls.requestedBytes &+= UInt64(request)
     threadCache.pointee.calls.countLiveAllocation()
-    tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
     return block
 }
 
 /// The fast paths' push: a block (or object) of code `code` the program frees goes on bin `bin`,
-/// counted and tagged cached; a bin over its limit is flushed.
+/// counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed.
 @inline(__always)
 private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
                         _ threadCache: UnsafeMutablePointer<ThreadCache>) {
     buddy_thread_enter()
     threadCache.pointee.calls.freed.add(code)
     threadCache.pointee.calls.countLiveFree()
-    tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
     let full = threadCache.push(pointer, bin, tag: tag)
     buddy_thread_leave()
     if full { flushFullBin(threadCache, bin: bin) }
@@ -178,6 +176,10 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
                 let value = tag.pointee
                 let order = Int(value & Tag.orderMask)
+                // A block a cache holds keeps its used tag and carries the cache mark: freeing it
+                // again is a double free, which the checked path reports (one load from the line
+                // the push writes anyway).
+                if CacheMark.isSet(address, tag: tag, key: threadCache.pointee.linkKey) { return freeSlow(pointer) }
                 if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
                     return keepCached(pointer, tag, code: order, bin: order, threadCache)
                 }

@@ -32,7 +32,7 @@ enum FreeLinks {
     @inline(__always) static func decode(_ stored: UInt, key: UInt) -> UInt { stored ^ key }
 
     /// A cached block whose links were overwritten: reports it, and abandons the bin (its blocks
-    /// stay tagged cached: free to the program, never handed out again) unless the error strategy
+    /// keep their cache marks: free to the program, never handed out again) unless the error strategy
     /// aborts. The caller returns nil, so malloc takes its slow path.
     @inline(never)
     static func cacheCorrupted(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, block: UnsafeMutableRawPointer,
@@ -46,7 +46,7 @@ enum FreeLinks {
 
     /// At exit (the library's destructor, buddy_exit_report): every link of the exiting thread's
     /// cached blocks is checked as a pop would check it, and more strictly (the tag address must
-    /// be the block's own tag, tagged cached with the bin's code), so that a write after free, or
+    /// be the block's own tag, tagged used with the bin's code), so that a write after free, or
     /// an overflow into a cached neighbour, that no later malloc reached is still reported. Only
     /// the calling thread's cache: the others belong to threads that may still be running. At
     /// most 128 blocks per bin; off every hot path.
@@ -77,7 +77,7 @@ enum FreeLinks {
             var sound = valid(next: next, tag: tag) && (left > 1 || next == 0)
             if sound, let segment = SegmentMap.lookup(address), segment.pointee.pool == UnsafeMutableRawPointer(pool.state) {
                 let own = segment.pointee.orderMap + pool.slot(address, in: segment)
-                sound = tag == UInt(bitPattern: own) && own.pointee == Tag.cached | code
+                sound = tag == UInt(bitPattern: own) && own.pointee == Tag.used | code
             } else {
                 sound = false
             }

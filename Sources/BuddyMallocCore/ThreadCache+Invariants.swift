@@ -73,7 +73,7 @@ extension BuddyEngine {
             guard let segment = self.segment(containing: address) else { return "a cached block lies outside the pool" }
             let own = segment.pointee.orderMap + slot(address, in: segment)
             if tag != UInt(bitPattern: own) { return "a cached block's tag address is not its own tag" }
-            if own.pointee != Tag.cached | code { return "a block on a bin of code k is not tagged cached | k" }
+            if own.pointee != Tag.used | code { return "a block on a bin of code k is not tagged used | k" }
             block = UnsafeMutableRawPointer(bitPattern: next)
         }
         if walked != count { return "a bin's list is shorter than its count" }

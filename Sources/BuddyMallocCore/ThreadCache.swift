@@ -79,14 +79,15 @@ struct CacheBin {
 }
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
-/// tagged `Tag.cached` and not coalesced, until the bin is full; the next allocation of that
+/// still tagged used, with the cache mark (Segment.swift) and not coalesced, until the bin is full; the next allocation of that
 /// order takes it back without the pool lock. Bins refill from the pool and flush to it in
 /// batches of half their limit, so the lock is taken once per batch, not once per call.
 ///
 /// The cache lives in a pool block (a mapping of its own when the maximum block is smaller than
 /// the cache; no thread-local storage beyond one pointer), is listed in
 /// the pool's registry (for statistics and fork), and is flushed by a pthread key destructor when
-/// its thread exits. Invariant: every block on a bin of order k is tagged `Tag.cached | k`.
+/// its thread exits. Invariant: every block on a bin of order k is tagged `Tag.used | k` and
+/// carries the cache mark (its encoded tag link), and no block outside a cache carries one.
 struct ThreadCache {
     var pool: UnsafeMutablePointer<PoolState>
     var next: UnsafeMutablePointer<ThreadCache>?
@@ -170,6 +171,8 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         }
         slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
         slot.pointee.count &-= 1
+        // The block leaves the cache: no mark (its line is in this core's cache: just read).
+        CacheMark.clear(block)
         return (block, UnsafeMutablePointer<UInt8>(bitPattern: tag).unsafelyUnwrapped)
     }
 
@@ -269,10 +272,9 @@ extension BuddyEngine {
     }
 
     /// An empty bin takes its spare batch, or a batch from the depot (takeSpareOrBatch), and
-    /// hands out the batch's first block (tagged used); nil when there is none.
+    /// hands out the batch's first block; nil when there is none.
     func firstOfBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int) -> UnsafeMutableRawPointer? {
-        guard takeSpareOrBatch(cache, bin: bin), let (block, tag) = cache.pop(bin) else { return nil }
-        tag.pointee = Tag.used | UInt8(truncatingIfNeeded: code)
+        guard takeSpareOrBatch(cache, bin: bin), let (block, _) = cache.pop(bin) else { return nil }
         foldLiveDelta(cache)
         return block
     }
@@ -301,8 +303,8 @@ extension BuddyEngine {
     }
 
     /// An empty bin: takes half its limit in blocks (or slab objects) of allocation code `code`
-    /// from the pool under one lock, keeps all but the first (tagged cached), and returns the
-    /// first (tagged used); nil when the pool is full.
+    /// from the pool under one lock, keeps all but the first (marked), and returns the first;
+    /// nil when the pool is full. (The pool tags them all used.)
     @inline(never)
     func refill(_ cache: UnsafeMutablePointer<ThreadCache>, code: Int) -> UnsafeMutableRawPointer? {
         let bin = cache.bin(ofCode: code)
@@ -321,9 +323,7 @@ extension BuddyEngine {
         // The rest of the batch comes from free blocks alone when the first did (no new pages
         // while the depot may hold free memory: it was tried first).
         while taken < batch, let block = allocate(code: code, mayGrow: false, mayCarve: found.carved) {
-            let tag = tagAddress(block)
-            tag.pointee = Tag.cached | UInt8(truncatingIfNeeded: code)
-            _ = cache.push(block, bin, tag: tag)
+            _ = cache.push(block, bin, tag: tagAddress(block))
             taken &+= 1
         }
         foldLiveDelta(cache)
@@ -338,8 +338,8 @@ extension BuddyEngine {
         let code = cache.code(ofBin: bin)
         let locked = lock()
         while Int((cache.bins + bin).pointee.count) > keep, let (block, tag) = cache.pop(bin) {
-            // Every block on a bin of code k is tagged cached|k: anything else is corruption.
-            guard tag.pointee == Tag.cached | UInt8(truncatingIfNeeded: code) else {
+            // Every block on a bin of code k is tagged used|k: anything else is corruption.
+            guard tag.pointee == Tag.used | UInt8(truncatingIfNeeded: code) else {
                 FreeLinks.cacheCorrupted(cache, bin: bin, block: block, function: "malloc()")
                 break
             }

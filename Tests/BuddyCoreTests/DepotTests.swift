@@ -57,8 +57,7 @@ import Testing
         // The consumer frees them all: each full bin hands its top half to the depot.
         let before = poolWork(pool)
         for block in blocks {
-            let tag = pool.tagAddress(block)
-            tag.pointee = Tag.cached | UInt8(code)
+            let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
             if consumer.push(block, bin, tag: tag) {
                 #expect(pool.stashBatch(consumer, bin: bin))
             }
@@ -122,8 +121,7 @@ import Testing
         #expect(shelf.pointee.missed != 0)
         func freeAll() {
             for block in blocks {
-                let tag = pool.tagAddress(block)
-                tag.pointee = Tag.cached | UInt8(code)
+                let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
                 if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
             }
             blocks.removeAll()
@@ -151,8 +149,7 @@ import Testing
         let room = 2 * capacity - Int(shelf.pointee.count)
         for _ in 0..<(room + 3) {
             let block = try #require(pool.allocate(order: code))
-            let tag = pool.tagAddress(block)
-            tag.pointee = Tag.cached | UInt8(code)
+            let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
             if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
         }
         #expect(Int(shelf.pointee.count) == 2 * capacity && Int(shelf.pointee.capacity) == 2 * capacity)
@@ -176,8 +173,7 @@ import Testing
         let shelf = pool.shelf(bin)
         while Int(shelf.pointee.count) < batches {
             let block = try #require(pool.allocate(order: code))
-            let tag = pool.tagAddress(block)
-            tag.pointee = Tag.cached | UInt8(code)
+            let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
             if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
         }
     }

@@ -75,10 +75,14 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         let head = try #require((cache.bins + 1).pointee.head)
         let tag = pool.tagAddress(head)
 
-        // A cached block retagged used: on a bin of code k, not tagged cached | k.
-        tag.pointee = Tag.used | 1
+        // A cached block keeps its used tag (the fast paths never write the order map) and
+        // carries the cache mark, its encoded tag link.
+        #expect(tag.pointee == Tag.used | 1)
+        #expect(CacheMark.isSet(UInt(bitPattern: head), tag: tag, key: pool.state.pointee.cacheMarkKey))
+        // Retagged free (or anything but used | k): on a bin of code k, not tagged used | k.
+        tag.pointee = Tag.free | 1
         #expect(pool.checkInvariantsWithCaches() != nil)
-        tag.pointee = Tag.cached | 1
+        tag.pointee = Tag.used | 1
         #expect(pool.checkInvariantsWithCaches() == nil)
 
         // A bin's count that disagrees with its list.
@@ -86,11 +90,15 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect(pool.checkInvariantsWithCaches() != nil)
         (cache.bins + 1).pointee.count &-= 1
 
-        // A block tagged cached that no bin holds.
+        // A block the program holds carries no mark; one that carries it with no bin holding it
+        // breaks the count (and the pool would call its free a double free).
         let stray = pool.tagAddress(first)
-        stray.pointee = Tag.cached | 1
+        #expect(!CacheMark.isSet(UInt(bitPattern: first), tag: stray, key: pool.state.pointee.cacheMarkKey))
+        first.storeBytes(of: CacheMark.value(tag: stray, key: pool.state.pointee.cacheMarkKey), toByteOffset: 8, as: UInt.self)
         #expect(pool.checkInvariantsWithCaches() != nil)
-        stray.pointee = Tag.used | 1
+        #expect(pool.classify(first) == .free)
+        CacheMark.clear(first)
+        #expect(pool.classify(first) == .allocated(order: 1))
 
         // A cached block whose links were overwritten (a write after free).
         let saved = head.load(as: UInt.self)
