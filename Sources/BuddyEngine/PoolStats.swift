@@ -14,8 +14,6 @@ package struct PoolStats {
     /// an over-aligned request moves its count from its block's bucket to its size's; a request
     /// served by the system allocator adds one (wrapping, atomic).
     package var sizeDelta = CounterTable()
-    /// Explicit alignments asked for (posix_memalign, aligned_alloc, memalign, valloc, pvalloc).
-    package var alignments = CounterTable()
     /// Calls made from inside the allocator (libc, the runtime, a signal handler): glibc served them.
     package var reentrantCalls: UInt64 = 0
     /// Creation time, wall clock and monotonic (ns), and the last activity (monotonic ns).

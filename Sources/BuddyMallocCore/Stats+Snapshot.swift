@@ -289,7 +289,7 @@ extension BuddyEngine {
         let alignments = statsAlignments(out)
         for b in 0..<CounterTable.count {
             sizes[b] = s.pointee.stats.sizeDelta.atomicLoad(b)
-            alignments[b] = s.pointee.stats.alignments.atomicLoad(b)
+            alignments[b] = calls.alignments[b]
         }
         for order in 0...maxOrder where geometry.minShift &+ order < CounterTable.count {
             sizes[geometry.minShift &+ order] &+= orders[order].allocations

@@ -7,10 +7,11 @@ import CBuddySupport
 // Who counts what (the README's "The report" defines each figure):
 //   - per thread (CallCounters, in the thread's cache; plain adds by its owner, folded into the
 //     pool when the thread exits, summed when read): blocks handed out and freed per order,
-//     requested bytes, calls that took a slow path per entry point, failures, latency samples;
+//     requested bytes, calls that took a slow path per entry point, failures, explicit
+//     alignments, latency samples;
 //   - threads without a cache use the pool's `directCalls` with atomic adds;
 //   - per pool (PoolStats, in PoolState): splits and coalesces per order (under the lock), the
-//     size histogram's corrections and the alignments (atomic), times, the sampling settings.
+//     size histogram's corrections (atomic), times, the sampling settings.
 // The malloc and free fast paths add to two per-thread counters each (the order's counter and
 // the sampling countdown; malloc also adds the requested bytes): see CSemantics.swift.
 
@@ -168,8 +169,12 @@ extension BuddyEngine {
     }
 
     /// An explicit alignment asked for (posix_memalign, aligned_alloc, memalign, valloc, pvalloc).
-    @inline(never) func countAlignment(_ alignment: UInt) {
-        state.pointee.stats.alignments.atomicAdd(bucket(of: alignment))
+    @inline(__always) func countAlignment(_ alignment: UInt) {
+        if let cache = BuddyEngine.threadCounters() {
+            cache.pointee.calls.alignments.add(bucket(of: alignment))
+        } else {
+            process.pointee.directCalls.alignments.atomicAdd(bucket(of: alignment))
+        }
     }
 
     /// A request handed to the system allocator (larger than the maximum block).

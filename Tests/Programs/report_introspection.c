@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,24 @@
 // Resolved at run time from the preloaded library (the driver links without it).
 #pragma weak buddy_stats_get
 #pragma weak buddy_report_write
+
+// Explicit alignments are counted per thread: three threads ask for 64 and exit (their counts
+// fold into the pool), one asks for 16 and is still running at the snapshot.
+static void *align64(void *unused) {
+    (void)unused;
+    for (int i = 0; i < 1000; i++) free(aligned_alloc(64, 100));
+    return NULL;
+}
+static pthread_mutex_t hold = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t counted;
+static void *align16(void *unused) {
+    (void)unused;
+    for (int i = 0; i < 500; i++) free(memalign(16, 40));
+    pthread_barrier_wait(&counted);
+    pthread_mutex_lock(&hold); // until main has taken its snapshot
+    pthread_mutex_unlock(&hold);
+    return NULL;
+}
 
 int main(void) {
     void *probe = malloc(100);
@@ -31,6 +50,13 @@ int main(void) {
     for (int i = 200; i < 210; i++) kept[i] = malloc(50000);
     void *aligned = NULL;
     if (posix_memalign(&aligned, 4096, 100) != 0) return 1;
+    pthread_t exited[3], running;
+    for (int i = 0; i < 3; i++) pthread_create(&exited[i], NULL, align64, NULL);
+    for (int i = 0; i < 3; i++) pthread_join(exited[i], NULL);
+    pthread_barrier_init(&counted, NULL, 2);
+    pthread_mutex_lock(&hold);
+    pthread_create(&running, NULL, align16, NULL);
+    pthread_barrier_wait(&counted);
 
     // One snapshot each, with no allocation between them.
     struct mallinfo2 m2 = mallinfo2();
@@ -45,6 +71,10 @@ int main(void) {
     printf("stats.live_allocations %llu\nstats.calls.posix_memalign %llu\nstats.alignment.4096 %llu\n",
            (unsigned long long)s.live_allocations, (unsigned long long)s.calls[BUDDY_CALL_POSIX_MEMALIGN],
            (unsigned long long)s.alignments[12]);
+    printf("stats.alignment.64 %llu\nstats.alignment.16 %llu\n", (unsigned long long)s.alignments[6],
+           (unsigned long long)s.alignments[4]);
+    pthread_mutex_unlock(&hold);
+    pthread_join(running, NULL);
     unsigned long long live_bytes = 0;
     for (unsigned k = 0; k < s.order_count; k++) live_bytes += s.orders[k].live * s.orders[k].block_size;
     printf("stats.live_bytes %llu\n", live_bytes);
