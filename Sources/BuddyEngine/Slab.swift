@@ -269,7 +269,7 @@ package struct SlabTally {
     package var objectsOut = 0
     package var partial = 0
     package var spareBytes: UInt = 0
-    /// Objects tagged cached (held by a thread cache of the pool's owner).
+    /// Objects a thread cache of the pool's owner holds (tagged used with the cache mark).
     package var cached = 0
 }
 

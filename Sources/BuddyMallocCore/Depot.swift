@@ -39,9 +39,10 @@ import CBuddySupport
 ///
 ///     0 <= shelf.count <= shelf.capacity <= shelf.slotCount <= Depot.maxBatches
 ///     shelf.slotCount is a power of two; the batches are slots[(first + i) mod slotCount], i < count
-///     each batch on shelf s is a list of exactly batchBlocks(s) blocks tagged cached | code(s)
+///     each batch on shelf s is a list of exactly batchBlocks(s) blocks tagged used | code(s),
+///         each with the cache mark (Segment.swift)
 ///     a bin's spare is nil, or a list of exactly batchBlocks blocks of its code
-///     blocks tagged cached == blocks on all bins and spares + batchBlocks x batches, over all shelves
+///     blocks with the cache mark == blocks on all bins and spares + batchBlocks x batches, over all shelves
 struct DepotShelf {
     var lock = buddy_mutex()
     /// Batches on the shelf now, and at most for now (grows on misses, see above).

@@ -4,13 +4,13 @@ import CBuddySupport
 // The thread caches' invariants, executable (tests call it after every step, as they call the
 // engine's; O(pool size), never on the malloc path):
 //
-//     every block on a bin of code k is tagged cached | k, and its stored tag address is its
-//         own tag's (the links decode with the pool's key, FreeLinks)
+//     every block on a bin of code k is tagged used | k, and its stored tag address is its
+//         own tag's (the links decode with the pool's key, FreeLinks): the cache mark
 //     a bin's list holds exactly `count` blocks, and count <= limit
-//     the blocks tagged cached in the order maps == the blocks on all bins of all caches
+//     the blocks with the cache mark in the order maps == the blocks on all bins of all caches
 //         + their spare batches + the blocks of all batches on the depot's shelves
 //     0 <= lowWater <= shelf.count <= shelf.capacity <= slotCount (a power of two), and each
-//         batch on shelf s is a list of exactly batchBlocks(s) blocks, each tagged cached | code(s)
+//         batch on shelf s is a list of exactly batchBlocks(s) blocks, each tagged used | code(s)
 //         (Depot.swift)
 //     the engine's invariants hold (a cached block is allocated to the pool)
 
@@ -27,7 +27,7 @@ extension BuddyEngine {
             cache = current.pointee.next
         }
         if let problem = checkDepot(listed: &listed) { return problem }
-        if listed != tagged { return "blocks tagged cached in the order maps != blocks on the thread caches' bins and the depot" }
+        if listed != tagged { return "blocks with the cache mark in the order maps != blocks on the thread caches' bins and the depot" }
         return nil
     }
 
