@@ -230,7 +230,7 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     buddy_thread_enter()
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     let pool = BuddyEngine(state: cache.pointee.pool)
-    // The top half becomes the bin's spare batch (the spare before it goes to the depot, for
+    // All but the newest block become the bin's spare batch (the spare before it goes to the depot, for
     // any thread's next refill, or to the pool when the depot's shelf is full).
     if pool.stashBatch(cache, bin: bin) {
         pool.foldLiveDelta(cache)

@@ -224,7 +224,10 @@ extension BuddyEngine {
 
     /// The pool was used now (coarse clock: a store, no system call). Racy by design.
     @inline(__always) func stampActivity() {
-        state.pointee.stats.lastActivityMonotonicNs = buddy_os_monotonic_ns()
+        // The coarse clock ticks every few ms: most stamps change nothing, and then do not write
+        // the line every thread's stamps share.
+        let now = buddy_os_monotonic_ns()
+        if state.pointee.stats.lastActivityMonotonicNs != now { state.pointee.stats.lastActivityMonotonicNs = now }
     }
 }
 

@@ -76,7 +76,7 @@ struct CacheBin {
     var head: UnsafeMutableRawPointer?
     var count: Int32
     var limit: Int32
-    /// The bin's spare batch (Bonwick's "previous magazine", Depot.swift): the top half of the
+    /// The bin's spare batch (Bonwick's "previous magazine", Depot.swift): all but the newest of the
     /// bin's last overflow, linked like the bin, `spareCount` blocks (0: none). An empty bin
     /// takes it back before it asks the depot, so a thread's own blocks return to it first.
     var spare: UnsafeMutableRawPointer? = nil

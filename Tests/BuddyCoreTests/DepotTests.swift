@@ -38,13 +38,13 @@ import Testing
         let producer = try #require(pool.threadCache())
         buddy_thread_set_cache(nil)
         let consumer = try #require(pool.threadCache())
-        let code = 2, bin = 2 // 64-byte blocks: a bin of 64, batches of 32
+        let code = 2, bin = 2 // 64-byte blocks: a bin of 64, batches of 64
         let batch = Int(pool.shelf(bin).pointee.batchBlocks)
-        #expect(batch == Int((producer.bins + bin).pointee.limit) / 2)
+        #expect(batch == Int((producer.bins + bin).pointee.limit))
 
-        // The producer allocates 4 batches' worth (refills from the pool: splits).
+        // The producer allocates two batches' worth and two blocks (refills from the pool: splits).
         var blocks: [UnsafeMutableRawPointer] = []
-        for _ in 0..<(4 * batch) {
+        for _ in 0..<(2 * batch + 2) {
             if let (block, tag) = producer.pop(bin) {
                 tag.pointee = Tag.used | UInt8(code)
                 blocks.append(block)
@@ -54,7 +54,8 @@ import Testing
         }
         expectInvariants(pool)
 
-        // The consumer frees them all: each full bin hands its top half to the depot.
+        // The consumer frees them all: each overflowing bin keeps its newest block and makes the
+        // rest its spare batch, and the spare it had goes to the depot.
         let before = poolWork(pool)
         for block in blocks {
             let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
@@ -66,6 +67,7 @@ import Testing
         let totals = pool.depotTotals()
         #expect(totals.puts == 1 && totals.full == 0)
         #expect(Int((consumer.bins + bin).pointee.spareCount) == batch)
+        #expect(Int((consumer.bins + bin).pointee.count) == 2)
         #expect(totals.bytes == UInt64(pool.depotBlocks(bin: bin) * 64) && totals.bytes > 0)
         #expect(poolWork(pool) == before) // nothing coalesced
         expectInvariants(pool)
