@@ -169,7 +169,8 @@ extension BuddyEngine {
         return UnsafeMutableRawPointer(bitPattern: rest)
     }
 
-    /// A full bin's blocks but its newest become its spare batch; the spare it had goes to the depot (or,
+    /// A full bin's blocks but its newest become its spare batch; the spare it had goes to the
+    /// depot (or,
     /// when the depot's shelf is full, to the pool). False when the bin could not be cut (the
     /// caller flushes it to the pool).
     func stashBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {

@@ -17,8 +17,9 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
 
 /// malloc's fast path: a thread with a cache, a cached size, a bin with a block: the sampling
 /// countdown, one size test (the limit is 0 until the pool exists with caches on), then pop
-/// (which clears the block's cache mark) and count; no lock, no call, no write to the order map. The depth is still raised around the pop, so a signal
-/// handler's malloc cannot interleave. With `sampling`, the call the countdown stops at takes the
+/// (which clears the block's cache mark) and count; no lock, no call, no write to the order
+/// map. The depth is still raised around the pop, so a signal handler's malloc cannot
+/// interleave. With `sampling`, the call the countdown stops at takes the
 /// instrumented path instead (which runs this same code without `sampling`), and with the
 /// allocation-site profile on, the calls that leave this inline path check the profile's sample
 /// point themselves (AllocationProfile.rearm says why the inline ones need not).
@@ -62,8 +63,8 @@ private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<T
 }
 
 /// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
-/// counted, or nil when the bin is empty. Its tag already says used (CacheMark). The depth is raised around the pop,
-/// so a signal handler's malloc cannot interleave.
+/// counted, or nil when the bin is empty. Its tag already says used (CacheMark). The depth is
+/// raised around the pop, so a signal handler's malloc cannot interleave.
 @inline(__always)
 private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int, request: UInt) -> UnsafeMutableRawPointer? {
     buddy_thread_enter()
@@ -230,8 +231,8 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     buddy_thread_enter()
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     let pool = BuddyEngine(state: cache.pointee.pool)
-    // All but the newest block become the bin's spare batch (the spare before it goes to the depot, for
-    // any thread's next refill, or to the pool when the depot's shelf is full).
+    // All but the newest block become the bin's spare batch (the spare before it goes to the
+    // depot, for any thread's next refill, or to the pool when the depot's shelf is full).
     if pool.stashBatch(cache, bin: bin) {
         pool.foldLiveDelta(cache)
     } else {

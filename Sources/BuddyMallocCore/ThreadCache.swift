@@ -84,8 +84,8 @@ struct CacheBin {
 }
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
-/// still tagged used, with the cache mark (Segment.swift) and not coalesced, until the bin is full; the next allocation of that
-/// order takes it back without the pool lock. Bins refill from the pool and flush to it in
+/// still tagged used, with the cache mark (Segment.swift) and not coalesced, until the bin is
+/// full; the next allocation of that order takes it back without the pool lock. Bins refill from the pool and flush to it in
 /// batches of half their limit, so the lock is taken once per batch, not once per call.
 ///
 /// The cache lives in a pool block (a mapping of its own when the maximum block is smaller than
