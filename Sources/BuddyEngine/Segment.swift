@@ -46,7 +46,13 @@ public enum CacheMark {
 
     /// Whether the block at `address` whose tag is `tag` (Tag.used) is held by a cache.
     @inline(__always) public static func isSet(_ address: UInt, tag: UnsafePointer<UInt8>, key: UInt) -> Bool {
-        key != 0 && UnsafePointer<UInt>(bitPattern: address &+ UInt(MemoryLayout<UInt>.stride)).unsafelyUnwrapped.pointee == value(tag: tag, key: key)
+        key != 0 && isSet(address, tag: tag, cacheKey: key)
+    }
+
+    /// isSet with a key known not to be 0 (a thread cache's: buddy_os_random_key's keys are
+    /// odd), so free's fast path skips the test.
+    @inline(__always) public static func isSet(_ address: UInt, tag: UnsafePointer<UInt8>, cacheKey key: UInt) -> Bool {
+        UnsafePointer<UInt>(bitPattern: address &+ UInt(MemoryLayout<UInt>.stride)).unsafelyUnwrapped.pointee == value(tag: tag, key: key)
     }
 
     /// Clears the mark of a block leaving a cache (to the program or to the pool).

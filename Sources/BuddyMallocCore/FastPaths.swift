@@ -180,7 +180,7 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 // A block a cache holds keeps its used tag and carries the cache mark: freeing it
                 // again is a double free, which the checked path reports (one load from the line
                 // the push writes anyway).
-                if CacheMark.isSet(address, tag: tag, key: threadCache.pointee.linkKey) { return freeSlow(pointer) }
+                if CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) { return freeSlow(pointer) }
                 if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
                     return keepCached(pointer, tag, code: order, bin: order, threadCache)
                 }
