@@ -77,9 +77,10 @@ private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: I
 }
 
 /// The fast paths' push: a block (or object) of code `code` the program frees goes on bin `bin`,
-/// counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed.
+/// counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed. (Also
+/// realloc's move, for the block it leaves.)
 @inline(__always)
-private func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
+func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
                         _ threadCache: UnsafeMutablePointer<ThreadCache>) {
     buddy_thread_enter()
     threadCache.pointee.calls.freed.add(code)

@@ -435,6 +435,7 @@ struct ReportTests {
         #expect(values["stats.calls.posix_memalign"] == 1 && values["stats.alignment.4096"] == 1, "\(values)")
         // Per-thread counts: of threads that exited (folded) and of one still running (summed).
         #expect(values["stats.alignment.64"] == 3000 && values["stats.alignment.16"] == 500, "\(values)")
+        #expect(values["realloc.reuse"] == 1, "realloc's old block did not come back from the cache: \(values)")
         #expect(values["small_get"] == 0 && values["small.size"] == 16, "an old 16-byte struct: \(values)")
         #expect(result.stdout.contains("small.canary 5a5a5a5a5a5a5a5a"), "buddy_stats_get wrote past the caller's size")
         // malloc_stats in glibc's shape, with our figures.

@@ -75,6 +75,13 @@ int main(void) {
            (unsigned long long)s.alignments[4]);
     pthread_mutex_unlock(&hold);
     pthread_join(running, NULL);
+
+    // realloc's move leaves the old block in the thread's cache: the next malloc of its size
+    // gets it back (LIFO), and the entry counts stay one malloc, one realloc.
+    void *old = malloc(100), *grown = realloc(old, 5000), *again = malloc(100);
+    printf("realloc.reuse %d\n", again == old && grown != old);
+    free(again);
+    free(grown);
     unsigned long long live_bytes = 0;
     for (unsigned k = 0; k < s.order_count; k++) live_bytes += s.orders[k].live * s.orders[k].block_size;
     printf("stats.live_bytes %llu\n", live_bytes);
