@@ -85,7 +85,7 @@ extension BuddyEngine {
                     inner += 1
                 }
                 if tag & Tag.stateMask == Tag.free { tagged += 1; segmentFree &+= size } else { usedTotal &+= size }
-                if tag & Tag.stateMask == Tag.cached || (tag & Tag.stateMask == Tag.used && isCacheMarked(seg.base &+ offset, in: current)) {
+                if tag & Tag.stateMask == Tag.cached || (tag & Tag.stateMask == Tag.used && isCacheMarked(seg.base &+ offset, tag: tag, in: current)) {
                     cachedBlocks &+= 1
                 }
                 offset &+= size

@@ -186,7 +186,7 @@ public struct BuddyEngine: Equatable {
             // A slab block is the pool's: the program holds its objects, never the slab itself.
             if tag & Tag.orderMask == Tag.slabBlock { return .interior }
             // A block a cache holds is free to the program (a second free is a double free).
-            if isCacheMarked(address, in: segment) { return .free }
+            if isCacheMarked(address, tag: tag, in: segment) { return .free }
             return .allocated(order: Int(tag & Tag.orderMask))
         case Tag.cached: return .free
         // A free block the program was never given (an upper half split off): not a double free.
@@ -195,9 +195,12 @@ public struct BuddyEngine: Equatable {
         }
     }
 
-    /// Whether the used block (or slab object) at `address` is held by a cache (CacheMark).
-    @inline(__always) package func isCacheMarked(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) -> Bool {
-        CacheMark.isSet(address, tag: segment.pointee.orderMap + slot(address, in: segment), key: state.pointee.cacheMarkKey)
+    /// Whether the used block (or slab object) at `address`, tagged `tag`, is held by a cache
+    /// (CacheMark). Only a code a cache keeps can carry the mark: a larger block's word is not read.
+    @inline(__always) package func isCacheMarked(_ address: UInt, tag: UInt8, in segment: UnsafeMutablePointer<Segment>) -> Bool {
+        let code = Int(tag & Tag.orderMask)
+        guard code < state.pointee.cacheMarkOrders || code > geometry.maxOrder else { return false }
+        return CacheMark.isSet(address, tag: segment.pointee.orderMap + slot(address, in: segment), key: state.pointee.cacheMarkKey)
     }
 
     /// Bytes in the allocated block that starts at `pointer`, or nil if there is none.

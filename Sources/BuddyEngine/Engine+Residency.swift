@@ -40,8 +40,8 @@ let residencyWindowOffset = (MemoryLayout<PoolState>.stride + 63) & ~63
 extension BuddyEngine {
     /// The walk over every segment's order map, page residency from mincore. The caller holds
     /// the pool lock (the window lives in the pool's state mapping). O(pool pages + blocks): for
-    /// reports, never on the malloc path. Tags that thread caches rewrite meanwhile (cached <->
-    /// used, without the pool lock) may land in either part, the sum stays exact.
+    /// reports, never on the malloc path. Blocks whose cache marks thread caches write or clear
+    /// meanwhile (without the pool lock) may land in either part, the sum stays exact.
     package func residency() -> Residency {
         var r = Residency()
         let window = UnsafeMutableRawPointer(state) + residencyWindowOffset
@@ -97,8 +97,9 @@ extension BuddyEngine {
     /// cache mark. The mark is read only from a resident first page (a cached block's is: the
     /// cache wrote its links there), so the walk faults nothing in.
     @inline(__always) private func part(_ tag: UInt8, _ start: UInt, _ segment: UnsafeMutablePointer<Segment>, _ window: UnsafeMutableRawPointer) -> UInt8 {
-        guard tag & Tag.stateMask == Tag.used, buddy_residency_bytes(window, start, 16) == 16,
-              isCacheMarked(start, in: segment) else { return tag }
+        let words = UInt(2 &* MemoryLayout<UInt>.stride) // the links, the mark the second
+        guard tag & Tag.stateMask == Tag.used, buddy_residency_bytes(window, start, words) == UInt64(words),
+              isCacheMarked(start, tag: tag, in: segment) else { return tag }
         return Tag.cached | (tag & Tag.orderMask)
     }
 

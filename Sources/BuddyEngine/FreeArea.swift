@@ -13,8 +13,7 @@ package struct FreeArea {
 }
 
 extension BuddyEngine {
-    /// The address of a block's tag byte in its segment's order map. (Thread caches retag the
-    /// blocks they hold without the pool lock: only the thread holding a block writes its tag.)
+    /// The address of a block's tag byte in its segment's order map.
     @inline(__always) package func tagAddress(_ address: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         let a = UInt(bitPattern: address)
         let segment = SegmentMap.lookup(a)!

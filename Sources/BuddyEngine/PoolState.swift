@@ -37,8 +37,11 @@ import CBuddySupport
     @usableFromInline package var slabFirstCode: Int = 64
     @usableFromInline package var slabFloor: UInt = 0
     @usableFromInline package var slabCeiling: UInt = 0
-    /// The key of the cache mark (Segment.swift, CacheMark): 0 while no cache may hold blocks.
+    /// The key of the cache mark (Segment.swift, CacheMark): 0 while no cache may hold blocks;
+    /// and the orders caches keep (those below this; slab objects of every class): only their
+    /// blocks can carry the mark.
     package var cacheMarkKey: UInt = 0
+    package var cacheMarkOrders: Int = 0
     /// Bytes in slabs that no object out of them covers (headers, free and uncarved objects,
     /// slack): allocated to the pool, free to the program.
     package var slabSpareBytes: UInt = 0

@@ -312,7 +312,7 @@ extension BuddyEngine {
             if tag & Tag.orderMask != code || tag & Tag.stateMask == 0 { return "slab object tagged with another code" }
             if tag & Tag.stateMask != Tag.free { out &+= 1 }
             if tag & Tag.stateMask == Tag.cached || (tag & Tag.stateMask == Tag.used
-                                                      && isCacheMarked(start &+ UInt(i << geometry.minShift), in: segment)) {
+                                                      && isCacheMarked(start &+ UInt(i << geometry.minShift), tag: tag, in: segment)) {
                 tally.cached &+= 1
             }
         }

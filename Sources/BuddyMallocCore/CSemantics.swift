@@ -410,7 +410,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
             return pointer
         }
         pool.unlock(locked)
-        return reallocByMoving(pointer, to: newSize, keeping: pool.usableSize(ofCode: order))
+        return reallocByMoving(pointer, to: newSize, keeping: pool.usableSize(ofCode: order), code: order, pool)
     }
     if order > geometry.maxOrder {
         // A slab object stays while the new size has its class; else it moves (a class is one
@@ -432,15 +432,16 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
 }
 
 /// realloc's move: a new block, the first `keeping` bytes that fit copied, the old block freed;
-/// nil with ENOMEM, the old block intact, when the pool has no block for `size`. With `code`
-/// (the old block's, classified by the caller), a size the thread's cache keeps goes there, as
-/// free's fast path puts it: a program that grows its buffers a step at a time gets the block
-/// back at its next allocation of that size, not after a coalesce and a split in the pool.
+/// nil with ENOMEM, the old block intact, when the pool has no block for `size`. The old block
+/// (of allocation code `code`, classified by the caller) goes to the thread's cache when its
+/// code has a bin, as free's fast path puts it: a program that grows its buffers a step at a
+/// time gets it back at its next allocation of that size, not after a coalesce and a split in
+/// the pool. (A hardened pool has no caches: its blocks go through the quarantine.)
 private func reallocByMoving(_ pointer: UnsafeMutableRawPointer, to size: UInt, keeping bytes: Int,
-                             code: Int = -1, _ pool: BuddyEngine? = nil) -> UnsafeMutableRawPointer? {
+                             code: Int, _ pool: BuddyEngine) -> UnsafeMutableRawPointer? {
     guard let moved = allocate(size, alignment: minimumAlignment, entry: .realloc, call: false) else { return nil }
     moved.copyMemory(from: pointer, byteCount: min(bytes, Int(bitPattern: size)))
-    if code >= 0, let pool, let cache = pool.threadCache(), case let bin = cache.bin(ofCode: code), bin >= 0 {
+    if let cache = pool.threadCache(), case let bin = cache.bin(ofCode: code), bin >= 0 {
         if pool.state.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
         // A free of realloc's, not of the program's: counted with the slow paths' frees.
         cache.pointee.calls.slowFrees &+= 1

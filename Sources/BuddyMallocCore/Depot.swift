@@ -3,12 +3,12 @@ import CBuddySupport
 
 /// The depot: full magazines between the thread caches and the pool (Bonwick's magazine layer,
 /// the shape of tcmalloc's transfer cache). A bin that overflows cuts off all its blocks but the
-/// newest as one linked batch and keeps it as its spare (Bonwick's "previous magazine"); the spare it had
-/// before goes to the depot's shelf of that allocation code. A bin that runs dry takes its spare
+/// newest as one linked batch and keeps it as its spare (Bonwick's "previous magazine"); the
+/// spare it had before goes to the depot's shelf of that allocation code. A bin that runs dry takes its spare
 /// back first, else a whole batch from the shelf. So a thread whose bin swings around its limit
 /// gets its own blocks back (they stay on its cache lines, and on its order-map lines), and only
 /// a thread that frees more than it allocates (a consumer) feeds the depot. The blocks keep their
-/// cached tags and their encoded links (FreeLinks: one key per process), so a batch moves between
+/// used tags, cache marks and encoded links (FreeLinks: one key per process), so a batch moves between
 /// threads with two stores under the shelf's own lock, and is neither coalesced nor split on the
 /// way: a producer's blocks reach its consumer's frees, and come back to the producer, without
 /// the pool lock. Only when a shelf is full (or empty) does a bin fall through to the pool.
@@ -170,9 +170,8 @@ extension BuddyEngine {
     }
 
     /// A full bin's blocks but its newest become its spare batch; the spare it had goes to the
-    /// depot (or,
-    /// when the depot's shelf is full, to the pool). False when the bin could not be cut (the
-    /// caller flushes it to the pool).
+    /// depot (or, when the depot's shelf is full, to the pool). False when the bin could not be
+    /// cut (the caller flushes it to the pool).
     func stashBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
         guard process.pointee.depot != nil else { return false }
         let batch = Int(shelf(bin).pointee.batchBlocks)

@@ -81,7 +81,7 @@ private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: I
 /// realloc's move, for the block it leaves.)
 @inline(__always)
 func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
-                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
+                _ threadCache: UnsafeMutablePointer<ThreadCache>) {
     buddy_thread_enter()
     threadCache.pointee.calls.freed.add(code)
     threadCache.pointee.calls.countLiveFree()

@@ -54,8 +54,6 @@ struct ProcessState {
         let process = memory.bindMemory(to: ProcessState.self, capacity: 1)
         process.initialize(to: ProcessState())
         process.pointee.linkKey = UInt(buddy_os_random_key())
-        // A cached block's encoded tag link is its cache mark (Segment.swift): the engine reads it.
-        pool.state.pointee.cacheMarkKey = process.pointee.linkKey
         let geometry = pool.geometry
         for i in 0...SmallOrderTable.entries - 1 {
             process.pointee.smallOrders.set(i, UInt8(geometry.order(forSize: min(16 * i, geometry.maxBlock))))

@@ -76,8 +76,8 @@ struct CacheBin {
     var head: UnsafeMutableRawPointer?
     var count: Int32
     var limit: Int32
-    /// The bin's spare batch (Bonwick's "previous magazine", Depot.swift): all but the newest of the
-    /// bin's last overflow, linked like the bin, `spareCount` blocks (0: none). An empty bin
+    /// The bin's spare batch (Bonwick's "previous magazine", Depot.swift): all but the newest of
+    /// the bin's last overflow, linked like the bin, `spareCount` blocks (0: none). An empty bin
     /// takes it back before it asks the depot, so a thread's own blocks return to it first.
     var spare: UnsafeMutableRawPointer? = nil
     var spareCount: Int32 = 0
@@ -85,8 +85,9 @@ struct CacheBin {
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
 /// still tagged used, with the cache mark (Segment.swift) and not coalesced, until the bin is
-/// full; the next allocation of that order takes it back without the pool lock. Bins refill from the pool and flush to it in
-/// batches of half their limit, so the lock is taken once per batch, not once per call.
+/// full; the next allocation of that order takes it back without the pool lock. Bins refill
+/// from the pool in batches of half their limit, and overflow a bin's worth at a time into
+/// their spare and the depot, so the lock is taken once per batch, not once per call.
 ///
 /// The cache lives in a pool block (a mapping of its own when the maximum block is smaller than
 /// the cache; no thread-local storage beyond one pointer), is listed in
@@ -142,10 +143,10 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
     }
 
     // A cached block holds two words: the next block of its bin, and the address of its own tag
-    // byte in the order map. Keeping the tag's address in the block (whose cache line the program
-    // is about to touch) spares the segment-map walk when malloc retags it `used`. Both are
-    // stored encoded (FreeLinks), so that a program writing to a block after freeing it is
-    // caught at the pop, before either word is followed.
+    // byte in the order map. The encoded tag address is the block's cache mark (a second free
+    // sees it), and spares the flush the segment-map walk to the tag it checks. Both are stored
+    // encoded (FreeLinks), so that a program writing to a block after freeing it is caught at
+    // the pop, before either word is followed.
 
     /// Bins in all: the orders' and the slab classes'.
     @inline(__always) var totalBins: Int { pointee.binCount &+ pointee.slabBinCount }
@@ -187,7 +188,8 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         let slot = bins + bin
         let key = pointee.linkKey
         block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: slot.pointee.head), key: key), as: UInt.self)
-        block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: tag), key: key), toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
+        // (The encoded tag link is the cache mark: its one definition is CacheMark's.)
+        block.storeBytes(of: CacheMark.value(tag: tag, key: key), toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
         slot.pointee.head = block
         slot.pointee.count &+= 1
         return slot.pointee.count > slot.pointee.limit
@@ -204,15 +206,24 @@ extension BuddyEngine {
         return raw!.assumingMemoryBound(to: ThreadCache.self)
     }
 
-    /// Lets threads keep caches of this pool's blocks.
+    /// Lets threads keep caches of this pool's blocks, with a depot between them.
     func enableThreadCaches() {
+        allowThreadCaches()
+        // Without a depot (no page for it) the bins exchange with the pool alone.
+        _ = Depot.create(self)
+    }
+
+    /// Lets threads keep caches (without a depot: tests add one or not).
+    func allowThreadCaches() {
+        // A cached block's encoded tag link is its cache mark (Segment.swift): the engine reads
+        // it, for the codes that have bins.
+        state.pointee.cacheMarkKey = process.pointee.linkKey
+        state.pointee.cacheMarkOrders = cachedOrderCount
         process.pointee.cachesEnabled = true
         process.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
         // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (slab
         // classes start where the table ends: SlabClass.floor == SmallOrderTable.limit).
         process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallOrderTable.limit)
-        // Without a depot (no page for it) the bins exchange with the pool alone.
-        _ = Depot.create(self)
     }
 
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.

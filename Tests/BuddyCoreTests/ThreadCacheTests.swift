@@ -10,12 +10,13 @@ import Testing
 /// nothing: the tests retire their caches themselves.
 let testCacheKeyCreated: Bool = buddy_thread_key_create { _ in } == 0
 
-/// Lets a private pool make thread caches, as enableThreadCaches() does once the key exists.
-/// Pair it with `buddy_thread_key_set(nil)` when the test is done with the cache.
+/// Lets a private pool make thread caches, as enableThreadCaches() does once the key exists
+/// (without the depot: DepotTests add it). Pair it with `buddy_thread_key_set(nil)` when the
+/// test is done with the cache.
 func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
     try #require(testCacheKeyCreated)
     try #require(ProcessState.attach(to: pool))
-    pool.process.pointee.cachesEnabled = true
+    pool.allowThreadCaches()
 }
 
 /// The lazy buddy on a private pool: the test thread's cache pointer is pointed at this pool's
@@ -99,6 +100,12 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect(pool.classify(first) == .free)
         CacheMark.clear(first)
         #expect(pool.classify(first) == .allocated(order: 1))
+        // A block of an order no bin keeps cannot be cached: its words are the program's, even
+        // one that happens to read as a mark.
+        let big = try #require(pool.allocate(order: pool.cachedOrderCount))
+        big.storeBytes(of: CacheMark.value(tag: pool.tagAddress(big), key: pool.state.pointee.cacheMarkKey), toByteOffset: 8, as: UInt.self)
+        #expect(pool.classify(big) == .allocated(order: pool.cachedOrderCount))
+        #expect(pool.release(big) == .released)
 
         // A cached block whose links were overwritten (a write after free).
         let saved = head.load(as: UInt.self)
