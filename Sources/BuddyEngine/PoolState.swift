@@ -37,6 +37,9 @@ import CBuddySupport
     @usableFromInline package var slabFirstCode: Int = 64
     @usableFromInline package var slabFloor: UInt = 0
     @usableFromInline package var slabCeiling: UInt = 0
+    /// Classes the pool serves: SlabClass.count, or largeCount when the tag has no codes for the
+    /// classes under 1 KiB (0: no slabs).
+    @usableFromInline package var slabClassCount: Int = 0
     /// The key of the cache mark (Segment.swift, CacheMark): 0 while no cache may hold blocks;
     /// and the orders caches keep (those below this; slab objects of every class): only their
     /// blocks can carry the mark.

@@ -3,11 +3,17 @@ import CBuddySupport
 // MARK: - Slabs
 //
 // A power-of-two block wastes up to half of itself on a request just above a power of two: a
-// 4.2 KB page of sqlite's cache takes an 8 KiB block and touches both of its pages. So, as the
-// kernel puts its slab allocator above its buddy allocator, malloc's pool serves requests from
-// 1 KiB to 32 KiB from slab classes, seven per doubling: 9/8, 10/8 ... 15/8 of a power of two
-// (the 16/8 step is the next power of two, a block of its own). A slab is one buddy block of 16
-// times the class's lower power of two, carved into objects of the class's size:
+// 4.2 KB page of sqlite's cache takes an 8 KiB block and touches both of its pages, a 40-byte
+// node takes 64 bytes. So, as the kernel puts its slab allocator above its buddy allocator,
+// malloc's pool serves requests from slab classes between the powers of two:
+// - from 1 KiB to 32 KiB, seven per doubling: 9/8, 10/8 ... 15/8 of a power of two (the 16/8
+//   step is the next power of two, a block of its own); a slab is one buddy block of 16 times
+//   the class's lower power of two;
+// - under 1 KiB, eight classes (the tag's last free codes, see `smallCount`): 48, 96, 192, 320,
+//   384, 640, 768 and 896 bytes (3/2 of a power of two, and quarter steps in the doubling that
+//   holds most of the bytes); a slab is 4, 8 or 16 KiB, so that a refill or a flush of a bin
+//   touches a few slabs, not one per ten objects.
+// A slab is carved into objects of the class's size:
 //
 //     slab = header (64 bytes) | object 0 | object 1 | ... | object capacity-1 | slack
 //
@@ -27,18 +33,31 @@ import CBuddySupport
 //     the class's partial list holds exactly its slabs with live < capacity
 //     slabSpareBytes == sum over slabs of (slab bytes - live x object size)
 
-/// The slab classes' shape (independent of the pool: codes are assigned per pool).
+/// The slab classes' shape (independent of the pool: codes are assigned per pool). Classes
+/// 0 ..< largeCount are those from 1 KiB up, in size order; largeCount ..< count those under
+/// 1 KiB, in size order (appended: a pool whose codes leave no room for them serves the first
+/// largeCount, and the statistics' layout kept its first classes where they were).
 public enum SlabClass {
     /// Classes per doubling, and doublings: (1K, 2K] ... (16K, 32K].
     public static let perDoubling = 7
     public static let doublings = 5
-    public static let count = perDoubling * doublings
-    /// Requests above this size (and up to `ceiling`) may use a class.
+    public static let largeCount = perDoubling * doublings
+    /// Classes under 1 KiB: as many as the tag's codes leave at the default geometry (16-byte
+    /// minimum block, 8 MiB maximum: orders 0...19, the 35 classes above, `Tag.slabBlock`).
+    public static let smallCount = 8
+    public static let count = largeCount + smallCount
+    /// Requests above this size (and up to `ceiling`) may use a class from 1 KiB up; requests up
+    /// to it, a class under 1 KiB.
     public static let floor: UInt = 1024
     public static let ceiling: UInt = 32 * 1024
     /// The slab header; objects start after it. A multiple of 64, so that objects (whose sizes
-    /// are multiples of 128) are 64-byte aligned.
+    /// are multiples of 128 from 1 KiB up, of 16 below) are 64-byte (16-byte) aligned.
     public static let headerBytes = 64
+    /// The classes under 1 KiB: object sizes in 16-byte units, and slabs' log2 sizes, a byte
+    /// each (class largeCount + i in byte i): 48 96 192 320 384 640 768 896 bytes, in slabs of
+    /// 4K 4K 4K 8K 8K 8K 16K 16K.
+    static let smallUnits: UInt64 = 0x3830_2818_140C_0603
+    static let smallSlabShifts: UInt64 = 0x0E0E_0D0D_0D0C_0C0C
     /// The pool's mapping for the classes' state.
     package static var stateBytes: Int { stateBytes(page: buddy_os_page_size()) }
     /// The same with the page size known (the reports' snapshot: getpagesize is not
@@ -49,15 +68,22 @@ public enum SlabClass {
 
     @inline(__always) package static func base(_ c: Int) -> Int { 1024 &<< (c / perDoubling) }
 
-    /// Bytes in an object of class `c`: base x (9 ... 15) / 8.
+    @inline(__always) static func smallByte(_ table: UInt64, _ c: Int) -> Int {
+        Int(truncatingIfNeeded: (table &>> UInt64(truncatingIfNeeded: (c &- largeCount) &* 8)) & 0xFF)
+    }
+
+    /// Bytes in an object of class `c`: base x (9 ... 15) / 8 from 1 KiB up.
     @inline(__always) public static func objectSize(_ c: Int) -> Int {
+        if c >= largeCount { return smallByte(smallUnits, c) &<< 4 }
         let base = base(c)
         return base &+ (base &>> 3) &* (c % perDoubling &+ 1)
     }
 
-    /// Bytes in a slab of class `c` (a buddy block): 16 x base, so that a slab holds 8 to 14
-    /// objects and its slack (under one object) stays under 12% of it.
-    @inline(__always) public static func slabBytes(_ c: Int) -> Int { base(c) &* 16 }
+    /// Bytes in a slab of class `c` (a buddy block): 16 x base from 1 KiB up, so that a slab
+    /// holds 8 to 14 objects and its slack (under one object) stays under 12% of it.
+    @inline(__always) public static func slabBytes(_ c: Int) -> Int {
+        c >= largeCount ? 1 &<< smallByte(smallSlabShifts, c) : base(c) &* 16
+    }
 
     /// Objects in a slab of class `c`.
     @inline(__always) public static func capacity(_ c: Int) -> Int { (slabBytes(c) &- headerBytes) / objectSize(c) }
@@ -69,6 +95,20 @@ public enum SlabClass {
         let step = Int(truncatingIfNeeded: (request &- 1 &- (1 &<< UInt(top &- 1))) &>> UInt(top &- 4)) // 0...7
         if step == 7 { return -1 }
         return (top &- 11) &* perDoubling &+ step
+    }
+
+    /// The class under 1 KiB of a request of `request` <= floor bytes: the smallest that holds
+    /// it, or -1 when a power of two is as small (requests up to 32 bytes, and those above 48
+    /// up to 64, 96 up to 128 ...).
+    public static func small(_ request: UInt) -> Int {
+        var below = 32 // the power of two under the class's objects
+        for c in largeCount..<count {
+            let size = objectSize(c)
+            if size > 2 &* below { below &*= 2 }
+            if request <= UInt(below) { return -1 }
+            if request <= UInt(size) { return c }
+        }
+        return -1
     }
 }
 
@@ -110,17 +150,25 @@ extension BuddyEngine {
         if size > state.pointee.slabFloor && size <= state.pointee.slabCeiling && alignment <= 16 {
             let c = SlabClass.of(size)
             if c >= 0 { return state.pointee.slabFirstCode &+ c }
+        } else if size <= SlabClass.floor && state.pointee.slabClassCount > SlabClass.largeCount && alignment <= 16 {
+            let c = SlabClass.small(size)
+            if c >= 0 { return state.pointee.slabFirstCode &+ c }
         }
         return max(geometry.order(forSize: Int(size)), geometry.order(forSize: Int(alignment)))
     }
 
     /// Turns slabs on (at creation, with `config.slabs`): classes whose slab fits in a
     /// block, when the minimum block lets objects start on slots and the codes fit the tag.
+    /// The classes under 1 KiB need 16-byte slots (their sizes are multiples of 16) and their
+    /// eight codes: a pool with larger blocks (BUDDY_MAX_BLOCK above 8M) serves those requests
+    /// with blocks.
     package func enableSlabs() {
         let geometry = self.geometry
         guard geometry.minBlock <= SlabClass.headerBytes,
-              geometry.maxOrder &+ 1 &+ SlabClass.count <= Int(Tag.slabBlock),
+              geometry.maxOrder &+ 1 &+ SlabClass.largeCount <= Int(Tag.slabBlock),
               SlabClass.slabBytes(SlabClass.perDoubling - 1) <= geometry.maxBlock else { return }
+        let small = geometry.minBlock == 16 && geometry.maxOrder &+ 1 &+ SlabClass.count <= Int(Tag.slabBlock)
+            && SlabClass.slabBytes(SlabClass.count - 1) <= geometry.maxBlock
         var ceiling: UInt = 2048
         while ceiling < SlabClass.ceiling && SlabClass.slabBytes(SlabClass.of(ceiling &+ 1)) <= geometry.maxBlock { ceiling &<<= 1 }
         guard let memory = buddy_os_map_aligned(SlabClass.stateBytes, buddy_os_page_size()) else { return }
@@ -130,6 +178,7 @@ extension BuddyEngine {
         state.pointee.slabFirstCode = geometry.maxOrder &+ 1
         state.pointee.slabFloor = SlabClass.floor
         state.pointee.slabCeiling = ceiling
+        state.pointee.slabClassCount = small ? SlabClass.count : SlabClass.largeCount
     }
 
     /// The slab that holds `address` (an object of class `c`): slabs are buddy blocks, aligned to
@@ -213,7 +262,7 @@ extension BuddyEngine {
     package func releaseEmptySlabs() -> Int {
         guard let classes = state.pointee.slabClasses else { return 0 }
         var released = 0
-        for c in 0..<SlabClass.count {
+        for c in 0..<state.pointee.slabClassCount {
             var slab = classes[c].partial
             while let header = slab {
                 slab = header.pointee.next
@@ -280,7 +329,7 @@ extension BuddyEngine {
         guard state.pointee.slabClasses != nil else { return "slab block in a pool without slabs" }
         let h = header.pointee
         let c = Int(h.slabClass)
-        guard c >= 0 && c < SlabClass.count else { return "slab header names no class" }
+        guard c >= 0 && c < state.pointee.slabClassCount else { return "slab header names no class" }
         let capacity = SlabClass.capacity(c), size = SlabClass.objectSize(c)
         if Int(h.capacity) != capacity { return "slab capacity disagrees with its class" }
         if h.carved < 0 || Int(h.carved) > capacity || h.live < 0 || h.live > h.carved { return "slab counts out of range" }
@@ -333,7 +382,7 @@ extension BuddyEngine {
     package func checkSlabClasses(_ tally: SlabTally) -> StaticString? {
         guard let classes = state.pointee.slabClasses else { return tally.slabs == 0 ? nil : "slabs in a pool without slabs" }
         var slabs = 0, out = 0, partial = 0
-        for c in 0..<SlabClass.count {
+        for c in 0..<state.pointee.slabClassCount {
             let k = classes[c]
             slabs &+= k.slabs
             out &+= k.objectsOut

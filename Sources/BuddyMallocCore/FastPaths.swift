@@ -36,8 +36,8 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                 if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
             }
             if request <= threadCache.pointee.orderPathLimit {
-                let order = threadCache.pointee.smallOrders.order(request)
-                if let block = takeCached(threadCache, bin: order, code: order, request: request) { return block }
+                let (bin, code) = threadCache.pointee.smallSizes.entry(request)
+                if let block = takeCached(threadCache, bin: bin, code: code, request: request) { return block }
             } else if request <= threadCache.pointee.cachedSizeLimit {
                 return mallocMedium(request, threadCache, profiled: sampling)
             }
@@ -182,12 +182,8 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 // again is a double free, which the checked path reports (one load from the line
                 // the push writes anyway).
                 if CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) { return freeSlow(pointer) }
-                if value & Tag.stateMask == Tag.used, order < threadCache.pointee.binCount {
-                    return keepCached(pointer, tag, code: order, bin: order, threadCache)
-                }
-                if value & Tag.stateMask == Tag.used, case let bin = threadCache.bin(ofCode: order), bin >= 0 {
-                    return freeMedium(pointer, tag, code: order, bin: bin, threadCache)
-                }
+                let bin = threadCache.pointee.tagBins.bin(value)
+                if bin != TagBinTable.none { return keepCached(pointer, tag, code: order, bin: bin, threadCache) }
             }
             return freeSlow(pointer)
         }
@@ -195,14 +191,6 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
     // Pointers no pool owns go back to glibc (which preserves errno itself).
     guard SegmentMap.lookup(address) != nil else { return freeForeign(pointer) }
     freeSlow(pointer)
-}
-
-/// free's fast path for a slab object (a code above the cached orders): onto its class's bin.
-/// (Out of line: the hot path of the small blocks stays short.)
-@inline(never)
-private func freeMedium(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
-                        _ threadCache: UnsafeMutablePointer<ThreadCache>) {
-    keepCached(pointer, tag, code: code, bin: bin, threadCache)
 }
 
 /// One call in the instrument period (see mallocInstrumented), or, with the profile on, a free

@@ -82,7 +82,7 @@ public enum Option: Int, CaseIterable, Sendable {
         case .growthFactor: return "When the pool is full, a new segment grows it from S to about S x factor bytes (1.0 to 64)."
         case .maxPoolSize: return "Upper bound on the pool's segments, 0 (no limit) or at least the smallest segment (64K, or the maximum block if larger). A request that would pass it first gets back the thread's cached blocks and the empty slabs, then fails with ENOMEM."
         case .releaseDelay: return "Seconds between passes that give free blocks of 64K or more (their pages, beyond 4M kept) and empty segments back to the OS (0: at once)."
-        case .slabs: return "on: requests of 1K to 32K get slab objects of 9/8 ... 15/8 of a power of two (less memory than a block). off: blocks only."
+        case .slabs: return "on: requests of 1K to 32K get slab objects of 9/8 ... 15/8 of a power of two, and requests under 1K objects of 48, 96, 192, 320, 384, 640, 768 or 896 bytes where one is tighter than a block (less memory than a block). off: blocks only."
         case .threadSafety: return "auto: lock, but not while the process has one thread. always: lock on every call."
         case .onError: return "On an invalid or double free: abort (report, then abort like glibc) or log (report, count, continue)."
         case .report: return "Write a report at exit: stderr, or a path (%p becomes the pid): a file (replaced whole), a symlink (its target), /dev/fd/N, a FIFO or a device (written in place)."

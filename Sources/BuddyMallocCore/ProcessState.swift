@@ -17,13 +17,12 @@ struct ProcessState {
     /// Requests up to this many bytes are served by thread caches (0 while caches are off):
     /// the malloc fast path's single size test.
     var cachedSizeLimit: UInt = 0
-    /// Requests up to this many bytes (at most `SmallOrderTable.limit`) take malloc's fast path
-    /// by order, read from `smallOrders`; from there up to cachedSizeLimit, mallocMedium's (by
+    /// Requests up to this many bytes (at most `SmallSizeTable.limit`) take malloc's fast path
+    /// by table, read from `smallSizes`; from there up to cachedSizeLimit, mallocMedium's (by
     /// slab class, or by order). 0 while caches are off.
     var orderPathLimit: UInt = 0
-    /// The order of a request of up to 1 KiB: byte i is order(forSize: 16 * i), so a request of
-    /// n bytes has order byte (n + 15) / 16 (one load instead of a bit scan and its corrections).
-    var smallOrders = SmallOrderTable()
+    /// The bin and code of a request of up to 1 KiB (SmallSizeTable), set with the caches.
+    var smallSizes = SmallSizeTable()
     /// The key that the links stored in free memory are encoded with (see FreeLinks).
     var linkKey: UInt = 0
     /// The depot's shelves (Depot.swift), one per bin: nil without thread caches.
@@ -54,10 +53,6 @@ struct ProcessState {
         let process = memory.bindMemory(to: ProcessState.self, capacity: 1)
         process.initialize(to: ProcessState())
         process.pointee.linkKey = UInt(buddy_os_random_key())
-        let geometry = pool.geometry
-        for i in 0...SmallOrderTable.entries - 1 {
-            process.pointee.smallOrders.set(i, UInt8(geometry.order(forSize: min(16 * i, geometry.maxBlock))))
-        }
         pool.state.pointee.client = memory
         pool.state.pointee.hooks.segmentRemoved = { state, base in
             BuddyEngine(state: state.unsafelyUnwrapped.assumingMemoryBound(to: PoolState.self)).forgetSegmentCopies(base: base)

@@ -131,7 +131,8 @@ struct ReportFigures {
             splits &+= orders[order].splits
             coalesces &+= orders[order].coalesces
         }
-        for c in 0..<Int(s.pointee.slab_class_count) {
+        for i in 0..<SlabStatsView.servedCount(s) {
+            let c = SlabStatsView.served(s, i)
             allocations &+= slabs[c].allocations
             frees &+= slabs[c].frees
         }

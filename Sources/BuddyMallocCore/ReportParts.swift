@@ -136,10 +136,11 @@ extension ReportWriter {
     /// The slab classes: the text's table of those used (none: no table), or the JSON array of all.
     mutating func writeSlabClasses() {
         let slabs = statsSlabs(stats)
-        let count = Int(stats.pointee.slab_class_count)
+        let count = SlabStatsView.servedCount(stats)
         if json { out.append("[") }
         var headings = false
-        for c in 0..<count {
+        for i in 0..<count {
+            let c = SlabStatsView.served(stats, i)
             let k = slabs[c]
             if !json {
                 if k.slabs == 0 && k.allocations == 0 && k.cached == 0 { continue }
@@ -149,7 +150,7 @@ extension ReportWriter {
                     headings = true
                 }
             }
-            writeRecord(.slabClasses, UnsafeRawPointer(slabs + c), index: c, first: c == 0)
+            writeRecord(.slabClasses, UnsafeRawPointer(slabs.record(c)), index: c, first: i == 0)
         }
         if json { out.append(count == 0 ? "]" : "\n  ]") }
     }

@@ -21,8 +21,39 @@ enum SnapshotLocking {
 @inline(__always) func statsOrders(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<buddy_order_stats> {
     withUnsafeMutableBytes(of: &s.pointee.orders) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_order_stats.self) }
 }
-@inline(__always) func statsSlabs(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<buddy_slab_stats> {
-    withUnsafeMutableBytes(of: &s.pointee.slab_classes) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_slab_stats.self) }
+@inline(__always) func statsSlabs(_ s: UnsafeMutablePointer<buddy_stats>) -> SlabStatsView {
+    SlabStatsView(
+        large: withUnsafeMutableBytes(of: &s.pointee.slab_classes) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_slab_stats.self) },
+        small: withUnsafeMutableBytes(of: &s.pointee.small_slab_classes) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: buddy_slab_stats.self) })
+}
+
+/// Slab class c's record: the classes from 1 KiB up in `slab_classes`, those under 1 KiB
+/// (SlabClass.largeCount ...) in `small_slab_classes`, appended to the layout after it.
+struct SlabStatsView {
+    let large: UnsafeMutablePointer<buddy_slab_stats>
+    let small: UnsafeMutablePointer<buddy_slab_stats>
+    @inline(__always) func record(_ c: Int) -> UnsafeMutablePointer<buddy_slab_stats> {
+        c < SlabClass.largeCount ? large + c : small + (c &- SlabClass.largeCount)
+    }
+    /// The classes a snapshot's pool serves, in size order: largeCount ..< largeCount +
+    /// small_slab_class_count, then 0 ..< slab_class_count.
+    /// (The counts are clamped to the arrays: a snapshot is also rendered from figures the
+    /// library did not write, in tests.)
+    static func servedCount(_ s: UnsafePointer<buddy_stats>) -> Int {
+        min(Int(s.pointee.slab_class_count), SlabClass.largeCount) &+ smallCount(s)
+    }
+    /// The i-th of them.
+    static func served(_ s: UnsafePointer<buddy_stats>, _ i: Int) -> Int {
+        let small = smallCount(s)
+        return i < small ? SlabClass.largeCount &+ i : i &- small
+    }
+    private static func smallCount(_ s: UnsafePointer<buddy_stats>) -> Int {
+        min(Int(s.pointee.small_slab_class_count), SlabClass.smallCount)
+    }
+    subscript(c: Int) -> buddy_slab_stats {
+        get { record(c).pointee }
+        nonmutating set { record(c).pointee = newValue }
+    }
 }
 @inline(__always) func statsCalls(_ s: UnsafeMutablePointer<buddy_stats>) -> UnsafeMutablePointer<UInt64> {
     withUnsafeMutableBytes(of: &s.pointee.calls) { $0.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt64.self) }
@@ -148,7 +179,7 @@ extension BuddyEngine {
                 live &+= orders[order].live
             }
             if let classes = s.pointee.slabClasses {
-                for c in 0..<SlabClass.count {
+                for c in 0..<s.pointee.slabClassCount {
                     let objects = calls.allocated[firstCode &+ c] &- calls.freed[firstCode &+ c]
                     slabs[c].live = Int64(bitPattern: objects) < 0 ? 0 : objects
                     slabs[c].allocations = calls.allocated[firstCode &+ c]
@@ -220,9 +251,10 @@ extension BuddyEngine {
         }
         if s.pointee.slabClasses != nil {
             var classes = 0
-            while classes < SlabClass.count && UInt(SlabClass.objectSize(classes)) <= s.pointee.slabCeiling { classes &+= 1 }
+            while classes < SlabClass.largeCount && UInt(SlabClass.objectSize(classes)) <= s.pointee.slabCeiling { classes &+= 1 }
             out.pointee.slab_class_count = UInt32(classes)
-            for c in 0..<SlabClass.count {
+            out.pointee.small_slab_class_count = UInt32(s.pointee.slabClassCount &- SlabClass.largeCount)
+            for c in 0..<s.pointee.slabClassCount {
                 slabs[c].object_size = UInt64(SlabClass.objectSize(c))
                 slabs[c].slab_size = UInt64(SlabClass.slabBytes(c))
                 allocatedTotal &+= slabs[c].allocations &* slabs[c].object_size
@@ -294,7 +326,8 @@ extension BuddyEngine {
         for order in 0...maxOrder where geometry.minShift &+ order < CounterTable.count {
             sizes[geometry.minShift &+ order] &+= orders[order].allocations
         }
-        for c in 0..<Int(out.pointee.slab_class_count) {
+        for i in 0..<SlabStatsView.servedCount(out) {
+            let c = SlabStatsView.served(out, i)
             sizes[bucket(of: UInt(slabs[c].object_size))] &+= slabs[c].allocations
         }
         for b in 0..<CounterTable.count where Int64(bitPattern: sizes[b]) < 0 { sizes[b] = 0 }

@@ -118,7 +118,8 @@ struct ThreadCache {
     var minBlockMask: UInt = 0
     var orderPathLimit: UInt = 0
     var cachedSizeLimit: UInt = 0
-    var smallOrders = SmallOrderTable()
+    var smallSizes = SmallSizeTable()
+    var tagBins = TagBinTable()
     /// The pool's link key (FreeLinks).
     var linkKey: UInt = 0
     /// Bytes of the cache's own mapping when it did not fit in a pool block (a maximum block
@@ -221,9 +222,14 @@ extension BuddyEngine {
         state.pointee.cacheMarkOrders = cachedOrderCount
         process.pointee.cachesEnabled = true
         process.pointee.cachedSizeLimit = UInt(geometry.size(ofOrder: cachedOrderCount - 1))
-        // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (slab
-        // classes start where the table ends: SlabClass.floor == SmallOrderTable.limit).
-        process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallOrderTable.limit)
+        // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (the
+        // classes from 1 KiB up start where the table ends: SlabClass.floor == SmallSizeTable.limit).
+        process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallSizeTable.limit)
+        for i in 0..<SmallSizeTable.entries {
+            let code = self.code(forSize: UInt(min(16 * i, geometry.maxBlock)), alignment: minimumAlignment)
+            let bin = code <= geometry.maxOrder ? code : cachedOrderCount &+ (code &- state.pointee.slabFirstCode)
+            process.pointee.smallSizes.set(i, bin: bin, code: code)
+        }
     }
 
     /// Orders with a bin: those whose blocks are at most `largestCachedBlock`.
@@ -232,7 +238,7 @@ extension BuddyEngine {
     }
 
     /// Bins in every cache of this pool: the cached orders', then the slab classes'.
-    var binsPerCache: Int { cachedOrderCount &+ (state.pointee.slabClasses == nil ? 0 : SlabClass.count) }
+    var binsPerCache: Int { cachedOrderCount &+ state.pointee.slabClassCount }
 
     /// The allocation code of bin `bin` in every cache of this pool.
     func codeOfBin(_ bin: Int) -> Int {
@@ -250,7 +256,7 @@ extension BuddyEngine {
     func createThreadCache() -> UnsafeMutablePointer<ThreadCache>? {
         let geometry = self.geometry
         let binCount = cachedOrderCount
-        let slabBinCount = state.pointee.slabClasses == nil ? 0 : SlabClass.count
+        let slabBinCount = state.pointee.slabClassCount
         let bytes = MemoryLayout<ThreadCache>.stride + (binCount + slabBinCount) * MemoryLayout<CacheBin>.stride
         // The cache is the pool's own metadata: a pool block when one can hold it, else a mapping
         // of its own (a block's order is at most maxOrder; codes above it are slab classes).
@@ -274,7 +280,11 @@ extension BuddyEngine {
         cache.pointee.minBlockMask = state.pointee.minBlockMask
         cache.pointee.orderPathLimit = process.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
-        cache.pointee.smallOrders = process.pointee.smallOrders
+        cache.pointee.smallSizes = process.pointee.smallSizes
+        for code in 0..<Int(Tag.orderMask) + 1 {
+            let bin = cache.bin(ofCode: code)
+            if bin >= 0 { cache.pointee.tagBins.set(code: code, bin: bin) }
+        }
         cache.pointee.linkKey = process.pointee.linkKey
         for bin in 0..<cache.totalBins {
             (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(binLimit(bin))))

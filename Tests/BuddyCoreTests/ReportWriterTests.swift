@@ -45,6 +45,8 @@ import Testing
         s.free_samples = 1
         s.slab_class_count = 5
         s.slab_pad_ = 0
+        s.small_slab_class_count = 2
+        s.small_slab_pad_ = 0
         withUnsafeMutablePointer(to: &s) { p in
             // An order and a slab class with nothing in them (the text leaves them out).
             statsOrders(p)[3] = buddy_order_stats()

@@ -14,22 +14,29 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
 }
 
 @Suite struct SlabClassTests {
-    /// The classes: 7 per doubling, each a multiple of 128 bytes (so objects after the 64-byte
-    /// header are 64-byte aligned), each slab's slack under one object.
+    /// The classes from 1 KiB up: 7 per doubling, each a multiple of 128 bytes (so objects after
+    /// the 64-byte header are 64-byte aligned). Those under 1 KiB: multiples of 16 (objects
+    /// start on 16-byte slots). Each in size order, none a power of two, each slab holding 8 or
+    /// more objects with slack under one object.
     @Test func classTable() {
         var previous = 1024
         for c in 0..<SlabClass.count {
+            if c == SlabClass.largeCount { previous = 32 }
             let size = SlabClass.objectSize(c), slab = SlabClass.slabBytes(c)
-            #expect(size > previous && size % 128 == 0, "class \(c): \(size)")
+            let unit = c < SlabClass.largeCount ? 128 : 16
+            #expect(size > previous && size % unit == 0, "class \(c): \(size)")
+            #expect(c < SlabClass.largeCount || size < Int(SlabClass.floor), "class \(c): \(size)")
             #expect(size & (size - 1) != 0, "class \(c) is a power of two: a block serves it")
+            #expect(slab & (slab - 1) == 0, "class \(c): a slab is a block")
             let capacity = SlabClass.capacity(c)
             #expect(capacity >= 8 && SlabClass.headerBytes + capacity * size <= slab, "class \(c): \(capacity) objects")
             #expect(slab - SlabClass.headerBytes - capacity * size < size, "class \(c): slack")
             previous = size
         }
-        #expect(SlabClass.objectSize(SlabClass.count - 1) < Int(SlabClass.ceiling))
-        // malloc's order table ends where the classes begin.
-        #expect(SlabClass.floor == SmallOrderTable.limit)
+        #expect(SlabClass.objectSize(SlabClass.largeCount - 1) < Int(SlabClass.ceiling))
+        #expect(SlabClass.objectSize(SlabClass.count - 1) < Int(SlabClass.floor))
+        // malloc's table of small sizes ends where the classes from 1 KiB up begin.
+        #expect(SlabClass.floor == SmallSizeTable.limit)
     }
 
     /// code(forSize:) picks the smallest of the classes and the powers of two that holds the
@@ -38,18 +45,41 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         let arena = Arena(size: 1 << 22)
         let pool = try makeSlabPool(arena: arena)
         defer { pool.destroy() }
+        #expect(pool.state.pointee.slabClassCount == SlabClass.count)
         var candidates = (0..<SlabClass.count).map(SlabClass.objectSize)
         for k in 4...20 { candidates.append(1 << k) }
         candidates.sort()
         var wrong = 0
         for r in 1...40_000 {
             let code = pool.code(forSize: UInt(r), alignment: 16)
-            let expected = r <= 1024 ? pool.geometry.size(ofOrder: pool.geometry.order(forSize: r)) : candidates.first { $0 >= r }!
-            if pool.size(ofCode: code) != expected { wrong += 1 }
+            if pool.size(ofCode: code) != candidates.first(where: { $0 >= r })! { wrong += 1 }
             // Over-aligned requests are blocks (a block is aligned to its size).
             if pool.code(forSize: UInt(r), alignment: 32) > pool.geometry.maxOrder { wrong += 1 }
         }
         #expect(wrong == 0)
+    }
+
+    /// The classes under 1 KiB take the tag's last eight codes: a pool with one order more than
+    /// the default (a 16 MiB largest block) has no room for them and serves those requests with
+    /// blocks, the classes from 1 KiB up as before; so does a pool of 32-byte slots (48-byte
+    /// objects would straddle them).
+    @Test(arguments: [(16, 16 << 20), (32, 1 << 20)])
+    func noCodesLeftMeansBlocksUnder1K(minBlock: Int, maxBlock: Int) throws {
+        let arena = Arena(size: 16 << 20)
+        var config = PoolConfig()
+        config.minBlock = minBlock
+        config.maxBlock = maxBlock
+        config.maxPoolSize = arena.size
+        config.slabs = true
+        let pool = try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
+        defer { pool.destroy() }
+        #expect(pool.state.pointee.slabClassCount == SlabClass.largeCount)
+        #expect(pool.size(ofCode: pool.code(forSize: 40, alignment: 16)) == max(64, minBlock))
+        #expect(pool.size(ofCode: pool.code(forSize: 700, alignment: 16)) == 1024)
+        #expect(pool.size(ofCode: pool.code(forSize: 1100, alignment: 16)) == 1152)
+        let object = try #require(pool.allocate(code: pool.code(forSize: 1100, alignment: 16), mayGrow: true))
+        #expect(pool.release(object) == .released)
+        expectInvariants(pool)
     }
 
     /// Slabs fit in blocks: a pool whose largest block is 64 KiB keeps the classes whose slab fits.
@@ -160,6 +190,14 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.slabBinCount == SlabClass.count)
+        // free's table: tagBins(used | code) == bin(ofCode: code), none for every other tag.
+        var wrongTags = 0
+        for tag in 0..<256 {
+            let value = UInt8(tag), bin = cache.pointee.tagBins.bin(value)
+            let expected = value & Tag.stateMask == Tag.used ? cache.bin(ofCode: Int(value & Tag.orderMask)) : -1
+            if bin != (expected < 0 ? TagBinTable.none : expected) { wrongTags += 1 }
+        }
+        #expect(wrongTags == 0)
         let code = pool.code(forSize: 4200, alignment: 16)
         let bin = cache.bin(ofCode: code)
         #expect(bin >= cache.pointee.binCount && cache.code(ofBin: bin) == code)
@@ -215,20 +253,30 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
     }
 }
 
-@Suite struct SmallOrderTableTests {
-    /// malloc's fast path reads a request's order from a table: for every minimum block and
-    /// every request of 0 ... 1024 bytes, table order == geometry.order(forSize:).
-    @Test(arguments: [16, 32, 64, 2048])
-    func tableMatchesTheGeometry(minBlock: Int) throws {
+@Suite struct SmallSizeTableTests {
+    /// malloc's fast path reads a request's bin and code from a table: for every minimum block,
+    /// with and without slabs, and every request of 0 ... 1024 bytes,
+    ///     table code == code(forSize:),  codeOfBin(table bin) == table code
+    @Test(arguments: [(16, false), (16, true), (32, false), (32, true), (64, true), (2048, false)])
+    func tableMatchesTheCodes(minBlock: Int, slabs: Bool) throws {
+        try #require(testCacheKeyCreated)
         let arena = Arena(size: 1 << 20)
-        let pool = try makePool(arena: arena, minBlock: minBlock, maxBlock: 64 << 10)
+        var config = PoolConfig()
+        config.minBlock = minBlock
+        config.maxBlock = 64 << 10
+        config.maxPoolSize = arena.size
+        config.slabs = slabs
+        let pool = try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
         defer { pool.destroy() }
         try #require(ProcessState.attach(to: pool))
+        pool.allowThreadCaches()
         var wrong = 0
-        for size in 0...Int(SmallOrderTable.limit) where pool.process.pointee.smallOrders.order(UInt(size)) != pool.geometry.order(forSize: size) {
-            wrong += 1
+        for size in 0...Int(pool.process.pointee.orderPathLimit) {
+            let (bin, code) = pool.process.pointee.smallSizes.entry(UInt(size))
+            if code != pool.code(forSize: UInt(size), alignment: 16) || pool.codeOfBin(bin) != code { wrong += 1 }
         }
-        #expect(wrong == 0, "minimum block \(minBlock): \(wrong) sizes with the wrong order")
+        #expect(wrong == 0, "minimum block \(minBlock): \(wrong) sizes with the wrong bin or code")
         #expect(pool.state.pointee.minBlockMask == UInt(minBlock - 1))
+        #expect((slabs && minBlock == 16) == (pool.size(ofCode: pool.code(forSize: 40, alignment: 16)) == 48))
     }
 }

@@ -78,7 +78,7 @@ private func checkDocument(_ d: [String: Any], _ what: String, exact: Bool) {
     #expect(orders.count == 20, "\(what): \(orders.count) orders for 16 B ... 8 MiB (the default blocks)")
     // free = free blocks + slabs' spare bytes; used = live blocks + live slab objects.
     let slabs = d["slab_classes"] as? [[String: Any]] ?? []
-    #expect(slabs.count == 35, "\(what): \(slabs.count) slab classes (7 per doubling, 1 KiB ... 32 KiB)")
+    #expect(slabs.count == 43, "\(what): \(slabs.count) slab classes (8 under 1 KiB, 7 per doubling from 1 KiB to 32 KiB)")
     let liveBytes = orders.reduce(0) { $0 + int($1["live"]) * int($1["block_size"]) }
         + slabs.reduce(0) { $0 + int($1["live"]) * int($1["object_size"]) }
     let freeBytes = orders.reduce(0) { $0 + int($1["free"]) * int($1["block_size"]) }

@@ -84,6 +84,9 @@ int main(void) {
     free(grown);
     unsigned long long live_bytes = 0;
     for (unsigned k = 0; k < s.order_count; k++) live_bytes += s.orders[k].live * s.orders[k].block_size;
+    for (unsigned c = 0; c < s.slab_class_count; c++) live_bytes += s.slab_classes[c].live * s.slab_classes[c].object_size;
+    for (unsigned c = 0; c < s.small_slab_class_count; c++)
+        live_bytes += s.small_slab_classes[c].live * s.small_slab_classes[c].object_size;
     printf("stats.live_bytes %llu\n", live_bytes);
     printf("mallinfo2.arena %zu\nmallinfo2.uordblks %zu\nmallinfo2.fordblks %zu\nmallinfo2.fsmblks %zu\n",
            m2.arena, m2.uordblks, m2.fordblks, m2.fsmblks);

@@ -24,6 +24,8 @@ extern "C" {
 #define BUDDY_STATS_MAX_ORDERS 41
 /// Slab classes (README, "Slabs"): 7 per doubling from 1 KiB to 32 KiB.
 #define BUDDY_STATS_MAX_SLAB_CLASSES 35
+/// Slab classes under 1 KiB (48 ... 896 bytes), appended after them: class 35 + i.
+#define BUDDY_STATS_SMALL_SLAB_CLASSES 8
 /// Power-of-two buckets: bucket b counts the values v with 2^(b-1) < v <= 2^b (bucket 0: v <= 1).
 #define BUDDY_STATS_BUCKETS 64
 
@@ -162,6 +164,11 @@ struct buddy_stats {
     uint64_t resident_oversize;     ///< of live blocks above the maximum block
     uint64_t resident_retained;     ///< of retained oversize mappings
     uint64_t process_resident;      ///< the whole process's resident set (/proc/self/statm); 0 when unknown
+
+    // Slab classes under 1 KiB (appended with them): classes 35 ... 42, in size order.
+    uint32_t small_slab_class_count; ///< classes under 1 KiB this pool serves (0: none, e.g. BUDDY_MAX_BLOCK above 8M)
+    uint32_t small_slab_pad_;        ///< (0)
+    struct buddy_slab_stats small_slab_classes[BUDDY_STATS_SMALL_SLAB_CLASSES];
 };
 
 /// Fills `stats` with a snapshot of the process pool. Set `stats->size` first (0 means

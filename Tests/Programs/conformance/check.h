@@ -69,6 +69,16 @@ static size_t buddy_size(size_t n) {
     size_t block = next_pow2(n), base = block / 2, step = base / 8;
     const char *v = getenv("BUDDY_SLABS");
     int slabs = !(v && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0));
+    if (slabs && n <= KiB) {
+        /* The classes under 1 KiB (README, "Slabs"): with 16-byte slots, and codes left by at
+           most 20 orders (a largest block of 8 MiB); their largest slab is 16 KiB. */
+        static const size_t small[] = {48, 96, 192, 320, 384, 640, 768, 896};
+        const char *m = getenv("BUDDY_MIN_BLOCK");
+        if ((m && *m && strtoull(m, NULL, 10) != 16) || max_block() > 8 * MiB || max_block() < 16 * KiB) return block;
+        for (size_t i = 0; i < sizeof small / sizeof small[0]; i++)
+            if (n <= small[i] && small[i] < block) return small[i];
+        return block;
+    }
     if (!slabs || n <= KiB || n > 32 * KiB || 16 * base > max_block()) return block;
     size_t k = (n - base + step - 1) / step;
     return k < 8 ? base + k * step : block;

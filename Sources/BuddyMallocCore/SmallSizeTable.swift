@@ -1,0 +1,62 @@
+import BuddyEngine
+
+/// malloc's table for requests of 0 ... 1024 bytes in steps of 16: entry i holds the bin and the
+/// allocation code of a request of 16(i-1)+1 ... 16i bytes (an order, or a slab class under
+/// 1 KiB), so a request of n bytes is entry (n + 15) / 16: two loads from one line of the thread's
+/// cache instead of a bit scan, its corrections and the class search.
+///
+///     code(i) == pool.code(forSize: 16 i, alignment: 16);  bin(i) == cache.bin(ofCode: code(i))
+struct SmallSizeTable {
+    static let entries = 65
+    static let limit: UInt = 1024
+    /// The bins in bytes 0 ..< 65, the codes in bytes 72 ..< 137.
+    static let codeOffset = 72
+    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                  UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// The bin and the code of a request of `size` <= limit bytes.
+    @inline(__always) mutating func entry(_ size: UInt) -> (bin: Int, code: Int) {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            let base = raw.baseAddress.unsafelyUnwrapped
+            let i = Int(truncatingIfNeeded: (size &+ 15) &>> 4)
+            return (Int(base.load(fromByteOffset: i, as: UInt8.self)),
+                    Int(base.load(fromByteOffset: SmallSizeTable.codeOffset &+ i, as: UInt8.self)))
+        }
+    }
+
+    mutating func set(_ i: Int, bin: Int, code: Int) {
+        withUnsafeMutableBytes(of: &storage) {
+            $0[i] = UInt8(truncatingIfNeeded: bin)
+            $0[SmallSizeTable.codeOffset + i] = UInt8(truncatingIfNeeded: code)
+        }
+    }
+}
+
+/// free's table: by a tag's whole byte, the bin of a block or object tagged used with a code a
+/// bin holds (an order or a slab class), else `none` (free, cached in the quarantine, a slab
+/// block, no block), so that free tests the tag's state and finds the bin with one load from
+/// the thread's cache whatever the code.
+///
+///     bin(Tag.used | code) == cache.bin(ofCode: code), or none where that is -1;
+///     bin(tag) == none for every other tag
+struct TagBinTable {
+    static let none = 0xFF
+    var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                  UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                  UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                  UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+        = (~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0,
+           ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0)
+
+    /// The bin of a block whose tag is `tag`, or none.
+    @inline(__always) mutating func bin(_ tag: UInt8) -> Int {
+        withUnsafeMutableBytes(of: &storage) { raw in
+            Int(raw.baseAddress.unsafelyUnwrapped.load(fromByteOffset: Int(tag), as: UInt8.self))
+        }
+    }
+
+    mutating func set(code: Int, bin: Int) {
+        withUnsafeMutableBytes(of: &storage) { $0[Int(Tag.used) | code] = UInt8(truncatingIfNeeded: bin) }
+    }
+}
