@@ -227,8 +227,7 @@ extension BuddyEngine {
         process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallSizeTable.limit)
         for i in 0..<SmallSizeTable.entries {
             let code = self.code(forSize: UInt(min(16 * i, geometry.maxBlock)), alignment: minimumAlignment)
-            let bin = code <= geometry.maxOrder ? code : cachedOrderCount &+ (code &- state.pointee.slabFirstCode)
-            process.pointee.smallSizes.set(i, bin: bin, code: code)
+            process.pointee.smallSizes.set(i, bin: binOfCode(code), code: code)
         }
     }
 
@@ -243,6 +242,14 @@ extension BuddyEngine {
     /// The allocation code of bin `bin` in every cache of this pool.
     func codeOfBin(_ bin: Int) -> Int {
         bin < cachedOrderCount ? bin : state.pointee.slabFirstCode &+ (bin &- cachedOrderCount)
+    }
+
+    /// The bin of allocation code `code` in every cache of this pool, or -1 when no bin holds it
+    /// (the inverse of codeOfBin; ThreadCache.bin(ofCode:) is the same from a cache's copies).
+    func binOfCode(_ code: Int) -> Int {
+        if code < cachedOrderCount { return code }
+        let c = code &- state.pointee.slabFirstCode
+        return c >= 0 && c < state.pointee.slabClassCount ? cachedOrderCount &+ c : -1
     }
 
     /// The most blocks bin `bin` holds (the same in every cache): its bytes' worth, at most
@@ -281,9 +288,8 @@ extension BuddyEngine {
         cache.pointee.orderPathLimit = process.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
         cache.pointee.smallSizes = process.pointee.smallSizes
-        for code in 0..<Int(Tag.orderMask) + 1 {
-            let bin = cache.bin(ofCode: code)
-            if bin >= 0 { cache.pointee.tagBins.set(code: code, bin: bin) }
+        for code in 0..<Int(Tag.orderMask) + 1 where binOfCode(code) >= 0 {
+            cache.pointee.tagBins.set(code: code, bin: binOfCode(code))
         }
         cache.pointee.linkKey = process.pointee.linkKey
         for bin in 0..<cache.totalBins {
