@@ -37,12 +37,17 @@ extension BuddyEngine {
     /// tail, so a caller holding free memory elsewhere (malloc's depot) can give it back first
     /// rather than touch new pages.
     public func allocate(order: Int, mayGrow: Bool, mayCarve: Bool = true, dirtyBytes: UnsafeMutablePointer<Int>? = nil) -> UnsafeMutableRawPointer? {
+        allocate(order: order, mayGrow: mayGrow, mayCarve: mayCarve, dirtyBytes: dirtyBytes, sizeClass: sizeClass(ofOrder: order))
+    }
+
+    /// As `allocate(order:mayGrow:mayCarve:dirtyBytes:)`, from segments of size class `wanted`
+    /// first (a slab's: that of its objects' size, not of the slab's).
+    package func allocate(order: Int, mayGrow: Bool, mayCarve: Bool, dirtyBytes: UnsafeMutablePointer<Int>?, sizeClass wanted: UInt8) -> UnsafeMutableRawPointer? {
         let geometry = self.geometry
         // The oldest segment of the order's size class that can serve the request serves it
         // (newer segments drain); then a new segment of that class; then, when the pool may not
         // grow (BUDDY_MAX_POOL, or the OS said no), any segment. While the OS refuses segments,
         // any segment comes before a new one: no mmap that is likely to fail.
-        let wanted = sizeClass(ofOrder: order)
         var found = take(order: order, sizeClass: wanted, mayCarve: mayCarve || mayGrow)
         if found == nil, mayGrow, segregated, mapRecentlyRefused { found = take(order: order, sizeClass: BuddyEngine.anySizeClass) }
         if found == nil, mayGrow {

@@ -197,7 +197,11 @@ extension BuddyEngine {
         let klass = state.pointee.slabClasses! + c
         var slab = klass.pointee.partial
         if slab == nil {
-            guard let block = allocate(order: geometry.order(forSize: SlabClass.slabBytes(c)), mayGrow: mayGrow, mayCarve: mayCarve) else { return nil }
+            // From the segments of blocks of the objects' size, not of the slab's: a program's
+            // 48- and 64-byte allocations then share segments (and free's copy of the thread's
+            // last segment), as its 32- and 64-byte ones do.
+            guard let block = allocate(order: geometry.order(forSize: SlabClass.slabBytes(c)), mayGrow: mayGrow, mayCarve: mayCarve,
+                                       dirtyBytes: nil, sizeClass: sizeClass(ofOrder: geometry.order(forSize: SlabClass.objectSize(c)))) else { return nil }
             let header = block.bindMemory(to: SlabHeader.self, capacity: 1)
             header.initialize(to: SlabHeader(next: nil, prev: nil, freeObjects: nil, live: 0, carved: 0,
                                              capacity: Int32(SlabClass.capacity(c)), slabClass: Int32(c), onPartialList: false))
