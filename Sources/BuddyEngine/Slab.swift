@@ -10,9 +10,9 @@ import CBuddySupport
 //   step is the next power of two, a block of its own); a slab is one buddy block of 16 times
 //   the class's lower power of two;
 // - under 1 KiB, eight classes (the tag's last free codes, see `smallCount`): 48, 96, 192, 320,
-//   384, 640, 768 and 896 bytes (3/2 of a power of two, and quarter steps in the doubling that
-//   holds most of the bytes); a slab is 4, 8 or 16 KiB, so that a refill or a flush of a bin
-//   touches a few slabs, not one per ten objects.
+//   384, 640, 768 and 896 bytes (3/2 of each power of two from 32, and 5/4 of 256, 5/4 and 7/4
+//   of 512, where most small bytes are); a slab is 4, 8 or 16 KiB, so that a refill or a
+//   flush of a bin touches a few slabs, not one per ten objects.
 // A slab is carved into objects of the class's size:
 //
 //     slab = header (64 bytes) | object 0 | object 1 | ... | object capacity-1 | slack

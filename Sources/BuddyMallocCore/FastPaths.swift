@@ -177,13 +177,13 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
                 let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
                 let value = tag.pointee
-                let order = Int(value & Tag.orderMask)
+                let code = Int(value & Tag.orderMask)
                 // A block a cache holds keeps its used tag and carries the cache mark: freeing it
                 // again is a double free, which the checked path reports (one load from the line
                 // the push writes anyway).
                 if CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) { return freeSlow(pointer) }
                 let bin = threadCache.pointee.tagBins.bin(value)
-                if bin != TagBinTable.none { return keepCached(pointer, tag, code: order, bin: bin, threadCache) }
+                if bin != TagBinTable.none { return keepCached(pointer, tag, code: code, bin: bin, threadCache) }
             }
             return freeSlow(pointer)
         }

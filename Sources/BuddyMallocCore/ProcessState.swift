@@ -21,8 +21,10 @@ struct ProcessState {
     /// by table, read from `smallSizes`; from there up to cachedSizeLimit, mallocMedium's (by
     /// slab class, or by order). 0 while caches are off.
     var orderPathLimit: UInt = 0
-    /// The bin and code of a request of up to 1 KiB (SmallSizeTable), set with the caches.
+    /// The bin and code of a request of up to 1 KiB, and the bin of a used tag (SmallSizeTable.swift),
+    /// set with the caches.
     var smallSizes = SmallSizeTable()
+    var tagBins = TagBinTable()
     /// The key that the links stored in free memory are encoded with (see FreeLinks).
     var linkKey: UInt = 0
     /// The depot's shelves (Depot.swift), one per bin: nil without thread caches.

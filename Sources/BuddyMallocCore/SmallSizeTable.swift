@@ -5,7 +5,7 @@ import BuddyEngine
 /// 1 KiB), so a request of n bytes is entry (n + 15) / 16: two loads from one line of the thread's
 /// cache instead of a bit scan, its corrections and the class search.
 ///
-///     code(i) == pool.code(forSize: 16 i, alignment: 16);  bin(i) == cache.bin(ofCode: code(i))
+///     code(i) == pool.code(forSize: 16 i, alignment: 16);  bin(i) == pool.binOfCode(code(i))
 struct SmallSizeTable {
     static let entries = 65
     static let limit: UInt = 1024
@@ -38,7 +38,7 @@ struct SmallSizeTable {
 /// block, no block), so that free tests the tag's state and finds the bin with one load from
 /// the thread's cache whatever the code.
 ///
-///     bin(Tag.used | code) == cache.bin(ofCode: code), or none where that is -1;
+///     bin(Tag.used | code) == pool.binOfCode(code), or none where that is -1;
 ///     bin(tag) == none for every other tag
 struct TagBinTable {
     static let none = 0xFF

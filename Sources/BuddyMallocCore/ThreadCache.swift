@@ -153,11 +153,12 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
     @inline(__always) var totalBins: Int { pointee.binCount &+ pointee.slabBinCount }
 
     /// The bin of allocation code `code` (an order below binCount, or a slab class's code of a
-    /// pool with slabs), or -1 when no bin holds it.
+    /// pool with slabs), or -1 when no bin holds it: the pool's binOfCode, read from the cache's
+    /// tag table (one load).
     @inline(__always) func bin(ofCode code: Int) -> Int {
-        if code < pointee.binCount { return code }
-        let c = code &- pointee.pool.pointee.slabFirstCode
-        return c >= 0 && c < pointee.slabBinCount ? pointee.binCount &+ c : -1
+        guard code <= Int(Tag.orderMask) else { return -1 }
+        let bin = pointee.tagBins.bin(Tag.used | UInt8(truncatingIfNeeded: code))
+        return bin == TagBinTable.none ? -1 : bin
     }
 
     /// The allocation code of bin `bin` (numbered alike in every cache of the pool).
@@ -225,9 +226,13 @@ extension BuddyEngine {
         // Requests up to 1 KiB take malloc's table path; larger cached ones mallocMedium's (the
         // classes from 1 KiB up start where the table ends: SlabClass.floor == SmallSizeTable.limit).
         process.pointee.orderPathLimit = min(process.pointee.cachedSizeLimit, SmallSizeTable.limit)
+        // The fast paths' tables, copied into every cache (SmallSizeTable.swift).
         for i in 0..<SmallSizeTable.entries {
             let code = self.code(forSize: UInt(min(16 * i, geometry.maxBlock)), alignment: minimumAlignment)
             process.pointee.smallSizes.set(i, bin: binOfCode(code), code: code)
+        }
+        for code in 0...Int(Tag.orderMask) where binOfCode(code) >= 0 {
+            process.pointee.tagBins.set(code: code, bin: binOfCode(code))
         }
     }
 
@@ -245,7 +250,7 @@ extension BuddyEngine {
     }
 
     /// The bin of allocation code `code` in every cache of this pool, or -1 when no bin holds it
-    /// (the inverse of codeOfBin; ThreadCache.bin(ofCode:) is the same from a cache's copies).
+    /// (the inverse of codeOfBin; ThreadCache.bin(ofCode:) reads it from the cache's tag table).
     func binOfCode(_ code: Int) -> Int {
         if code < cachedOrderCount { return code }
         let c = code &- state.pointee.slabFirstCode
@@ -256,9 +261,11 @@ extension BuddyEngine {
     /// maxBlocksPerBin, at least one.
     func binLimit(_ bin: Int) -> Int {
         // The classes under 1 KiB hold as many bytes as the orders they sit between: with half
-        // as many, their bins went to the pool twice as often (smallbatch: 3.3x the pool lock).
+        // as many, their bins went to the pool more often (smallbatch took the pool lock 102,204
+        // times; 71,127 with 32 KiB).
         let size = size(ofCode: codeOfBin(bin))
-        let perBin = bin < cachedOrderCount || size < SlabClass.floor ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
+        let small = bin < cachedOrderCount || size < SlabClass.floor
+        let perBin = small ? ThreadCache.bytesPerBin : ThreadCache.bytesPerSlabBin
         return min(ThreadCache.maxBlocksPerBin, max(1, perBin / size))
     }
 
@@ -291,9 +298,7 @@ extension BuddyEngine {
         cache.pointee.orderPathLimit = process.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
         cache.pointee.smallSizes = process.pointee.smallSizes
-        for code in 0..<Int(Tag.orderMask) + 1 where binOfCode(code) >= 0 {
-            cache.pointee.tagBins.set(code: code, bin: binOfCode(code))
-        }
+        cache.pointee.tagBins = process.pointee.tagBins
         cache.pointee.linkKey = process.pointee.linkKey
         for bin in 0..<cache.totalBins {
             (cache.bins + bin).initialize(to: CacheBin(head: nil, count: 0, limit: Int32(binLimit(bin))))

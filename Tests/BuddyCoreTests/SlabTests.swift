@@ -190,14 +190,20 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.slabBinCount == SlabClass.count)
-        // free's table: tagBins(used | code) == bin(ofCode: code), none for every other tag.
-        var wrongTags = 0
+        // free's table: tagBins(used | code) == binOfCode(code), none for every other tag; and
+        // every bin's code leads back to it (codeOfBin(binOfCode(code)) == code), every bin once.
+        var wrongTags = 0, binsSeen = Set<Int>()
         for tag in 0..<256 {
             let value = UInt8(tag), bin = cache.pointee.tagBins.bin(value)
-            let expected = value & Tag.stateMask == Tag.used ? cache.bin(ofCode: Int(value & Tag.orderMask)) : -1
+            let code = Int(value & Tag.orderMask)
+            let expected = value & Tag.stateMask == Tag.used ? pool.binOfCode(code) : -1
             if bin != (expected < 0 ? TagBinTable.none : expected) { wrongTags += 1 }
+            if expected >= 0 {
+                if pool.codeOfBin(expected) != code || !binsSeen.insert(expected).inserted { wrongTags += 1 }
+            }
         }
         #expect(wrongTags == 0)
+        #expect(binsSeen.count == cache.totalBins)
         let code = pool.code(forSize: 4200, alignment: 16)
         let bin = cache.bin(ofCode: code)
         #expect(bin >= cache.pointee.binCount && cache.code(ofBin: bin) == code)
