@@ -445,7 +445,7 @@ private func reallocByMoving(_ pointer: UnsafeMutableRawPointer, to size: UInt, 
         if pool.state.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
         // A free of realloc's, not of the program's: counted with the slow paths' frees.
         cache.pointee.calls.slowFrees &+= 1
-        keepCached(pointer, pool.tagAddress(pointer), code: code, bin: bin, cache)
+        keepCached(pointer, pool.tagAddress(pointer), code: code, cache.slot(bin), cache)
         return moved
     }
     releaseToPool(pointer, function: "realloc()")

@@ -27,7 +27,7 @@ public func buddy_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
 private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer? {
     let request = UInt(bitPattern: size)
     // (A thread cache exists only for the process pool, and names it: no load of the pool's global.)
-    if buddy_thread_depth() == 0, buddy_thread_deferred() == nil {
+    if buddy_thread_idle() != 0 {
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
@@ -36,8 +36,12 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
                 if threadCache.pointee.calls.countdown == 0 { return mallocInstrumented(size, threadCache) }
             }
             if request <= threadCache.pointee.orderPathLimit {
-                let (bin, code) = threadCache.pointee.smallSizes.entry(request)
-                if let block = takeCached(threadCache, bin: bin, code: code, request: request) { return block }
+                let (words, code) = threadCache.pointee.smallSizes.entry(request)
+                let (block, sound) = takeCached(threadCache, threadCache.slot(words: words), code: code, request: request)
+                if let block {
+                    if _fastPath(sound) { return block }
+                    return mallocCorrupted(size, threadCache, block, bin: words / ThreadCache.wordsPerBin, profiled: sampling)
+                }
             } else if request <= threadCache.pointee.cachedSizeLimit {
                 return mallocMedium(request, threadCache, profiled: sampling)
             }
@@ -53,7 +57,8 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
 private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>, profiled: Bool) -> UnsafeMutableRawPointer? {
     let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
     let bin = threadCache.bin(ofCode: code)
-    if bin >= 0, let block = takeCached(threadCache, bin: bin, code: code, request: request) {
+    if bin >= 0, case let (block?, sound) = takeCached(threadCache, threadCache.slot(bin), code: code, request: request) {
+        guard sound else { return mallocCorrupted(Int(bitPattern: request), threadCache, block, bin: bin, profiled: profiled) }
         if profiled, threadCache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
             AllocationProfile.allocated(block, size: request, counted: true, cache: threadCache)
         }
@@ -62,32 +67,48 @@ private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<T
     return mallocSlow(Int(bitPattern: request), profiled: profiled)
 }
 
-/// The fast paths' pop: a cached block (or object) of allocation code `code` from bin `bin`,
-/// counted, or nil when the bin is empty. Its tag already says used (CacheMark). The depth is
-/// raised around the pop, so a signal handler's malloc cannot interleave.
+/// A cached block whose links were overwritten (ThreadCache.take): reported and handled as
+/// FreeLinks.cacheCorrupted says (the bin is abandoned), then the request takes the slow path.
+/// Out of line and reached by a tail call, so the fast paths keep no registers for it.
+@inline(never)
+private func mallocCorrupted(_ size: Int, _ threadCache: UnsafeMutablePointer<ThreadCache>, _ block: UnsafeMutableRawPointer,
+                             bin: Int, profiled: Bool) -> UnsafeMutableRawPointer? {
+    buddy_thread_enter()
+    FreeLinks.cacheCorrupted(threadCache, bin: bin, block: block, function: "malloc()")
+    buddy_thread_leave()
+    return mallocSlow(size, profiled: profiled)
+}
+
+/// The fast paths' pop: a cached block (or object) of allocation code `code` from the bin at
+/// `slot`, counted, or nil when the bin is empty; `sound` false when its links were overwritten
+/// (not counted, not taken: the caller tail-calls mallocCorrupted). Its tag already says used
+/// (CacheMark). The depth is raised around the pop, so a signal handler's malloc cannot
+/// interleave.
 @inline(__always)
-private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, bin: Int, code: Int, request: UInt) -> UnsafeMutableRawPointer? {
+private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, _ slot: UnsafeMutablePointer<CacheBin>,
+                        code: Int, request: UInt) -> (block: UnsafeMutableRawPointer?, sound: Bool) {
     buddy_thread_enter()
     defer { buddy_thread_leave() }
-    guard let (block, _) = threadCache.pop(bin) else { return nil }
+    let (block, _, sound) = threadCache.take(slot)
+    guard let block, sound else { return (block, false) }
     threadCache.pointee.calls.allocated.add(code)
     threadCache.pointee.calls.requestedBytes &+= UInt64(request)
     threadCache.pointee.calls.countLiveAllocation()
-    return block
+    return (block, true)
 }
 
-/// The fast paths' push: a block (or object) of code `code` the program frees goes on bin `bin`,
-/// counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed. (Also
-/// realloc's move, for the block it leaves.)
+/// The fast paths' push: a block (or object) of code `code` the program frees goes on the bin at
+/// `slot`, counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed.
+/// (Also realloc's move, for the block it leaves.)
 @inline(__always)
-func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, bin: Int,
-                _ threadCache: UnsafeMutablePointer<ThreadCache>) {
+func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int,
+                _ slot: UnsafeMutablePointer<CacheBin>, _ threadCache: UnsafeMutablePointer<ThreadCache>) {
     buddy_thread_enter()
     threadCache.pointee.calls.freed.add(code)
     threadCache.pointee.calls.countLiveFree()
-    let full = threadCache.push(pointer, bin, tag: tag)
+    let full = threadCache.push(pointer, into: slot, tag: tag)
     buddy_thread_leave()
-    if full { flushFullBin(threadCache, bin: bin) }
+    if full { flushFullBin(threadCache, bin: threadCache.bin(of: slot)) }
 }
 
 /// The call the countdown stopped at: timed (latency) and profiled (allocation sites) as due.
@@ -177,13 +198,16 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
                 let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
                 let value = tag.pointee
-                let code = Int(value & Tag.orderMask)
                 // A block a cache holds keeps its used tag and carries the cache mark: freeing it
                 // again is a double free, which the checked path reports (one load from the line
                 // the push writes anyway).
                 if CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) { return freeSlow(pointer) }
-                let bin = threadCache.pointee.tagBins.bin(value)
-                if bin != TagBinTable.none { return keepCached(pointer, tag, code: code, bin: bin, threadCache) }
+                let words = threadCache.pointee.tagBins.binWords(value)
+                if words != TagBinTable.none {
+                    // The table said used: the code is the tag less the state (no mask).
+                    let code = Int(value) &- Int(Tag.used)
+                    return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
+                }
             }
             return freeSlow(pointer)
         }

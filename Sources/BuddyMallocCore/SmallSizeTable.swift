@@ -3,9 +3,11 @@ import BuddyEngine
 /// malloc's table for requests of 0 ... 1024 bytes in steps of 16: entry i holds the bin and the
 /// allocation code of a request of 16(i-1)+1 ... 16i bytes (an order, or a slab class under
 /// 1 KiB), so a request of n bytes is entry (n + 15) / 16: two loads from one line of the thread's
-/// cache instead of a bit scan, its corrections and the class search.
+/// cache instead of a bit scan, its corrections and the class search. The bin is held as its
+/// slot's offset in words (ThreadCache.wordsPerBin), which addresses it with no shift.
 ///
-///     code(i) == pool.code(forSize: 16 i, alignment: 16);  bin(i) == pool.binOfCode(code(i))
+///     code(i) == pool.code(forSize: 16 i, alignment: 16)
+///     binWords(i) == pool.binOfCode(code(i)) x ThreadCache.wordsPerBin
 struct SmallSizeTable {
     static let entries = 65
     static let limit: UInt = 1024
@@ -15,8 +17,8 @@ struct SmallSizeTable {
                   UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
         = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
-    /// The bin and the code of a request of `size` <= limit bytes.
-    @inline(__always) mutating func entry(_ size: UInt) -> (bin: Int, code: Int) {
+    /// The bin (in words, see above) and the code of a request of `size` <= limit bytes.
+    @inline(__always) mutating func entry(_ size: UInt) -> (binWords: Int, code: Int) {
         withUnsafeMutableBytes(of: &storage) { raw in
             let base = raw.baseAddress.unsafelyUnwrapped
             let i = Int(truncatingIfNeeded: (size &+ 15) &>> 4)
@@ -27,7 +29,7 @@ struct SmallSizeTable {
 
     mutating func set(_ i: Int, bin: Int, code: Int) {
         withUnsafeMutableBytes(of: &storage) {
-            $0[i] = UInt8(truncatingIfNeeded: bin)
+            $0[i] = UInt8(truncatingIfNeeded: bin &* ThreadCache.wordsPerBin)
             $0[SmallSizeTable.codeOffset + i] = UInt8(truncatingIfNeeded: code)
         }
     }
@@ -36,10 +38,11 @@ struct SmallSizeTable {
 /// free's table: by a tag's whole byte, the bin of a block or object tagged used with a code a
 /// bin holds (an order or a slab class), else `none` (free, cached in the quarantine, a slab
 /// block, no block), so that free tests the tag's state and finds the bin with one load from
-/// the thread's cache whatever the code.
+/// the thread's cache whatever the code (held in words, as SmallSizeTable's bins are).
 ///
-///     bin(Tag.used | code) == pool.binOfCode(code), or none where that is -1;
-///     bin(tag) == none for every other tag
+///     binWords(Tag.used | code) == pool.binOfCode(code) x ThreadCache.wordsPerBin, or none
+///                                  where binOfCode is -1;
+///     binWords(tag) == none for every other tag
 struct TagBinTable {
     static let none = 0xFF
     var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
@@ -49,14 +52,20 @@ struct TagBinTable {
         = (~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0,
            ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0, ~0)
 
-    /// The bin of a block whose tag is `tag`, or none.
-    @inline(__always) mutating func bin(_ tag: UInt8) -> Int {
+    /// The bin of a block whose tag is `tag`, in words (ThreadCache.wordsPerBin), or none.
+    @inline(__always) mutating func binWords(_ tag: UInt8) -> Int {
         withUnsafeMutableBytes(of: &storage) { raw in
             Int(raw.baseAddress.unsafelyUnwrapped.load(fromByteOffset: Int(tag), as: UInt8.self))
         }
     }
 
+    /// The bin of a block whose tag is `tag`, or -1.
+    @inline(__always) mutating func bin(_ tag: UInt8) -> Int {
+        let words = binWords(tag)
+        return words == TagBinTable.none ? -1 : words / ThreadCache.wordsPerBin
+    }
+
     mutating func set(code: Int, bin: Int) {
-        withUnsafeMutableBytes(of: &storage) { $0[Int(Tag.used) | code] = UInt8(truncatingIfNeeded: bin) }
+        withUnsafeMutableBytes(of: &storage) { $0[Int(Tag.used) | code] = UInt8(truncatingIfNeeded: bin &* ThreadCache.wordsPerBin) }
     }
 }

@@ -136,6 +136,9 @@ struct ThreadCache {
     /// A slab class's bin holds at most this many bytes: 35 classes, each touched by fewer
     /// programs than the orders are.
     static let bytesPerSlabBin = 16 * 1024
+    /// A bin's slot in 8-byte words: the fast paths' tables hold bin x wordsPerBin (at most 64
+    /// bins: 252 fits their bytes, beside their "none", 0xFF).
+    static let wordsPerBin = MemoryLayout<CacheBin>.stride / 8
 }
 
 extension UnsafeMutablePointer where Pointee == ThreadCache {
@@ -157,37 +160,63 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
     /// tag table (one load).
     @inline(__always) func bin(ofCode code: Int) -> Int {
         guard code <= Int(Tag.orderMask) else { return -1 }
-        let bin = pointee.tagBins.bin(Tag.used | UInt8(truncatingIfNeeded: code))
-        return bin == TagBinTable.none ? -1 : bin
+        return pointee.tagBins.bin(Tag.used | UInt8(truncatingIfNeeded: code))
     }
 
     /// The allocation code of bin `bin` (numbered alike in every cache of the pool).
     @inline(__always) func code(ofBin bin: Int) -> Int { BuddyEngine(state: pointee.pool).codeOfBin(bin) }
 
+    /// Bin `bin`'s slot.
+    @inline(__always) func slot(_ bin: Int) -> UnsafeMutablePointer<CacheBin> { bins + bin }
+
+    /// The slot of the bin the fast paths' tables name by `words`, the bin's index x
+    /// ThreadCache.wordsPerBin: its offset from the first bin in 8-byte words, so that its address
+    /// is one scaled index from the cache's, with no shift (a CacheBin is 32 bytes).
+    @inline(__always) func slot(words: Int) -> UnsafeMutablePointer<CacheBin> {
+        (UnsafeMutableRawPointer(bins) + words &* 8).assumingMemoryBound(to: CacheBin.self)
+    }
+
+    /// The index of the bin whose slot is `slot`.
+    @inline(__always) func bin(of slot: UnsafeMutablePointer<CacheBin>) -> Int { slot - bins }
+
     /// Takes a cached block of bin `bin` (the caller checked it is a bin) and its tag's address,
     /// or nil: when the bin is empty, and when the block's links were overwritten (reported and
     /// handled by FreeLinks.cacheCorrupted; the bin is then abandoned).
     @inline(__always) func pop(_ bin: Int) -> (block: UnsafeMutableRawPointer, tag: UnsafeMutablePointer<UInt8>)? {
-        let slot = bins + bin
-        guard let block = slot.pointee.head else { return nil }
-        let key = pointee.linkKey
-        let next = FreeLinks.decode(block.load(as: UInt.self), key: key)
-        let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
-        if _slowPath(!FreeLinks.valid(next: next, tag: tag)) {
+        let (block, tag, sound) = take(slot(bin))
+        guard let block else { return nil }
+        guard sound else {
             FreeLinks.cacheCorrupted(self, bin: bin, block: block, function: "malloc()")
             return nil
         }
+        return (block, UnsafeMutablePointer<UInt8>(bitPattern: tag).unsafelyUnwrapped)
+    }
+
+    /// The pop itself, with no call in it (so the fast paths keep no registers for one): the
+    /// bin's first block and its tag's address; nil when the bin is empty; not `sound` when the
+    /// block's links were overwritten, with the bin untouched (the caller reports it:
+    /// FreeLinks.cacheCorrupted).
+    @inline(__always) func take(_ slot: UnsafeMutablePointer<CacheBin>) -> (block: UnsafeMutableRawPointer?, tag: UInt, sound: Bool) {
+        guard let block = slot.pointee.head else { return (nil, 0, false) }
+        let key = pointee.linkKey
+        let next = FreeLinks.decode(block.load(as: UInt.self), key: key)
+        let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
+        if _slowPath(!FreeLinks.valid(next: next, tag: tag)) { return (block, 0, false) }
         slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
         slot.pointee.count &-= 1
         // The block leaves the cache: no mark (its line is in this core's cache: just read).
         CacheMark.clear(block)
-        return (block, UnsafeMutablePointer<UInt8>(bitPattern: tag).unsafelyUnwrapped)
+        return (block, tag, true)
     }
 
     /// Keeps a block (whose tag the caller set to cached); returns true when the bin is now over
     /// its limit and must be flushed.
     @inline(__always) func push(_ block: UnsafeMutableRawPointer, _ bin: Int, tag: UnsafeMutablePointer<UInt8>) -> Bool {
-        let slot = bins + bin
+        push(block, into: slot(bin), tag: tag)
+    }
+
+    /// push, to the bin whose slot is `slot`.
+    @inline(__always) func push(_ block: UnsafeMutableRawPointer, into slot: UnsafeMutablePointer<CacheBin>, tag: UnsafeMutablePointer<UInt8>) -> Bool {
         let key = pointee.linkKey
         block.storeBytes(of: FreeLinks.encode(UInt(bitPattern: slot.pointee.head), key: key), as: UInt.self)
         // (The encoded tag link is the cache mark: its one definition is CacheMark's.)

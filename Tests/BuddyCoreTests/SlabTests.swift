@@ -190,16 +190,20 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.slabBinCount == SlabClass.count)
-        // free's table: tagBins(used | code) == binOfCode(code), none for every other tag; and
-        // every bin's code leads back to it (codeOfBin(binOfCode(code)) == code), every bin once.
+        // free's table: binWords(used | code) == binOfCode(code) x wordsPerBin, none for every
+        // other tag, and the words address the bin's slot; every bin's code leads back to it
+        // (codeOfBin(binOfCode(code)) == code), every bin once.
+        #expect(ThreadCache.wordsPerBin * 8 == MemoryLayout<CacheBin>.stride)
+        #expect(cache.totalBins * ThreadCache.wordsPerBin < TagBinTable.none)
         var wrongTags = 0, binsSeen = Set<Int>()
         for tag in 0..<256 {
-            let value = UInt8(tag), bin = cache.pointee.tagBins.bin(value)
+            let value = UInt8(tag), words = cache.pointee.tagBins.binWords(value)
             let code = Int(value & Tag.orderMask)
             let expected = value & Tag.stateMask == Tag.used ? pool.binOfCode(code) : -1
-            if bin != (expected < 0 ? TagBinTable.none : expected) { wrongTags += 1 }
+            if words != (expected < 0 ? TagBinTable.none : expected * ThreadCache.wordsPerBin) { wrongTags += 1 }
             if expected >= 0 {
                 if pool.codeOfBin(expected) != code || !binsSeen.insert(expected).inserted { wrongTags += 1 }
+                if cache.slot(words: words) != cache.slot(expected) || cache.bin(of: cache.slot(words: words)) != expected { wrongTags += 1 }
             }
         }
         #expect(wrongTags == 0)
@@ -278,8 +282,9 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         pool.allowThreadCaches()
         var wrong = 0
         for size in 0...Int(pool.process.pointee.orderPathLimit) {
-            let (bin, code) = pool.process.pointee.smallSizes.entry(UInt(size))
-            if code != pool.code(forSize: UInt(size), alignment: 16) || pool.codeOfBin(bin) != code { wrong += 1 }
+            let (words, code) = pool.process.pointee.smallSizes.entry(UInt(size))
+            let bin = words / ThreadCache.wordsPerBin
+            if code != pool.code(forSize: UInt(size), alignment: 16) || words % ThreadCache.wordsPerBin != 0 || pool.codeOfBin(bin) != code { wrong += 1 }
         }
         #expect(wrong == 0, "minimum block \(minBlock): \(wrong) sizes with the wrong bin or code")
         #expect(pool.state.pointee.minBlockMask == UInt(minBlock - 1))

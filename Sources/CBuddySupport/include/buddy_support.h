@@ -23,9 +23,18 @@ size_t buddy_system_usable_size(void *ptr);
 // MARK: - Thread-local state
 /// Per-thread allocator state. Zero is the valid initial state: a new thread's first call sees it.
 typedef struct buddy_thread_state {
-    /// Nesting depth inside the allocator: > 0 means a call re-entered (through libc or a signal
-    /// handler) and must go to the system allocator instead of taking the pool lock again.
-    uint32_t depth;
+    union {
+        struct {
+            /// Nesting depth inside the allocator: > 0 means a call re-entered (through libc or a
+            /// signal handler) and must go to the system allocator instead of taking the pool lock again.
+            uint32_t depth;
+            /// Non-zero while deferred_free holds blocks (buddy_thread_set_deferred).
+            uint32_t deferred_pending;
+        };
+        /// Both: zero when the thread is outside the allocator with no deferred free, so that
+        /// malloc's fast path tests the two with one compare (buddy_thread_idle).
+        uint64_t entry_word;
+    };
     /// This thread's lock-owner id (buddy_lock_owner_id): 0 until the thread first takes a lock.
     uint32_t lock_id;
     /// The locks each fork prepare handler of this thread took, 8 bits a nesting level (a
@@ -46,7 +55,13 @@ static inline uint32_t buddy_thread_depth(void) { return buddy_thread.depth; }
 static inline void buddy_thread_enter(void) { buddy_thread.depth += 1; }
 static inline void buddy_thread_leave(void) { buddy_thread.depth -= 1; }
 static inline void *buddy_thread_deferred(void) { return buddy_thread.deferred_free; }
-static inline void buddy_thread_set_deferred(void *p) { buddy_thread.deferred_free = p; }
+static inline void buddy_thread_set_deferred(void *p) {
+    buddy_thread.deferred_free = p;
+    buddy_thread.deferred_pending = p != NULL;
+}
+/// Depth 0 and no deferred free: what malloc's fast path needs before it takes a cached block
+/// (a deferred free waits for the slow path, which releases it first).
+static inline int buddy_thread_idle(void) { return buddy_thread.entry_word == 0; }
 static inline void *buddy_thread_cache(void) { return buddy_thread.cache; }
 static inline void buddy_thread_set_cache(void *c) { buddy_thread.cache = c; }
 static inline void buddy_thread_disable_cache(void) { buddy_thread.cache = BUDDY_CACHE_DISABLED; }
