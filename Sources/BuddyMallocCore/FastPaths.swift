@@ -179,13 +179,16 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
             // The segment of this thread's last free, when it covers the address (a range test
             // on the cache's copy); else the segment map's, which becomes the copy when it is
             // this pool's. (The segment map covers exactly the live segments.)
-            if address &- threadCache.pointee.lastBase >= threadCache.pointee.lastSize {
+            // (The offset is computed once on each way: the tag's slot below reuses it.)
+            var offset = address &- threadCache.pointee.lastBase
+            if offset >= threadCache.pointee.lastSize {
                 // Pointers no pool owns go back to glibc (which preserves errno itself).
                 guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
                 if found.pointee.pool != UnsafeMutableRawPointer(threadCache.pointee.pool) { return freeSlow(pointer) }
                 threadCache.pointee.lastBase = found.pointee.base
                 threadCache.pointee.lastSize = found.pointee.size
                 threadCache.pointee.lastOrderMap = found.pointee.orderMap
+                offset = address &- found.pointee.base
             }
             // A load and a test, no store: see CallCounters.freeSampleDue. With the profile on
             // (and no timed free due), the profile's filter: one load for a block not sampled.
@@ -195,7 +198,7 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 return freeInstrumented(pointer, threadCache)
             }
             if address & threadCache.pointee.minBlockMask == 0 {
-                let slot = (address &- threadCache.pointee.lastBase) &>> threadCache.pointee.minShift
+                let slot = offset &>> threadCache.pointee.minShift
                 let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
                 let value = tag.pointee
                 // A block a cache holds keeps its used tag and carries the cache mark: freeing it
