@@ -47,8 +47,10 @@ public struct CounterTable {
         }
     }
 
-    package mutating func add(_ other: CounterTable) {
-        for i in 0..<CounterTable.count { add(i, other[i]) }
+    /// Adds every counter of the table stored at `other`, read in place (no copy of its 512
+    /// bytes on the stack).
+    package mutating func add(_ other: UnsafeRawPointer) {
+        for i in 0..<CounterTable.count { add(i, other.load(fromByteOffset: i &* 8, as: UInt64.self)) }
     }
 
     package var total: UInt64 {

@@ -111,7 +111,7 @@ extension BuddyEngine {
         var hasCaches = false
         if let process {
             calls = process.pointee.retiredCacheCalls
-            calls.add(process.pointee.directCalls)
+            withUnsafePointer(to: &process.pointee.directCalls) { calls.add($0) }
             hasCaches = process.pointee.cachesEnabled || process.pointee.caches != nil
         }
         var cachedBytes: UInt64 = 0
@@ -132,7 +132,7 @@ extension BuddyEngine {
                 residency.used &-= min(bytes, residency.used)
                 residency.cached &+= bytes
             }
-            calls.add(current.pointee.calls)
+            withUnsafePointer(to: &current.pointee.calls) { calls.add($0) }
             cache = current.pointee.next
         }
         // The depot's batches (Depot.swift): cached too, between two threads' bins.

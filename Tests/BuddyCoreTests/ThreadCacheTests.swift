@@ -32,6 +32,16 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.binCount == pool.cachedOrderCount)
         expectInvariants(pool)
+        // Built in place (ThreadCache.initialize), its counters equal CallCounters() but for the
+        // sampling flag the pool sets; and the in-place defaults alone equal them whole.
+        var expected = CallCounters()
+        expected.freeSampleDue = cache.pointee.calls.freeSampleDue
+        let equal = withUnsafeBytes(of: expected) { e in withUnsafeBytes(of: cache.pointee.calls) { e.elementsEqual($0) } }
+        #expect(equal)
+        var zeroed = CallCounters()
+        withUnsafeMutableBytes(of: &zeroed) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
+        CallCounters.initializeDefaults(&zeroed)
+        #expect(withUnsafeBytes(of: zeroed) { z in withUnsafeBytes(of: CallCounters()) { z.elementsEqual($0) } })
         let cacheBytes = pool.usage.allocatedBytes
 
         // An empty bin refills half its limit (128 blocks of 16 B: 64, one 1 KiB block split
