@@ -14,19 +14,19 @@ import CBuddySupport
 /// overwrites before it follows either word:
 ///
 ///     decode(encode(p)) == p
-///     valid(next, tag) <=> next & 15 == 0  &&  (next | tag) & highBits == 0
+///     valid(next, tag) <=> next & 15 == 0  &&  (next | tag) >> addressBits == 0
 ///
 /// A rejected link is reported as heap corruption (with the call stack), counted as an invalid
 /// pointer, and handled by BUDDY_ON_ERROR: abort, or abandon the bin (its blocks leak, the pool
 /// stays intact) and carry on.
 enum FreeLinks {
-    /// The bits above the 47-bit user address space (README, Limits: segments lie below 2^47).
-    static let highBits: UInt = ~((1 << 47) &- 1)
+    /// The bits of the user address space (README, Limits: segments lie below 2^47).
+    static let addressBits: UInt = 47
 
     /// Whether a decoded next link and tag address can be followed (see above).
     @inline(__always) static func valid(next: UInt, tag: UInt) -> Bool {
         // Two tests with no constant to load (a shift, a test): the pop's registers are few.
-        (next | tag) &>> 47 == 0 && next & 15 == 0
+        (next | tag) &>> addressBits == 0 && next & 15 == 0
     }
 
     @inline(__always) static func encode(_ link: UInt, key: UInt) -> UInt { link ^ key }

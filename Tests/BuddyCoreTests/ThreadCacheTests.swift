@@ -32,16 +32,14 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         let cache = try #require(pool.threadCache())
         #expect(cache.pointee.binCount == pool.cachedOrderCount)
         expectInvariants(pool)
-        // Built in place (ThreadCache.initialize), its counters equal CallCounters() but for the
-        // sampling flag the pool sets; and the in-place defaults alone equal them whole.
-        var expected = CallCounters()
-        expected.freeSampleDue = cache.pointee.calls.freeSampleDue
-        let equal = withUnsafeBytes(of: expected) { e in withUnsafeBytes(of: cache.pointee.calls) { e.elementsEqual($0) } }
-        #expect(equal)
-        var zeroed = CallCounters()
-        withUnsafeMutableBytes(of: &zeroed) { $0.initializeMemory(as: UInt8.self, repeating: 0) }
-        CallCounters.initializeDefaults(&zeroed)
-        #expect(withUnsafeBytes(of: zeroed) { z in withUnsafeBytes(of: CallCounters()) { z.elementsEqual($0) } })
+        // A cache built in place (ThreadCache.initialize) is byte for byte the value its memberwise
+        // initializer builds (a field with a new non-zero default that initialize misses fails here).
+        let inPlace = UnsafeMutablePointer<ThreadCache>.allocate(capacity: 1)
+        defer { inPlace.deallocate() }
+        ThreadCache.initialize(inPlace, pool: pool.state, next: cache, binCount: 3, slabBinCount: 5)
+        let value = ThreadCache(pool: pool.state, next: cache, prev: nil, calls: CallCounters(), binCount: 3, slabBinCount: 5)
+        let same = withUnsafeBytes(of: value) { v in UnsafeRawBufferPointer(start: inPlace, count: MemoryLayout<ThreadCache>.size).elementsEqual(v) }
+        #expect(same)
         let cacheBytes = pool.usage.allocatedBytes
 
         // An empty bin refills half its limit (128 blocks of 16 B: 64, one 1 KiB block split
