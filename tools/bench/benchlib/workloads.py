@@ -340,6 +340,8 @@ def make_workloads():
           [2000, 600000], [2000, 250000]),
         W("steady", "phases of growth and shrink; final RSS after shrink",
           [16, 128], [8, 96]),
+        W("spawn", "400 short-lived processes in turn, each allocating 200 blocks of 16 B..4 KiB",
+          [400, 200], [100, 200]),
         PythonWorkload("python", "CPython with PYTHONMALLOC=malloc: dicts/lists/strings churn",
                        [0.5], [0.12]),
         SqliteWorkload("sqlite", "sqlite3 CLI: inserts, indexes, joins, aggregates on a temp db",
