@@ -217,6 +217,18 @@ struct LibraryCheckTests {
         #expect(needed.allSatisfy { !$0.contains("libstdc++") && !$0.contains("libgcc_s") }, "NEEDED: \(needed)")
     }
 
+    /// runtime_stubs.c defines the two entry points of the static runtime's CommandLine object,
+    /// so the linker leaves it out, and with it its constructor, which read /proc/self/maps in
+    /// every process the library was loaded into.
+    @Test("the runtime's CommandLine constructor is not in the library", arguments: Libraries.all)
+    func noCommandLineConstructor(_ library: String) throws {
+        let symbols = try Harness.run(["readelf", "-sW", library])
+        #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
+        #expect(symbols.stdout.contains("_swift_stdlib_getUnsafeArgvArgc"), "the stub is not linked: no symbols read?")
+        #expect(!symbols.stdout.contains("_GLOBAL__sub_I_CommandLine"), "CommandLine.cpp's constructor is linked in")
+        #expect(!symbols.stdout.contains("argvGrabber"), "CommandLine.cpp's argv grabber is linked in")
+    }
+
     @Test("a preloading program keeps the default handlers for fatal signals")
     func noSignalHandlers() throws {
         let program = try signalsProgram()
