@@ -134,7 +134,7 @@ extension BuddyEngine {
         -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
         var candidate = state.pointee.segments
         while let current = candidate {
-            if sizeClass == BuddyEngine.anySizeClass || current.pointee.sizeClass == sizeClass {
+            if sizeClass == BuddyEngine.anySizeClass || serves(current, sizeClass: sizeClass) {
                 let fitting = current.pointee.nonEmpty & (~0 &<< UInt64(order))
                 if fitting != 0 {
                     let blockOrder = fitting.trailingZeroBitCount

@@ -12,7 +12,7 @@ extension BuddyEngine {
         if newOrder == order { return true }
         // A block that changes size class moves, so that it does not stay behind among blocks
         // of another class (see "Segments by size class").
-        if segregated && sizeClass(ofOrder: newOrder) != segment.pointee.sizeClass { return false }
+        if segregated && !serves(segment, sizeClass: sizeClass(ofOrder: newOrder)) { return false }
         if newOrder < order {
             map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)
             split(address, from: order, to: newOrder, in: segment)

@@ -68,11 +68,22 @@ extension BuddyEngine {
 
     package var segregated: Bool { state.pointee.config.smallBlocksBelow != 0 || state.pointee.config.largeBlocksFrom != 0 }
 
+    /// Whether `segment` serves blocks of size class `sizeClass`: its own class's, and the pool's
+    /// first segment every class below the large blocks'. (A small program's blocks under 32 KiB
+    /// then share the one segment the pool starts with: each further segment costs its order map
+    /// and the pages its first split chain touches, in every process the library is loaded into.)
+    @inline(__always) package func serves(_ segment: UnsafeMutablePointer<Segment>, sizeClass: UInt8) -> Bool {
+        segment.pointee.sizeClass == sizeClass || (segment.pointee.pinned && sizeClass < BuddyEngine.largeSizeClass)
+    }
+
+    /// The size class of blocks of `largeBlocksFrom` and up.
+    package static let largeSizeClass: UInt8 = 2
+
     @inline(__always) package func sizeClass(ofOrder order: Int) -> UInt8 {
         let size = geometry.size(ofOrder: order)
         let config = state.pointee.config
         if config.smallBlocksBelow != 0 && size < config.smallBlocksBelow { return 0 }
-        if config.largeBlocksFrom != 0 && size >= config.largeBlocksFrom { return 2 }
+        if config.largeBlocksFrom != 0 && size >= config.largeBlocksFrom { return BuddyEngine.largeSizeClass }
         return config.smallBlocksBelow != 0 ? 1 : 0
     }
 

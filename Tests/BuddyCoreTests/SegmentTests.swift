@@ -304,8 +304,10 @@ import Testing
 }
 
 /// Segments by size class (the process pool's configuration): each class's blocks come from
-/// segments of that class, so
-///     segment(block).sizeClass == sizeClass(order(block))
+/// segments of that class, but the pool's first segment serves every class below the large
+/// blocks', so
+///     serves(segment(block), sizeClass(order(block))),
+///     serves(s, c) = s.sizeClass == c || (s.pinned && c < large)
 /// for every block, unless the pool may not grow (then any segment serves).
 @Suite struct SizeClassTests {
     func segregatedPool(maxPoolSize: Int = 0) throws -> BuddyEngine {
@@ -317,30 +319,61 @@ import Testing
         return try #require(BuddyEngine.create(config))
     }
 
-    @Test func eachClassHasItsOwnSegments() throws {
+    @Test func eachClassHasItsOwnSegmentsButTheFirst() throws {
         let pool = try segregatedPool()
         defer { pool.destroy() }
         let g = pool.geometry
+        let mediumOrder = g.order(forSize: 4096)
         let small = try #require(pool.allocate(order: 0))
-        let medium = try #require(pool.allocate(order: g.order(forSize: 4096)))
+        let medium = try #require(pool.allocate(order: mediumOrder))
         let largeOrder = g.order(forSize: 64 << 10)
         let large = try #require(pool.allocate(order: largeOrder))
-        let segments = [small, medium, large].map { SegmentMap.lookup(UInt(bitPattern: $0))! }
-        #expect(segments.map { $0.pointee.sizeClass } == [0, 1, 2])
-        #expect(Set(segments.map { UInt(bitPattern: $0) }).count == 3)
+        let first = try #require(pool.state.pointee.segments)
+        #expect(first.pointee.pinned)
+        // The first segment serves the small and the medium block; the large one has its own.
+        #expect(SegmentMap.lookup(UInt(bitPattern: small)) == first)
+        #expect(SegmentMap.lookup(UInt(bitPattern: medium)) == first)
+        let largeSegment = try #require(SegmentMap.lookup(UInt(bitPattern: large)))
+        #expect(largeSegment != first && largeSegment.pointee.sizeClass == BuddyEngine.largeSizeClass)
         expectInvariants(pool)
-        // Resizing in place stays within the class; a block that would change class must move.
+        // Once the first segment is full, medium blocks get a segment of their class, and small
+        // blocks one of theirs.
+        var mediums: [UnsafeMutableRawPointer] = []
+        var mediumSegment = first
+        while mediumSegment == first, mediums.count < 10_000 {
+            let block = try #require(pool.allocate(order: mediumOrder))
+            mediums.append(block)
+            mediumSegment = try #require(SegmentMap.lookup(UInt(bitPattern: block)))
+        }
+        #expect(mediumSegment != first && mediumSegment != largeSegment && mediumSegment.pointee.sizeClass == 1)
+        var smalls: [UnsafeMutableRawPointer] = []
+        var smallSegment = first
+        while smallSegment == first, smalls.count < 10_000 {
+            let block = try #require(pool.allocate(order: mediumOrder - 1))
+            smalls.append(block)
+            smallSegment = try #require(SegmentMap.lookup(UInt(bitPattern: block)))
+        }
+        #expect(smallSegment.pointee.sizeClass == 1, "2 KiB blocks are medium: they share the medium segment")
+        let tiny = try #require(pool.allocate(order: 0))
+        let tinySegment = try #require(SegmentMap.lookup(UInt(bitPattern: tiny)))
+        #expect(tinySegment == first || tinySegment.pointee.sizeClass == 0)
+        expectInvariants(pool)
+        // Resizing in place stays within what the segment serves; a block that would leave it
+        // must move.
         #expect(!pool.resizeInPlace(large, from: largeOrder, to: g.order(forSize: 1024)))
         #expect(pool.resizeInPlace(large, from: largeOrder, to: largeOrder - 1))
-        #expect(!pool.resizeInPlace(small, from: 0, to: g.order(forSize: 4096)))
+        #expect(!pool.resizeInPlace(small, from: 0, to: largeOrder), "the first segment serves no large block")
+        let last = mediums.removeLast()
+        #expect(!pool.resizeInPlace(last, from: mediumOrder, to: mediumOrder - 3), "a medium segment serves no small block")
+        mediums.append(last)
         expectInvariants(pool)
-        for p in [small, medium, large] { #expect(pool.release(p) == .released) }
+        for p in [small, medium, large, tiny] + mediums + smalls { #expect(pool.release(p) == .released) }
         expectInvariants(pool)
         #expect(pool.usage.allocatedBytes == 0)
     }
 
     /// A slab comes from the segments of its objects' size class, not of the slab block's:
-    ///     segment(object).sizeClass == sizeClass(order(forSize: object size))
+    ///     serves(segment(object), sizeClass(order(forSize: object size)))
     /// so a 48-byte object (in a 4 KiB slab) shares segments with 64-byte blocks, and free's copy
     /// of the thread's last segment holds for both. (When slabs took the 2-16 KiB segments, a
     /// program freeing 48- and 64-byte allocations in turn switched segments on most frees: the
@@ -359,7 +392,13 @@ import Testing
         #expect(code > pool.geometry.maxOrder, "\(size) bytes: a slab object")
         let object = try #require(pool.allocate(code: code, mayGrow: true))
         let segment = try #require(SegmentMap.lookup(UInt(bitPattern: object)))
-        #expect(segment.pointee.sizeClass == pool.sizeClass(ofOrder: pool.geometry.order(forSize: pool.size(ofCode: code))))
+        let objectClass = pool.sizeClass(ofOrder: pool.geometry.order(forSize: pool.size(ofCode: code)))
+        #expect(pool.serves(segment, sizeClass: objectClass))
+        // Not the slab block's own class, where it differs (a 40-byte object's slab is 4 KiB,
+        // medium; a 3000-byte object's is 32 KiB, large).
+        let slabBytes = SlabClass.slabBytes(code - pool.state.pointee.slabFirstCode)
+        let slabClass = pool.sizeClass(ofOrder: pool.geometry.order(forSize: slabBytes))
+        #expect(slabClass == objectClass || segment.pointee.sizeClass != slabClass)
         expectInvariants(pool)
         #expect(pool.release(object) == .released)
     }
