@@ -10,8 +10,8 @@ extension BuddyEngine {
         let segment = SegmentMap.lookup(address)!
         let map = segment.pointee.orderMap
         if newOrder == order { return true }
-        // A block that changes size class moves, so that it does not stay behind among blocks
-        // of another class (see "Segments by size class").
+        // A block whose new size class its segment does not serve moves, so that it does not
+        // stay behind among blocks of another class (see "Segments by size class").
         if segregated && !serves(segment, sizeClass: sizeClass(ofOrder: newOrder)) { return false }
         if newOrder < order {
             map[slot(address, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: newOrder)
