@@ -273,12 +273,15 @@ enum Oversize {
 
     @inline(__always) static var retainedEntries: UnsafeMutablePointer<buddy_oversize_entry> { buddy_oversize_retained()! }
 
-    /// Bytes of freed blocks kept mapped at most: 64 MiB, or half what the program holds in
+    /// Bytes of freed blocks kept mapped at most: 128 MiB, or half what the program holds in
     /// oversize blocks when that is more. (malloc-large, 300 MB of 5-25 MiB buffers, when a
     /// retained block served only requests it held whole: with the live bytes as the limit
     /// 6.6-7.8 s and 771 MB peak RSS, with half 7.4-8.9 s and 597 MB, with 64 MiB 9.2-10.1 s and
-    /// 498 MB; glibc 4.4-5.0 s and 534 MB.)
-    @inline(__always) static var retainedLimit: UInt { max(64 << 20, UInt(liveBytes) / 2) }
+    /// 498 MB; glibc 4.4-5.0 s and 534 MB. Since blocks are assembled from retained pieces, the
+    /// suite's `huge`, six live blocks of 2-32 MiB replaced at random, took 0.30 s with 64 MiB,
+    /// 0.21 s and 9% more peak RSS with 128 MiB (tcmalloc 0.13 s, 15% more), no less with 256 MiB
+    /// or 1 GiB: a 64 MiB limit evicted pieces a later block needed.)
+    @inline(__always) static var retainedLimit: UInt { max(128 << 20, UInt(liveBytes) / 2) }
 
     /// Keeps the mapping of `bytes` at `address` (one piece of a freed block) as a retained
     /// entry, moved to an address of its own (so the program's pointer is unmapped: a use after

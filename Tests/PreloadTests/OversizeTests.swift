@@ -5,7 +5,7 @@ import Testing
 // checked by Tests/Programs/oversize.c under LD_PRELOAD.
 
 private func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Harness.Result {
-    try Harness.run([try Harness.compileC("oversize")] + arguments, environment: environment, preload: true, timeout: 60)
+    try Harness.run([try Harness.compileC("oversize", extraFlags: ["-I", Harness.packageRoot.appendingPathComponent("Sources/BuddyMallocAPI/include").path])] + arguments, environment: environment, preload: true, timeout: 60)
 }
 
 private func buddyLines(_ stderr: String) -> [String] {
@@ -117,6 +117,13 @@ struct OversizeTests {
         let lines = buddyLines(result.stderr)
         #expect(lines.count == 1 && lines[0].contains("invalid pointer") && lines[0].contains("not the start of a block"),
                 "\(result.stderr)")
+    }
+
+    @Test("six freed 20 MiB blocks are all retained (limit 128 MiB), and the next six reuse them")
+    func retainedUpToTheLimit() throws {
+        // A release delay no test machine's stall reaches: the limit is what is checked.
+        let result = try run(["retain"], environment: ["BUDDY_RELEASE_DELAY": "60"])
+        #expect(result.status == 0 && result.stdout.contains("retain ok"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
     }
 
     @Test("a 60 MB block held until exit is in the report: oversize live, held, and the JSON fields")
