@@ -4,8 +4,9 @@ import CBuddySupport
 /// The depot: full magazines between the thread caches and the pool (Bonwick's magazine layer,
 /// the shape of tcmalloc's transfer cache). A bin that overflows cuts off all its blocks but the
 /// newest as one linked batch and keeps it as its spare (Bonwick's "previous magazine"); the
-/// spare it had before goes to the depot's shelf of that allocation code. A bin that runs dry takes its spare
-/// back first, else a whole batch from the shelf. So a thread whose bin swings around its limit
+/// spare it had before goes to the depot's shelf of that allocation code. (A bin whose thread
+/// allocated nothing of its code since its last overflow keeps no spare: stashBatch.) A bin
+/// that runs dry takes its spare back first, else a whole batch from the shelf. So a thread whose bin swings around its limit
 /// gets its own blocks back (they stay on its cache lines, and on its order-map lines), and only
 /// a thread that frees more than it allocates (a consumer) feeds the depot. The blocks keep their
 /// used tags, cache marks and encoded links (FreeLinks: one key per process), so a batch moves between
@@ -172,13 +173,29 @@ extension BuddyEngine {
     /// A full bin's blocks but its newest become its spare batch; the spare it had goes to the
     /// depot (or, when the depot's shelf is full, to the pool). False when the bin could not be
     /// cut (the caller flushes it to the pool).
+    ///
+    /// A bin that allocated nothing since its last overflow (a consumer's: the thread only frees
+    /// this size) keeps no spare: the batch goes to the depot at once, after the spare before
+    /// it. A spare serves a thread whose bin swings around its limit; a consumer's would only
+    /// hold a bin's worth of blocks back from the producers until they are cold (the scaling
+    /// benchmark's pipeline: 32 consumers x 14 sizes x 127 blocks).
     func stashBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
         guard process.pointee.depot != nil else { return false }
         let batch = Int(shelf(bin).pointee.batchBlocks)
         guard let head = cutBatch(cache, bin: bin, blocks: batch) else { return false }
         let slot = cache.bins + bin
+        let code = codeOfBin(bin)
+        let allocated = UInt32(truncatingIfNeeded: cache.pointee.calls.allocated[code])
+        let freeOnly = allocated == slot.pointee.allocatedAtOverflow
+        slot.pointee.allocatedAtOverflow = allocated
         if let spare = slot.pointee.spare {
-            if !putBatch(spare, bin: bin) { releaseBatch(spare, blocks: Int(slot.pointee.spareCount), code: codeOfBin(bin)) }
+            if !putBatch(spare, bin: bin) { releaseBatch(spare, blocks: Int(slot.pointee.spareCount), code: code) }
+            slot.pointee.spare = nil
+            slot.pointee.spareCount = 0
+        }
+        if freeOnly {
+            if !putBatch(head, bin: bin) { releaseBatch(head, blocks: batch, code: code) }
+            return true
         }
         slot.pointee.spare = head
         slot.pointee.spareCount = Int32(batch)

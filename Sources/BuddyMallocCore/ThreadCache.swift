@@ -84,6 +84,10 @@ struct CacheBin {
     /// takes it back before it asks the depot, so a thread's own blocks return to it first.
     var spare: UnsafeMutableRawPointer? = nil
     var spareCount: Int32 = 0
+    /// The thread's allocation count of the bin's code (low 32 bits) at its last overflow: the
+    /// same at the next one means the thread only frees this size (Depot.stashBatch). In the
+    /// padding after spareCount: the bin stays 32 bytes.
+    var allocatedAtOverflow: UInt32 = 0
 }
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,

@@ -54,8 +54,9 @@ import Testing
         }
         expectInvariants(pool)
 
-        // The consumer frees them all: each overflowing bin keeps its newest block and makes the
-        // rest its spare batch, and the spare it had goes to the depot.
+        // The consumer frees them all: each overflowing bin keeps its newest block, and the rest,
+        // a batch, goes to the depot at once: the consumer allocates nothing of this size, so it
+        // keeps no spare (a spare would hold the batch back from the producer).
         let before = poolWork(pool)
         for block in blocks {
             let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
@@ -63,10 +64,10 @@ import Testing
                 #expect(pool.stashBatch(consumer, bin: bin))
             }
         }
-        // Two overflows: the first batch became the bin's spare, the second pushed it to the depot.
+        // Two overflows, two batches on the shelf, no spare.
         let totals = pool.depotTotals()
-        #expect(totals.puts == 1 && totals.full == 0)
-        #expect(Int((consumer.bins + bin).pointee.spareCount) == batch)
+        #expect(totals.puts == 2 && totals.full == 0)
+        #expect((consumer.bins + bin).pointee.spare == nil && (consumer.bins + bin).pointee.spareCount == 0)
         #expect(Int((consumer.bins + bin).pointee.count) == 2)
         #expect(totals.bytes == UInt64(pool.depotBlocks(bin: bin) * 64) && totals.bytes > 0)
         #expect(poolWork(pool) == before) // nothing coalesced
@@ -83,9 +84,9 @@ import Testing
         #expect(poolWork(pool) == before)
         expectInvariants(pool)
 
-        // The shelf is empty again; the consumer's bin and spare go to the pool, where they
+        // The other batch goes to the pool from the shelf, and the consumer's bin with it: they
         // coalesce.
-        #expect(pool.drainDepot() == 0 && onShelf == 1)
+        #expect(pool.drainDepot() == batch && onShelf == 2)
         #expect(pool.depotTotals().bytes == 0)
         buddy_thread_set_cache(UnsafeMutableRawPointer(consumer))
         pool.flushAll(consumer)
@@ -97,6 +98,52 @@ import Testing
         pool.retire(producer)
         buddy_thread_set_cache(UnsafeMutableRawPointer(consumer))
         pool.retire(consumer)
+        expectInvariants(pool)
+    }
+
+    /// A bin keeps its overflow as a spare batch when the thread allocated its size since the
+    /// bin's last overflow (its use swings around the limit: the spare comes back to it without
+    /// the depot), and sends it to the depot, with the spare before it, when it did not (a
+    /// consumer, or the free phase of a batch: the producers get it while it is warm).
+    @Test func aBinKeepsASpareOnlyWhileItsThreadAllocatesItsSize() throws {
+        let arena = Arena(size: 1 << 20)
+        let pool = try makeDepotPool(arena)
+        defer { closeDepotPool(pool) }
+        let cache = try #require(pool.threadCache())
+        let code = 2, bin = 2 // 64-byte blocks
+        let batch = Int(pool.shelf(bin).pointee.batchBlocks)
+        let slot = cache.bins + bin
+        // As malloc does it: each block handed out counted as an allocation of its code.
+        func allocate() throws -> UnsafeMutableRawPointer {
+            cache.pointee.calls.allocated.add(code)
+            if let (block, tag) = cache.pop(bin) { tag.pointee = Tag.used | UInt8(code); return block }
+            return try #require(pool.refill(cache, code: code))
+        }
+        func free(_ block: UnsafeMutableRawPointer) {
+            if cache.push(block, bin, tag: pool.tagAddress(block)) { #expect(pool.stashBatch(cache, bin: bin)) }
+        }
+        // Enough blocks for three overflows, and an empty bin to start from.
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(3 * batch + 2) { blocks.append(try allocate()) }
+        while slot.pointee.count > 0 { blocks.append(try allocate()) }
+        // The first overflow follows allocations: a spare, nothing on the shelf.
+        for block in blocks[0...batch] { free(block) }
+        #expect(Int(slot.pointee.spareCount) == batch && pool.depotTotals().puts == 0)
+        // The second follows none: the batch and the spare go to the depot.
+        for block in blocks[(batch + 1)...(2 * batch)] { free(block) }
+        #expect(slot.pointee.spare == nil && slot.pointee.spareCount == 0 && pool.depotTotals().puts == 2)
+        #expect(Int(slot.pointee.count) == 1)
+        expectInvariants(pool)
+        // One allocation (the bin's block) and its free, then frees up to the third overflow:
+        // a spare again, the shelf as it was.
+        free(try allocate())
+        for block in blocks[(2 * batch + 1)...(3 * batch)] { free(block) }
+        #expect(Int(slot.pointee.spareCount) == batch && pool.depotTotals().puts == 2)
+        expectInvariants(pool)
+        for block in blocks[(3 * batch + 1)...] { free(block) }
+        #expect(pool.drainDepot() == 2 * batch)
+        pool.retire(cache)
+        #expect(pool.usage.allocatedBytes == 0)
         expectInvariants(pool)
     }
 
@@ -115,9 +162,10 @@ import Testing
         #expect(capacity * 32 * 1024 <= max(Depot.bytesPerShelf, 2 * 32 * 1024))
         #expect(Int(shelf.pointee.slotCount) >= 2 * capacity)
 
-        // As free does it: a push over the bin's limit (one block) makes a batch of one the
-        // spare; the spare before it goes to the depot, or to the pool when the shelf is full
-        // (nothing was reused from it yet: it does not grow).
+        // As free does it: a push over the bin's limit (one block) makes a batch of one, which
+        // goes to the depot (the thread allocated nothing since the bin's last overflow: no
+        // spare), or to the pool when the shelf is full (nothing was reused from it yet: it does
+        // not grow). (The test's refills are not malloc calls: no allocation is counted.)
         var blocks: [UnsafeMutableRawPointer] = []
         for _ in 0..<(capacity + 8) { blocks.append(try #require(pool.refill(cache, code: code))) }
         #expect(shelf.pointee.missed != 0)
@@ -129,10 +177,10 @@ import Testing
             blocks.removeAll()
         }
         freeAll()
-        // capacity + 8 pushes: capacity + 7 overflows, the first into the spare.
+        // capacity + 8 pushes: capacity + 7 overflows, capacity onto the shelf, 7 to the pool.
         #expect(Int(shelf.pointee.count) == capacity && Int(shelf.pointee.capacity) == capacity)
-        #expect(pool.depotTotals().puts == UInt64(capacity) && pool.depotTotals().full == 6)
-        #expect((cache.bins + bin).pointee.count == 1 && (cache.bins + bin).pointee.spareCount == 1)
+        #expect(pool.depotTotals().puts == UInt64(capacity) && pool.depotTotals().full == 7)
+        #expect((cache.bins + bin).pointee.count == 1 && (cache.bins + bin).pointee.spareCount == 0)
         expectInvariants(pool)
 
         // The program takes it all back and more (a miss), then frees it all again: the shelf
@@ -144,7 +192,7 @@ import Testing
         #expect(shelf.pointee.count == 0 && shelf.pointee.missed != 0)
         freeAll()
         #expect(Int(shelf.pointee.capacity) == 2 * capacity && shelf.pointee.grown == 1 && shelf.pointee.missed == 0)
-        #expect(Int(shelf.pointee.count) == capacity + 8 && pool.depotTotals().full == 6)
+        #expect(Int(shelf.pointee.count) == capacity + 9 && pool.depotTotals().full == 7)
         expectInvariants(pool)
 
         // No miss since: once full, the shelf turns batches away, to the pool.
@@ -155,7 +203,7 @@ import Testing
             if cache.push(block, bin, tag: tag) { #expect(pool.stashBatch(cache, bin: bin)) }
         }
         #expect(Int(shelf.pointee.count) == 2 * capacity && Int(shelf.pointee.capacity) == 2 * capacity)
-        #expect(pool.depotTotals().full == 9)
+        #expect(pool.depotTotals().full == 10)
         expectInvariants(pool)
 
         let head = try #require(shelf.pointee.slots[shelf.pointee.slot(0)])
