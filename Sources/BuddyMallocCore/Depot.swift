@@ -6,8 +6,8 @@ import CBuddySupport
 /// newest as one linked batch and keeps it as its spare (Bonwick's "previous magazine"); the
 /// spare it had before goes to the depot's shelf of that allocation code. (A bin whose thread
 /// allocated nothing of its code since its last overflow keeps no spare: stashBatch.) A bin
-/// that runs dry takes its spare back first, else a whole batch from the shelf. So a thread whose bin swings around its limit
-/// gets its own blocks back (they stay on its cache lines, and on its order-map lines), and only
+/// that runs dry takes its spare back first, else a whole batch from the shelf. So a thread
+/// whose bin swings around its limit gets its own blocks back (they stay on its cache lines, and on its order-map lines), and only
 /// a thread that frees more than it allocates (a consumer) feeds the depot. The blocks keep their
 /// used tags, cache marks and encoded links (FreeLinks: one key per process), so a batch moves between
 /// threads with two stores under the shelf's own lock, and is neither coalesced nor split on the
@@ -188,18 +188,16 @@ extension BuddyEngine {
         let allocated = UInt32(truncatingIfNeeded: cache.pointee.calls.allocated[code])
         let freeOnly = allocated == slot.pointee.allocatedAtOverflow
         slot.pointee.allocatedAtOverflow = allocated
-        if let spare = slot.pointee.spare {
-            if !putBatch(spare, bin: bin) { releaseBatch(spare, blocks: Int(slot.pointee.spareCount), code: code) }
-            slot.pointee.spare = nil
-            slot.pointee.spareCount = 0
-        }
-        if freeOnly {
-            if !putBatch(head, bin: bin) { releaseBatch(head, blocks: batch, code: code) }
-            return true
-        }
-        slot.pointee.spare = head
-        slot.pointee.spareCount = Int32(batch)
+        if let spare = slot.pointee.spare { shelve(spare, blocks: Int(slot.pointee.spareCount), bin: bin, code: code) }
+        if freeOnly { shelve(head, blocks: batch, bin: bin, code: code) }
+        slot.pointee.spare = freeOnly ? nil : head
+        slot.pointee.spareCount = freeOnly ? 0 : Int32(batch)
         return true
+    }
+
+    /// A batch onto its shelf, or to the pool when the shelf is full.
+    private func shelve(_ head: UnsafeMutableRawPointer, blocks: Int, bin: Int, code: Int) {
+        if !putBatch(head, bin: bin) { releaseBatch(head, blocks: blocks, code: code) }
     }
 
     /// The spare batch of a bin goes to the pool (flushAll).

@@ -336,26 +336,25 @@ import Testing
         let largeSegment = try #require(SegmentMap.lookup(UInt(bitPattern: large)))
         #expect(largeSegment != first && largeSegment.pointee.sizeClass == BuddyEngine.largeSizeClass)
         expectInvariants(pool)
+        /// Blocks of `order` until one comes from another segment than the first: the blocks,
+        /// and that segment.
+        func allocateBeyondFirst(order: Int) throws -> ([UnsafeMutableRawPointer], UnsafeMutablePointer<Segment>) {
+            var blocks: [UnsafeMutableRawPointer] = []
+            var segment = first
+            while segment == first, blocks.count < 10_000 {
+                let block = try #require(pool.allocate(order: order))
+                blocks.append(block)
+                segment = try #require(SegmentMap.lookup(UInt(bitPattern: block)))
+            }
+            return (blocks, segment)
+        }
         // Once the first segment is full, medium blocks get a segment of their class, and small
         // blocks one of theirs.
-        var mediums: [UnsafeMutableRawPointer] = []
-        var mediumSegment = first
-        while mediumSegment == first, mediums.count < 10_000 {
-            let block = try #require(pool.allocate(order: mediumOrder))
-            mediums.append(block)
-            mediumSegment = try #require(SegmentMap.lookup(UInt(bitPattern: block)))
-        }
+        var (mediums, mediumSegment) = try allocateBeyondFirst(order: mediumOrder)
         #expect(mediumSegment != first && mediumSegment != largeSegment && mediumSegment.pointee.sizeClass == 1)
         // 1 KiB blocks (small) take what the first segment has left, then a segment of their
         // class: not the medium one.
-        let smallOrder = g.order(forSize: 1024)
-        var smalls: [UnsafeMutableRawPointer] = []
-        var smallSegment = first
-        while smallSegment == first, smalls.count < 10_000 {
-            let block = try #require(pool.allocate(order: smallOrder))
-            smalls.append(block)
-            smallSegment = try #require(SegmentMap.lookup(UInt(bitPattern: block)))
-        }
+        let (smalls, smallSegment) = try allocateBeyondFirst(order: g.order(forSize: 1024))
         #expect(smallSegment != first && smallSegment != mediumSegment && smallSegment.pointee.sizeClass == 0)
         expectInvariants(pool)
         // Resizing in place stays within what the segment serves; a block that would leave it
