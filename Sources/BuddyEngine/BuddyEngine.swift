@@ -159,14 +159,14 @@ public struct BuddyEngine: Equatable {
     // MARK: Pointers
 
     /// The segment of this pool that covers `address`, or nil.
-    @inline(__always) package func segment(containing address: UInt) -> UnsafeMutablePointer<Segment>? {
+    @inlinable @inline(__always) package func segment(containing address: UInt) -> UnsafeMutablePointer<Segment>? {
         guard let segment = SegmentMap.lookup(address),
               segment.pointee.pool == UnsafeMutableRawPointer(state),
               segment.pointee.contains(address) else { return nil }
         return segment
     }
 
-    @inline(__always) package func slot(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) -> Int {
+    @inlinable @inline(__always) package func slot(_ address: UInt, in segment: UnsafeMutablePointer<Segment>) -> Int {
         Int((address &- segment.pointee.base) >> UInt(geometry.minShift))
     }
 

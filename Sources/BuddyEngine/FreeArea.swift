@@ -14,7 +14,7 @@ package struct FreeArea {
 
 extension BuddyEngine {
     /// The address of a block's tag byte in its segment's order map.
-    @inline(__always) package func tagAddress(_ address: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
+    @inlinable @inline(__always) package func tagAddress(_ address: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         let a = UInt(bitPattern: address)
         let segment = SegmentMap.lookup(a)!
         return segment.pointee.orderMap + slot(a, in: segment)

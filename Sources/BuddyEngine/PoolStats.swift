@@ -69,9 +69,10 @@ package struct PoolStats {
 }
 
 extension PoolStats {
-    /// The engine handed out a block (the caller holds the lock, or is the pool's only thread).
-    @inline(__always) package mutating func countEngineBlockAllocated() {
-        engineBlocks &+= 1
+    /// The engine handed out `blocks` blocks (the caller holds the lock, or is the pool's only
+    /// thread).
+    @inline(__always) package mutating func countEngineBlockAllocated(_ blocks: UInt64 = 1) {
+        engineBlocks &+= blocks
         if engineBlocks > peakEngineBlocks { peakEngineBlocks = engineBlocks }
     }
 

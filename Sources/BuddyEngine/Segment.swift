@@ -74,9 +74,9 @@ public struct Segment {
     /// Bytes in the segment.
     public var size: UInt
     /// The owning pool's state, or nil while the descriptor is unused.
-    package var pool: UnsafeMutableRawPointer?
+    @usableFromInline package var pool: UnsafeMutableRawPointer?
     /// The order map: `size >> minShift` tag bytes, mapped separately from the segment.
-    package var orderMap: UnsafeMutablePointer<UInt8>
+    @usableFromInline package var orderMap: UnsafeMutablePointer<UInt8>
     package var orderMapBytes: Int
     /// Bytes below `frontier` are carved into blocks; above it, top-order blocks not yet handed
     /// to the free area (so a new segment touches no page until it is used).
@@ -105,7 +105,7 @@ public struct Segment {
     /// free. (Stored after the free areas, in the order map's mapping.)
     package var handedOut: UnsafeMutablePointer<UInt64>? = nil
 
-    @inline(__always) package func contains(_ address: UInt) -> Bool {
+    @inlinable @inline(__always) package func contains(_ address: UInt) -> Bool {
         address &- base < size
     }
 }

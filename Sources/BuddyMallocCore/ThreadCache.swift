@@ -432,10 +432,32 @@ extension BuddyEngine {
         }
         var taken = 1
         // The rest of the batch comes from free blocks alone when the first did (no new pages
-        // while the depot may hold free memory: it was tried first).
-        while taken < batch, let block = allocate(code: code, mayGrow: false, mayCarve: found.carved) {
-            _ = cache.push(block, bin, tag: tagAddress(block))
-            taken &+= 1
+        // while the depot may hold free memory: it was tried first). Blocks come in runs cut
+        // from one free block each (allocateRun), pushed from the last so that the bin hands
+        // them out in address order.
+        if code <= geometry.maxOrder {
+            while taken < batch, let run = allocateRun(order: code, count: batch &- taken, mayCarve: found.carved) {
+                let size = UInt(geometry.size(ofOrder: code))
+                var i = run.blocks
+                while i > 0 {
+                    i &-= 1
+                    _ = cache.push(UnsafeMutableRawPointer(bitPattern: run.first &+ UInt(i) &* size).unsafelyUnwrapped, bin,
+                                   tag: run.tag + (i &<< code))
+                }
+                taken &+= run.blocks
+            }
+        } else {
+            // Slab objects come a slab at a time (allocateObjects), linked through their first
+            // words, which the pushes overwrite.
+            while taken < batch, let run = allocateObjects(code: code, count: batch &- taken, mayCarve: found.carved) {
+                let map = run.segment.pointee.orderMap
+                var object: UnsafeMutableRawPointer? = run.head
+                while let o = object {
+                    object = o.load(as: UnsafeMutableRawPointer?.self)
+                    _ = cache.push(o, bin, tag: map + slot(UInt(bitPattern: o), in: run.segment))
+                }
+                taken &+= run.objects
+            }
         }
         foldLiveDelta(cache)
         unlock(locked)

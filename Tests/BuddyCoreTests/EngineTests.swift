@@ -72,6 +72,50 @@ import Testing
         expectInvariants(pool)
     }
 
+    /// A refill's run (allocateRun) hands out 2^j contiguous blocks, 2^j <= count, tagged used,
+    /// and leaves the pool as the same blocks taken one at a time leave a twin pool: the same
+    /// free areas, bytes, allocations and splits per order (a run stands for the splits of
+    /// the blocks it cuts: splits of order m = 2^(order + j - m)).
+    @Test func aRunIsWhatSingleAllocationsWouldBe() throws {
+        let arenaRuns = Arena(size: 64 * 1024), arenaSingles = Arena(size: 64 * 1024)
+        let runs = try makePool(arena: arenaRuns), singles = try makePool(arena: arenaSingles)
+        defer { runs.destroy(); singles.destroy() }
+        // 100 blocks of 64 bytes (order 2): runs of 64, 32 and 4, in address order from the
+        // arena's base, as single allocations take them.
+        var left = 100, next = 0, sizes: [Int] = []
+        while left > 0 {
+            let run = try #require(runs.allocateRun(order: 2, count: left, mayCarve: true))
+            sizes.append(run.blocks)
+            #expect(run.first == UInt(bitPattern: arenaRuns.at(next * 64)))
+            for i in 0..<run.blocks {
+                let block = try #require(UnsafeMutableRawPointer(bitPattern: run.first + UInt(i * 64)))
+                #expect(run.tag + (i << 2) == runs.tagAddress(block))
+                #expect(runs.classify(block) == .allocated(order: 2))
+            }
+            left -= run.blocks
+            next += run.blocks
+        }
+        #expect(sizes == [64, 32, 4])
+        for i in 0..<100 { #expect(singles.allocate(order: 2) == arenaSingles.at(i * 64)) }
+        #expect(buddyinfo(runs) == buddyinfo(singles))
+        #expect(runs.usage.allocatedBytes == 100 * 64 && runs.usage == singles.usage)
+        #expect(runs.counters.allocations == 100 && runs.counters.splits == singles.counters.splits)
+        #expect((0...12).map { runs.state.pointee.stats.splits[$0] } == (0...12).map { singles.state.pointee.stats.splits[$0] })
+        #expect(runs.state.pointee.stats.engineBlocks == 100 && runs.state.pointee.stats.peakEngineBlocks == 100)
+        expectInvariants(runs)
+        // A run cuts the smallest free block that fits, as a single allocation takes it, and
+        // never more than that block: of the blocks left free (1 KiB at 7 KiB, 512 bytes at
+        // 6.5 KiB, 256 bytes at 6.25 KiB), the 256-byte one, in 16 blocks of 16 bytes.
+        let small = try #require(runs.allocateRun(order: 0, count: 1000, mayCarve: true))
+        #expect(small.blocks == 16 && small.first == UInt(bitPattern: arenaRuns.at(6 * 1024 + 256)))
+        #expect(buddyinfo(runs) == [0, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0])
+        expectInvariants(runs)
+        // Nothing but free blocks serve: a full pool gives no run (and does not grow).
+        while runs.allocateRun(order: 0, count: 1 << 20, mayCarve: true) != nil {}
+        #expect(runs.usage.freeBytes == 0 && runs.usage.segmentCount == 1)
+        expectInvariants(runs)
+    }
+
     @Test func everyBlockIsAlignedToItsSize() throws {
         let arena = Arena(size: 1 << 20)
         let pool = try makePool(arena: arena)

@@ -181,6 +181,45 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
         expectInvariants(pool)
     }
 
+    /// A refill's objects (allocateObjects) come from one slab, linked through their first
+    /// words: the objects single allocations would take, in the same order, with the same
+    /// counts in the class and the slab.
+    @Test func aSlabsObjectsComeTogetherAsSingleAllocationsWould() throws {
+        let arenaRun = Arena(size: 1 << 22), arenaSingles = Arena(size: 1 << 22)
+        let run = try makeSlabPool(arena: arenaRun), singles = try makeSlabPool(arena: arenaSingles)
+        defer { run.destroy(); singles.destroy() }
+        let code = run.code(forSize: 40, alignment: 16)
+        let c = code - run.state.pointee.slabFirstCode
+        let capacity = SlabClass.capacity(c)
+        // Some objects out and back, so the slab has a free list and uncarved objects.
+        var out: [[UnsafeMutableRawPointer]] = [[], []]
+        for (i, pool) in [run, singles].enumerated() {
+            for _ in 0..<10 { out[i].append(try #require(pool.allocate(code: code, mayGrow: true))) }
+            for p in out[i][2..<6] { #expect(pool.release(p) == .released) }
+        }
+        let taken = try #require(run.allocateObjects(code: code, count: capacity, mayCarve: true))
+        #expect(taken.objects == capacity - 6, "the slab's room: its 4 freed objects and its uncarved ones")
+        var linked: [UInt] = []
+        var object: UnsafeMutableRawPointer? = taken.head
+        while let o = object {
+            linked.append(UInt(bitPattern: o) - UInt(bitPattern: arenaRun.base))
+            #expect(run.classify(o) == .allocated(order: code))
+            object = o.load(as: UnsafeMutableRawPointer?.self)
+        }
+        let single = try (0..<(capacity - 6)).map { _ in
+            UInt(bitPattern: try #require(singles.allocate(code: code, mayGrow: true))) - UInt(bitPattern: arenaSingles.base)
+        }
+        #expect(linked == single)
+        let k = run.state.pointee.slabClasses![c], twin = singles.state.pointee.slabClasses![c]
+        #expect(k.objectsOut == capacity && k.objectsOut == twin.objectsOut && k.partialCount == 0 && twin.partialCount == 0)
+        #expect(run.state.pointee.slabSpareBytes == singles.state.pointee.slabSpareBytes)
+        expectInvariants(run)
+        // The next call starts a new slab.
+        let more = try #require(run.allocateObjects(code: code, count: 3, mayCarve: true))
+        #expect(more.objects == 3 && run.state.pointee.slabClasses![c].slabs == 2)
+        expectInvariants(run)
+    }
+
     /// Slab objects in a thread cache: refill takes a batch of objects, flush puts them back.
     @Test func threadCacheBinsHoldObjects() throws {
         let arena = Arena(size: 1 << 22)
