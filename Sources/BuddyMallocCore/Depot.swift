@@ -49,10 +49,13 @@ struct DepotShelf {
     /// Batches on the shelf now, and at most for now (grows on misses, see above).
     var count: Int32 = 0
     var capacity: Int32 = 0
-    /// Blocks in each batch: the limit of the bin of this code (every cache's bins have the
-    /// same limits), so an overflowing bin's blocks but the newest are one batch, and a batch
-    /// fills an empty bin.
+    /// The most blocks in a batch: the limit of the bin of this code (every cache's bins have
+    /// the same limits), so an overflowing bin's blocks but the newest are one batch, and a batch
+    /// fills an empty bin. A consumer's bin overflows at a quarter of it (consumerLimit), so
+    /// batches carry their own counts.
     var batchBlocks: Int32 = 0
+    /// Blocks in all the shelf's batches (written under the lock, read without it: statistics).
+    var blocks: Int32 = 0
     /// The slots (a power of two): the most batches the shelf may ever hold.
     var slotCount: Int32 = 0
     /// The ring's oldest batch: slots[first]; the newest, the one a bin takes, is
@@ -74,8 +77,10 @@ struct DepotShelf {
     /// Times the capacity doubled, and batches decay gave to the pool (under the lock; tests).
     var grown: UInt64 = 0
     var decayed: UInt64 = 0
-    /// The batches' first blocks (`slotCount` slots, after the shelves' array).
+    /// The batches' first blocks (`slotCount` slots, after the shelves' array), and their
+    /// blocks (`counts[i]` for `slots[i]`, after all the slots).
     var slots: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    var counts: UnsafeMutablePointer<Int32>
 
     /// A shelf's stride: cache lines of its own (its lock is written by every thread that
     /// exchanges a batch of this code; a neighbour's lock must not share the line).
@@ -99,6 +104,11 @@ enum Depot {
     /// The shortest decay period (BUDDY_RELEASE_DELAY 0 would otherwise scan at every flush).
     static let minimumDecayNs: UInt64 = 1_000_000
 
+    /// The limit of a consumer's bin (one whose thread allocated nothing of its code since its
+    /// last overflow, stashBatch), for a bin whose limit is `full`: its batches reach the
+    /// producers four times as often, and it holds a quarter of the memory back from them.
+    @inline(__always) static func consumerLimit(_ full: Int32) -> Int32 { max(1, full / 2) }
+
     /// Maps the depot for `pool`'s thread caches: one shelf per bin (bins are numbered alike in
     /// every cache), with batch sizes from the bins' limits. False when the OS refuses memory.
     static func create(_ pool: BuddyEngine) -> Bool {
@@ -107,17 +117,20 @@ enum Depot {
         let shelvesBytes = bins * DepotShelf.stride
         var totalSlots = 0
         for bin in 0..<bins { totalSlots += slotCount(pool, bin: bin) }
-        let bytes = (shelvesBytes + totalSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride + page - 1) & ~(page - 1)
+        let slotsBytes = totalSlots * MemoryLayout<UnsafeMutableRawPointer?>.stride
+        let bytes = (shelvesBytes + slotsBytes + totalSlots * MemoryLayout<Int32>.stride + page - 1) & ~(page - 1)
         guard let memory = buddy_os_map_aligned(bytes, page) else { return false }
         var slots = (memory + shelvesBytes).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: totalSlots)
+        var counts = (memory + shelvesBytes + slotsBytes).bindMemory(to: Int32.self, capacity: totalSlots)
         for bin in 0..<bins {
             let batch = max(1, pool.binLimit(bin))
             let batchBytes = batch * pool.size(ofCode: pool.codeOfBin(bin))
             let slotCount = slotCount(pool, bin: bin)
             let capacity = min(initialBatches, slotCount, max(2, bytesPerShelf / batchBytes))
             (memory + bin * DepotShelf.stride).bindMemory(to: DepotShelf.self, capacity: 1).initialize(to: DepotShelf(
-                count: 0, capacity: Int32(capacity), batchBlocks: Int32(batch), slotCount: Int32(slotCount), slots: slots))
+                count: 0, capacity: Int32(capacity), batchBlocks: Int32(batch), slotCount: Int32(slotCount), slots: slots, counts: counts))
             slots += slotCount
+            counts += slotCount
         }
         pool.process.pointee.depot = memory
         pool.process.pointee.depotShelves = bins
@@ -176,14 +189,17 @@ extension BuddyEngine {
     ///
     /// A bin that allocated nothing since its last overflow (a consumer's: the thread only frees
     /// this size) keeps no spare: the batch goes to the depot at once, after the spare before
-    /// it. A spare serves a thread whose bin swings around its limit; a consumer's would only
-    /// hold a bin's worth of blocks back from the producers until they are cold (the scaling
-    /// benchmark's pipeline: 32 consumers x 14 sizes x 127 blocks).
+    /// it, and the bin's limit drops to `consumerLimit` until the thread allocates this size
+    /// again (takeSpareOrBatch, or its next overflow). A spare serves a thread whose bin swings
+    /// around its limit; a consumer's would only hold a bin's worth of blocks back from the
+    /// producers until they are cold, and so would a consumer's full bin (the scaling
+    /// benchmark's pipeline: 32 consumers x 14 sizes x 127 blocks, 16 MB cached for 2 MB of
+    /// messages).
     func stashBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
         guard process.pointee.depot != nil else { return false }
-        let batch = Int(shelf(bin).pointee.batchBlocks)
-        guard let head = cutBatch(cache, bin: bin, blocks: batch) else { return false }
         let slot = cache.bins + bin
+        let batch = Int(slot.pointee.count) &- 1
+        guard let head = cutBatch(cache, bin: bin, blocks: batch) else { return false }
         let code = codeOfBin(bin)
         let allocated = UInt32(truncatingIfNeeded: cache.pointee.calls.allocated[code])
         let freeOnly = allocated == slot.pointee.allocatedAtOverflow
@@ -192,12 +208,14 @@ extension BuddyEngine {
         if freeOnly { shelve(head, blocks: batch, bin: bin, code: code) }
         slot.pointee.spare = freeOnly ? nil : head
         slot.pointee.spareCount = freeOnly ? 0 : Int32(batch)
+        let full = shelf(bin).pointee.batchBlocks
+        slot.pointee.limit = freeOnly ? Depot.consumerLimit(full) : full
         return true
     }
 
     /// A batch onto its shelf, or to the pool when the shelf is full.
     private func shelve(_ head: UnsafeMutableRawPointer, blocks: Int, bin: Int, code: Int) {
-        if !putBatch(head, bin: bin) { releaseBatch(head, blocks: blocks, code: code) }
+        if !putBatch(head, blocks: blocks, bin: bin) { releaseBatch(head, blocks: blocks, code: code) }
     }
 
     /// The spare batch of a bin goes to the pool (flushAll).
@@ -210,8 +228,8 @@ extension BuddyEngine {
         releaseBatch(spare, blocks: blocks, code: cache.code(ofBin: bin))
     }
 
-    /// A batch onto its shelf: false when the shelf is full (and may not grow).
-    private func putBatch(_ head: UnsafeMutableRawPointer, bin: Int) -> Bool {
+    /// A batch of `blocks` blocks onto its shelf: false when the shelf is full (and may not grow).
+    private func putBatch(_ head: UnsafeMutableRawPointer, blocks: Int, bin: Int) -> Bool {
         let shelf = self.shelf(bin)
         buddy_lock(&shelf.pointee.lock)
         if shelf.pointee.count == shelf.pointee.capacity {
@@ -228,7 +246,10 @@ extension BuddyEngine {
             buddy_atomic_store_i32_relaxed(&shelf.pointee.missed, 0)
             shelf.pointee.grown &+= 1
         }
-        shelf.pointee.slots[shelf.pointee.slot(shelf.pointee.count)] = head
+        let i = shelf.pointee.slot(shelf.pointee.count)
+        shelf.pointee.slots[i] = head
+        shelf.pointee.counts[i] = Int32(blocks)
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.blocks, shelf.pointee.blocks &+ Int32(blocks))
         buddy_atomic_store_i32_relaxed(&shelf.pointee.count, shelf.pointee.count &+ 1)
         buddy_atomic_store_u64_relaxed(&shelf.pointee.puts, shelf.pointee.puts &+ 1)
         buddy_unlock(&shelf.pointee.lock)
@@ -236,8 +257,10 @@ extension BuddyEngine {
     }
 
     /// An empty bin takes its spare batch back, else a batch from the depot: true when it did.
+    /// (The thread allocates this size: its bin gets its whole limit back, see stashBatch.)
     func takeSpareOrBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
         let slot = cache.bins + bin
+        if process.pointee.depot != nil { slot.pointee.limit = shelf(bin).pointee.batchBlocks }
         if let spare = slot.pointee.spare {
             slot.pointee.head = spare
             slot.pointee.count = slot.pointee.spareCount
@@ -259,7 +282,7 @@ extension BuddyEngine {
             return false
         }
         buddy_lock(&shelf.pointee.lock)
-        guard let head = popNewest(shelf) else {
+        guard let (head, blocks) = popNewest(shelf) else {
             buddy_unlock(&shelf.pointee.lock)
             noteMiss(shelf)
             return false
@@ -268,7 +291,7 @@ extension BuddyEngine {
         buddy_unlock(&shelf.pointee.lock)
         let slot = cache.bins + bin
         slot.pointee.head = head
-        slot.pointee.count = shelf.pointee.batchBlocks
+        slot.pointee.count = Int32(blocks)
         return true
     }
 
@@ -276,17 +299,25 @@ extension BuddyEngine {
         if buddy_atomic_load_i32_relaxed(&shelf.pointee.missed) == 0 { buddy_atomic_store_i32_relaxed(&shelf.pointee.missed, 1) }
     }
 
-    /// The newest batch off `shelf` (nil when empty); the caller holds the shelf's lock.
-    @inline(__always) private func popNewest(_ shelf: UnsafeMutablePointer<DepotShelf>) -> UnsafeMutableRawPointer? {
+    /// The newest batch off `shelf` and its blocks (nil when empty); the caller holds the
+    /// shelf's lock.
+    @inline(__always) private func popNewest(_ shelf: UnsafeMutablePointer<DepotShelf>) -> (UnsafeMutableRawPointer, Int)? {
         guard shelf.pointee.count > 0 else { return nil }
         let count = shelf.pointee.count &- 1
         buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
         if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
-        return shelf.pointee.slots[shelf.pointee.slot(count)]
+        return takeSlot(shelf, shelf.pointee.slot(count))
     }
 
-    /// Takes the newest batch off shelf `bin` (nil when empty), for the pool.
-    private func takeNewest(_ bin: Int) -> UnsafeMutableRawPointer? {
+    /// Slot `i`'s batch and its blocks, counted off the shelf's blocks (the lock held).
+    @inline(__always) private func takeSlot(_ shelf: UnsafeMutablePointer<DepotShelf>, _ i: Int) -> (UnsafeMutableRawPointer, Int) {
+        let blocks = shelf.pointee.counts[i]
+        buddy_atomic_store_i32_relaxed(&shelf.pointee.blocks, shelf.pointee.blocks &- blocks)
+        return (shelf.pointee.slots[i].unsafelyUnwrapped, Int(blocks))
+    }
+
+    /// Takes the newest batch off shelf `bin` and its blocks (nil when empty), for the pool.
+    private func takeNewest(_ bin: Int) -> (UnsafeMutableRawPointer, Int)? {
         let shelf = self.shelf(bin)
         buddy_lock(&shelf.pointee.lock)
         defer { buddy_unlock(&shelf.pointee.lock) }
@@ -299,8 +330,8 @@ extension BuddyEngine {
         guard buddy_atomic_load_i32_relaxed(&shelf.pointee.count) > 0 else { return 0 }
         let code = codeOfBin(bin)
         var released = 0
-        while let head = takeNewest(bin) {
-            released &+= releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: code)
+        while let (head, blocks) = takeNewest(bin) {
+            released &+= releaseBatch(head, blocks: blocks, code: code)
         }
         return released
     }
@@ -336,8 +367,8 @@ extension BuddyEngine {
             let shelf = self.shelf(largest)
             let shelfCode = codeOfBin(largest)
             var batches = max(1, buddy_atomic_load_i32_relaxed(&shelf.pointee.count) / 4)
-            while batches > 0, let head = takeOldest(largest) {
-                releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: shelfCode)
+            while batches > 0, let (head, blocks) = takeOldest(largest) {
+                releaseBatch(head, blocks: blocks, code: shelfCode)
                 batches &-= 1
             }
             let locked = lock()
@@ -347,18 +378,18 @@ extension BuddyEngine {
         }
     }
 
-    /// Takes the oldest batch off shelf `bin` (nil when empty), for the pool.
-    private func takeOldest(_ bin: Int) -> UnsafeMutableRawPointer? {
+    /// Takes the oldest batch off shelf `bin` and its blocks (nil when empty), for the pool.
+    private func takeOldest(_ bin: Int) -> (UnsafeMutableRawPointer, Int)? {
         let shelf = self.shelf(bin)
         buddy_lock(&shelf.pointee.lock)
         defer { buddy_unlock(&shelf.pointee.lock) }
         guard shelf.pointee.count > 0 else { return nil }
-        let head = shelf.pointee.slots[shelf.pointee.slot(0)]
+        let oldest = takeSlot(shelf, shelf.pointee.slot(0))
         shelf.pointee.first = (shelf.pointee.first &+ 1) & (shelf.pointee.slotCount &- 1)
         let count = shelf.pointee.count &- 1
         buddy_atomic_store_i32_relaxed(&shelf.pointee.count, count)
         if count < shelf.pointee.lowWater { shelf.pointee.lowWater = count }
-        return head
+        return oldest
     }
 
     /// The decay pass when its period has passed (`now`: the monotonic clock; lock not held):
@@ -386,8 +417,8 @@ extension BuddyEngine {
             var excess = (shelf.pointee.lowWater &* 3 &+ 3) / 4
             buddy_unlock(&shelf.pointee.lock)
             var batches: UInt64 = 0
-            while excess > 0, let head = takeOldest(bin) {
-                released &+= releaseBatch(head, blocks: Int(shelf.pointee.batchBlocks), code: code)
+            while excess > 0, let (head, blocks) = takeOldest(bin) {
+                released &+= releaseBatch(head, blocks: blocks, code: code)
                 batches &+= 1
                 excess &-= 1
             }
@@ -436,7 +467,7 @@ extension BuddyEngine {
     func depotBlocks(bin: Int) -> Int {
         guard let process = processIfAny, process.pointee.depot != nil, bin < process.pointee.depotShelves else { return 0 }
         let shelf = self.shelf(bin)
-        return Int(buddy_atomic_load_i32_relaxed(&shelf.pointee.count)) &* Int(shelf.pointee.batchBlocks)
+        return Int(buddy_atomic_load_i32_relaxed(&shelf.pointee.blocks))
     }
 }
 

@@ -10,8 +10,10 @@ import CBuddySupport
 //     the blocks with the cache mark in the order maps == the blocks on all bins of all caches
 //         + their spare batches + the blocks of all batches on the depot's shelves
 //     0 <= lowWater <= shelf.count <= shelf.capacity <= slotCount (a power of two), and each
-//         batch on shelf s is a list of exactly batchBlocks(s) blocks, each tagged used | code(s)
+//         batch on shelf s is a list of exactly counts[i] blocks, 1 <= counts[i] <=
+//         batchBlocks(s), each tagged used | code(s); shelf.blocks == sum of its counts
 //         (Depot.swift)
+//     a bin's limit is batchBlocks of its shelf, or consumerLimit of it (a consumer's bin)
 //     the engine's invariants hold (a cached block is allocated to the pool)
 
 extension BuddyEngine {
@@ -35,6 +37,11 @@ extension BuddyEngine {
         for bin in 0..<cache.totalBins {
             let binState = (cache.bins + bin).pointee
             if binState.count < 0 || binState.count > binState.limit { return "a bin holds more blocks than its limit" }
+            if let process = processIfAny, process.pointee.depot != nil {
+                let full = shelf(bin).pointee.batchBlocks
+                if binState.limit != full && binState.limit != Depot.consumerLimit(full) { return "a bin's limit is neither its shelf's batch nor a consumer's" }
+                if binState.spareCount > full { return "a bin's spare batch is larger than its shelf's batches" }
+            }
             if let problem = checkList(binState.head, count: binState.count, code: cache.code(ofBin: bin), listed: &listed) { return problem }
             if (binState.spare == nil) != (binState.spareCount == 0) { return "a bin's spare batch disagrees with its count" }
             if let problem = checkList(binState.spare, count: binState.spareCount, code: cache.code(ofBin: bin), listed: &listed) { return problem }
@@ -50,9 +57,14 @@ extension BuddyEngine {
                 || Int(shelf.slotCount) > Depot.maxBatches { return "a depot shelf holds more batches than its capacity" }
             if shelf.slotCount & (shelf.slotCount - 1) != 0 || shelf.first < 0 || shelf.first >= shelf.slotCount
                 || shelf.lowWater > shelf.count { return "a depot shelf's ring is out of shape" }
+            var blocks: Int32 = 0
             for i in 0..<shelf.count {
-                if let problem = checkList(shelf.slots[shelf.slot(i)], count: shelf.batchBlocks, code: codeOfBin(bin), listed: &listed) { return problem }
+                let count = shelf.counts[shelf.slot(i)]
+                if count < 1 || count > shelf.batchBlocks { return "a depot batch's count is not 1 ... batchBlocks" }
+                if let problem = checkList(shelf.slots[shelf.slot(i)], count: count, code: codeOfBin(bin), listed: &listed) { return problem }
+                blocks &+= count
             }
+            if blocks != shelf.blocks { return "a depot shelf's blocks are not the sum of its batches' counts" }
         }
         return nil
     }

@@ -38,9 +38,9 @@ import Testing
         let producer = try #require(pool.threadCache())
         buddy_thread_set_cache(nil)
         let consumer = try #require(pool.threadCache())
-        let code = 2, bin = 2 // 64-byte blocks: a bin of 64, batches of 64
+        let code = 2, bin = 2 // 64-byte blocks: a bin of 128, batches of at most 128
         let batch = Int(pool.shelf(bin).pointee.batchBlocks)
-        #expect(batch == Int((producer.bins + bin).pointee.limit))
+        #expect(batch == Int((producer.bins + bin).pointee.limit) && batch == 128)
 
         // The producer allocates two batches' worth and two blocks (refills from the pool: splits).
         var blocks: [UnsafeMutableRawPointer] = []
@@ -56,7 +56,9 @@ import Testing
 
         // The consumer frees them all: each overflowing bin keeps its newest block, and the rest,
         // a batch, goes to the depot at once: the consumer allocates nothing of this size, so it
-        // keeps no spare (a spare would hold the batch back from the producer).
+        // keeps no spare (a spare would hold the batch back from the producer), and from its
+        // first overflow on its bin holds half its limit (Depot.consumerLimit): its next
+        // batches are half batches.
         let before = poolWork(pool)
         for block in blocks {
             let tag = pool.tagAddress(block) // tagged used: the push marks it (CacheMark)
@@ -64,34 +66,41 @@ import Testing
                 #expect(pool.stashBatch(consumer, bin: bin))
             }
         }
-        // Two overflows, two batches on the shelf, no spare.
+        // Three overflows (after 129, 64 and 64 frees): batches of 128, 64 and 64 on the shelf,
+        // no spare, two blocks left on the bin.
         let totals = pool.depotTotals()
-        #expect(totals.puts == 2 && totals.full == 0)
+        #expect(totals.puts == 3 && totals.full == 0)
+        #expect((0..<3).map { pool.shelf(bin).pointee.counts[pool.shelf(bin).pointee.slot(Int32($0))] } == [128, 64, 64])
         #expect((consumer.bins + bin).pointee.spare == nil && (consumer.bins + bin).pointee.spareCount == 0)
-        #expect(Int((consumer.bins + bin).pointee.count) == 2)
+        #expect(Int((consumer.bins + bin).pointee.count) == 2 && Int((consumer.bins + bin).pointee.limit) == batch / 2)
         #expect(totals.bytes == UInt64(pool.depotBlocks(bin: bin) * 64) && totals.bytes > 0)
         #expect(poolWork(pool) == before) // nothing coalesced
         expectInvariants(pool)
 
-        // The producer, its bin empty, takes a whole batch back: no split.
+        // The producer, its bin empty, takes the newest batch back whole: no split.
         while let (block, tag) = producer.pop(bin) { tag.pointee = Tag.used | UInt8(code); blocks.append(block) }
         let onShelf = Int(pool.shelf(bin).pointee.count)
         let again = try #require(pool.refill(producer, code: code))
         #expect(pool.classify(again) == .allocated(order: code))
         #expect(Int(pool.shelf(bin).pointee.count) == onShelf - 1)
-        #expect(Int((producer.bins + bin).pointee.count) == batch - 1)
+        #expect(Int((producer.bins + bin).pointee.count) == batch / 2 - 1)
         #expect(pool.depotTotals().takes == 1)
         #expect(poolWork(pool) == before)
         expectInvariants(pool)
 
-        // The other batch goes to the pool from the shelf, and the consumer's bin with it: they
+        // The other batches go to the pool from the shelf, and the consumer's bin with them: they
         // coalesce.
-        #expect(pool.drainDepot() == batch && onShelf == 2)
+        #expect(pool.drainDepot() == batch + batch / 2 && onShelf == 3)
         #expect(pool.depotTotals().bytes == 0)
         buddy_thread_set_cache(UnsafeMutableRawPointer(consumer))
         pool.flushAll(consumer)
         #expect((consumer.bins + bin).pointee.spare == nil && (consumer.bins + bin).pointee.count == 0)
         #expect(poolWork(pool) > before)
+        expectInvariants(pool)
+        // The consumer allocates this size: its bin's whole limit comes back with the refill.
+        let own = try #require(pool.refill(consumer, code: code))
+        #expect(Int((consumer.bins + bin).pointee.limit) == batch)
+        #expect(pool.release(own) == .released)
         expectInvariants(pool)
         buddy_thread_set_cache(UnsafeMutableRawPointer(producer))
 
@@ -129,16 +138,19 @@ import Testing
         // The first overflow follows allocations: a spare, nothing on the shelf.
         for block in blocks[0...batch] { free(block) }
         #expect(Int(slot.pointee.spareCount) == batch && pool.depotTotals().puts == 0)
-        // The second follows none: the batch and the spare go to the depot.
+        // The second follows none: the batch and the spare go to the depot, and the bin holds
+        // half its limit from now on (a consumer's, Depot.consumerLimit).
         for block in blocks[(batch + 1)...(2 * batch)] { free(block) }
         #expect(slot.pointee.spare == nil && slot.pointee.spareCount == 0 && pool.depotTotals().puts == 2)
-        #expect(Int(slot.pointee.count) == 1)
+        #expect(Int(slot.pointee.count) == 1 && Int(slot.pointee.limit) == batch / 2)
         expectInvariants(pool)
-        // One allocation (the bin's block) and its free, then frees up to the third overflow:
-        // a spare again, the shelf as it was.
+        // One allocation (the bin's block) and its free, then frees up to the third overflow (at
+        // half the limit): a spare again, of half a batch, the whole limit back, the shelf as
+        // it was.
         free(try allocate())
         for block in blocks[(2 * batch + 1)...(3 * batch)] { free(block) }
-        #expect(Int(slot.pointee.spareCount) == batch && pool.depotTotals().puts == 2)
+        #expect(Int(slot.pointee.spareCount) == batch / 2 && pool.depotTotals().puts == 2)
+        #expect(Int(slot.pointee.limit) == batch && Int(slot.pointee.count) == batch / 2 + 1)
         expectInvariants(pool)
         for block in blocks[(3 * batch + 1)...] { free(block) }
         #expect(pool.drainDepot() == 2 * batch)
@@ -248,7 +260,8 @@ import Testing
         #expect(pool.takeSpareOrBatch(cache, bin: bin) && shelf.pointee.lowWater == 7)
         let kept = shelf.pointee.slots[shelf.pointee.slot(6)]
         #expect(kept != newest)
-        #expect(pool.decayDepot() == 6 * Int(shelf.pointee.batchBlocks))
+        // (The first batch is a whole one, the rest half batches: the cache only frees.)
+        #expect(pool.decayDepot() == 6 * Int(shelf.pointee.batchBlocks) / 2 + Int(shelf.pointee.batchBlocks) / 2)
         #expect(shelf.pointee.count == 1 && shelf.pointee.decayed == 6 && shelf.pointee.lowWater == 1)
         #expect(shelf.pointee.slots[shelf.pointee.slot(0)] == kept)
         expectInvariants(pool)
