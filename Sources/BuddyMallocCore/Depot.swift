@@ -104,9 +104,9 @@ enum Depot {
     /// The shortest decay period (BUDDY_RELEASE_DELAY 0 would otherwise scan at every flush).
     static let minimumDecayNs: UInt64 = 1_000_000
 
-    /// The limit of a consumer's bin (one whose thread allocated nothing of its code since its
-    /// last overflow, stashBatch), for a bin whose limit is `full`: its batches reach the
-    /// producers four times as often, and it holds a quarter of the memory back from them.
+    /// The limit of a consumer's bin (stashBatch), for a bin whose limit is `full`: its batches
+    /// reach the producers twice as often, and it holds half the memory back from them. (A
+    /// quarter of the limit gained the pipeline as much at 64 threads and lost 14% at 4.)
     @inline(__always) static func consumerLimit(_ full: Int32) -> Int32 { max(1, full / 2) }
 
     /// Maps the depot for `pool`'s thread caches: one shelf per bin (bins are numbered alike in
@@ -187,14 +187,18 @@ extension BuddyEngine {
     /// depot (or, when the depot's shelf is full, to the pool). False when the bin could not be
     /// cut (the caller flushes it to the pool).
     ///
-    /// A bin that allocated nothing since its last overflow (a consumer's: the thread only frees
-    /// this size) keeps no spare: the batch goes to the depot at once, after the spare before
-    /// it, and the bin's limit drops to `consumerLimit` until the thread allocates this size
-    /// again (takeSpareOrBatch, or its next overflow). A spare serves a thread whose bin swings
-    /// around its limit; a consumer's would only hold a bin's worth of blocks back from the
-    /// producers until they are cold, and so would a consumer's full bin (the scaling
-    /// benchmark's pipeline: 32 consumers x 14 sizes x 127 blocks, 16 MB cached for 2 MB of
-    /// messages).
+    /// A bin that allocated nothing since its last overflow (a consumer's, or a thread's freeing
+    /// a batch it built) keeps no spare: the batch goes to the depot at once, after the spare
+    /// before it. A spare serves a thread whose bin swings around its limit; a consumer's would
+    /// only hold a bin's worth of blocks back from the producers until they are cold.
+    ///
+    /// A consumer's full bin would too (the scaling benchmark's pipeline: 32 consumers x 14
+    /// sizes x 127 blocks, 16 MB cached for 2 MB of messages), so a bin whose thread has also
+    /// freed more than twice what it allocated of this code (it frees what other threads
+    /// allocate) holds `consumerLimit` until the thread allocates this size again
+    /// (takeSpareOrBatch, or its next overflow). A thread freeing its own batch has freed about
+    /// what it allocated, and keeps its whole limit (halving it cost smallbatch's shape 6% more
+    /// instructions: twice the batches).
     func stashBatch(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) -> Bool {
         guard process.pointee.depot != nil else { return false }
         let slot = cache.bins + bin
@@ -209,7 +213,8 @@ extension BuddyEngine {
         slot.pointee.spare = freeOnly ? nil : head
         slot.pointee.spareCount = freeOnly ? 0 : Int32(batch)
         let full = shelf(bin).pointee.batchBlocks
-        slot.pointee.limit = freeOnly ? Depot.consumerLimit(full) : full
+        let consumer = freeOnly && cache.pointee.calls.freed[code] > 2 &* cache.pointee.calls.allocated[code]
+        slot.pointee.limit = consumer ? Depot.consumerLimit(full) : full
         return true
     }
 
