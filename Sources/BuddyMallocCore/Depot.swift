@@ -205,7 +205,8 @@ extension BuddyEngine {
         let batch = Int(slot.pointee.count) &- 1
         guard let head = cutBatch(cache, bin: bin, blocks: batch) else { return false }
         let code = codeOfBin(bin)
-        let allocated = UInt32(truncatingIfNeeded: cache.pointee.calls.allocated[code])
+        let allocatedInAll = cache.pointee.calls.allocated.load(code)
+        let allocated = UInt32(truncatingIfNeeded: allocatedInAll)
         let freeOnly = allocated == slot.pointee.allocatedAtOverflow
         slot.pointee.allocatedAtOverflow = allocated
         if let spare = slot.pointee.spare { shelve(spare, blocks: Int(slot.pointee.spareCount), bin: bin, code: code) }
@@ -213,7 +214,7 @@ extension BuddyEngine {
         slot.pointee.spare = freeOnly ? nil : head
         slot.pointee.spareCount = freeOnly ? 0 : Int32(batch)
         let full = shelf(bin).pointee.batchBlocks
-        let consumer = freeOnly && cache.pointee.calls.freed[code] > 2 &* cache.pointee.calls.allocated[code]
+        let consumer = freeOnly && cache.pointee.calls.freed.load(code) > 2 &* allocatedInAll
         slot.pointee.limit = consumer ? Depot.consumerLimit(full) : full
         return true
     }
