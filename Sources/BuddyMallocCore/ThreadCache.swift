@@ -433,14 +433,13 @@ extension BuddyEngine {
         var taken = 1
         // The rest of the batch comes from free blocks alone when the first did (no new pages
         // while the depot may hold free memory: it was tried first). Blocks come in runs cut
-        // from one free block each (allocateRun), pushed from the last so that the bin hands
-        // them out in address order.
+        // from one free block each (allocateRun), pushed in address order, so that the bin
+        // hands them out in the order one allocation at a time gave (the last first: handed
+        // out in address order, larsonN read 0.80x glibc against 0.68x, README "Performance").
         if code <= geometry.maxOrder {
             while taken < batch, let run = allocateRun(order: code, count: batch &- taken, mayCarve: found.carved) {
                 let size = UInt(geometry.size(ofOrder: code))
-                var i = run.blocks
-                while i > 0 {
-                    i &-= 1
+                for i in 0..<run.blocks {
                     _ = cache.push(UnsafeMutableRawPointer(bitPattern: run.first &+ UInt(i) &* size).unsafelyUnwrapped, bin,
                                    tag: run.tag + (i &<< code))
                 }

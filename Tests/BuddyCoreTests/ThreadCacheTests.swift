@@ -49,6 +49,13 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect((cache.bins + 0).pointee.count == 63)
         #expect(pool.cachedBytes == 63 * 16)
         expectInvariants(pool)
+        // The bin hands them out in the order one allocation at a time gave: the block after
+        // the first last, the one just above the 1 KiB block's first... the last block first.
+        var popped: [(UnsafeMutableRawPointer, UnsafeMutablePointer<UInt8>)] = []
+        while let entry = cache.pop(0) { popped.append(entry) }
+        #expect(popped.map { $0.0 } == (1...63).reversed().map { first + $0 * 16 })
+        for (block, tag) in popped.reversed() { _ = cache.push(block, 0, tag: tag) }
+        expectInvariants(pool)
 
         // A cached block is free to the program: freeing it again is a double free.
         let (cached, tag) = try #require(cache.pop(0))
