@@ -113,11 +113,14 @@ func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     pool.countSystemRequest(size)
     var zeroed = false
     if case .calloc = entry { zeroed = true }
-    guard let block = Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs) else {
+    let errno = buddy_errno_get()
+    let mapped = Oversize.withinMappingBudget() ? Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs) : nil
+    guard let block = mapped ?? systemFallback(size, alignment: alignment, zeroed: zeroed, pool: pool) else {
         pool.countFailure(entry)
         buddy_errno_set(ENOMEM_)
         return nil
     }
+    buddy_errno_set(errno)
     // (malloc's blocks are profiled by its instrumented path, as in countSlowAllocation.)
     if case .malloc = entry {} else if pool.state.pointee.stats.profileSampleBytes != 0, let cache = BuddyEngine.threadCounters() {
         AllocationProfile.allocated(block, size: size, counted: false, cache: cache)
@@ -125,6 +128,40 @@ func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     pool.stampActivity()
     return block
 }
+
+/// An oversize block from glibc's malloc, when the oversize blocks' mappings reached their
+/// budget (Oversize.withinMappingBudget) or the OS refused one. Each oversize block is two
+/// mappings (the block and its guard page), so a program that kept about 32,000 of them live
+/// reached vm.max_map_count (65,530), and then every mmap failed while memory was plenty, glibc's
+/// too: with BUDDY_MAX_BLOCK=4K, sqlite's pages are oversize, and a 200 MB page cache failed with
+/// "out of memory". glibc's heap holds such blocks without a mapping each. They are glibc's from
+/// then on: free, realloc and malloc_usable_size find no pool segment and no oversize entry for
+/// them, and hand them back to glibc, as for the calls made before the pool existed. Said once
+/// on stderr, with what to do.
+@inline(never)
+func systemFallback(_ size: UInt, alignment: UInt, zeroed: Bool, pool: BuddyEngine) -> UnsafeMutableRawPointer? {
+    let block: UnsafeMutableRawPointer?
+    if zeroed && alignment <= minimumAlignment {
+        block = __libc_calloc(1, Int(bitPattern: size))
+    } else {
+        block = systemAllocate(size, alignment: alignment)
+        if zeroed, let block { block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(bitPattern: size)) }
+    }
+    guard let block else { return nil }
+    if buddy_atomic_cas_u64_relaxed(&systemFallbackWarned, 0, 1) != 0 {
+        var line = TextBuffer()
+        line.append("buddy: no mapping of its own for a block of ")
+        line.append(decimal: UInt64(size))
+        line.append(" bytes above the maximum block (")
+        line.append(decimal: pool.geometry.maxBlock)
+        line.append(" bytes): the process's mappings are near vm.max_map_count (each such block is two); glibc's malloc serves these blocks while they are. Raise BUDDY_MAX_BLOCK so that they come from the pool\n")
+        line.write(to: 2)
+    }
+    return block
+}
+
+/// Whether systemFallback has said so on stderr (0: not yet).
+nonisolated(unsafe) var systemFallbackWarned: UInt64 = 0
 
 /// Frees a pointer no pool segment covers: a live oversize block (unmapped), a bad pointer
 /// (inside one, or a recently freed one's: reported), else glibc's. The caller has counted the call.

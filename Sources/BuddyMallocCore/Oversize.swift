@@ -54,6 +54,16 @@ enum Oversize {
         case busy
     }
 
+    /// Whether one more oversize block may have mappings of its own: the live blocks' and the
+    /// retained mappings (a block is up to four pieces and its guard page: counted as two) stay
+    /// under half of vm.max_map_count, leaving the other half to the program (its thread stacks,
+    /// files, libraries) and to the pool's segments. Past it, glibc serves (systemFallback).
+    @inline(__always) static func withinMappingBudget() -> Bool {
+        let t = table
+        let mappings = 2 &* buddy_atomic_load_u64_relaxed(&t.pointee.count) &+ buddy_atomic_load_u64_relaxed(&t.pointee.retained_count)
+        return mappings < UInt64(buddy_os_max_map_count() / 2)
+    }
+
     /// Whether the table may know `pointer`: one load each (the foreign paths' quick test).
     @inline(__always) static func mayKnow() -> Bool {
         let t = table

@@ -210,6 +210,28 @@ size_t buddy_os_page_size(void) {
     return page;
 }
 
+static long buddy_max_map_count_value;
+
+long buddy_os_max_map_count(void) {
+    long value = __atomic_load_n(&buddy_max_map_count_value, __ATOMIC_RELAXED);
+    if (value != 0) return value;
+    // Read once: open/read/close allocate nothing (no stdio). The kernel's default if unreadable.
+    value = 65530;
+    int saved = errno;
+    int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        char text[32];
+        ssize_t n = read(fd, text, sizeof text - 1);
+        close(fd);
+        long parsed = 0;
+        for (ssize_t i = 0; i < n && text[i] >= '0' && text[i] <= '9'; i++) parsed = parsed * 10 + (text[i] - '0');
+        if (parsed > 0) value = parsed;
+    }
+    errno = saved;
+    __atomic_store_n(&buddy_max_map_count_value, value, __ATOMIC_RELAXED);
+    return value;
+}
+
 extern char **__environ;
 const char *buddy_os_getenv(const char *name) {
     // getenv does not allocate, but guard against the very first calls before libc set __environ.

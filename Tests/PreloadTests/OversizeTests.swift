@@ -126,6 +126,15 @@ struct OversizeTests {
         #expect(result.status == 0 && result.stdout.contains("retain ok"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
     }
 
+    @Test("more live oversize blocks than half of vm.max_map_count maps: glibc serves the rest, nothing fails, one line says so")
+    func pastTheMappingBudget() throws {
+        let result = try run(["many"], environment: ["BUDDY_MAX_BLOCK": "4K"])
+        #expect(result.status == 0 && result.stdout.contains("many ok"), "stdout: \(result.stdout)\nstderr: \(result.stderr)")
+        let lines = buddyLines(result.stderr)
+        #expect(lines.count == 1 && lines.first?.contains("near vm.max_map_count") == true
+                && lines.first?.contains("Raise BUDDY_MAX_BLOCK") == true, "\(result.stderr)")
+    }
+
     @Test("a 60 MB block held until exit is in the report: oversize live, held, and the JSON fields")
     func heldBlockIsReported() throws {
         let text = try run(["hold"], environment: ["BUDDY_REPORT": "stderr"])

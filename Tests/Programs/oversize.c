@@ -351,6 +351,43 @@ int main(int argc, char **argv) {
         printf("retain ok\n");
         return 0;
     }
+    if (strcmp(mode, "many") == 0) {
+        // More live oversize blocks than half of vm.max_map_count allows mappings for (each is
+        // two: the block and its guard page; run with BUDDY_MAX_BLOCK=4K, 8 KiB blocks are
+        // oversize). Past the budget glibc serves them (before the budget, the blocks took every
+        // mapping the process had, and malloc failed, glibc's too); every block keeps its bytes,
+        // grows with realloc, has a usable size that covers it, and is freed.
+        long limit = 65530;
+        FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+        if (f) { if (fscanf(f, "%ld", &limit) != 1) limit = 65530; fclose(f); }
+        long n = limit / 2 + 8000;
+        unsigned char **b = calloc((size_t)n, sizeof *b);
+        CHECK(b != NULL, "the array");
+        if (!b) return 1;
+        for (long i = 0; i < n; i++) {
+            b[i] = malloc(8192);
+            CHECK(b[i] != NULL, "block %ld of %ld", i, n);
+            if (!b[i]) break;
+            b[i][0] = (unsigned char)i;
+            b[i][8191] = (unsigned char)(i >> 8);
+        }
+        long bad = 0;
+        for (long i = 0; i < n && b[i]; i += 3) {
+            unsigned char *grown = realloc(b[i], 16384);
+            if (!grown) { bad++; continue; }
+            b[i] = grown;
+            if (grown[0] != (unsigned char)i || grown[8191] != (unsigned char)(i >> 8)) bad++;
+        }
+        for (long i = 0; i < n && b[i]; i++) {
+            if (b[i][0] != (unsigned char)i || b[i][8191] != (unsigned char)(i >> 8) || malloc_usable_size(b[i]) < 8192) bad++;
+            free(b[i]);
+        }
+        CHECK(bad == 0, "%ld blocks lost bytes or size", bad);
+        free(b);
+        if (failures) return 1;
+        printf("many ok %ld\n", n);
+        return 0;
+    }
     if (strcmp(mode, "hold") == 0) {
         unsigned char *p = malloc(60 * 1000 * 1000);
         memset(p, 1, 60 * 1000 * 1000);

@@ -264,6 +264,8 @@ void buddy_os_close(int fd);
 int buddy_os_getpid(void);
 /// The OS page size.
 size_t buddy_os_page_size(void);
+/// The most mappings a process may have (vm.max_map_count, read once; 65530 if unreadable).
+long buddy_os_max_map_count(void);
 /// The page size as the last buddy_os_page_size() found it (every pool asks when it is created);
 /// 0 before. For code that must not call libc (the report signal handler's path).
 extern size_t buddy_os_page_bytes;
