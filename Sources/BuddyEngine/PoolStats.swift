@@ -71,7 +71,7 @@ package struct PoolStats {
 extension PoolStats {
     /// The engine handed out `blocks` blocks (the caller holds the lock, or is the pool's only
     /// thread).
-    @inline(__always) package mutating func countEngineBlockAllocated(_ blocks: UInt64 = 1) {
+    @inline(__always) package mutating func countEngineBlockAllocated(_ blocks: UInt64) {
         engineBlocks &+= blocks
         if engineBlocks > peakEngineBlocks { peakEngineBlocks = engineBlocks }
     }

@@ -193,33 +193,23 @@ extension BuddyEngine {
     /// An object of slab class `code - firstCode`, tagged used: from the first slab on the class's
     /// partial list (its free list first, then its next uncarved object), else from a new slab.
     @usableFromInline package func allocateObject(code: Int, mayGrow: Bool, mayCarve: Bool = true) -> UnsafeMutableRawPointer? {
-        let c = code &- state.pointee.slabFirstCode
-        let klass = state.pointee.slabClasses! + c
-        guard let header = partialSlab(c, klass, mayGrow: mayGrow, mayCarve: mayCarve) else { return nil }
-        let object = takeObject(header, slabClass: c, code: code)
-        klass.pointee.objectsOut &+= 1
-        if header.pointee.live == header.pointee.capacity { unlinkPartial(header, klass) }
-        let objectAddress = UInt(bitPattern: object)
-        let segment = SegmentMap.lookup(objectAddress)!
-        segment.pointee.orderMap[slot(objectAddress, in: segment)] = Tag.used | UInt8(truncatingIfNeeded: code)
-        markHandedOut(objectAddress, in: segment)
-        state.pointee.slabSpareBytes &-= UInt(SlabClass.objectSize(c))
-        return object
+        allocateObjects(code: code, count: 1, mayGrow: mayGrow, mayCarve: mayCarve)?.head
     }
 
     /// Up to `count` objects of slab class `code - firstCode` from one slab, tagged used, for a
     /// thread cache's refill: linked through their first words (plain addresses, nil-ended),
     /// with the segment that holds them (for their tags). Nil when no slab has one and no new
-    /// slab can be made without growing the pool (`mayCarve` as in allocate(order:)).
+    /// slab can be made (`mayGrow` and `mayCarve` as in allocate(order:)).
     ///
     /// The same objects, in the same order, as `count` calls of allocateObject while the slab
     /// lasts, with the class's and the slab's counts updated once (smallbatch: 107 instructions
     /// an object one at a time).
-    package func allocateObjects(code: Int, count: Int, mayCarve: Bool)
+    @inline(__always)
+    package func allocateObjects(code: Int, count: Int, mayGrow: Bool = false, mayCarve: Bool)
         -> (head: UnsafeMutableRawPointer, objects: Int, segment: UnsafeMutablePointer<Segment>)? {
         let c = code &- state.pointee.slabFirstCode
         let klass = state.pointee.slabClasses! + c
-        guard count > 0, let header = partialSlab(c, klass, mayGrow: false, mayCarve: mayCarve) else { return nil }
+        guard count > 0, let header = partialSlab(c, klass, mayGrow: mayGrow, mayCarve: mayCarve) else { return nil }
         let segment = SegmentMap.lookup(UInt(bitPattern: header))!
         let tag = Tag.used | UInt8(truncatingIfNeeded: code)
         let head = takeObject(header, slabClass: c, code: code)

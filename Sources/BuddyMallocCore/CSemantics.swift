@@ -113,14 +113,14 @@ func allocateOversize(_ size: UInt, alignment: UInt, pool: BuddyEngine, entry: E
     pool.countSystemRequest(size)
     var zeroed = false
     if case .calloc = entry { zeroed = true }
-    let errno = buddy_errno_get()
+    let callerErrno = buddy_errno_get() // (a refused mapping sets ENOMEM; glibc may then serve)
     let mapped = Oversize.withinMappingBudget() ? Oversize.allocate(size, alignment: alignment, zeroed: zeroed, keepNs: pool.oversizeKeepNs) : nil
     guard let block = mapped ?? systemFallback(size, alignment: alignment, zeroed: zeroed, pool: pool) else {
         pool.countFailure(entry)
         buddy_errno_set(ENOMEM_)
         return nil
     }
-    buddy_errno_set(errno)
+    buddy_errno_set(callerErrno)
     // (malloc's blocks are profiled by its instrumented path, as in countSlowAllocation.)
     if case .malloc = entry {} else if pool.state.pointee.stats.profileSampleBytes != 0, let cache = BuddyEngine.threadCounters() {
         AllocationProfile.allocated(block, size: size, counted: false, cache: cache)

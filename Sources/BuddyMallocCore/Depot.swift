@@ -51,8 +51,8 @@ struct DepotShelf {
     var capacity: Int32 = 0
     /// The most blocks in a batch: the limit of the bin of this code (every cache's bins have
     /// the same limits), so an overflowing bin's blocks but the newest are one batch, and a batch
-    /// fills an empty bin. A consumer's bin overflows at a quarter of it (consumerLimit), so
-    /// batches carry their own counts.
+    /// fills an empty bin. A consumer's bin overflows at half of it (consumerLimit), so batches
+    /// carry their own counts.
     var batchBlocks: Int32 = 0
     /// Blocks in all the shelf's batches (written under the lock, read without it: statistics).
     var blocks: Int32 = 0
