@@ -382,6 +382,11 @@ public func buddy_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? 
         buddy_errno_set(ENOMEM_)
         return nil
     }
+    // A cached block holds old data and its links: clear what was asked for.
+    if let block = allocateCached(total, alignment: minimumAlignment, entry: .calloc) {
+        block.initializeMemory(as: UInt8.self, repeating: 0, count: Int(total))
+        return block
+    }
     if reentered() { return __libc_calloc(count, size) }
     defer { buddy_thread_leave() }
     guard let pool = ProcessPool.get() else { return __libc_calloc(count, size) }
@@ -575,6 +580,7 @@ public func buddy_pvalloc(_ size: Int) -> UnsafeMutableRawPointer? {
 
 func alignedAllocate(_ size: UInt, alignment: UInt, entry: Entry) -> UnsafeMutableRawPointer? {
     let a = max(alignment, minimumAlignment)
+    if let block = allocateCached(size, alignment: a, entry: entry) { return block }
     if reentered() { return systemAllocate(size, alignment: a) }
     defer { buddy_thread_leave() }
     return allocate(size, alignment: a, entry: entry, call: true)

@@ -9,8 +9,9 @@ public struct CallCounters {
     var freed = CounterTable()
     /// Bytes the program asked for in the allocations counted by `allocated`.
     var requestedBytes: UInt64 = 0
-    /// Of the blocks in `allocated` and `freed`, those the slow paths handed out or released:
-    /// the rest are malloc and free calls served by the fast paths.
+    /// Of the blocks in `allocated` and `freed`, those the slow paths handed out or released, and
+    /// those calloc's and the aligned entry points' fast path handed out (allocateCached): the
+    /// rest are malloc and free calls served by their fast paths.
     var slowAllocations: UInt64 = 0
     var slowFrees: UInt64 = 0
     /// Calls that took a slow path (or have no fast path), per entry point; failed calls.
