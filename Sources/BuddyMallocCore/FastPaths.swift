@@ -50,15 +50,17 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
     return mallocSlow(size, profiled: sampling)
 }
 
-/// malloc's fast path for the sizes slab classes serve (above `orderPathLimit`): the same as
-/// mallocFast's, with the bin of the request's code (a slab class, or an order).
+/// malloc's fast path for the cached sizes above `orderPathLimit` (1 KiB): the same as
+/// mallocFast's, by the medium table (a slab class, or an order).
 /// With `profiled` (a call outside the instrumented path), the profile's sample point is checked.
 @inline(never)
 private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>, profiled: Bool) -> UnsafeMutableRawPointer? {
-    let code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: minimumAlignment)
-    let bin = threadCache.bin(ofCode: code)
-    if bin >= 0, case let (block?, sound) = takeCached(threadCache, threadCache.slot(bin), code: code, request: request) {
-        guard sound else { return mallocCorrupted(Int(bitPattern: request), threadCache, block, bin: bin, profiled: profiled) }
+    let (words, code) = threadCache.pointee.mediumSizes.entry(request)
+    if words != MediumSizeTable.none,
+       case let (block?, sound) = takeCached(threadCache, threadCache.slot(words: words), code: code, request: request) {
+        guard sound else {
+            return mallocCorrupted(Int(bitPattern: request), threadCache, block, bin: words / ThreadCache.wordsPerBin, profiled: profiled)
+        }
         if profiled, threadCache.pointee.pool.pointee.stats.profileSampleBytes != 0 {
             AllocationProfile.allocated(block, size: request, counted: true, cache: threadCache)
         }
@@ -91,6 +93,11 @@ func allocateCached(_ request: UInt, alignment: UInt, entry: Entry) -> UnsafeMut
     if request <= threadCache.pointee.orderPathLimit && alignment <= minimumAlignment {
         let (words, small) = threadCache.pointee.smallSizes.entry(request)
         (slot, code) = (threadCache.slot(words: words), small)
+    } else if alignment <= minimumAlignment {
+        // (Above orderPathLimit, a cached request is above 1 KiB: the medium table's.)
+        let (words, medium) = threadCache.pointee.mediumSizes.entry(request)
+        guard words != MediumSizeTable.none else { return nil }
+        (slot, code) = (threadCache.slot(words: words), medium)
     } else {
         // (Any block of the code's order is aligned enough: code(forSize:alignment:).)
         code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: alignment)

@@ -19,11 +19,12 @@ struct ProcessState {
     var cachedSizeLimit: UInt = 0
     /// Requests up to this many bytes (at most `SmallSizeTable.limit`) take malloc's fast path
     /// by table, read from `smallSizes`; from there up to cachedSizeLimit, mallocMedium's (by
-    /// slab class, or by order). 0 while caches are off.
+    /// `mediumSizes`: a slab class, or an order). 0 while caches are off.
     var orderPathLimit: UInt = 0
-    /// The bin and code of a request of up to 1 KiB, and the bin of a used tag (SmallSizeTable.swift),
-    /// set with the caches.
+    /// The bin and code of a request of up to 1 KiB, of one up to 32 KiB, and the bin of a used
+    /// tag (SmallSizeTable.swift), set with the caches.
     var smallSizes = SmallSizeTable()
+    var mediumSizes = MediumSizeTable()
     var tagBins = TagBinTable()
     /// The key that the links stored in free memory are encoded with (see FreeLinks).
     var linkKey: UInt = 0

@@ -128,6 +128,7 @@ struct ThreadCache {
     var cachedSizeLimit: UInt = 0
     var smallSizes = SmallSizeTable()
     var tagBins = TagBinTable()
+    var mediumSizes = MediumSizeTable()
     /// The pool's link key (FreeLinks).
     var linkKey: UInt = 0
     /// Bytes of the cache's own mapping when it did not fit in a pool block (a maximum block
@@ -166,6 +167,7 @@ extension ThreadCache {
         cache.pointee.slabBinCount = slabBinCount
         CallCounters.initializeDefaults(&cache.pointee.calls)
         cache.pointee.tagBins = TagBinTable()
+        cache.pointee.mediumSizes = MediumSizeTable()
     }
 }
 
@@ -304,6 +306,11 @@ extension BuddyEngine {
             let code = self.code(forSize: UInt(min(16 * i, geometry.maxBlock)), alignment: minimumAlignment)
             process.pointee.smallSizes.set(i, bin: binOfCode(code), code: code)
         }
+        for j in 0..<MediumSizeTable.entries {
+            let size = MediumSizeTable.floor + 128 * UInt(j + 1)
+            let code = size <= process.pointee.cachedSizeLimit ? self.code(forSize: size, alignment: minimumAlignment) : -1
+            process.pointee.mediumSizes.set(j, bin: code < 0 ? -1 : binOfCode(code), code: max(code, 0))
+        }
         for code in 0...Int(Tag.orderMask) where binOfCode(code) >= 0 {
             process.pointee.tagBins.set(code: code, bin: binOfCode(code))
         }
@@ -370,6 +377,7 @@ extension BuddyEngine {
         cache.pointee.orderPathLimit = process.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit
         cache.pointee.smallSizes = process.pointee.smallSizes
+        cache.pointee.mediumSizes = process.pointee.mediumSizes
         cache.pointee.tagBins = process.pointee.tagBins
         cache.pointee.linkKey = process.pointee.linkKey
         for bin in 0..<cache.totalBins {

@@ -304,15 +304,17 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
 
 @Suite struct SmallSizeTableTests {
     /// malloc's fast path reads a request's bin and code from a table: for every minimum block,
-    /// with and without slabs, and every request of 0 ... 1024 bytes,
+    /// with and without slabs, and every request of 0 ... 1024 bytes (and, by the medium table,
+    /// every one up to 32 KiB),
     ///     table code == code(forSize:),  codeOfBin(table bin) == table code
-    @Test(arguments: [(16, false), (16, true), (32, false), (32, true), (64, true), (2048, false)])
-    func tableMatchesTheCodes(minBlock: Int, slabs: Bool) throws {
+    @Test(arguments: [(16, false, 64), (16, true, 64), (32, false, 64), (32, true, 64), (64, true, 64), (2048, false, 64),
+                      (16, true, 16)])
+    func tableMatchesTheCodes(minBlock: Int, slabs: Bool, maxKiB: Int) throws {
         try #require(testCacheKeyCreated)
         let arena = Arena(size: 1 << 20)
         var config = PoolConfig()
         config.minBlock = minBlock
-        config.maxBlock = 64 << 10
+        config.maxBlock = maxKiB << 10
         config.maxPoolSize = arena.size
         config.slabs = slabs
         let pool = try #require(BuddyEngine.create(config, arena: arena.base, size: arena.size))
@@ -326,6 +328,22 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
             if code != pool.code(forSize: UInt(size), alignment: 16) || words % ThreadCache.wordsPerBin != 0 || pool.codeOfBin(bin) != code { wrong += 1 }
         }
         #expect(wrong == 0, "minimum block \(minBlock): \(wrong) sizes with the wrong bin or code")
+        // The medium table, above 1 KiB: the same for every cached request; none above them.
+        let cached = pool.process.pointee.cachedSizeLimit
+        var wrongMedium = 0, none = 0
+        for size in Int(MediumSizeTable.floor) + 1...Int(MediumSizeTable.limit) {
+            let (words, code) = pool.process.pointee.mediumSizes.entry(UInt(size))
+            if UInt(size) > cached {
+                if words != MediumSizeTable.none { wrongMedium += 1 }
+                continue
+            }
+            let bin = pool.binOfCode(pool.code(forSize: UInt(size), alignment: 16))
+            if words == MediumSizeTable.none { none += 1; if bin >= 0 { wrongMedium += 1 }; continue }
+            if code != pool.code(forSize: UInt(size), alignment: 16) || words != bin * ThreadCache.wordsPerBin { wrongMedium += 1 }
+        }
+        #expect(wrongMedium == 0, "minimum block \(minBlock): \(wrongMedium) sizes above 1 KiB with the wrong bin or code")
+        // (Bins hold blocks up to the maximum block, and at most 32 KiB.)
+        #expect(cached == UInt(min(maxKiB, 32)) << 10 && none == 0, "every cached request has a bin: \(none) without")
         #expect(pool.state.pointee.minBlockMask == UInt(minBlock - 1))
         #expect((slabs && minBlock == 16) == (pool.size(ofCode: pool.code(forSize: 40, alignment: 16)) == 48))
     }
