@@ -338,6 +338,8 @@ def make_workloads():
           [6, 300, 1, 8192], [6, 100, 1, 8192], program="large"),
         W("aligned", "posix_memalign/aligned_alloc, alignment 16 B..64 KiB",
           [2000, 600000], [2000, 250000]),
+        W("zeroed", "calloc (1/2), memalign 8 or 16 (1/4), malloc: 16 B..4 KiB churn, zeroes checked",
+          [4000, 2000000], [4000, 600000]),
         W("steady", "phases of growth and shrink; final RSS after shrink",
           [16, 128], [8, 96]),
         W("spawn", "400 short-lived processes in turn, each allocating 200 blocks of 16 B..4 KiB",
