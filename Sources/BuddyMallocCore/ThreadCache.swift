@@ -128,12 +128,17 @@ struct ThreadCache {
     var cachedSizeLimit: UInt = 0
     var smallSizes = SmallSizeTable()
     var tagBins = TagBinTable()
-    var mediumSizes = MediumSizeTable()
     /// The pool's link key (FreeLinks).
     var linkKey: UInt = 0
     /// Bytes of the cache's own mapping when it did not fit in a pool block (a maximum block
     /// smaller than the cache: BUDDY_MAX_BLOCK of 16 B to 1 KiB); 0 when it is a pool block.
     var mappedBytes: Int = 0
+    var mediumSizes = MediumSizeTable()
+    /// Pads the cache to a whole number of cache lines, so that the bins after it start on one
+    /// and each 32-byte bin lies in one line. (Adding the medium table moved them to 56 bytes
+    /// into a line: half the bins then had their head in one line and their count and limit in
+    /// the next, two lines for every pop and push.) A test checks the stride.
+    var binAlignment: UInt64 = 0
     // Followed by `binCount + slabBinCount` CacheBins.
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they

@@ -40,6 +40,12 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         let value = ThreadCache(pool: pool.state, next: cache, prev: nil, calls: CallCounters(), binCount: 3, slabBinCount: 5)
         let same = withUnsafeBytes(of: value) { v in UnsafeRawBufferPointer(start: inPlace, count: MemoryLayout<ThreadCache>.size).elementsEqual(v) }
         #expect(same)
+        // The bins start on a cache line (the cache itself is a pool block or a mapping, aligned
+        // to at least a line), so each bin's head, count and limit share one line:
+        //     stride(ThreadCache) % 64 == 0,  64 % stride(CacheBin) == 0
+        #expect(MemoryLayout<ThreadCache>.stride % 64 == 0, "ThreadCache is \(MemoryLayout<ThreadCache>.stride) bytes: pad binAlignment")
+        #expect(64 % MemoryLayout<CacheBin>.stride == 0)
+        #expect(UInt(bitPattern: cache.bins) % 64 == 0)
         let cacheBytes = pool.usage.allocatedBytes
 
         // An empty bin refills half its limit (128 blocks of 16 B: 64, one 1 KiB block split
