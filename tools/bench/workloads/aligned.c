@@ -10,9 +10,7 @@
  */
 #include "common.h"
 
-typedef struct { void *p; size_t n; size_t align; uint64_t tag; } slot_t;
-
-static void alloc_one(rng_t *r, slot_t *e, uint64_t tag)
+static void *make_block(rng_t *r, size_t *size)
 {
     size_t align = (size_t)1 << rng_range(r, 4, 16);
     size_t n = rng_log_uniform(r, 16, 16384);
@@ -38,37 +36,11 @@ static void alloc_one(rng_t *r, slot_t *e, uint64_t tag)
                 p, align, n);
         exit(4);
     }
-    e->p = p;
-    e->n = n;
-    e->align = align;
-    e->tag = tag;
-    pat_fill(p, n, tag);
+    *size = n;
+    return p;
 }
 
 int main(int argc, char **argv)
 {
-    bench_name = "aligned";
-    long live = arg_long(argc, argv, 1, 2000);
-    long ops = arg_long(argc, argv, 2, 600000);
-    uint64_t seed = (uint64_t)arg_long(argc, argv, 3, 1);
-    if (live < 1) live = 1;
-
-    rng_t r;
-    rng_seed(&r, seed);
-    slot_t *s = xcalloc((size_t)live, sizeof *s);
-    uint64_t tagc = seed << 32;
-    for (long i = 0; i < live; i++) alloc_one(&r, &s[i], ++tagc);
-    for (long k = 0; k < ops; k++) {
-        slot_t *e = &s[rng_below(&r, (uint64_t)live)];
-        pat_check(e->p, e->n, e->tag);
-        free(e->p);
-        alloc_one(&r, e, ++tagc);
-    }
-    for (long i = 0; i < live; i++) {
-        pat_check(s[i].p, s[i].n, s[i].tag);
-        free(s[i].p);
-    }
-    free(s);
-    printf("aligned ok live=%ld ops=%ld\n", live, ops);
-    return 0;
+    return working_set_main(argc, argv, "aligned", 2000, 600000, make_block);
 }

@@ -267,6 +267,46 @@ static inline long arg_long(int argc, char **argv, int i, long dflt)
     return v;
 }
 
+/* The programs whose steps differ only in how a block is allocated (aligned, zeroed):
+ * `make` returns a block of a size it picks (in *n), already checked (alignment, zeroes).
+ * A working set of `live` blocks, each filled with the pattern; then `ops` steps, each
+ * checking and freeing a random block and making its replacement; then every block checked
+ * and freed. usage: NAME [live] [ops] [seed=1] */
+typedef void *(*make_block_fn)(rng_t *r, size_t *n);
+
+static inline int working_set_main(int argc, char **argv, const char *name, long live_default,
+                                   long ops_default, make_block_fn make)
+{
+    typedef struct { void *p; size_t n; uint64_t tag; } slot_t;
+    bench_name = name;
+    long live = arg_long(argc, argv, 1, live_default);
+    long ops = arg_long(argc, argv, 2, ops_default);
+    uint64_t seed = (uint64_t)arg_long(argc, argv, 3, 1);
+    if (live < 1) live = 1;
+    rng_t r;
+    rng_seed(&r, seed);
+    slot_t *s = xcalloc((size_t)live, sizeof *s);
+    uint64_t tagc = seed << 32;
+    for (long k = -live; k < ops; k++) {
+        /* The first `live` steps fill the slots in order; the rest replace random ones. */
+        slot_t *e = k < 0 ? &s[k + live] : &s[rng_below(&r, (uint64_t)live)];
+        if (k >= 0) {
+            pat_check(e->p, e->n, e->tag);
+            free(e->p);
+        }
+        e->p = make(&r, &e->n);
+        e->tag = ++tagc;
+        pat_fill(e->p, e->n, e->tag);
+    }
+    for (long i = 0; i < live; i++) {
+        pat_check(s[i].p, s[i].n, s[i].tag);
+        free(s[i].p);
+    }
+    free(s);
+    printf("%s ok live=%ld ops=%ld\n", name, live, ops);
+    return 0;
+}
+
 static inline double now_s(void)
 {
     struct timespec ts;

@@ -11,8 +11,6 @@
 #include "common.h"
 #include <malloc.h>
 
-typedef struct { void *p; size_t n; uint64_t tag; } slot_t;
-
 static void expect_zero(const void *p, size_t n)
 {
     const unsigned char *b = (const unsigned char *)p;
@@ -25,7 +23,7 @@ static void expect_zero(const void *p, size_t n)
 #undef B_
 }
 
-static void alloc_one(rng_t *r, slot_t *e, uint64_t tag)
+static void *make_block(rng_t *r, size_t *size)
 {
     size_t n = rng_log_uniform(r, 16, 4096);
     uint64_t how = rng_below(r, 4);
@@ -46,36 +44,11 @@ static void alloc_one(rng_t *r, slot_t *e, uint64_t tag)
         fprintf(stderr, "zeroed: %p (%zu bytes) is not 16-byte aligned\n", p, n);
         exit(4);
     }
-    e->p = p;
-    e->n = n;
-    e->tag = tag;
-    pat_fill(p, n, tag);
+    *size = n;
+    return p;
 }
 
 int main(int argc, char **argv)
 {
-    bench_name = "zeroed";
-    long live = arg_long(argc, argv, 1, 4000);
-    long ops = arg_long(argc, argv, 2, 2000000);
-    uint64_t seed = (uint64_t)arg_long(argc, argv, 3, 1);
-    if (live < 1) live = 1;
-
-    rng_t r;
-    rng_seed(&r, seed);
-    slot_t *s = xcalloc((size_t)live, sizeof *s);
-    uint64_t tagc = seed << 32;
-    for (long i = 0; i < live; i++) alloc_one(&r, &s[i], ++tagc);
-    for (long k = 0; k < ops; k++) {
-        slot_t *e = &s[rng_below(&r, (uint64_t)live)];
-        pat_check(e->p, e->n, e->tag);
-        free(e->p);
-        alloc_one(&r, e, ++tagc);
-    }
-    for (long i = 0; i < live; i++) {
-        pat_check(s[i].p, s[i].n, s[i].tag);
-        free(s[i].p);
-    }
-    free(s);
-    printf("zeroed ok live=%ld ops=%ld\n", live, ops);
-    return 0;
+    return working_set_main(argc, argv, "zeroed", 4000, 2000000, make_block);
 }
