@@ -417,8 +417,9 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         buddy_free(pointer)
         return nil
     }
-    guard isPoolPointer(pointer) else { return reallocOutside(pointer, size) }
     let newSize = UInt(bitPattern: size)
+    if reallocKeeps(pointer, newSize) { return pointer }
+    guard isPoolPointer(pointer) else { return reallocOutside(pointer, size) }
     if reentered() {
         // Re-entered: the block is the caller's, so its tag is stable; move it to the system.
         guard let moved = __libc_malloc(size) else { return nil }

@@ -118,6 +118,47 @@ func allocateCached(_ request: UInt, alignment: UInt, entry: Entry) -> UnsafeMut
     return block
 }
 
+/// realloc's fast path: whether the block at `pointer` stays where it is, decided without the pool
+/// lock. It does when it is a used block (or slab object) of a code the bins hold and `size`
+/// maps to the same code: the locked path would leave it as it is too (one order: nothing to split
+/// or join, counted nowhere; one class: a class is one size). The tag is read as free's fast path
+/// reads it: the block is the caller's, so no other thread changes its tag. false: the locked
+/// path decides (another code, a block a cache holds, a pointer this pool's bins do not know,
+/// re-entry: it reports what is wrong). (Each realloc took the pool lock to classify the
+/// pointer, one lock shared by every thread on a steady path.)
+@inline(__always)
+func reallocKeeps(_ pointer: UnsafeMutableRawPointer, _ size: UInt) -> Bool {
+    guard buddy_thread_idle() != 0 else { return false }
+    let cache = UInt(bitPattern: buddy_thread_cache())
+    guard cache > 1 else { return false }
+    let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
+    let address = UInt(bitPattern: pointer)
+    guard size <= threadCache.pointee.cachedSizeLimit, address & threadCache.pointee.minBlockMask == 0 else { return false }
+    // The segment: the cache's copy of the last one free used, else the segment map's (which
+    // covers exactly the live segments: a hit of this pool contains the address).
+    var map = threadCache.pointee.lastOrderMap
+    var offset = address &- threadCache.pointee.lastBase
+    if offset >= threadCache.pointee.lastSize {
+        guard let found = SegmentMap.lookup(address), found.pointee.pool == UnsafeMutableRawPointer(threadCache.pointee.pool) else { return false }
+        map = found.pointee.orderMap
+        offset = address &- found.pointee.base
+    }
+    let tag = map.unsafelyUnwrapped + Int(truncatingIfNeeded: offset &>> threadCache.pointee.minShift)
+    let value = tag.pointee
+    guard threadCache.pointee.tagBins.binWords(value) != TagBinTable.none,
+          !CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) else { return false }
+    let newCode: Int
+    if size <= threadCache.pointee.orderPathLimit {
+        newCode = threadCache.pointee.smallSizes.entry(size).code
+    } else {
+        let (words, medium) = threadCache.pointee.mediumSizes.entry(size)
+        guard words != MediumSizeTable.none else { return false }
+        newCode = medium
+    }
+    // (The table said used: the code is the tag less the state.)
+    return newCode == Int(value) &- Int(Tag.used)
+}
+
 /// A cached block whose links were overwritten (ThreadCache.take): reported and handled as
 /// FreeLinks.cacheCorrupted says (the bin is abandoned), then the request takes the slow path.
 /// Out of line and reached by a tail call, so the fast paths keep no registers for it.
