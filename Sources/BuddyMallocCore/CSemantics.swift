@@ -418,7 +418,7 @@ public func buddy_realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) -> U
         return nil
     }
     let newSize = UInt(bitPattern: size)
-    if reallocKeeps(pointer, newSize) { return pointer }
+    if let kept = reallocCached(pointer, newSize) { return kept }
     guard isPoolPointer(pointer) else { return reallocOutside(pointer, size) }
     if reentered() {
         // Re-entered: the block is the caller's, so its tag is stable; move it to the system.

@@ -118,45 +118,75 @@ func allocateCached(_ request: UInt, alignment: UInt, entry: Entry) -> UnsafeMut
     return block
 }
 
-/// realloc's fast path: whether the block at `pointer` stays where it is, decided without the pool
-/// lock. It does when it is a used block (or slab object) of a code the bins hold and `size`
-/// maps to the same code: the locked path would leave it as it is too (one order: nothing to split
-/// or join, counted nowhere; one class: a class is one size). The tag is read as free's fast path
-/// reads it: the block is the caller's, so no other thread changes its tag. false: the locked
-/// path decides (another code, a block a cache holds, a pointer this pool's bins do not know,
-/// re-entry: it reports what is wrong). (Each realloc took the pool lock to classify the
-/// pointer, one lock shared by every thread on a steady path.)
+/// realloc's fast path, decided without the pool lock: the block at `pointer` itself, when it
+/// stays where it is; a new block, when it moves; nil when the locked path decides.
+/// - It stays when it is a used block (or slab object) of a code the bins hold and `size` maps
+///   to the same code: the locked path would leave it as it is too (one order: nothing to split
+///   or join, counted nowhere; one class: a class is one size).
+/// - A slab object moves to a block of another cached code, taken from its bin, its bytes copied,
+///   the object pushed on its own bin, counted as the locked path counts a move (reallocByMoving):
+///   a class has no neighbour to grow into, so the locked path would move it too. A block of an
+///   order may grow into free buddies or shrink in place, which needs the lock.
+/// The tag is read as free's fast path reads it: the block is the caller's, so no other thread
+/// changes its tag. nil: another case (a block a cache holds, a pointer this pool's bins do not
+/// know, an empty bin, re-entry), which the locked path handles and reports. (Each realloc took
+/// the pool lock to classify the pointer, one lock shared by every thread on a steady path.)
 @inline(__always)
-func reallocKeeps(_ pointer: UnsafeMutableRawPointer, _ size: UInt) -> Bool {
-    guard buddy_thread_idle() != 0 else { return false }
+func reallocCached(_ pointer: UnsafeMutableRawPointer, _ size: UInt) -> UnsafeMutableRawPointer? {
+    guard buddy_thread_idle() != 0 else { return nil }
     let cache = UInt(bitPattern: buddy_thread_cache())
-    guard cache > 1 else { return false }
+    guard cache > 1 else { return nil }
     let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
     let address = UInt(bitPattern: pointer)
-    guard size <= threadCache.pointee.cachedSizeLimit, address & threadCache.pointee.minBlockMask == 0 else { return false }
+    guard size <= threadCache.pointee.cachedSizeLimit, address & threadCache.pointee.minBlockMask == 0 else { return nil }
     // The segment: the cache's copy of the last one free used, else the segment map's (which
     // covers exactly the live segments: a hit of this pool contains the address).
     var map = threadCache.pointee.lastOrderMap
     var offset = address &- threadCache.pointee.lastBase
     if offset >= threadCache.pointee.lastSize {
-        guard let found = SegmentMap.lookup(address), found.pointee.pool == UnsafeMutableRawPointer(threadCache.pointee.pool) else { return false }
+        guard let found = SegmentMap.lookup(address), found.pointee.pool == UnsafeMutableRawPointer(threadCache.pointee.pool) else { return nil }
         map = found.pointee.orderMap
         offset = address &- found.pointee.base
     }
     let tag = map.unsafelyUnwrapped + Int(truncatingIfNeeded: offset &>> threadCache.pointee.minShift)
     let value = tag.pointee
-    guard threadCache.pointee.tagBins.binWords(value) != TagBinTable.none,
-          !CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) else { return false }
-    let newCode: Int
-    if size <= threadCache.pointee.orderPathLimit {
-        newCode = threadCache.pointee.smallSizes.entry(size).code
-    } else {
-        let (words, medium) = threadCache.pointee.mediumSizes.entry(size)
-        guard words != MediumSizeTable.none else { return false }
-        newCode = medium
-    }
+    let words = threadCache.pointee.tagBins.binWords(value)
+    guard words != TagBinTable.none,
+          !CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) else { return nil }
     // (The table said used: the code is the tag less the state.)
-    return newCode == Int(value) &- Int(Tag.used)
+    let code = Int(value) &- Int(Tag.used)
+    let (newWords, newCode): (Int, Int)
+    if size <= threadCache.pointee.orderPathLimit {
+        (newWords, newCode) = threadCache.pointee.smallSizes.entry(size)
+    } else {
+        (newWords, newCode) = threadCache.pointee.mediumSizes.entry(size)
+        guard newWords != MediumSizeTable.none else { return nil }
+    }
+    if newCode == code { return pointer }
+    // A move: only a slab object's (the bins after the orders' are the classes').
+    guard words / ThreadCache.wordsPerBin >= threadCache.pointee.binCount else { return nil }
+    return reallocMovingCached(pointer, tag, code: code, binWords: words, to: size, newCode: newCode, newBinWords: newWords, threadCache)
+}
+
+/// reallocCached's move of a slab object (of `code`, on the bin at `binWords`) to a block of
+/// `newCode` from its bin; nil when that bin is empty. Out of line: the in-place case keeps
+/// its registers.
+@inline(never)
+private func reallocMovingCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int, binWords words: Int,
+                                 to size: UInt, newCode: Int, newBinWords newWords: Int,
+                                 _ threadCache: UnsafeMutablePointer<ThreadCache>) -> UnsafeMutableRawPointer? {
+    guard case let (moved?, true) = takeCached(threadCache, threadCache.slot(words: newWords), code: newCode, request: size) else { return nil }
+    let pool = BuddyEngine(state: threadCache.pointee.pool)
+    moved.copyMemory(from: pointer, byteCount: min(pool.size(ofCode: code), Int(bitPattern: size)))
+    threadCache.pointee.calls.slowAllocations &+= 1
+    if pool.state.pointee.stats.profileSampleBytes != 0 {
+        AllocationProfile.allocated(moved, size: size, counted: true, cache: threadCache)
+        AllocationProfile.freed(pointer)
+    }
+    // A free of realloc's, not of the program's: counted with the slow paths' frees.
+    threadCache.pointee.calls.slowFrees &+= 1
+    keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
+    return moved
 }
 
 /// A cached block whose links were overwritten (ThreadCache.take): reported and handled as

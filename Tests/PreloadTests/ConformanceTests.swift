@@ -122,9 +122,10 @@ struct ConformanceTests {
         #expect(result.stdout.contains("FAILED "))
     }
 
-    /// realloc to a size of the block's own code leaves it in place without the pool lock
-    /// (FastPaths.reallocKeeps); a size of another code moves it, its bytes intact.
-    @Test("realloc within a block's code: in place, bytes kept, from two threads, without the pool lock")
+    /// realloc to a size of the block's own code leaves it in place, and a slab object's move to
+    /// another cached code takes the bins, both without the pool lock (FastPaths.reallocCached);
+    /// a size no bin holds moves the block under the lock, its bytes intact.
+    @Test("realloc in place and between slab classes: bytes kept, from two threads, without the pool lock")
     func reallocInPlaceTakesNoLock() throws {
         let program = try Harness.compileC("realloc_inplace")
         let result = try Harness.run([program], environment: ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"],
@@ -136,10 +137,11 @@ struct ConformanceTests {
         let locks = try #require(json["locks"] as? [String: Any])
         let reallocs = (calls["realloc"] as? NSNumber)?.intValue ?? 0
         let acquisitions = (locks["pool_acquisitions"] as? NSNumber)?.intValue ?? -1
-        // 2 threads x 2 sizes x 50,000 in-place calls, and 64 that move.
-        #expect(reallocs == 200_064, "\(calls)")
-        // The locked path took the lock once per call: 200,213 in one run; the moves and the
-        // refills take it a few hundred times.
-        #expect(acquisitions >= 0 && acquisitions < 2_000, "pool lock taken \(acquisitions) times for \(reallocs) reallocs")
+        // 2 threads x (2 x 50,000 in place + 50,000 between classes), and 64 moves out of the bins.
+        #expect(reallocs == 300_064, "\(calls)")
+        // The locked path took the lock once per call: 200,213 times for the in-place calls alone
+        // in one run, 83,554 with them lock-free and the moves locked. What remains are the bins'
+        // refills and overflows (2,329 in one run).
+        #expect(acquisitions >= 0 && acquisitions < reallocs / 20, "pool lock taken \(acquisitions) times for \(reallocs) reallocs")
     }
 }

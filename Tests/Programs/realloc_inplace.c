@@ -1,8 +1,10 @@
-// realloc within a block's code, from two threads: each grows and shrinks its own blocks between
-// sizes of one code (97..128 B: the 128-byte order; 1,153..1,280 B: one slab class), checks that
-// every byte it wrote is still there and that the block did not move, then moves each block to
-// another code once (a 100 KiB realloc) and checks its bytes again. Prints "inplace ok".
-// Run by ConformanceTests (the pool lock stays untaken by the in-place calls).
+// realloc without the pool lock, from two threads. Each thread grows and shrinks its own blocks
+// between sizes of one code (97..128 B: the 128-byte order; 1,153..1,280 B: one slab class),
+// checking that every byte it wrote is still there and that the block did not move; then moves
+// objects between slab classes (40, 90, 300, 600, 1,200 and 2,500 bytes: classes of 48, 96, 320,
+// 640, 1,280 and 2,560), checking their bytes; then moves each block out of the bins once (a
+// 100 KiB realloc). Prints "inplace ok". Run by ConformanceTests (the pool lock stays untaken by
+// the in-place calls and the moves between classes).
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,28 @@ static void *worker(void *arg) {
             free(q);
         }
     }
+    static const size_t classes[] = {40, 90, 300, 600, 1200, 2500};
+    unsigned char *b[BLOCKS];
+    size_t n[BLOCKS];
+    for (int i = 0; i < BLOCKS; i++) {
+        n[i] = classes[i % 6];
+        b[i] = malloc(n[i]);
+        if (!b[i]) return "malloc failed";
+        memset(b[i], (int)(fill + i), n[i]);
+    }
+    for (int r = 0; r < ROUNDS; r++) {
+        int i = r % BLOCKS;
+        size_t next = classes[(size_t)rand_r(&seed) % 6];
+        unsigned char *q = realloc(b[i], next);
+        if (!q) return "a realloc between classes failed";
+        size_t kept = next < n[i] ? next : n[i];
+        for (size_t k = 0; k < kept; k++)
+            if (q[k] != (unsigned char)(fill + i)) return "a byte changed across a realloc between classes";
+        memset(q, (int)(fill + i), next);
+        b[i] = q;
+        n[i] = next;
+    }
+    for (int i = 0; i < BLOCKS; i++) free(b[i]);
     return NULL;
 }
 
