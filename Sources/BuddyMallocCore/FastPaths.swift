@@ -90,14 +90,9 @@ func allocateCached(_ request: UInt, alignment: UInt, entry: Entry) -> UnsafeMut
     guard request <= limit, alignment <= limit else { return nil }
     let slot: UnsafeMutablePointer<CacheBin>
     let code: Int
-    if request <= threadCache.pointee.orderPathLimit && alignment <= minimumAlignment {
-        let (words, small) = threadCache.pointee.smallSizes.entry(request)
-        (slot, code) = (threadCache.slot(words: words), small)
-    } else if alignment <= minimumAlignment {
-        // (Above orderPathLimit, a cached request is above 1 KiB: the medium table's.)
-        let (words, medium) = threadCache.pointee.mediumSizes.entry(request)
-        guard words != MediumSizeTable.none else { return nil }
-        (slot, code) = (threadCache.slot(words: words), medium)
+    if alignment <= minimumAlignment {
+        guard let (words, tabled) = threadCache.sizeEntry(request) else { return nil }
+        (slot, code) = (threadCache.slot(words: words), tabled)
     } else {
         // (Any block of the code's order is aligned enough: code(forSize:alignment:).)
         code = BuddyEngine(state: threadCache.pointee.pool).code(forSize: request, alignment: alignment)
@@ -155,13 +150,7 @@ func reallocCached(_ pointer: UnsafeMutableRawPointer, _ size: UInt) -> UnsafeMu
           !CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) else { return nil }
     // (The table said used: the code is the tag less the state.)
     let code = Int(value) &- Int(Tag.used)
-    let (newWords, newCode): (Int, Int)
-    if size <= threadCache.pointee.orderPathLimit {
-        (newWords, newCode) = threadCache.pointee.smallSizes.entry(size)
-    } else {
-        (newWords, newCode) = threadCache.pointee.mediumSizes.entry(size)
-        guard newWords != MediumSizeTable.none else { return nil }
-    }
+    guard let (newWords, newCode) = threadCache.sizeEntry(size) else { return nil }
     if newCode == code { return pointer }
     // A move: only a slab object's (the bins after the orders' are the classes').
     guard words / ThreadCache.wordsPerBin >= threadCache.pointee.binCount else { return nil }

@@ -227,6 +227,16 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         (UnsafeMutableRawPointer(bins) + words &* 8).assumingMemoryBound(to: CacheBin.self)
     }
 
+    /// The bin (in words) and code of a request of `request` <= cachedSizeLimit bytes aligned to
+    /// 16, by the fast paths' tables: the small one up to orderPathLimit, the medium one above;
+    /// nil where the medium table names no bin. (mallocFast and mallocMedium, which know which
+    /// side of orderPathLimit they are on, read their table directly.)
+    @inline(__always) func sizeEntry(_ request: UInt) -> (binWords: Int, code: Int)? {
+        if request <= pointee.orderPathLimit { return pointee.smallSizes.entry(request) }
+        let medium = pointee.mediumSizes.entry(request)
+        return medium.binWords == MediumSizeTable.none ? nil : medium
+    }
+
     /// The index of the bin whose slot is `slot`.
     @inline(__always) func bin(of slot: UnsafeMutablePointer<CacheBin>) -> Int { slot - bins }
 
