@@ -3,24 +3,13 @@
 // makes ld.so warn for non-PIE hosts; these plain C definitions do not.) Only the shared
 // library product links this target, so test binaries keep their own malloc.
 //
-// Each forward is a naked function holding one jump: the arguments stay in their registers and
-// the callee returns straight to the caller. (A C body would get a frame-pointer prologue,
-// which SwiftPM forces on: four instructions on every malloc and free.)
+// Each forward is one jump (forward.h); malloc and free jump past their @_cdecl thunks. C++'s
+// operator new and delete are in cxx_operators.c.
 #include "buddy_exports.h"
+#include "forward.h"
 
-#define FORWARD(signature, target) \
-    __attribute__((naked, visibility("default"))) signature { __asm__("jmp " #target "@PLT"); }
-
-// malloc and free jump past their @_cdecl thunks, straight to the Swift functions the thunks
-// jump to (each thunk is one jump: for a pointer or integer in and out, Swift's calling
-// convention is C's). Two taken jumps and a frame-pointer prologue less on every call. The
-// names are the functions' mangled names (CSemantics.swift): a changed signature changes the
-// name, and the link fails rather than call the wrong thing.
-#define FORWARD_SWIFT(signature, target) \
-    __attribute__((naked, visibility("default"))) signature { __asm__("jmp \"" target "\"@PLT"); }
-
-FORWARD_SWIFT(void *malloc(size_t size), "$s15BuddyMallocCore12buddy_mallocySvSgSiF")
-FORWARD_SWIFT(void free(void *ptr), "$s15BuddyMallocCore10buddy_freeyySvSgF")
+FORWARD_SWIFT(void *malloc(size_t size), SWIFT_MALLOC)
+FORWARD_SWIFT(void free(void *ptr), SWIFT_FREE)
 FORWARD(void *calloc(size_t count, size_t size), buddy_calloc)
 FORWARD(void *realloc(void *ptr, size_t size), buddy_realloc)
 FORWARD(void *reallocarray(void *ptr, size_t count, size_t size), buddy_reallocarray)

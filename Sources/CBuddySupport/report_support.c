@@ -226,6 +226,11 @@ static void own_object_range(uintptr_t *start, uintptr_t *end) {
     *end = __atomic_load_n(&own_end, __ATOMIC_RELAXED);
 }
 
+// The bounds the linker gives the section of the library's operator new (weak: a binary
+// without the exports target, such as a test, has no such section, and both are null).
+extern const char __start_buddy_cxx_new[] __attribute__((weak, visibility("hidden")));
+extern const char __stop_buddy_cxx_new[] __attribute__((weak, visibility("hidden")));
+
 int buddy_backtrace(void **frames, int max) {
     if (max <= 0) return 0;
     int saved = errno;
@@ -241,6 +246,10 @@ int buddy_backtrace(void **frames, int max) {
     int first = 0;
     while (first < n && (uintptr_t)raw[first] - own_start < own_end - own_start) first++;
     if (first == n) first = 0;  // a stack entirely inside this object (a test binary): keep it
+    // The library's own operator new (cxx_operators.c, section buddy_cxx_new) stands where
+    // libstdc++'s did: the program called it, so its frame is kept ("via operator new").
+    else if (first > 0 && (uintptr_t)raw[first - 1] - (uintptr_t)__start_buddy_cxx_new <
+                              (uintptr_t)__stop_buddy_cxx_new - (uintptr_t)__start_buddy_cxx_new) first--;
     int count = 0;
     for (int i = first; i < n && count < max; i++) frames[count++] = raw[i];
     errno = saved;

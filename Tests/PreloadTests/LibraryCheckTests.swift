@@ -6,14 +6,20 @@ import Testing
 // calls on its malloc path (tools/check-malloc-path.py), and the absence of signal handlers in a
 // host that preloads it (Tests/Programs/signals.c).
 
-/// Every symbol libBuddyMalloc.so may define for the dynamic linker: the libc allocator names and
-/// the project's own entry points (Sources/BuddyMallocExports/exports.map).
+/// Every symbol libBuddyMalloc.so may define for the dynamic linker: the libc allocator names, C++'s
+/// operator new and delete, and the project's own entry points (Sources/BuddyMallocExports/exports.map).
 private let expectedExports: Set<String> = [
     "malloc", "free", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign",
     "valloc", "pvalloc", "malloc_usable_size", "free_sized", "free_aligned_sized",
     "buddy_malloc", "buddy_free", "buddy_calloc", "buddy_realloc", "buddy_reallocarray", "buddy_posix_memalign",
     "buddy_aligned_alloc", "buddy_memalign", "buddy_valloc", "buddy_pvalloc", "buddy_malloc_usable_size",
     "buddy_free_sized", "buddy_free_aligned_sized", "buddy_exit_report",
+    // C++'s operator new and delete in every form (cxx_operators.c).
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t", "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+    "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
     // glibc's introspection and the statistics API (include/buddy_stats.h).
     "malloc_stats", "malloc_info", "mallinfo", "mallinfo2", "malloc_trim", "buddy_stats_get", "buddy_report_write",
     // Private pools (include/buddy.h).

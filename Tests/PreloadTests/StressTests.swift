@@ -10,16 +10,7 @@ private enum Drivers {
     // Compiled once per test run (static lets are initialized once, even with tests in parallel).
     static let stress = Result { try Harness.compileC("stress") }
     static let firstCall = Result { try Harness.compileC("first_call") }
-    static let firstCallCpp: Result<String, Error> = Result {
-        let source = Harness.packageRoot.appendingPathComponent("Tests/Programs/first_call_cpp.cpp").path
-        let out = ProgramRunner.binDirectory.appendingPathComponent("first_call_cpp")
-        try FileManager.default.createDirectory(at: ProgramRunner.binDirectory, withIntermediateDirectories: true)
-        // -fno-builtin -fno-allocation-dce: g++ would otherwise remove new/delete pairs.
-        let r = try Harness.run(["g++", "-O2", "-g", "-fno-builtin", "-fno-allocation-dce", "-pthread",
-                                 "-o", out.path, source])
-        guard r.status == 0 else { throw HarnessError("g++ failed for first_call_cpp.cpp:\n\(r.stderr)") }
-        return out.path
-    }
+    static let firstCallCpp = Result { try Harness.compileCxx("first_call_cpp") }
 }
 
 /// The block size only this allocator gives for malloc(100) (glibc says 104).

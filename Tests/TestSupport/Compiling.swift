@@ -6,15 +6,25 @@ extension Harness {
     /// malloc/free pairs) once per test run, into `programsDirectory`, and returns the
     /// executable's path.
     public static func compileC(_ name: String, extraFlags: [String] = []) throws -> String {
-        let source = packageRoot.appendingPathComponent("Tests/Programs/\(name).c").path
-        let out = programsDirectory.appendingPathComponent(name)
+        try compile(name + ".c", compiler: "gcc", flags: ["-O2", "-g", "-fno-builtin", "-pthread"], extraFlags: extraFlags)
+    }
+
+    /// compileC for `Tests/Programs/<name>.cpp`, with g++ (-fno-allocation-dce too: g++ would
+    /// otherwise remove new/delete pairs).
+    public static func compileCxx(_ name: String) throws -> String {
+        try compile(name + ".cpp", compiler: "g++", flags: ["-O2", "-g", "-fno-builtin", "-fno-allocation-dce", "-pthread"])
+    }
+
+    private static func compile(_ file: String, compiler: String, flags: [String], extraFlags: [String] = []) throws -> String {
+        let source = packageRoot.appendingPathComponent("Tests/Programs/\(file)").path
+        let out = programsDirectory.appendingPathComponent((file as NSString).deletingPathExtension)
         try FileManager.default.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: out.path) {
             // Compile to a private name and rename: tests running in parallel may compile the same
             // driver at once, and rename(2) makes the finished file appear whole.
             let partial = out.path + ".\(UUID().uuidString)"
-            let result = try run(["gcc", "-O2", "-g", "-fno-builtin", "-pthread", "-o", partial, source] + extraFlags + ["-ldl"])
-            guard result.status == 0 else { throw HarnessError("gcc failed for \(name).c:\n\(result.stderr)") }
+            let result = try run([compiler] + flags + ["-o", partial, source] + extraFlags + ["-ldl"])
+            guard result.status == 0 else { throw HarnessError("\(compiler) failed for \(file):\n\(result.stderr)") }
             guard rename(partial, out.path) == 0 else { throw HarnessError("cannot rename \(partial)") }
         }
         return out.path

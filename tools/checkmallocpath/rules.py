@@ -14,6 +14,17 @@ ALLOWED_FUNCTIONS = {
     # (none: no Swift runtime function is allowed on the allocator's path)
 }
 
+# C++ names the library defines itself (Sources/BuddyMallocExports/cxx_operators.c: operator new
+# and delete forwarding to the allocator). Allowed as the library's own definitions only: a call
+# to another library's operator new (through the PLT or GOT) is still forbidden.
+OWN_CXX_OPERATORS = frozenset("""
+    _Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t _ZnamSt11align_val_t
+    _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t
+    _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t
+    _ZdlPvSt11align_val_t _ZdaPvSt11align_val_t _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t
+    _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t
+""".split())
+
 # Async-signal-safe functions: the table of signal-safety(7) (man-pages 6.03), which is POSIX.1's
 # list (XSH 2.4.3) up to POSIX.1-2008 TC2. Not listed there, so not here: nanosleep, getpagesize,
 # mincore, round, pthread_mutex_*, and of course every allocator function.
@@ -60,6 +71,12 @@ ALLOWED_INDIRECT_CALLERS = {
         "whose taking of the hook's address makes the hook's body part of the check",
     "buddy_call_segment_hook":
         "calls a pool's EngineHooks.segmentRemoved (installed and checked as the corruption hook is)",
+    "retry_new":
+        "after the pool failed, calls the next operator new (libstdc++'s, dlsym(RTLD_NEXT)): the standard's "
+        "new_handler loop and std::bad_alloc, around malloc (this library's)",
+    "retry_new_nothrow": "as retry_new, for the nothrow forms",
+    "retry_new_aligned": "as retry_new, for the std::align_val_t forms",
+    "retry_new_aligned_nothrow": "as retry_new, for the nothrow std::align_val_t forms",
     "buddy_report_chain_previous":
         "calls the signal handler the program installed before the library's (chained, as sigaction's contract asks)",
 }
@@ -80,7 +97,7 @@ def forbidden_reason(name, external=False):
         return "Swift runtime entry"
     if name.startswith(("$s", "_$s")) and not is_project_swift_symbol(name):
         return "Swift standard library / runtime code (not one of the project's modules)"
-    if name.startswith("_Z"):
+    if name.startswith("_Z") and not (name in OWN_CXX_OPERATORS and not external):
         return "C++ code (Swift runtime internals, operator new, ...)"
     if external and name.startswith(FORBIDDEN_EXTERNAL_PREFIXES):
         return "allocating runtime entry"
