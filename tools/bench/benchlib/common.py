@@ -9,6 +9,9 @@ WORKLOAD_DIR = HERE / "workloads"
 SUPPORT_DIR = HERE / "support"
 CC = "gcc"
 CFLAGS = ["-O2", "-fno-builtin", "-pthread"]
+# The C++ workloads (objects.cpp): -fno-allocation-dce, or g++ removes new/delete pairs.
+CXX = "g++"
+CXXFLAGS = CFLAGS + ["-fno-allocation-dce"]
 WARNFLAGS = ["-Wall", "-Wextra"]
 DEFAULT_TIMEOUT = 120.0
 

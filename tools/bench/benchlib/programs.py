@@ -1,22 +1,24 @@
-"""Building the C programs (workloads/*.c, support/*.c) when stale."""
+"""Building the programs (workloads/*.c and *.cpp, support/*.c) when stale."""
 
 import os
 import subprocess
 import sys
 
-from .common import CC, CFLAGS, REPO, SUPPORT_DIR, WARNFLAGS, WORKLOAD_DIR, log
+from .common import CC, CFLAGS, CXX, CXXFLAGS, REPO, SUPPORT_DIR, WARNFLAGS, WORKLOAD_DIR, log
 
 
 def build_programs(build_dir):
-    """Compiles workloads/*.c and support/*.c into build_dir when stale."""
+    """Compiles workloads/*.c and *.cpp and support/*.c into build_dir when stale."""
     build_dir.mkdir(parents=True, exist_ok=True)
-    flags = CFLAGS + WARNFLAGS + ["-I", str(WORKLOAD_DIR)]
-    stamp = " ".join([CC] + flags)
     headers = list(WORKLOAD_DIR.glob("*.h"))
     newest_header = max((h.stat().st_mtime for h in headers), default=0)
     built = {}
-    sources = sorted(WORKLOAD_DIR.glob("*.c")) + sorted(SUPPORT_DIR.glob("*.c"))
+    sources = (sorted(WORKLOAD_DIR.glob("*.c")) + sorted(WORKLOAD_DIR.glob("*.cpp"))
+               + sorted(SUPPORT_DIR.glob("*.c")))
     for src in sources:
+        compiler, language_flags = (CXX, CXXFLAGS) if src.suffix == ".cpp" else (CC, CFLAGS)
+        flags = language_flags + WARNFLAGS + ["-I", str(WORKLOAD_DIR)]
+        stamp = " ".join([compiler] + flags)
         out = build_dir / src.stem
         stampf = build_dir / (src.stem + ".flags")
         fresh = (out.exists()
@@ -24,7 +26,7 @@ def build_programs(build_dir):
                  and stampf.exists() and stampf.read_text() == stamp)
         if not fresh:
             tmp = build_dir / (src.stem + ".tmp")
-            cmd = [CC] + flags + ["-o", str(tmp), str(src), "-ldl"]
+            cmd = [compiler] + flags + ["-o", str(tmp), str(src), "-ldl"]
             log("bench: building %s" % out.relative_to(REPO)
                 if REPO in out.parents else "bench: building %s" % out)
             r = subprocess.run(cmd, capture_output=True, text=True)

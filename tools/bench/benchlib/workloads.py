@@ -330,6 +330,9 @@ def make_workloads():
           [2, 1000, 1024], [2, 300, 1024], program="batches"),
         W("bignum", "cfrac-like bignum arithmetic: short-lived 8..200 B numbers, a few long-lived",
           [4000000], [1000000], check_digest=True),
+        W("objects", "C++ objects through operator new and delete: nodes, arrays, strings, "
+          "vectors of 16 B..1 KiB, random lifetimes", [1, 4000, 6000000], [1, 4000, 2000000],
+          check_digest=True),
         W("trees", "binary-trees: build, walk and free trees of 24 B nodes, depth 4..15",
           [1, 15], [1, 13], check_digest=True),
         W("large", "256 KiB..4 MiB blocks (many near 1 MiB), some realloc",

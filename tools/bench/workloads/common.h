@@ -1,7 +1,7 @@
 /* Shared helpers for the BuddyMalloc benchmark workloads.
  *
  * Everything here is header-only so each workload is a single translation
- * unit:  gcc -O2 -fno-builtin -pthread -o churn churn.c
+ * unit:  gcc -O2 -fno-builtin -pthread -o churn churn.c  (and C++: objects.cpp)
  *
  * -fno-builtin matters: without it GCC may treat malloc/free as builtins and
  * elide malloc+free pairs or merge allocations, which would defeat the point.
@@ -9,7 +9,9 @@
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
+#ifndef _GNU_SOURCE /* (g++ defines it) */
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -285,7 +287,7 @@ static inline int working_set_main(int argc, char **argv, const char *name, long
     if (live < 1) live = 1;
     rng_t r;
     rng_seed(&r, seed);
-    slot_t *s = xcalloc((size_t)live, sizeof *s);
+    slot_t *s = (slot_t *)xcalloc((size_t)live, sizeof *s);
     uint64_t tagc = seed << 32;
     for (long k = -live; k < ops; k++) {
         /* The first `live` steps fill the slots in order; the rest replace random ones. */
