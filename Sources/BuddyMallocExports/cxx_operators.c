@@ -35,8 +35,8 @@ extern void *buddy_swift_malloc(size_t size) __asm__(SWIFT_MALLOC);
 __attribute__((cold, noinline)) static void *next_operator(const char *name) {
     void *next = dlsym(RTLD_NEXT, name);
     if (next == NULL) {
-        static const char message[] = "BuddyMalloc: operator new could not allocate and found no libstdc++ "
-                                      "operator new to throw std::bad_alloc; aborting\n";
+        static const char message[] = "buddy: operator new: no memory for the request, and no later operator new "
+                                      "(libstdc++'s) to run the new_handler and throw std::bad_alloc; aborting\n";
         (void)!write(2, message, sizeof message - 1);
         abort();
     }
