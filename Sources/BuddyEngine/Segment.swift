@@ -120,12 +120,18 @@ package enum SegmentTable {
         defer { buddy_unlock(buddy_map_lock()) }
         let root = buddy_segment_table_free_list()!
         if root.pointee == nil {
-            guard let chunk = buddy_os_map_aligned(chunkBytes, buddy_os_page_size()) else { return nil }
-            let count = chunkBytes / MemoryLayout<Segment>.stride
-            let first = chunk.bindMemory(to: Segment.self, capacity: count)
-            for i in 0..<count {
-                release(locked: first + i)
+            // A recycled descriptor first; else the next one of the chunk, written only now: a
+            // chunk's 64 KiB are 16 pages, and initializing every descriptor at once made each
+            // process fault all 16 in at its first malloc.
+            let fresh = buddy_segment_table_fresh()!
+            if fresh[0] == fresh[1] {
+                guard let chunk = buddy_os_map_aligned(chunkBytes, buddy_os_page_size()) else { return nil }
+                fresh[0] = chunk
+                fresh[1] = chunk + chunkBytes / MemoryLayout<Segment>.stride * MemoryLayout<Segment>.stride
             }
+            let descriptor = fresh[0]!.bindMemory(to: Segment.self, capacity: 1)
+            fresh[0] = UnsafeMutableRawPointer(descriptor + 1)
+            release(locked: descriptor)
         }
         let descriptor = root.pointee!.assumingMemoryBound(to: Segment.self)
         root.pointee = UnsafeMutableRawPointer(descriptor.pointee.next)

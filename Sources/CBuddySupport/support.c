@@ -25,6 +25,8 @@ void *buddy_segment_map_storage[1 << 15];
 
 static void *segment_table_free_list;
 void **buddy_segment_table_free_list(void) { return &segment_table_free_list; }
+static void *segment_table_fresh[2];
+void **buddy_segment_table_fresh(void) { return segment_table_fresh; }
 
 buddy_mutex buddy_init_lock;
 buddy_mutex buddy_process_init_lock;

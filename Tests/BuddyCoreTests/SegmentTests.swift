@@ -413,3 +413,32 @@ import Testing
         expectInvariants(pool)
     }
 }
+
+/// The segment table hands out descriptors from a mapped chunk, writing each only when it hands
+/// it out: the chunk's pages above the next fresh descriptor stay untouched (mincore), so a
+/// process's first malloc faults in one page of the table, not all 16 of its 64 KiB chunk.
+@Suite struct SegmentTableTests {
+    @Test func descriptorsNotHandedOutAreNotTouched() throws {
+        var config = PoolConfig()
+        config.maxBlock = 64 * 1024
+        config.initialSize = 64 * 1024
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        // (Other tests share the table: read its state under the lock it is guarded by.)
+        buddy_lock(buddy_map_lock())
+        let fresh = buddy_segment_table_fresh()!
+        let next = UInt(bitPattern: fresh[0]), end = UInt(bitPattern: fresh[1])
+        buddy_unlock(buddy_map_lock())
+        #expect(next != 0 && next <= end)
+        let page = UInt(getpagesize())
+        // From the page after the one holding the next descriptor to the chunk's end.
+        let first = (next + page) & ~(page - 1)
+        let chunkEnd = (end + page - 1) & ~(page - 1)
+        guard first < chunkEnd else { return }  // the chunk's last page: nothing untouched to check
+        let pages = Int((chunkEnd - first) / page)
+        var vector = [UInt8](repeating: 0, count: pages)
+        #expect(mincore(UnsafeMutableRawPointer(bitPattern: first), Int(chunkEnd - first), &vector) == 0)
+        let resident = vector.filter { $0 & 1 != 0 }.count
+        #expect(resident == 0, "\(resident) of the \(pages) pages of unused descriptors are resident")
+    }
+}

@@ -241,6 +241,9 @@ static inline void **buddy_segment_map_root(void) { return buddy_segment_map_sto
 
 /// Head of the list of unused segment descriptors (guarded by buddy_init_lock).
 void **buddy_segment_table_free_list(void);
+/// The descriptors of the last mapped chunk not handed out yet: [0] the next one, [1] the end
+/// (both NULL before the first chunk; guarded by buddy_init_lock).
+void **buddy_segment_table_fresh(void);
 
 // MARK: - OS: the only calls the engine makes to the kernel (fault injection for tests)
 /// When > 0, counts down on each map call of this thread; the call that brings it to 0 fails.
