@@ -235,22 +235,6 @@ struct LibraryCheckTests {
         #expect(!symbols.stdout.contains("argvGrabber"), "CommandLine.cpp's argv grabber is linked in")
     }
 
-    /// runtime_stubs.c defines the entry points of libstdc++'s eh_alloc.o, so the linker leaves
-    /// it out, and with it the constructor that malloc'd a 73 KB emergency exception pool in
-    /// every process: a block of the size class above 32 KiB, which opened a second segment at
-    /// start-up. A C program that allocates a little now has one segment at exit.
-    @Test("libstdc++'s emergency exception pool is not in the library", arguments: Libraries.all)
-    func noEmergencyExceptionPool(_ library: String) throws {
-        let symbols = try Harness.run(["readelf", "-sW", library])
-        #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
-        #expect(symbols.stdout.contains("__cxa_allocate_exception"), "the stub is not linked: no symbols read?")
-        #expect(!symbols.stdout.contains("_GLOBAL__sub_I_eh_alloc"), "eh_alloc.cc's constructor is linked in")
-        #expect(!symbols.stdout.contains("emergency_pool"), "eh_alloc.cc's emergency pool is linked in")
-        let run = try Harness.run(["env", "LD_PRELOAD=\(library)", "BUDDY_REPORT=stderr", "/bin/true"], timeout: 60)
-        #expect(run.status == 0, "status \(run.status): \(run.stderr.prefix(2000))")
-        #expect(run.stderr.contains(" in 1 segments "), "/bin/true under the preload: \(run.stderr.prefix(2000))")
-    }
-
     @Test("a preloading program keeps the default handlers for fatal signals")
     func noSignalHandlers() throws {
         let program = try signalsProgram()
