@@ -19,13 +19,15 @@
 //   owns std::bad_alloc, and it is only reached when the first try failed.
 // - Each operator new keeps a stack frame around its call (the null test after the call is not
 //   a tail call), in the section buddy_cxx_new: the allocation-site profile's backtrace skips the
-//   library's own frames but keeps this one (report_support.c), so a site still reads "via
-//   operator new", as it did when libstdc++'s operator new was the caller.
+//   library's own frames but keeps this one (the section is registered at load:
+//   buddy_backtrace_keep_frames), so a site still reads "via operator new", as it did when
+//   libstdc++'s operator new was the caller.
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 #include "buddy_exports.h"
+#include "buddy_report_support.h"
 #include "forward.h"
 
 extern void *buddy_swift_malloc(size_t size) __asm__(SWIFT_MALLOC);
@@ -66,6 +68,15 @@ __attribute__((cold, noinline)) static void *retry_new_aligned_nothrow(const cha
 }
 
 #define CXX_NEW __attribute__((visibility("default"), noinline, section("buddy_cxx_new")))
+
+// The section's bounds, which the linker defines.
+extern const char __start_buddy_cxx_new[], __stop_buddy_cxx_new[];
+
+// Before any other constructor (a C++ program's static initializers allocate through these
+// operators too).
+__attribute__((constructor(101))) static void keep_operator_frames(void) {
+    buddy_backtrace_keep_frames(__start_buddy_cxx_new, __stop_buddy_cxx_new);
+}
 
 // operator new(size_t), operator new[](size_t)
 CXX_NEW void *_Znwm(size_t size) {

@@ -226,10 +226,12 @@ static void own_object_range(uintptr_t *start, uintptr_t *end) {
     *end = __atomic_load_n(&own_end, __ATOMIC_RELAXED);
 }
 
-// The bounds the linker gives the section of the library's operator new (weak: a binary
-// without the exports target, such as a test, has no such section, and both are null).
-extern const char __start_buddy_cxx_new[] __attribute__((weak, visibility("hidden")));
-extern const char __stop_buddy_cxx_new[] __attribute__((weak, visibility("hidden")));
+static uintptr_t keep_start, keep_end;
+
+void buddy_backtrace_keep_frames(const void *start, const void *end) {
+    __atomic_store_n(&keep_end, (uintptr_t)end, __ATOMIC_RELAXED);
+    __atomic_store_n(&keep_start, (uintptr_t)start, __ATOMIC_RELEASE);
+}
 
 int buddy_backtrace(void **frames, int max) {
     if (max <= 0) return 0;
@@ -246,10 +248,12 @@ int buddy_backtrace(void **frames, int max) {
     int first = 0;
     while (first < n && (uintptr_t)raw[first] - own_start < own_end - own_start) first++;
     if (first == n) first = 0;  // a stack entirely inside this object (a test binary): keep it
-    // The library's own operator new (cxx_operators.c, section buddy_cxx_new) stands where
-    // libstdc++'s did: the program called it, so its frame is kept ("via operator new").
-    else if (first > 0 && (uintptr_t)raw[first - 1] - (uintptr_t)__start_buddy_cxx_new <
-                              (uintptr_t)__stop_buddy_cxx_new - (uintptr_t)__start_buddy_cxx_new) first--;
+    // The library's own operator new (buddy_backtrace_keep_frames) stands where libstdc++'s
+    // did: the program called it, so its frame is kept ("via operator new").
+    else if (first > 0) {
+        uintptr_t start = __atomic_load_n(&keep_start, __ATOMIC_ACQUIRE);
+        if ((uintptr_t)raw[first - 1] - start < __atomic_load_n(&keep_end, __ATOMIC_RELAXED) - start) first--;
+    }
     int count = 0;
     for (int i = first; i < n && count < max; i++) frames[count++] = raw[i];
     errno = saved;

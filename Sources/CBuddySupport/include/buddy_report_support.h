@@ -198,6 +198,10 @@ static inline void buddy_spin_unlock(uint32_t *word) { __atomic_store_n(word, 0,
 /// first call loads a library); call it with the allocator's depth raised, so that whatever it
 /// allocates goes to glibc. libunwind's unw_backtrace itself allocates nothing (see the README).
 int buddy_backtrace(void **frames, int max);
+/// Code in [start, end) is the program's entry into the library (the library's own operator new,
+/// set by BuddyMallocExports at load): buddy_backtrace keeps its frame, the outermost of the
+/// library's, where it skips the others.
+void buddy_backtrace_keep_frames(const void *start, const void *end);
 /// Writes "symbol+0xoffset (object path)" for a code address (or "object+0xoffset" without a
 /// symbol) into `out`, NUL-terminated, at most `capacity` bytes; returns its length. dladdr
 /// (takes the loader's lock: never call it with a pool lock or report flag held).
