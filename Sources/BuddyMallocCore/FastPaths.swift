@@ -143,14 +143,8 @@ func reallocCached(_ pointer: UnsafeMutableRawPointer, _ size: UInt) -> UnsafeMu
         map = found.pointee.orderMap
         offset = address &- found.pointee.base
     }
-    let tag = map.unsafelyUnwrapped + Int(truncatingIfNeeded: offset &>> threadCache.pointee.minShift)
-    let value = tag.pointee
-    let words = threadCache.pointee.tagBins.binWords(value)
-    guard words != TagBinTable.none,
-          !CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) else { return nil }
-    // (The table said used: the code is the tag less the state.)
-    let code = Int(value) &- Int(Tag.used)
-    guard let (newWords, newCode) = threadCache.sizeEntry(size) else { return nil }
+    guard let (tag, code, words) = threadCache.cachedUse(address, map: map, offset: offset),
+          let (newWords, newCode) = threadCache.sizeEntry(size) else { return nil }
     if newCode == code { return pointer }
     // A move: only a slab object's (the bins after the orders' are the classes').
     guard words / ThreadCache.wordsPerBin >= threadCache.pointee.binCount else { return nil }
@@ -308,20 +302,9 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                due != CallCounters.profileFrees || AllocationProfile.maySample(address) {
                 return freeInstrumented(pointer, threadCache)
             }
-            if address & threadCache.pointee.minBlockMask == 0 {
-                let slot = offset &>> threadCache.pointee.minShift
-                let tag = threadCache.pointee.lastOrderMap.unsafelyUnwrapped + Int(truncatingIfNeeded: slot)
-                let value = tag.pointee
-                // A block a cache holds keeps its used tag and carries the cache mark: freeing it
-                // again is a double free, which the checked path reports (one load from the line
-                // the push writes anyway).
-                if CacheMark.isSet(address, tag: tag, cacheKey: threadCache.pointee.linkKey) { return freeSlow(pointer) }
-                let words = threadCache.pointee.tagBins.binWords(value)
-                if words != TagBinTable.none {
-                    // The table said used: the code is the tag less the state (no mask).
-                    let code = Int(value) &- Int(Tag.used)
-                    return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
-                }
+            if address & threadCache.pointee.minBlockMask == 0,
+               let (tag, code, words) = threadCache.cachedUse(address, map: threadCache.pointee.lastOrderMap, offset: offset) {
+                return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
             }
             return freeSlow(pointer)
         }

@@ -237,6 +237,24 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         return medium.binWords == MediumSizeTable.none ? nil : medium
     }
 
+    /// The tag, code and bin (in words) of the block at `address`, `offset` bytes into the
+    /// segment whose order map is `map`, when it is the program's block (or slab object) of a
+    /// code the bins hold; nil for anything else, which the caller's checked path handles: a
+    /// tag that is not used, a code no bin holds, or a block a cache holds (it keeps its used
+    /// tag and carries the cache mark: freeing it again is a double free). The lookup free's
+    /// and realloc's fast paths share, without the lock: the block is the caller's, so no other
+    /// thread changes its tag. (The mark is one load from the line free's push writes anyway.)
+    @inline(__always) func cachedUse(_ address: UInt, map: UnsafeMutablePointer<UInt8>?, offset: UInt)
+        -> (tag: UnsafeMutablePointer<UInt8>, code: Int, binWords: Int)? {
+        let tag = map.unsafelyUnwrapped + Int(truncatingIfNeeded: offset &>> pointee.minShift)
+        let value = tag.pointee
+        if CacheMark.isSet(address, tag: tag, cacheKey: pointee.linkKey) { return nil }
+        let words = pointee.tagBins.binWords(value)
+        if words == TagBinTable.none { return nil }
+        // (The table said used: the code is the tag less the state, no mask.)
+        return (tag, Int(value) &- Int(Tag.used), words)
+    }
+
     /// The index of the bin whose slot is `slot`.
     @inline(__always) func bin(of slot: UnsafeMutablePointer<CacheBin>) -> Int { slot - bins }
 
