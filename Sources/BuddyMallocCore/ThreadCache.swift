@@ -34,6 +34,15 @@ public struct CallCounters {
     /// reads it without writing: a countdown of its own, or malloc's, costs the pair about 5%
     /// (README, "Cost").
     var freeSampleDue: Int = 0
+    /// The low half of `requestedBytes` at this thread's last flush of a full bin: unchanged at
+    /// the next flush means the thread allocated nothing in between (it only frees), and only
+    /// such a thread's flushes arm timed frees (flushFullBin). (Half a word each, this and the
+    /// next: they took the place of an 8-byte pad at the end of ThreadCache.)
+    var requestedAtFlush: UInt32 = 0
+    /// For a thread that only frees: blocks its flushes may still pass (each counted as its bin's
+    /// limit, about the frees that filled it) before the next arms a timed free; 0 at first, so
+    /// its first flush arms one.
+    var flushedUntilTimed: Int32 = 0
     static let timedFree = 1
     static let profileFrees = 2
     /// Allocations minus frees of this thread since its last fold into the pool's live count,
@@ -134,12 +143,12 @@ struct ThreadCache {
     /// smaller than the cache: BUDDY_MAX_BLOCK of 16 B to 1 KiB); 0 when it is a pool block.
     var mappedBytes: Int = 0
     var mediumSizes = MediumSizeTable()
-    /// Pads the cache to a whole number of cache lines, so that the bins after it start on one
-    /// and each 32-byte bin lies in one line. (Adding the medium table moved them to 56 bytes
-    /// into a line: half the bins then had their head in one line and their count and limit in
-    /// the next, two lines for every pop and push.) A test checks the stride.
-    var binAlignment: UInt64 = 0
-    // Followed by `binCount + slabBinCount` CacheBins.
+    // Followed by `binCount + slabBinCount` CacheBins. The cache is a whole number of cache lines,
+    // so that the bins after it start on one and each 32-byte bin lies in one line. (Adding the
+    // medium table moved them to 56 bytes into a line: half the bins then had their head in one
+    // line and their count and limit in the next, two lines for every pop and push.) A test
+    // checks the stride; a field added anywhere in the cache must keep it (the last one added,
+    // CallCounters.requestedAtFlush and flushedUntilTimed, replaced an 8-byte pad here).
 
     /// Blocks up to this size are cached; larger ones go straight to the pool, where they
     /// coalesce at once (a cached block keeps its buddy, and every block above, from forming).

@@ -43,7 +43,7 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         // The bins start on a cache line (the cache itself is a pool block or a mapping, aligned
         // to at least a line), so each bin's head, count and limit share one line:
         //     stride(ThreadCache) % 64 == 0,  64 % stride(CacheBin) == 0
-        #expect(MemoryLayout<ThreadCache>.stride % 64 == 0, "ThreadCache is \(MemoryLayout<ThreadCache>.stride) bytes: pad binAlignment")
+        #expect(MemoryLayout<ThreadCache>.stride % 64 == 0, "ThreadCache is \(MemoryLayout<ThreadCache>.stride) bytes: keep it whole cache lines (see the end of ThreadCache)")
         #expect(64 % MemoryLayout<CacheBin>.stride == 0)
         #expect(UInt(bitPattern: cache.bins) % 64 == 0)
         let cacheBytes = pool.usage.allocatedBytes

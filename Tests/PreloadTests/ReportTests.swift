@@ -164,6 +164,28 @@ struct ReportTests {
         #expect(bad.stderr.contains("BUDDY_STATS_LATENCY") && bad.stderr.contains("sampled:N"), "\(bad.stderr)")
     }
 
+    @Test("sampled latency times one malloc in the period and the free after it; a thread that only frees is timed too")
+    func sampledLatencyFollowsMallocs() throws {
+        let driver = try program("report_latency")
+        let environment = ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"]
+        // Random sizes overflow and empty the bins every hundred calls or so. Each flush used to
+        // arm a timed free: about ten frees timed for each malloc timed.
+        let churn = try runPreloaded([driver, "churn", "1000000"], environment: environment)
+        #expect(churn.status == 0, "\(churn.stderr)")
+        let latency = object(try parse(String(churn.stderr.drop { $0 != "{" }), "churn's JSON"), "latency")
+        let mallocs = int(latency["alloc_samples"]), frees = int(latency["free_samples"])
+        #expect(mallocs >= 900 && mallocs <= 1100, "one malloc in 1024 of about 1,004,000: \(latency)")
+        #expect(frees <= mallocs + mallocs / 8 + 8, "frees timed beyond the mallocs timed: \(latency)")
+        #expect(frees >= mallocs / 2, "the free after a timed malloc is timed: \(latency)")
+        // The consumer never allocates: only its flushes arm its timed frees.
+        let consumer = try runPreloaded([driver, "consumer", "100000"], environment: environment)
+        #expect(consumer.status == 0, "\(consumer.stderr)")
+        let consumed = object(try parse(String(consumer.stderr.drop { $0 != "{" }), "consumer's JSON"), "latency")
+        #expect(int(consumed["alloc_samples"]) >= 90, "\(consumed)")
+        #expect(int(consumed["free_samples"]) > 0 && int(consumed["free_samples"]) <= 2 * 100_000 / 1024 + 16,
+                "about one free in 1024 timed: \(consumed)")
+    }
+
     @Test("the text report at exit has its summary lines and the per-order table")
     func textReport() throws {
         let result = try runPreloaded([try program("report_double_free", ["-fno-omit-frame-pointer", "-rdynamic"]), "clean"], environment: ["BUDDY_REPORT": "stderr"])
