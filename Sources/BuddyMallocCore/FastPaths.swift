@@ -352,7 +352,7 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     pool.decayDepotIfDue(now: pool.state.pointee.stats.lastActivityMonotonicNs)
     // A thread that allocates gets its timed frees from its timed mallocs (one in the period);
     // one that only frees has none, so its flushes arm them, about one free in the period.
-    // (Every flush armed one before: in a churn of random sizes, a free in 56 was timed, a
+    // (Every flush armed one before: in a churn of random sizes, a free in 100 was timed, a
     // clock read each, 1.3% of the run's time, and the samples were mostly frees.)
     let requested = UInt32(truncatingIfNeeded: cache.pointee.calls.requestedBytes)
     let period = cache.pointee.pool.pointee.stats.instrumentPeriod
