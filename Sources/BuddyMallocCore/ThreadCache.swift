@@ -291,13 +291,6 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
         if _slowPath(!FreeLinks.valid(next: next, tag: tag)) { return (block, 0, false) }
         slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
-        // The next pop reads the next block's links, and the program then writes the block. A
-        // block another thread freed (a batch from the depot: a consumer's, for its producer)
-        // has its line in that thread's core: without the hint, that read was a miss on every
-        // pop, 85% of malloc's time in the scaling pipeline at 64 threads. With it, the line
-        // travels during the program's work between two mallocs. (A block this thread freed is
-        // in its cache already: the hint is one instruction that finds it there.)
-        buddy_prefetch_for_write(UnsafeRawPointer(bitPattern: next))
         slot.pointee.count &-= 1
         // The block leaves the cache: no mark (its line is in this core's cache: just read).
         CacheMark.clear(block)

@@ -66,10 +66,6 @@ static inline void buddy_thread_set_deferred(void *p) {
 /// Depth 0 and no deferred free: what malloc's fast path needs before it takes a cached block
 /// (a deferred free waits for the slow path, which releases it first).
 static inline int buddy_thread_idle(void) { return buddy_thread.entry_word == 0; }
-/// A hint that `p` will be written soon (a cache bin's next block: see ThreadCache.take). Never
-/// faults, whatever `p` is (NULL at a bin's end). The compiler emits the target's prefetch
-/// instruction (x86-64: prefetcht0; with PRFCHW, prefetchw), or nothing.
-static inline void buddy_prefetch_for_write(const void *p) { __builtin_prefetch(p, 1, 3); }
 static inline void *buddy_thread_cache(void) { return buddy_thread.cache; }
 static inline void buddy_thread_set_cache(void *c) { buddy_thread.cache = c; }
 static inline void buddy_thread_disable_cache(void) { buddy_thread.cache = BUDDY_CACHE_DISABLED; }
