@@ -169,7 +169,7 @@ struct ReportTests {
         let driver = try program("report_latency")
         let environment = ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"]
         // Random sizes overflow and empty the bins every hundred calls or so. Each flush used to
-        // arm a timed free: about ten frees timed for each malloc timed.
+        // arm a timed free: about seven frees timed for each malloc timed.
         let churn = try runPreloaded([driver, "churn", "1000000"], environment: environment)
         #expect(churn.status == 0, "\(churn.stderr)")
         let latency = object(try parse(String(churn.stderr.drop { $0 != "{" }), "churn's JSON"), "latency")
