@@ -488,7 +488,7 @@ private func reallocByMoving(_ pointer: UnsafeMutableRawPointer, to size: UInt, 
         if pool.state.pointee.stats.profileSampleBytes != 0 { AllocationProfile.freed(pointer) }
         // A free of realloc's, not of the program's: counted with the slow paths' frees.
         cache.pointee.calls.slowFrees &+= 1
-        keepCached(pointer, pool.tagAddress(pointer), code: code, cache.slot(bin), cache)
+        keepCached(pointer, pool.tagAddress(pointer), code: code, cache.slot(bin), cache, idle: false)
         return moved
     }
     releaseToPool(pointer, function: "realloc()")

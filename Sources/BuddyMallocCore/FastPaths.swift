@@ -188,11 +188,11 @@ private func mallocCorrupted(_ size: Int, _ threadCache: UnsafeMutablePointer<Th
 /// `slot`, counted, or nil when the bin is empty; `sound` false when its links were overwritten
 /// (not counted, not taken: the caller tail-calls mallocCorrupted). Its tag already says used
 /// (CacheMark). The depth is raised around the pop, so a signal handler's malloc cannot
-/// interleave.
+/// interleave. The caller found the thread idle (buddy_thread_idle): every caller is a fast path.
 @inline(__always)
 private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, _ slot: UnsafeMutablePointer<CacheBin>,
                         code: Int, request: UInt) -> (block: UnsafeMutableRawPointer?, sound: Bool) {
-    buddy_thread_enter()
+    buddy_thread_enter_idle()
     defer { buddy_thread_leave() }
     let (block, _, sound) = threadCache.take(slot)
     guard let block, sound else { return (block, false) }
@@ -204,11 +204,13 @@ private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, _ slot
 
 /// The fast paths' push: a block (or object) of code `code` the program frees goes on the bin at
 /// `slot`, counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed.
-/// (Also realloc's move, for the block it leaves.)
+/// (Also realloc's move, for the block it leaves.) `idle`: the caller found the thread idle
+/// (buddy_thread_idle), as free's fast path does; realloc's locked path calls it inside the
+/// allocator, with the depth already raised.
 @inline(__always)
 func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int,
-                _ slot: UnsafeMutablePointer<CacheBin>, _ threadCache: UnsafeMutablePointer<ThreadCache>) {
-    buddy_thread_enter()
+                _ slot: UnsafeMutablePointer<CacheBin>, _ threadCache: UnsafeMutablePointer<ThreadCache>, idle: Bool = true) {
+    if idle { buddy_thread_enter_idle() } else { buddy_thread_enter() }
     threadCache.pointee.calls.freed.add(code)
     threadCache.pointee.calls.countLiveFree()
     let full = threadCache.push(pointer, into: slot, tag: tag)
@@ -269,15 +271,16 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
     freeFast(pointer, sampling: true)
 }
 
-/// free's fast path: an allocated block of a cached order, freed by a thread with a cache, goes
-/// on its bin after the sampling countdown: no lock, no call. (The segment map covers exactly the
+/// free's fast path: an allocated block of a cached order, freed by an idle thread with a cache
+/// (no deferred free waiting either: the slow path releases it first), goes on its bin: no lock,
+/// no call. A free sample due is seen by the segment copy's range test (setFreeSampleDue). (The segment map covers exactly the
 /// live segments, so a hit whose pool is ours contains the address.) Anything else takes the
 /// checked path. `sampling` as in mallocFast.
 @inline(__always)
 private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
     guard let pointer else { return }
     let address = UInt(bitPattern: pointer)
-    if buddy_thread_depth() == 0 {
+    if buddy_thread_idle() != 0 {
         let cache = UInt(bitPattern: buddy_thread_cache())
         if cache > 1 {
             let threadCache = UnsafeMutablePointer<ThreadCache>(bitPattern: cache)!
@@ -285,25 +288,29 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
             // on the cache's copy); else the segment map's, which becomes the copy when it is
             // this pool's. (The segment map covers exactly the live segments.)
             // (The offset is computed once on each way: the tag's slot below reuses it.)
+            var map = threadCache.pointee.lastOrderMap
             var offset = address &- threadCache.pointee.lastBase
+            // (A free sample due keeps the copy's size at 0, ThreadCache.setFreeSampleDue: this
+            // one test also sends such a free to the sample check below.)
             if offset >= threadCache.pointee.lastSize {
                 // Pointers no pool owns go back to glibc (which preserves errno itself).
                 guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
                 if found.pointee.pool != UnsafeMutableRawPointer(threadCache.pointee.pool) { return freeSlow(pointer) }
-                threadCache.pointee.lastBase = found.pointee.base
-                threadCache.pointee.lastSize = found.pointee.size
-                threadCache.pointee.lastOrderMap = found.pointee.orderMap
+                // With the profile on (and no timed free due), the profile's filter: one load for
+                // a block not sampled. (Both leave by a tail call: a call that returns here would
+                // cost every free a frame.)
+                if sampling, case let due = threadCache.pointee.calls.freeSampleDue, due != 0,
+                   due != CallCounters.profileFrees || AllocationProfile.maySample(address) {
+                    return freeInstrumented(pointer, threadCache)
+                }
+                map = found.pointee.orderMap
                 offset = address &- found.pointee.base
-            }
-            // A load and a test, no store: see CallCounters.freeSampleDue. With the profile on
-            // (and no timed free due), the profile's filter: one load for a block not sampled.
-            // (Both leave by a tail call: a call that returns here would cost every free a frame.)
-            if sampling, case let due = threadCache.pointee.calls.freeSampleDue, due != 0,
-               due != CallCounters.profileFrees || AllocationProfile.maySample(address) {
-                return freeInstrumented(pointer, threadCache)
+                threadCache.pointee.lastBase = found.pointee.base
+                threadCache.pointee.lastOrderMap = map
+                threadCache.pointee.lastSize = threadCache.pointee.calls.freeSampleDue == 0 ? found.pointee.size : 0
             }
             if address & threadCache.pointee.minBlockMask == 0,
-               let (tag, code, words) = threadCache.cachedUse(address, map: threadCache.pointee.lastOrderMap, offset: offset) {
+               let (tag, code, words) = threadCache.cachedUse(address, map: map, offset: offset) {
                 return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
             }
             return freeSlow(pointer)
@@ -359,7 +366,7 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     if requested == cache.pointee.calls.requestedAtFlush && period != Int.max {
         cache.pointee.calls.flushedUntilTimed &-= (cache.bins + bin).pointee.limit
         if cache.pointee.calls.flushedUntilTimed <= 0 {
-            cache.pointee.calls.freeSampleDue |= CallCounters.timedFree
+            cache.setFreeSampleDue(cache.pointee.calls.freeSampleDue | CallCounters.timedFree)
             cache.pointee.calls.flushedUntilTimed = Int32(truncatingIfNeeded: period)
         }
     }

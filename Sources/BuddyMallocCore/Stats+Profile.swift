@@ -208,7 +208,7 @@ enum AllocationProfile {
             cache.pointee.calls.latencyCountdown = pool.pointee.stats.latencyPeriod
             timed = true
         }
-        if timed { cache.pointee.calls.freeSampleDue = CallCounters.timedFree | CallCounters.profileFrees }
+        if timed { cache.setFreeSampleDue(CallCounters.timedFree | CallCounters.profileFrees) }
         return timed
     }
 

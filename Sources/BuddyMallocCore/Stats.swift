@@ -321,7 +321,7 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         let period = pool.pointee.stats.instrumentPeriod
         if allocation { pointee.calls.countdown = period }
         let profile = pool.pointee.stats.profileSampleBytes != 0 ? CallCounters.profileFrees : 0
-        pointee.calls.freeSampleDue = (allocation || period == 1 ? CallCounters.timedFree : 0) | profile
+        setFreeSampleDue((allocation || period == 1 ? CallCounters.timedFree : 0) | profile)
         let mode = pool.pointee.stats.latencyMode
         return mode == Int32(BUDDY_LATENCY_EXACT.rawValue) || mode == Int32(BUDDY_LATENCY_SAMPLED.rawValue)
     }

@@ -14,6 +14,8 @@ import CBuddySupport
 //         batchBlocks(s), each tagged used | code(s); shelf.blocks == sum of its counts
 //         (Depot.swift)
 //     a bin's limit is batchBlocks of its shelf, or consumerLimit of it (a consumer's bin)
+//     calls.freeSampleDue != 0  =>  lastSize == 0 (free's range test sends a due free to its
+//         sample check: ThreadCache.setFreeSampleDue)
 //     the engine's invariants hold (a cached block is allocated to the pool)
 
 extension BuddyEngine {
@@ -34,6 +36,9 @@ extension BuddyEngine {
     }
 
     private func checkCache(_ cache: UnsafeMutablePointer<ThreadCache>, listed: inout Int) -> StaticString? {
+        if cache.pointee.calls.freeSampleDue != 0 && cache.pointee.lastSize != 0 {
+            return "a thread cache has a free sample due and a segment copy that lets frees skip it"
+        }
         for bin in 0..<cache.totalBins {
             let binState = (cache.bins + bin).pointee
             if binState.count < 0 || binState.count > binState.limit { return "a bin holds more blocks than its limit" }

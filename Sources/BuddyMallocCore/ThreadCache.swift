@@ -31,8 +31,10 @@ public struct CallCounters {
     /// and by each flush of a full bin (so a thread that only frees is sampled too), cleared by
     /// the instrumented free, and always set when every call is instrumented; `profileFrees`
     /// always set while the profile is on (free then asks the profile's filter, FastPaths). free
-    /// reads it without writing: a countdown of its own, or malloc's, costs the pair about 5%
-    /// (README, "Cost").
+    /// does not even read it on its fast path: set through ThreadCache.setFreeSampleDue, a
+    /// non-zero value clears free's copy of its last segment, so the copy's range test sends
+    /// the free to the check. (A countdown of free's own, or malloc's, cost the pair about 5%,
+    /// README "Cost"; the separate test cost every free 3 instructions.)
     var freeSampleDue: Int = 0
     /// The low half of `requestedBytes` at this thread's last flush of a full bin: unchanged at
     /// the next flush means the thread allocated nothing in between (it only frees), and only
@@ -264,6 +266,16 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         return (tag, Int(value) &- Int(Tag.used), words)
     }
 
+    /// Sets CallCounters.freeSampleDue. A non-zero value also clears the size of free's copy of
+    /// its last segment, so that free's range test sends every free to the sample check until
+    /// the sample is taken (free then copies the segment again):
+    ///
+    ///     calls.freeSampleDue != 0  =>  lastSize == 0
+    @inline(__always) func setFreeSampleDue(_ due: Int) {
+        pointee.calls.freeSampleDue = due
+        if due != 0 { pointee.lastSize = 0 }
+    }
+
     /// The index of the bin whose slot is `slot`.
     @inline(__always) func bin(of slot: UnsafeMutablePointer<CacheBin>) -> Int { slot - bins }
 
@@ -413,8 +425,8 @@ extension BuddyEngine {
         ThreadCache.initialize(cache, pool: state, next: process.pointee.caches, binCount: binCount, slabBinCount: slabBinCount)
         cache.pointee.minShift = UInt(geometry.minShift)
         cache.pointee.mappedBytes = mappedBytes
-        cache.pointee.calls.freeSampleDue = (state.pointee.stats.instrumentPeriod == 1 ? CallCounters.timedFree : 0)
-            | (state.pointee.stats.profileSampleBytes != 0 ? CallCounters.profileFrees : 0)
+        cache.setFreeSampleDue((state.pointee.stats.instrumentPeriod == 1 ? CallCounters.timedFree : 0)
+            | (state.pointee.stats.profileSampleBytes != 0 ? CallCounters.profileFrees : 0))
         cache.pointee.minBlockMask = state.pointee.minBlockMask
         cache.pointee.orderPathLimit = process.pointee.orderPathLimit
         cache.pointee.cachedSizeLimit = process.pointee.cachedSizeLimit

@@ -135,6 +135,17 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         head.storeBytes(of: saved, as: UInt.self)
         #expect(pool.checkInvariantsWithCaches() == nil)
 
+        // A free sample due while free's segment copy still covers a range: the range test would
+        // let frees skip the sample. setFreeSampleDue clears the copy's size with it.
+        cache.pointee.lastBase = UInt(bitPattern: head) & ~0xFFFF
+        cache.pointee.lastSize = 0x10000
+        cache.pointee.calls.freeSampleDue = CallCounters.timedFree
+        #expect(pool.checkInvariantsWithCaches() != nil)
+        cache.setFreeSampleDue(CallCounters.timedFree)
+        #expect(cache.pointee.lastSize == 0)
+        #expect(pool.checkInvariantsWithCaches() == nil)
+        cache.setFreeSampleDue(0)
+
         #expect(pool.release(first) == .released)
         pool.retire(cache)
         #expect(pool.checkInvariantsWithCaches() == nil)
