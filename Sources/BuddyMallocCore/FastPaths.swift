@@ -168,7 +168,7 @@ private func reallocMovingCached(_ pointer: UnsafeMutableRawPointer, _ tag: Unsa
     }
     // A free of realloc's, not of the program's: counted with the slow paths' frees.
     threadCache.pointee.calls.slowFrees &+= 1
-    keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
+    keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache, idle: true)
     return moved
 }
 
@@ -205,11 +205,12 @@ private func takeCached(_ threadCache: UnsafeMutablePointer<ThreadCache>, _ slot
 /// The fast paths' push: a block (or object) of code `code` the program frees goes on the bin at
 /// `slot`, counted and marked (its tag stays used: CacheMark); a bin over its limit is flushed.
 /// (Also realloc's move, for the block it leaves.) `idle`: the caller found the thread idle
-/// (buddy_thread_idle), as free's fast path does; realloc's locked path calls it inside the
-/// allocator, with the depth already raised.
+/// (buddy_thread_idle), as free's fast path does; false inside the allocator (realloc's locked
+/// path, depth already raised), where entering must add to the depth, not overwrite it. No
+/// default: a caller inside the allocator that took one would drop the depth to 0.
 @inline(__always)
 func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<UInt8>, code: Int,
-                _ slot: UnsafeMutablePointer<CacheBin>, _ threadCache: UnsafeMutablePointer<ThreadCache>, idle: Bool = true) {
+                _ slot: UnsafeMutablePointer<CacheBin>, _ threadCache: UnsafeMutablePointer<ThreadCache>, idle: Bool) {
     if idle { buddy_thread_enter_idle() } else { buddy_thread_enter() }
     threadCache.pointee.calls.freed.add(code)
     threadCache.pointee.calls.countLiveFree()
@@ -273,9 +274,9 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
 
 /// free's fast path: an allocated block of a cached order, freed by an idle thread with a cache
 /// (no deferred free waiting either: the slow path releases it first), goes on its bin: no lock,
-/// no call. A free sample due is seen by the segment copy's range test (setFreeSampleDue). (The segment map covers exactly the
-/// live segments, so a hit whose pool is ours contains the address.) Anything else takes the
-/// checked path. `sampling` as in mallocFast.
+/// no call. A free sample due is seen by the segment copy's range test (setFreeSampleDue). (The
+/// segment map covers exactly the live segments, so a hit whose pool is ours contains the
+/// address.) Anything else takes the checked path. `sampling` as in mallocFast.
 @inline(__always)
 private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
     guard let pointer else { return }
@@ -305,13 +306,17 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                 }
                 map = found.pointee.orderMap
                 offset = address &- found.pointee.base
-                threadCache.pointee.lastBase = found.pointee.base
-                threadCache.pointee.lastOrderMap = map
-                threadCache.pointee.lastSize = threadCache.pointee.calls.freeSampleDue == 0 ? found.pointee.size : 0
+                // The segment becomes the copy, unless a sample is still due (the profile's
+                // filter): the copy's size stays 0 then, and the next free comes back here.
+                if threadCache.pointee.calls.freeSampleDue == 0 {
+                    threadCache.pointee.lastBase = found.pointee.base
+                    threadCache.pointee.lastSize = found.pointee.size
+                    threadCache.pointee.lastOrderMap = map
+                }
             }
             if address & threadCache.pointee.minBlockMask == 0,
                let (tag, code, words) = threadCache.cachedUse(address, map: map, offset: offset) {
-                return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache)
+                return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache, idle: true)
             }
             return freeSlow(pointer)
         }
