@@ -87,6 +87,19 @@ struct MediumSizeTable {
     }
 }
 
+/// The cached requests above the medium table's, MediumSizeTable.limit < size <= cachedSizeLimit
+/// (1 MiB), need no table: no slab class lies above it (SlabClass.ceiling), so the code is the
+/// order, ceil(log2(size)) - minShift, and an order's bin is its code (binOfCode):
+///
+///     entry(size).code == pool.code(forSize: size, alignment: 16)
+///     entry(size).binWords == pool.binOfCode(code) x ThreadCache.wordsPerBin
+enum LargeSizes {
+    @inline(__always) static func entry(_ size: UInt, minShift: UInt) -> (binWords: Int, code: Int) {
+        let order = (UInt.bitWidth &- (size &- 1).leadingZeroBitCount) &- Int(truncatingIfNeeded: minShift)
+        return (order &* ThreadCache.wordsPerBin, order)
+    }
+}
+
 /// free's table: by a tag's whole byte, the bin of a block or object tagged used with a code a
 /// bin holds (an order or a slab class), else `none` (free, cached in the quarantine, a slab
 /// block, no block), so that free tests the tag's state and finds the bin with one load from

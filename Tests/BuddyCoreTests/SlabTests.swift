@@ -308,10 +308,10 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
     /// every one up to 32 KiB),
     ///     table code == code(forSize:),  codeOfBin(table bin) == table code
     @Test(arguments: [(16, false, 64), (16, true, 64), (32, false, 64), (32, true, 64), (64, true, 64), (2048, false, 64),
-                      (16, true, 16)])
+                      (16, true, 16), (16, true, 2048), (64, false, 2048)])
     func tableMatchesTheCodes(minBlock: Int, slabs: Bool, maxKiB: Int) throws {
         try #require(testCacheKeyCreated)
-        let arena = Arena(size: 1 << 20)
+        let arena = Arena(size: max(1 << 20, maxKiB << 11))
         var config = PoolConfig()
         config.minBlock = minBlock
         config.maxBlock = maxKiB << 10
@@ -342,8 +342,22 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
             if code != pool.code(forSize: UInt(size), alignment: 16) || words != bin * ThreadCache.wordsPerBin { wrongMedium += 1 }
         }
         #expect(wrongMedium == 0, "minimum block \(minBlock): \(wrongMedium) sizes above 1 KiB with the wrong bin or code")
-        // (Bins hold blocks up to the maximum block, and at most 32 KiB.)
-        #expect(cached == UInt(min(maxKiB, 32)) << 10 && none == 0, "every cached request has a bin: \(none) without")
+        // Above the medium table, orders (LargeSizes): at each order's edges and middle.
+        var wrongLarge = 0, large = 0
+        var order = pool.geometry.order(forSize: Int(MediumSizeTable.limit)) + 1
+        while pool.geometry.size(ofOrder: order) <= Int(cached) {
+            let top = UInt(pool.geometry.size(ofOrder: order))
+            for size in [top / 2 + 1, top / 2 + top / 4, top - 1, top] {
+                let (words, code) = LargeSizes.entry(size, minShift: UInt(pool.geometry.minShift))
+                let expected = pool.code(forSize: size, alignment: 16)
+                if code != expected || words != pool.binOfCode(expected) * ThreadCache.wordsPerBin || pool.binOfCode(expected) < 0 { wrongLarge += 1 }
+                large += 1
+            }
+            order += 1
+        }
+        #expect(wrongLarge == 0, "minimum block \(minBlock): \(wrongLarge) of \(large) sizes above 32 KiB with the wrong bin or code")
+        // (Bins hold blocks up to the maximum block, and at most 1 MiB.)
+        #expect(cached == UInt(min(maxKiB, 1024)) << 10 && none == 0, "every cached request has a bin: \(none) without")
         #expect(pool.state.pointee.minBlockMask == UInt(minBlock - 1))
         #expect((slabs && minBlock == 16) == (pool.size(ofCode: pool.code(forSize: 40, alignment: 16)) == 48))
     }

@@ -86,8 +86,9 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
 
     /// The cache invariant is executable: each way of breaking it is caught by the checker.
     @Test func theCacheInvariantCatchesEachBreak() throws {
-        let arena = Arena(size: 256 * 1024)
-        let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
+        // (A maximum block above the largest cached one: the pool has an order no bin keeps.)
+        let arena = Arena(size: 4 << 20)
+        let pool = try makePool(arena: arena, maxBlock: 2 * ThreadCache.largestCachedBlock, maxPoolSize: 4 << 20)
         try enableThreadCachesForTest(pool)
         buddy_thread_set_cache(nil)
         defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
@@ -155,7 +156,7 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
     /// C = 1 + sum over the bins of (limit + 1), with malloc's default geometry (16 B to 8 MiB),
     /// with and without slabs.
     @Test func theLiveCountBoundIsTheDocumentedOne() throws {
-        for (slabs, documented) in [(true, 1661), (false, 780)] {
+        for (slabs, documented) in [(true, 1671), (false, 790)] {
             let arena = Arena(size: 8 << 20)
             var config = PoolConfig()
             config.minBlock = 16
@@ -183,8 +184,13 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
             #expect(limit * pool.geometry.size(ofOrder: order) <= max(ThreadCache.bytesPerBin, pool.geometry.size(ofOrder: order)))
             total += limit * pool.geometry.size(ofOrder: order)
         }
-        // Every bin full at once: the most one thread can hold back from the pool.
-        #expect(total <= cache.pointee.binCount * ThreadCache.bytesPerBin)
+        // Every bin full at once: the most one thread can hold back from the pool (README,
+        // Limits): bytesPerBin for each order up to 32 KiB, one block of each larger cached order
+        //     total <= 32 KiB x (orders up to 32 KiB) + (2 x cachedSizeLimit - 64 KiB)
+        let small = pool.geometry.order(forSize: ThreadCache.bytesPerBin) + 1
+        let cachedLimit = Int(pool.process.pointee.cachedSizeLimit)
+        #expect(cachedLimit == min(ThreadCache.largestCachedBlock, pool.geometry.maxBlock))
+        #expect(total <= small * ThreadCache.bytesPerBin + max(0, 2 * cachedLimit - 2 * ThreadCache.bytesPerBin))
         pool.retire(cache)
         expectInvariants(pool)
     }

@@ -122,6 +122,29 @@ struct ConformanceTests {
         #expect(result.stdout.contains("FAILED "))
     }
 
+    /// Blocks above 32 KiB up to 1 MiB have bins too (LargeSizes): two threads churning them take
+    /// the pool lock only for the bins' first refills and the depot's misses, not per call.
+    @Test("malloc and free of 33 KiB to 1 MiB blocks from two threads, without the pool lock")
+    func largeBlocksTakeNoLock() throws {
+        let program = try Harness.compileC("large_churn")
+        let result = try Harness.run([program], environment: ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"],
+                                     preload: true, timeout: 60)
+        #expect(result.status == 0 && result.stdout.contains("large ok"), "\(result.stdout)\n\(result.stderr.suffix(2000))")
+        let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stderr[start...].utf8)) as? [String: Any])
+        let calls = try #require(json["calls"] as? [String: Any])
+        let locks = try #require(json["locks"] as? [String: Any])
+        let mallocs = (calls["malloc"] as? NSNumber)?.intValue ?? 0
+        let acquisitions = (locks["pool_acquisitions"] as? NSNumber)?.intValue ?? -1
+        // 2 threads x (6 + 20,000) mallocs of the program's own, and the runtime's few.
+        #expect(mallocs >= 40_012, "\(calls)")
+        // One acquisition per malloc and per free before (80,000 and more). Now the bins' refills
+        // and what the depot cannot serve: 134 to 2,289 in 12 runs (the most when the threads
+        // run one after the other, and each refill of a large order drains the depot's other
+        // shelves, allocateDrainingDepot, rather than touch new pages).
+        #expect(acquisitions >= 0 && acquisitions < mallocs / 10, "pool lock taken \(acquisitions) times for \(mallocs) mallocs")
+    }
+
     /// realloc to a size of the block's own code leaves it in place, and a slab object's move to
     /// another cached code takes the bins, both without the pool lock (FastPaths.reallocCached);
     /// a size no bin holds moves the block under the lock, its bytes intact.

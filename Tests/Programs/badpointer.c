@@ -213,14 +213,14 @@ int main(int argc, char **argv) {
         return finish(6);
     }
     if (strcmp(mode, "write-after-free-large") == 0) {
-        // A 64 KiB block (above the cached sizes: on the pool's free area at once) written after
-        // its free, while its neighbours are allocated (so it cannot coalesce away).
+        // A 2 MiB block (above the cached sizes, 1 MiB: on the pool's free area at once) written
+        // after its free, while its neighbours are allocated (so it cannot coalesce away).
         unsigned char *b[4];
-        for (int i = 0; i < 4; i++) b[i] = malloc(64 * 1024);
+        for (int i = 0; i < 4; i++) b[i] = malloc(2 << 20);
         free(b[1]);
         show_pointer(b[1]);
         memset(b[1], 0x41, 16);
-        unsigned char *q = malloc(64 * 1024);
+        unsigned char *q = malloc(2 << 20);
         printf("malloc returned %s\n", q ? "a pointer" : "NULL");
         return finish(7);
     }

@@ -3,8 +3,8 @@
 // checking that every byte it wrote is still there and that the block did not move; then moves
 // objects between slab classes (40, 90, 300, 600, 1,200 and 2,500 bytes: classes of 48, 96, 320,
 // 640, 1,280 and 2,560), checking their bytes; then moves each block out of the bins once (a
-// 100 KiB realloc). Prints "inplace ok". Run by ConformanceTests (the pool lock stays untaken by
-// the in-place calls and the moves between classes).
+// 2 MiB realloc, above the largest cached block). Prints "inplace ok". Run by ConformanceTests
+// (the pool lock stays untaken by the in-place calls and the moves between classes).
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +38,7 @@ static void *worker(void *arg) {
             n[i] = next;
         }
         for (int i = 0; i < BLOCKS; i++) {
-            unsigned char *q = realloc(b[i], 100000);
+            unsigned char *q = realloc(b[i], 2 << 20);
             if (!q) return "the moving realloc failed";
             for (size_t k = 0; k < n[i]; k++)
                 if (q[k] != (unsigned char)(fill + i)) return "a byte changed across a moving realloc";
