@@ -126,16 +126,8 @@ struct ConformanceTests {
     /// the pool lock only for the bins' first refills and the depot's misses, not per call.
     @Test("malloc and free of 33 KiB to 1 MiB blocks from two threads, without the pool lock")
     func largeBlocksTakeNoLock() throws {
-        let program = try Harness.compileC("large_churn")
-        let result = try Harness.run([program], environment: ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"],
-                                     preload: true, timeout: 60)
-        #expect(result.status == 0 && result.stdout.contains("large ok"), "\(result.stdout)\n\(result.stderr.suffix(2000))")
-        let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stderr[start...].utf8)) as? [String: Any])
-        let calls = try #require(json["calls"] as? [String: Any])
-        let locks = try #require(json["locks"] as? [String: Any])
+        let (calls, acquisitions) = try runCountingLocks("large_churn", printing: "large ok")
         let mallocs = (calls["malloc"] as? NSNumber)?.intValue ?? 0
-        let acquisitions = (locks["pool_acquisitions"] as? NSNumber)?.intValue ?? -1
         // 2 threads x (6 + 20,000) mallocs of the program's own, and the runtime's few.
         #expect(mallocs >= 40_012, "\(calls)")
         // One acquisition per malloc and per free before (80,000 and more). Now the bins' refills
@@ -150,21 +142,27 @@ struct ConformanceTests {
     /// a size no bin holds moves the block under the lock, its bytes intact.
     @Test("realloc in place and between slab classes: bytes kept, from two threads, without the pool lock")
     func reallocInPlaceTakesNoLock() throws {
-        let program = try Harness.compileC("realloc_inplace")
-        let result = try Harness.run([program], environment: ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"],
-                                     preload: true, timeout: 60)
-        #expect(result.status == 0 && result.stdout.contains("inplace ok"), "\(result.stdout)\n\(result.stderr.suffix(2000))")
-        let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stderr[start...].utf8)) as? [String: Any])
-        let calls = try #require(json["calls"] as? [String: Any])
-        let locks = try #require(json["locks"] as? [String: Any])
+        let (calls, acquisitions) = try runCountingLocks("realloc_inplace", printing: "inplace ok")
         let reallocs = (calls["realloc"] as? NSNumber)?.intValue ?? 0
-        let acquisitions = (locks["pool_acquisitions"] as? NSNumber)?.intValue ?? -1
         // 2 threads x (2 x 50,000 in place + 50,000 between classes), and 64 moves out of the bins.
         #expect(reallocs == 300_064, "\(calls)")
         // The locked path took the lock once per call: 200,213 times for the in-place calls alone
         // in one run, 83,554 with them lock-free and the moves locked. What remains are the bins'
         // refills and overflows (2,329 in one run).
         #expect(acquisitions >= 0 && acquisitions < reallocs / 20, "pool lock taken \(acquisitions) times for \(reallocs) reallocs")
+    }
+
+    /// Runs test program `name` under the library with its JSON report on stderr, expects it to
+    /// print `marker`, and returns the report's call counts and pool lock acquisitions.
+    private func runCountingLocks(_ name: String, printing marker: String) throws -> (calls: [String: Any], acquisitions: Int) {
+        let program = try Harness.compileC(name)
+        let result = try Harness.run([program], environment: ["BUDDY_REPORT": "stderr", "BUDDY_REPORT_FORMAT": "json"],
+                                     preload: true, timeout: 60)
+        #expect(result.status == 0 && result.stdout.contains(marker), "\(result.stdout)\n\(result.stderr.suffix(2000))")
+        let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stderr[start...].utf8)) as? [String: Any])
+        let calls = try #require(json["calls"] as? [String: Any])
+        let locks = try #require(json["locks"] as? [String: Any])
+        return (calls, (locks["pool_acquisitions"] as? NSNumber)?.intValue ?? -1)
     }
 }
