@@ -209,13 +209,10 @@ extension BuddyEngine {
         let allocated = UInt32(truncatingIfNeeded: allocatedInAll)
         let freeOnly = allocated == slot.pointee.allocatedAtOverflow
         slot.pointee.allocatedAtOverflow = allocated
-        // Bins of blocks above largestSparedBlock keep no spare either: a spare there pins up to
-        // a whole block per order and thread, where the depot's decays back to the pool.
-        let noSpare = freeOnly || size(ofCode: code) > ThreadCache.largestSparedBlock
         if let spare = slot.pointee.spare { shelve(spare, blocks: Int(slot.pointee.spareCount), bin: bin, code: code) }
-        if noSpare { shelve(head, blocks: batch, bin: bin, code: code) }
-        slot.pointee.spare = noSpare ? nil : head
-        slot.pointee.spareCount = noSpare ? 0 : Int32(batch)
+        if freeOnly { shelve(head, blocks: batch, bin: bin, code: code) }
+        slot.pointee.spare = freeOnly ? nil : head
+        slot.pointee.spareCount = freeOnly ? 0 : Int32(batch)
         let full = shelf(bin).pointee.batchBlocks
         let consumer = freeOnly && cache.pointee.calls.freed.load(code) > 2 &* allocatedInAll
         slot.pointee.limit = consumer ? Depot.consumerLimit(full) : full

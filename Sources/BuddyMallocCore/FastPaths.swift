@@ -353,9 +353,13 @@ private func flushFullBin(_ cache: UnsafeMutablePointer<ThreadCache>, bin: Int) 
     buddy_thread_enter()
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
     let pool = BuddyEngine(state: cache.pointee.pool)
-    // All but the newest block become the bin's spare batch (the spare before it goes to the
-    // depot, for any thread's next refill, or to the pool when the depot's shelf is full).
-    if pool.stashBatch(cache, bin: bin) {
+    // A bin of one large block gives the block just freed to the pool, where it coalesces, and
+    // keeps the one it held (see largestDepotBlock). Elsewhere all but the newest block become
+    // the bin's spare batch (the spare before it goes to the depot, for any thread's next
+    // refill, or to the pool when the depot's shelf is full).
+    if pool.size(ofCode: cache.code(ofBin: bin)) > ThreadCache.largestDepotBlock {
+        pool.flush(cache, bin: bin, keep: 1)
+    } else if pool.stashBatch(cache, bin: bin) {
         pool.foldLiveDelta(cache)
     } else {
         pool.flush(cache, bin: bin, keep: Int((cache.bins + bin).pointee.limit) / 2)
