@@ -55,7 +55,7 @@ private func mallocFast(_ size: Int, sampling: Bool) -> UnsafeMutableRawPointer?
 /// With `profiled` (a call outside the instrumented path), the profile's sample point is checked.
 @inline(never)
 private func mallocMedium(_ request: UInt, _ threadCache: UnsafeMutablePointer<ThreadCache>, profiled: Bool) -> UnsafeMutableRawPointer? {
-    let (words, code) = request > MediumSizeTable.limit ? threadCache.largeEntry(request) : threadCache.pointee.mediumSizes.entry(request)
+    let (words, code) = threadCache.mediumEntry(request)
     if words != MediumSizeTable.none,
        case let (block?, sound) = takeCached(threadCache, threadCache.slot(words: words), code: code, request: request) {
         guard sound else {

@@ -248,18 +248,18 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
 
     /// The bin (in words) and code of a request of `request` <= cachedSizeLimit bytes aligned to
     /// 16, by the fast paths' tables: the small one up to orderPathLimit, the medium one above;
-    /// nil where the medium table names no bin. (mallocFast and mallocMedium, which know which
-    /// side of orderPathLimit they are on, read their table directly.)
+    /// nil where the medium table names no bin. (mallocFast reads the small table directly, and
+    /// mallocMedium, above it, mediumEntry.)
     @inline(__always) func sizeEntry(_ request: UInt) -> (binWords: Int, code: Int)? {
         if request <= pointee.orderPathLimit { return pointee.smallSizes.entry(request) }
-        if request > MediumSizeTable.limit { return largeEntry(request) }
-        let medium = pointee.mediumSizes.entry(request)
-        return medium.binWords == MediumSizeTable.none ? nil : medium
+        let entry = mediumEntry(request)
+        return entry.binWords == MediumSizeTable.none ? nil : entry
     }
 
-    /// The bin (in words) and code of a request above the medium table's (LargeSizes).
-    @inline(__always) func largeEntry(_ request: UInt) -> (binWords: Int, code: Int) {
-        LargeSizes.entry(request, minShift: pointee.minShift)
+    /// The bin (in words, or MediumSizeTable.none) and code of a cached request above
+    /// orderPathLimit: the medium table's up to its limit, LargeSizes' above.
+    @inline(__always) func mediumEntry(_ request: UInt) -> (binWords: Int, code: Int) {
+        request > MediumSizeTable.limit ? LargeSizes.entry(request, minShift: pointee.minShift) : pointee.mediumSizes.entry(request)
     }
 
     /// The tag, code and bin (in words) of the block at `address`, `offset` bytes into the

@@ -305,7 +305,7 @@ private func makeSlabPool(arena: Arena, maxBlock: Int = 1 << 20) throws -> Buddy
 @Suite struct SmallSizeTableTests {
     /// malloc's fast path reads a request's bin and code from a table: for every minimum block,
     /// with and without slabs, and every request of 0 ... 1024 bytes (and, by the medium table,
-    /// every one up to 32 KiB),
+    /// every one up to 32 KiB; above, LargeSizes at each order's edges and middle up to 1 MiB),
     ///     table code == code(forSize:),  codeOfBin(table bin) == table code
     @Test(arguments: [(16, false, 64), (16, true, 64), (32, false, 64), (32, true, 64), (64, true, 64), (2048, false, 64),
                       (16, true, 16), (16, true, 2048), (64, false, 2048)])

@@ -132,7 +132,7 @@ struct ConformanceTests {
         #expect(mallocs >= 40_012, "\(calls)")
         // Every malloc and every free took the lock before: 80,000 times and more. Now the reused
         // sizes take it about never, the random ones for about 0.6 of their mallocs (their
-        // one-block bins overflow to the pool and run dry): 2,627 in one run.
+        // one-block bins overflow to the pool and run dry): 2,605 to 2,625 in five runs.
         #expect(acquisitions >= 0 && acquisitions < mallocs / 10, "pool lock taken \(acquisitions) times for \(mallocs) mallocs")
     }
 
