@@ -235,6 +235,28 @@ struct LibraryCheckTests {
         #expect(!symbols.stdout.contains("argvGrabber"), "CommandLine.cpp's argv grabber is linked in")
     }
 
+    /// cxx_exceptions.c defines libstdc++'s four exception-allocation functions, so the linker
+    /// leaves eh_alloc.o out, and with it the constructor that malloc'd its 73 KB emergency pool in
+    /// every process: a program that allocates nothing under the library now has one segment,
+    /// the first (that block, of the large class, opened a second one and its order map).
+    /// Tests/Programs/cxx_exceptions.cpp checks the functions themselves (CxxOperatorTests).
+    @Test("libstdc++'s emergency exception pool is not in the library", arguments: Libraries.all)
+    func noEmergencyExceptionPool(_ library: String) throws {
+        let symbols = try Harness.run(["readelf", "-sW", library])
+        #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
+        #expect(symbols.stdout.contains("__cxa_allocate_exception"), "the library's definition is not linked: no symbols read?")
+        #expect(!symbols.stdout.contains("_GLOBAL__sub_I_eh_alloc"), "eh_alloc.cc's constructor is linked in")
+        let result = try Harness.run(["env", "LD_PRELOAD=\(library)", "BUDDY_REPORT=stderr", "BUDDY_REPORT_FORMAT=json", "true"], timeout: 60)
+        #expect(result.status == 0, "status \(result.status):\n\(result.stderr)")
+        let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.stderr[start...].utf8)) as? [String: Any])
+        let segments = try #require(json["segments"] as? [String: Any])
+        let memory = try #require(json["memory"] as? [String: Any])
+        #expect((segments["count"] as? NSNumber)?.intValue == 1, "true under the library: \(segments), \(memory)")
+        // (73,695 bytes requested with the pool; the loader and libc's own calls ask for a few hundred.)
+        #expect(((memory["requested"] as? NSNumber)?.intValue ?? .max) < 16_384, "true under the library: \(memory)")
+    }
+
     @Test("a preloading program keeps the default handlers for fatal signals")
     func noSignalHandlers() throws {
         let program = try signalsProgram()
