@@ -169,7 +169,7 @@ static int until_null(size_t mib, int at_limit) {
     }
     for (int i = 0; i < at_limit; i++) free(smalls[i]);
     printf("at the limit: large refused %d, small served %d, calls refused %d\n", refused, served,
-           refused + (at_limit - at_limit / 20 - served));
+           refused + (at_limit - served));
     for (int i = 0; i < count; i++) free(blocks[i]);
     // The pool still works after the failure: small and large blocks again.
     int again = 0;
