@@ -63,6 +63,14 @@ __attribute__((constructor)) static void buddy_report_start(void) {
     if (buddy_report_target_get() == NULL) return;
     buddy_report_settings *settings = buddy_report_settings_get();
     pthread_atfork(NULL, NULL, buddy_report_after_fork_in_child);
+    // A process that starts with the signal ignored keeps it ignored: exec passes SIG_IGN on (a
+    // parent, a `trap '' USR1`, a supervisor chose it), and a handler would make every such
+    // signal interrupt the program's sleeps and waits with EINTR where none arrived before.
+    struct sigaction current;
+    if (settings->signal > 0 && sigaction(settings->signal, NULL, &current) == 0 &&
+        !(current.sa_flags & SA_SIGINFO) && current.sa_handler == SIG_IGN) {
+        settings->signal = 0;
+    }
     if (settings->signal > 0) {
         struct sigaction action;
         memset(&action, 0, sizeof action);

@@ -295,6 +295,28 @@ struct ReportTests {
         #expect(none.signal == SIGUSR1, "BUDDY_REPORT_SIGNAL=none: status \(none.status) signal \(none.signal)")
     }
 
+    /// A process that starts with the report signal ignored keeps it ignored (exec passes SIG_IGN
+    /// on: a parent, a `trap '' USR1` or a supervisor chose it): the library installs no handler,
+    /// so the signal is discarded as before and interrupts no sleep; that process writes no signal
+    /// report. The control, without the trap, writes one.
+    @Test("a report signal the process started with ignored stays ignored")
+    func inheritedIgnoredSignalStaysIgnored() throws {
+        for ignored in [true, false] {
+            let folder = try Harness.temporaryDirectory()
+            let command = (ignored ? "trap '' USR1; " : "") + "exec \"$@\""
+            let result = try Harness.run(["sh", "-c", command, "sh", "env", "LD_PRELOAD=\(try Harness.library)",
+                                          try program("report_handlers"), "earlier"],
+                                         environment: ["BUDDY_REPORT": folder.appendingPathComponent("report.%p").path],
+                                         timeout: 120)
+            let what = ignored ? "started with SIGUSR1 ignored" : "control"
+            #expect(result.status == 0 && result.signal == 0 && result.stdout.contains("program handler ran 0"),
+                    "\(what): status \(result.status) signal \(result.signal): \(result.stdout)\(result.stderr)")
+            let names = try reportFiles(folder).keys.sorted()
+            #expect(names.count == (ignored ? 1 : 2), "\(what): reports \(names)")
+            #expect(names.contains { $0.hasSuffix(".0") } == !ignored, "\(what): a signal report? \(names)")
+        }
+    }
+
     @Test("a handler the program installs later takes precedence; one installed before the library is chained")
     func signalHandlerChaining() throws {
         let folder = try Harness.temporaryDirectory()
