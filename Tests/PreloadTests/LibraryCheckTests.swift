@@ -87,6 +87,18 @@ private func definedDynamicSymbols(_ library: String) throws -> [(name: String, 
     return symbols
 }
 
+/// A stub file's effect on the link (runtime_stubs.c, cxx_exceptions.c): the library's symbol
+/// table (`readelf -sW`) has the stub's `stub` (so the table was read) and none of `absent`, each
+/// named by what it is.
+private func expectLinkedOut(_ library: String, stub: String, absent: [String: String]) throws {
+    let symbols = try Harness.run(["readelf", "-sW", library])
+    #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
+    #expect(symbols.stdout.contains(stub), "the stub \(stub) is not linked: no symbols read?")
+    for (symbol, what) in absent {
+        #expect(!symbols.stdout.contains(symbol), "\(what) is linked in (\(symbol))")
+    }
+}
+
 @Suite("The library file")
 struct LibraryCheckTests {
     @Test("the dynamic symbol table defines exactly the allocator names", arguments: Libraries.all)
@@ -228,11 +240,9 @@ struct LibraryCheckTests {
     /// every process the library was loaded into.
     @Test("the runtime's CommandLine constructor is not in the library", arguments: Libraries.all)
     func noCommandLineConstructor(_ library: String) throws {
-        let symbols = try Harness.run(["readelf", "-sW", library])
-        #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
-        #expect(symbols.stdout.contains("_swift_stdlib_getUnsafeArgvArgc"), "the stub is not linked: no symbols read?")
-        #expect(!symbols.stdout.contains("_GLOBAL__sub_I_CommandLine"), "CommandLine.cpp's constructor is linked in")
-        #expect(!symbols.stdout.contains("argvGrabber"), "CommandLine.cpp's argv grabber is linked in")
+        try expectLinkedOut(library, stub: "_swift_stdlib_getUnsafeArgvArgc", absent: [
+            "_GLOBAL__sub_I_CommandLine": "CommandLine.cpp's constructor", "argvGrabber": "CommandLine.cpp's argv grabber",
+        ])
     }
 
     /// cxx_exceptions.c defines libstdc++'s four exception-allocation functions, so the linker
@@ -242,10 +252,7 @@ struct LibraryCheckTests {
     /// Tests/Programs/cxx_exceptions.cpp checks the functions themselves (CxxOperatorTests).
     @Test("libstdc++'s emergency exception pool is not in the library", arguments: Libraries.all)
     func noEmergencyExceptionPool(_ library: String) throws {
-        let symbols = try Harness.run(["readelf", "-sW", library])
-        #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
-        #expect(symbols.stdout.contains("__cxa_allocate_exception"), "the library's definition is not linked: no symbols read?")
-        #expect(!symbols.stdout.contains("_GLOBAL__sub_I_eh_alloc"), "eh_alloc.cc's constructor is linked in")
+        try expectLinkedOut(library, stub: "__cxa_allocate_exception", absent: ["_GLOBAL__sub_I_eh_alloc": "eh_alloc.cc's constructor"])
         let result = try Harness.run(["env", "LD_PRELOAD=\(library)", "BUDDY_REPORT=stderr", "BUDDY_REPORT_FORMAT=json", "true"], timeout: 60)
         #expect(result.status == 0, "status \(result.status):\n\(result.stderr)")
         let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
