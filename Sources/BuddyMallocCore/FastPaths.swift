@@ -250,18 +250,23 @@ private func mallocProfiled(_ size: Int, _ cache: UnsafeMutablePointer<ThreadCac
 }
 
 /// With `profiled` (a call outside the instrumented path), the profile's sample point is checked.
+/// The process's first call makes the pool, and a thread's first call its cache, inside
+/// allocate: the check follows the allocation, so those calls are profiled too. (It came before
+/// it, and needed both: a thread whose first malloc was 300 KB never had that block sampled.)
 @inline(never)
 private func mallocSlow(_ size: Int, profiled: Bool) -> UnsafeMutableRawPointer? {
     if reentered() { return __libc_malloc(size) }
     defer { buddy_thread_leave() }
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    guard profiled, let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes != 0,
-          let cache = BuddyEngine.threadCounters() else {
+    if !profiled { return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true) }
+    if let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes == 0 {
         return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
     }
-    let before = cache.pointee.calls.requestedBytes
+    // (A cache made by this call starts its requested bytes at 0.)
+    let before = BuddyEngine.threadCounters()?.pointee.calls.requestedBytes ?? 0
     let block = allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
-    if let block {
+    if let block, let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes != 0,
+       let cache = BuddyEngine.threadCounters() {
         AllocationProfile.allocated(block, size: UInt(bitPattern: size), counted: cache.pointee.calls.requestedBytes != before, cache: cache)
     }
     return block

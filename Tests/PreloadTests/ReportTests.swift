@@ -423,6 +423,19 @@ struct ReportTests {
                 && text.stderr.contains("#0 \(first)"), "\(text.stderr)")
     }
 
+    @Test("a thread's first malloc, which makes its cache, is profiled too")
+    func aThreadsFirstCallIsProfiled() throws {
+        let driver = try program("profile_first_call", ["-fno-omit-frame-pointer", "-rdynamic"])
+        let path = try Harness.temporaryDirectory().appendingPathComponent("report").path
+        let result = try runPreloaded([driver], environment: ["BUDDY_PROFILE_SAMPLE": "64K", "BUDDY_REPORT": path, "BUDDY_REPORT_FORMAT": "json"])
+        #expect(result.status == 0 && result.stdout.contains("first call ok"), "\(result.stdout)\(result.stderr)")
+        let document = try parse(try String(contentsOfFile: path, encoding: .utf8), "first-call report")
+        let sites = object(document, "profile")["sites"] as? [[String: Any]] ?? []
+        // One block of 300,000 bytes (more than the period: always sampled, standing for itself).
+        let site = try sites.first { try nameFrames($0["frames"] as? [String] ?? [], in: driver).first?.hasPrefix("first_in_thread+0x") == true }
+        #expect(site.map { int($0["live_bytes"]) } == 300_000 && site.map { int($0["live_count"]) } == 1, "sites: \(sites)")
+    }
+
     @Test("the profile's per-site bytes follow the sites' bytes on a repeating pattern of allocations")
     func profileFollowsBytesOnARepeatingPattern() throws {
         let driver = try program("profile_pattern", ["-fno-omit-frame-pointer", "-fno-optimize-sibling-calls", "-rdynamic"])
