@@ -233,6 +233,25 @@ void buddy_backtrace_keep_frames(const void *start, const void *end) {
     __atomic_store_n(&keep_start, (uintptr_t)start, __ATOMIC_RELEASE);
 }
 
+/// The first return address outside this object on the frame-pointer chain from here: the
+/// program's call into the allocator; NULL when there is none. For glibc's backtrace(), which
+/// stops at the first frame without an .eh_frame entry, and the library's Swift functions have
+/// none (Embedded Swift marks them nounwind), while every function of the library keeps its
+/// frame pointer (SwiftPM builds with -fno-omit-frame-pointer). The chain is followed through
+/// this object's frames only: a program's function may use the register for anything.
+/// (libunwind steps through such frames by their frame pointers itself.)
+__attribute__((noinline)) static void *own_frames_exit(uintptr_t own_start, uintptr_t own_end) {
+    uintptr_t *fp = __builtin_frame_address(0);
+    for (int depth = 0; fp != NULL && depth < 64; depth++) {
+        uintptr_t ret = fp[1];
+        if (ret - own_start >= own_end - own_start) return (void *)ret;
+        uintptr_t *next = (uintptr_t *)fp[0];
+        if (next <= fp || ((uintptr_t)next & 7) != 0) return NULL;
+        fp = next;
+    }
+    return NULL;
+}
+
 int buddy_backtrace(void **frames, int max) {
     if (max <= 0) return 0;
     int saved = errno;
@@ -247,6 +266,14 @@ int buddy_backtrace(void **frames, int max) {
     own_object_range(&own_start, &own_end);
     int first = 0;
     while (first < n && (uintptr_t)raw[first] - own_start < own_end - own_start) first++;
+    if (first == n && fn == NULL && n < (int)(sizeof raw / sizeof raw[0])) {
+        // glibc's backtrace() stopped inside this object: its program frame, from the chain.
+        void *exit = own_frames_exit(own_start, own_end);
+        if (exit != NULL) {
+            raw[n] = exit;
+            n++;
+        }
+    }
     if (first == n) first = 0;  // a stack entirely inside this object (a test binary): keep it
     // The library's own operator new (buddy_backtrace_keep_frames) stands where libstdc++'s
     // did: the program called it, so its frame is kept ("via operator new").

@@ -423,6 +423,23 @@ struct ReportTests {
                 && text.stderr.contains("#0 \(first)"), "\(text.stderr)")
     }
 
+    @Test("without libunwind (glibc's backtrace), the profile's sites are still the program's")
+    func profileWithoutLibunwind() throws {
+        let driver = try program("report_profile", ["-fno-omit-frame-pointer", "-rdynamic"])
+        let hide = try program("no_libunwind", ["-shared", "-fPIC"])
+        let path = try Harness.temporaryDirectory().appendingPathComponent("report").path
+        let result = try runPreloaded([driver], environment: ["BUDDY_PROFILE_SAMPLE": "64K", "BUDDY_REPORT": path, "BUDDY_REPORT_FORMAT": "json"],
+                                      preload: "\(hide):\(try Harness.library)")
+        #expect(result.status == 0 && result.stdout.contains("profile ok"), "\(result.stdout)\(result.stderr)")
+        let document = try parse(try String(contentsOfFile: path, encoding: .utf8), "profile report")
+        let sites = object(document, "profile")["sites"] as? [[String: Any]] ?? []
+        let top = try #require(sites.first, "no sites: \(document)")
+        let frames = try nameFrames(top["frames"] as? [String] ?? [], in: driver)
+        // The program's function, not the allocator's: at least the frame that called malloc.
+        #expect(frames.first?.hasPrefix("keep_large_blocks+0x") == true, "top site: \(top)")
+        #expect(int(top["live_bytes"]) == 200 * 65536, "\(top)")
+    }
+
     @Test("a thread's first malloc, which makes its cache, is profiled too")
     func aThreadsFirstCallIsProfiled() throws {
         let driver = try program("profile_first_call", ["-fno-omit-frame-pointer", "-rdynamic"])
