@@ -39,24 +39,27 @@ let package = Package(
         // Layer 3: malloc's process instance over the engine: options, thread caches and the
         // fast paths, re-entry, the C rules, statistics and reports, the private-pool C API.
         .target(name: "BuddyMallocCore", dependencies: ["BuddyEngine", "CBuddySupport"], swiftSettings: allocatorSwiftSettings),
+        // Layers 2 and 3 again, as one module in Embedded Swift, for the shared library: the
+        // same files (its directory holds links to theirs: one copy of each), compiled without
+        // the Swift runtime, so the library needs libc alone (README, "Limits": 10.6 MB with the
+        // static runtime, libstdc++ and the unwinder linked in; /bin/true's page faults 243 ->
+        // 147). One module, as Embedded Swift compiles a whole module at once (-wmo); Swift 5
+        // mode, where the report table's key paths fold into constant offsets (Swift 6 rejects
+        // key paths in Embedded Swift).
+        .target(name: "BuddyMallocEmbedded", dependencies: ["CBuddySupport"],
+                swiftSettings: allocatorSwiftSettings + [
+                    .enableExperimentalFeature("Embedded"), .define("BUDDY_ONE_MODULE"), .unsafeFlags(["-wmo"]),
+                    .swiftLanguageMode(.v5),
+                ]),
         // Layer 4: the libc names. Only the shared library links it, so tests keep glibc's malloc.
-        // -static-stdlib: the library carries the Swift runtime it needs, so it preloads into any
-        // program with no toolchain on the library path and installs no Swift crash handlers;
-        // --exclude-libs and the version script keep the runtime's and the engine's symbols out of
-        // the dynamic symbol table; -z nodelete keeps it mapped after a dlclose.
+        // Linked as Embedded Swift (no runtime libraries); --exclude-libs and the version script
+        // keep every symbol but the exports out of the dynamic symbol table; -z nodelete keeps it
+        // mapped after a dlclose.
         .target(
             name: "BuddyMallocExports",
-            dependencies: ["BuddyMallocCore"],
+            dependencies: ["BuddyMallocEmbedded"],
             linkerSettings: [.unsafeFlags([
-                "-static-stdlib", "-Xlinker", "--exclude-libs", "-Xlinker", "ALL",
-                // The static runtime's -lstdc++ finds link/libstdc++.so first: a linker script that
-                // names the static archive, so the runtime's few C++ helpers (std::string, the
-                // demangler's) live inside the library, hidden, and no program pays for loading
-                // libstdc++.so: 690 kB less resident in every process (README, "Limits"). Its
-                // -lgcc_s finds link/libgcc_s.so the same way: libgcc_eh.a, the unwinder the
-                // runtime's C++ needs, hidden inside the library, so a C program does not load
-                // libgcc_s.so for it (148 kB less resident, 14 fewer page faults per process).
-                "-L\(Context.packageDirectory)/Sources/BuddyMallocExports/link",
+                "-enable-experimental-feature", "Embedded", "-Xlinker", "--exclude-libs", "-Xlinker", "ALL",
                 // Exactly the libc names and the project's own: see exports.map.
                 "-Xlinker", "--version-script=\(Context.packageDirectory)/Sources/BuddyMallocExports/exports.map",
                 // dlclose never unmaps the library: blocks it served stay live in the process,

@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// The depot: full magazines between the thread caches and the pool (Bonwick's magazine layer,

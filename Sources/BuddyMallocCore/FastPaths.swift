@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // malloc and free: the fast paths, in one place beside the thread cache they serve. A thread with

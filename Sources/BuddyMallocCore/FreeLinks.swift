@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// Links stored in free memory, protected against a program that writes to a block after freeing

@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// BUDDY_HARDEN=on: checks that cost too much for the default configuration (README, "Bad

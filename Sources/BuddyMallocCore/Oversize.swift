@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// Blocks above the maximum block (README, "Limits"): each is a mapping of its own (mmap, whole

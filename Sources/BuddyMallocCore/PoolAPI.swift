@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // The private-pool API for C: the @_cdecl functions declared in BuddyMallocAPI/include/buddy.h

@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// malloc's process instance beside its engine: the thread caches and the fast paths' copies

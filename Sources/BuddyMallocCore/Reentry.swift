@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // Re-entry: malloc calls things (libc, the unwinder, pthread_atfork, a signal arrives) that may

@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // The report's fields, once: in the JSON schema's order (docs/report-format.md, version 1),

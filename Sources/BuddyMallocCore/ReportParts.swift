@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // The parts of the report that are more than one value (ReportPart): the text's header, health,

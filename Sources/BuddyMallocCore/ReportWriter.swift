@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // The walker of the report's field lists (ReportFields.swift): one list of fields, in the JSON

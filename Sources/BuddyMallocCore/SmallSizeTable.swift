@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 
 /// malloc's table for requests of 0 ... 1024 bytes in steps of 16: entry i holds the bin and the
 /// allocation code of a request of 16(i-1)+1 ... 16i bytes (an order, or a slab class under

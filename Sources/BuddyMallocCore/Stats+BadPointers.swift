@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// Every bad pointer (invalid pointer, double free, another pool's pointer) is logged on stderr

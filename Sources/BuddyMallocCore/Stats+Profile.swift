@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// The allocation-site profile (BUDDY_PROFILE_SAMPLE=<bytes>): about one allocation per that many

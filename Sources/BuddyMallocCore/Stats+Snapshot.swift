@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // A snapshot of a pool's statistics in the public layout (struct buddy_stats, buddy_stats.h).

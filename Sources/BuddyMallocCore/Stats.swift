@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // The statistics' storage: fixed-size counter tables (no Swift allocation anywhere), the

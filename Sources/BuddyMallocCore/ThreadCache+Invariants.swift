@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 // The thread caches' invariants, executable (tests call it after every step, as they call the

@@ -1,4 +1,6 @@
+#if !BUDDY_ONE_MODULE
 import BuddyEngine
+#endif
 import CBuddySupport
 
 /// Calls of the C-semantics layer: per thread on the hot path, folded into totals when read or
@@ -74,15 +76,22 @@ public struct CallCounters {
     /// thread at its exit (the fold of its cache) touched a page glibc had given back, one page
     /// fault per thread (mleak100).
     mutating func add(_ other: UnsafePointer<CallCounters>) {
-        allocated.add(tableIn: other, at: \.allocated)
-        freed.add(tableIn: other, at: \.freed)
-        requestedBytes &+= other.pointee.requestedBytes
-        slowAllocations &+= other.pointee.slowAllocations
-        slowFrees &+= other.pointee.slowFrees
-        entries.add(tableIn: other, at: \.entries)
-        failures.add(tableIn: other, at: \.failures)
-        alignments.add(tableIn: other, at: \.alignments)
-        latency.add(other.pointee.latency)
+        // (Each table's offset from the counters' own address: no key path, which Embedded Swift,
+        // the library's build, does not have.)
+        let base = UnsafeRawPointer(other)
+        withUnsafeMutablePointer(to: &self) { me in
+            let raw = UnsafeMutableRawPointer(me)
+            func at(_ table: UnsafeMutablePointer<CounterTable>) -> UnsafeRawPointer { base + (UnsafeMutableRawPointer(table) - raw) }
+            me.pointee.allocated.add(at(&me.pointee.allocated))
+            me.pointee.freed.add(at(&me.pointee.freed))
+            me.pointee.entries.add(at(&me.pointee.entries))
+            me.pointee.failures.add(at(&me.pointee.failures))
+            me.pointee.alignments.add(at(&me.pointee.alignments))
+            me.pointee.requestedBytes &+= other.pointee.requestedBytes
+            me.pointee.slowAllocations &+= other.pointee.slowAllocations
+            me.pointee.slowFrees &+= other.pointee.slowFrees
+            me.pointee.latency.add(other.pointee.latency)
+        }
     }
 }
 
@@ -195,12 +204,6 @@ extension ThreadCache {
     }
 }
 
-extension CounterTable {
-    /// Adds the table stored at `field` of the counters at `counters`, read in place.
-    @inline(__always) mutating func add(tableIn counters: UnsafePointer<CallCounters>, at field: KeyPath<CallCounters, CounterTable>) {
-        add(UnsafeRawPointer(counters) + MemoryLayout<CallCounters>.offset(of: field).unsafelyUnwrapped)
-    }
-}
 
 extension CallCounters {
     /// Sets, in zeroed counters, the fields whose defaults are not 0 (see ThreadCache.initialize).

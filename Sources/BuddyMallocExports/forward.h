@@ -16,7 +16,7 @@
 #define FORWARD_SWIFT(signature, target) \
     __attribute__((naked, visibility("default"))) signature { __asm__("jmp \"" target "\"@PLT"); }
 
-#define SWIFT_MALLOC "$s15BuddyMallocCore12buddy_mallocySvSgSiF"
-#define SWIFT_FREE "$s15BuddyMallocCore10buddy_freeyySvSgF"
+#define SWIFT_MALLOC "$e19BuddyMallocEmbedded12buddy_mallocySvSgSiF"
+#define SWIFT_FREE "$e19BuddyMallocEmbedded10buddy_freeyySvSgF"
 
 #endif

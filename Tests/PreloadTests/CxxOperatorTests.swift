@@ -45,21 +45,4 @@ struct CxxOperatorTests {
         let aborted = try ProgramRunner.runPreloaded([program], timeout: 60)
         #expect(aborted.result.signal == SIGABRT, "the default strategy (abort): status \(aborted.result.status), signal \(aborted.result.signal)")
     }
-
-    /// The library's own exception-object allocation (Sources/BuddyMallocExports/cxx_exceptions.c,
-    /// which keeps libstdc++'s emergency pool out of the library: LibraryCheckTests), compiled into
-    /// a C++ program: the header size it assumes is this libstdc++'s, and exceptions thrown,
-    /// caught, rethrown through an exception_ptr and nested through it work, on glibc and under
-    /// the library.
-    @Test(.enabled(if: Harness.has("g++"), "g++ is not installed"))
-    func theLibrarysExceptionAllocationMatchesLibstdcxx() throws {
-        let program = try Harness.compileCxx("cxx_exceptions")
-        let control = try Harness.run([program], timeout: 60)
-        #expect(control.status == 0 && control.stdout.contains("header=128\n") && control.stdout.hasSuffix("exceptions: ok\n"),
-                "on glibc: status \(control.status): \(control.stdout) \(control.stderr)")
-        let run = try ProgramRunner.runPreloaded([program], timeout: 60)
-        #expect(run.result.status == 0 && run.result.signal == 0 && run.result.stdout.hasSuffix("exceptions: ok\n"),
-                "status \(run.result.status), signal \(run.result.signal): \(run.result.stdout) \(run.result.stderr.prefix(2000))")
-        ProgramRunner.expectLibraryUsed(run, "cxx_exceptions")
-    }
 }

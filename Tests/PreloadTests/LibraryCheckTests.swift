@@ -87,18 +87,6 @@ private func definedDynamicSymbols(_ library: String) throws -> [(name: String, 
     return symbols
 }
 
-/// A stub file's effect on the link (runtime_stubs.c, cxx_exceptions.c): the library's symbol
-/// table (`readelf -sW`) has the stub's `stub` (so the table was read) and none of `absent`, each
-/// named by what it is.
-private func expectLinkedOut(_ library: String, stub: String, absent: [String: String]) throws {
-    let symbols = try Harness.run(["readelf", "-sW", library])
-    #expect(symbols.status == 0, "readelf failed: \(symbols.stderr)")
-    #expect(symbols.stdout.contains(stub), "the stub \(stub) is not linked: no symbols read?")
-    for (symbol, what) in absent {
-        #expect(!symbols.stdout.contains(symbol), "\(what) is linked in (\(symbol))")
-    }
-}
-
 @Suite("The library file")
 struct LibraryCheckTests {
     @Test("the dynamic symbol table defines exactly the allocator names", arguments: Libraries.all)
@@ -235,24 +223,22 @@ struct LibraryCheckTests {
         #expect(needed.allSatisfy { !$0.contains("libstdc++") && !$0.contains("libgcc_s") }, "NEEDED: \(needed)")
     }
 
-    /// runtime_stubs.c defines the two entry points of the static runtime's CommandLine object,
-    /// so the linker leaves it out, and with it its constructor, which read /proc/self/maps in
-    /// every process the library was loaded into.
-    @Test("the runtime's CommandLine constructor is not in the library", arguments: Libraries.all)
-    func noCommandLineConstructor(_ library: String) throws {
-        try expectLinkedOut(library, stub: "_swift_stdlib_getUnsafeArgvArgc", absent: [
-            "_GLOBAL__sub_I_CommandLine": "CommandLine.cpp's constructor", "argvGrabber": "CommandLine.cpp's argv grabber",
-        ])
-    }
-
-    /// cxx_exceptions.c defines libstdc++'s four exception-allocation functions, so the linker
-    /// leaves eh_alloc.o out, and with it the constructor that malloc'd its 73 KB emergency pool in
-    /// every process: a program that allocates nothing under the library now has one segment,
-    /// the first (that block, of the large class, opened a second one and its order map).
-    /// Tests/Programs/cxx_exceptions.cpp checks the functions themselves (CxxOperatorTests).
-    @Test("libstdc++'s emergency exception pool is not in the library", arguments: Libraries.all)
-    func noEmergencyExceptionPool(_ library: String) throws {
-        try expectLinkedOut(library, stub: "__cxa_allocate_exception", absent: ["_GLOBAL__sub_I_eh_alloc": "eh_alloc.cc's constructor"])
+    /// The library is Embedded Swift: no Swift runtime, no libstdc++, no libm, nothing but libc,
+    /// and no constructor of theirs allocating in every process (libstdc++'s emergency exception
+    /// pool malloc'd 73 KB, a block of the large class, which opened a second segment). A program
+    /// that allocates nothing under the library has one segment, and the loader's and libc's
+    /// own calls ask for a few hundred bytes.
+    @Test("the library needs libc alone, and a program that allocates nothing gets one segment", arguments: Libraries.all)
+    func libcAlone(_ library: String) throws {
+        let dynamic = try Harness.run(["readelf", "-d", library])
+        let needed = dynamic.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        #expect(needed.count == 1 && needed[0].contains("[libc.so.6]"), "NEEDED: \(needed)")
+        let symbols = try Harness.run(["readelf", "-sW", library])
+        #expect(symbols.stdout.contains("buddy_malloc"), "no symbols read from \(library)")
+        for (symbol, what) in ["_GLOBAL__sub_I_eh_alloc": "libstdc++'s emergency pool",
+                               "_GLOBAL__sub_I_CommandLine": "the Swift runtime's CommandLine constructor"] {
+            #expect(!symbols.stdout.contains(symbol), "\(what) is linked in (\(symbol))")
+        }
         let result = try Harness.run(["env", "LD_PRELOAD=\(library)", "BUDDY_REPORT=stderr", "BUDDY_REPORT_FORMAT=json", "true"], timeout: 60)
         #expect(result.status == 0, "status \(result.status):\n\(result.stderr)")
         let start = try #require(result.stderr.firstIndex(of: "{"), "no report:\n\(result.stderr)")
@@ -260,7 +246,6 @@ struct LibraryCheckTests {
         let segments = try #require(json["segments"] as? [String: Any])
         let memory = try #require(json["memory"] as? [String: Any])
         #expect((segments["count"] as? NSNumber)?.intValue == 1, "true under the library: \(segments), \(memory)")
-        // (73,695 bytes requested with the pool; the loader and libc's own calls ask for a few hundred.)
         #expect(((memory["requested"] as? NSNumber)?.intValue ?? .max) < 16_384, "true under the library: \(memory)")
     }
 
