@@ -8,8 +8,9 @@
                                                            # and only async-signal-safe libc calls
     tools/check-malloc-path.py --self-test                 # prove the checker can fail
 
-libBuddyMalloc.so links the Swift runtime statically (-static-stdlib): the runtime's functions
-are local symbols inside the library, so "which symbols are undefined" says nothing. Instead this
+libBuddyMalloc.so is Embedded Swift: what it keeps of the runtime and the standard library
+(swift_once, swift_allocObject, `$es...` functions) are local symbols inside the library, so
+"which symbols are undefined" says nothing. Instead this
 tool disassembles the library (objdump -d), builds the call graph from direct call and jump
 targets (tail jumps and conditional jumps into another function included), GOT-indirect calls
 (resolved through the dynamic relocations), and function addresses taken by code (lea/mov of a
@@ -20,7 +21,8 @@ reachable function is forbidden:
   - any `swift_*` / `_swift_*` / `__swift_*` function (swift_allocObject, swift_retain,
     swift_release, swift_once, swift_beginAccess, swift_getGenericMetadata, ...): runtime entries
     that allocate, instantiate metadata, take runtime locks or check exclusivity;
-  - any Swift symbol (`$s...`) that does not belong to one of the project's modules: standard
+  - any Swift symbol (`$s...`, or `$e...` in Embedded Swift) that does not belong to one of the
+    project's modules: standard
     library code (ContiguousArrayBuffer, _StringGuts, print, ...) that is not inlined;
   - any C++ symbol (`_Z...`): the Swift runtime's internals, operator new, static-init guards;
   - a register- or memory-indirect call or jump the tool cannot resolve (it could reach anything),

@@ -37,7 +37,7 @@ class Analysis:
         when it is only ever called directly, by callers that take function addresses (those
         addresses are edges of the callers, so their targets are walked and checked)."""
         name = self.names.get(node, "")
-        if not (name.startswith(("$s", "_$s")) and name.endswith("Tm")):
+        if not (name.startswith(("$s", "_$s", "$e", "_$e")) and name.endswith("Tm")):
             return False
         incoming = self.callers.get(node, [])
         return bool(incoming) and all(

@@ -52,7 +52,7 @@ def print_report(result, lib, verbose, signal_safe, out):
             if x in ALLOWED_INDIRECT_CALLERS and n in graph.indirect:
                 print(f"  indirect call      {x} (allowed: {ALLOWED_INDIRECT_CALLERS[x]})", file=out)
     if verbose:
-        demangled = demangle([names[n] for n in internal if names.get(n, "").startswith(("$s", "_$s"))])
+        demangled = demangle([names[n] for n in internal if names.get(n, "").startswith(("$s", "_$s", "$e", "_$e"))])
         print("  reachable functions (first edge that reached each):", file=out)
         for n in sorted(internal, key=lambda x: names.get(x, "")):
             link = everything[n]

@@ -2,12 +2,16 @@
 and the short, justified lists of exceptions."""
 
 # Swift modules of this project: their symbols are ours (their callees are still checked).
-PROJECT_MODULES = ("BuddyEngine", "BuddyMallocCore", "CBuddySupport", "BuddyMallocAPI", "BuddyMallocExports")
+PROJECT_MODULES = ("BuddyEngine", "BuddyMallocCore", "BuddyMallocEmbedded", "CBuddySupport", "BuddyMallocAPI",
+                   "BuddyMallocExports")
+
+# Mangled Swift names: `$s` (Swift), `$e` (Embedded Swift, the shared library's build), with or
+# without the leading underscore some tools print.
+SWIFT_PREFIXES = ("$s", "_$s", "$e", "_$e")
 
 # Forbidden external (PLT/GOT) names besides the prefix rules: they allocate or lock inside
 # runtimes that call back into malloc.
-FORBIDDEN_EXTERNAL_PREFIXES = ("swift_", "_swift_", "__swift", "_Z", "__cxa_guard", "__cxa_allocate",
-                               "$s", "_$s")
+FORBIDDEN_EXTERNAL_PREFIXES = ("swift_", "_swift_", "__swift", "_Z", "__cxa_guard", "__cxa_allocate") + SWIFT_PREFIXES
 
 # Allowed exceptions: function name -> reason. Keep this short and justified.
 ALLOWED_FUNCTIONS = {
@@ -83,8 +87,8 @@ ALLOWED_INDIRECT_CALLERS = {
 
 
 def is_project_swift_symbol(name):
-    body = name[1:] if name.startswith("_$s") else name
-    if not body.startswith("$s"):
+    body = name[1:] if name.startswith(("_$s", "_$e")) else name
+    if not body.startswith(("$s", "$e")):
         return False
     return any(f"{len(m)}{m}" in body for m in PROJECT_MODULES)
 
@@ -95,7 +99,7 @@ def forbidden_reason(name, external=False):
         return None
     if name.startswith(("swift_", "_swift_", "__swift")):
         return "Swift runtime entry"
-    if name.startswith(("$s", "_$s")) and not is_project_swift_symbol(name):
+    if name.startswith(SWIFT_PREFIXES) and not is_project_swift_symbol(name):
         return "Swift standard library / runtime code (not one of the project's modules)"
     if name.startswith("_Z") and not (name in OWN_CXX_OPERATORS and not external):
         return "C++ code (Swift runtime internals, operator new, ...)"

@@ -55,6 +55,14 @@ EXPORT int entry(void) { helper(1); return pthread_mutex_trylock(mutex); }
 #elif VARIANT == 8 /* --signal-safe: clean, write(2) only */
 extern long write(int, const void *, size_t);
 EXPORT long entry(void) { helper(1); return write(2, "x", 1); }
+#elif VARIANT == 9 /* an Embedded Swift standard library function ($e..., not the project's) */
+LOCAL void embedded_stdlib(void) __asm__("\"$es15__StringStorageCfD\"");  /* quoted: `$` starts an immediate */
+LOCAL void embedded_stdlib(void) { sink += 3; }
+EXPORT void entry(void) { helper(1); embedded_stdlib(); }
+#elif VARIANT == 10 /* clean: an Embedded Swift function of the project's own module */
+LOCAL void embedded_own(void) __asm__("\"$e19BuddyMallocEmbedded4mainyyF\"");
+LOCAL void embedded_own(void) { sink += 3; }
+EXPORT void entry(void) { helper(1); embedded_own(); }
 #else              /* clean: reaches only local C code and mmap */
 EXPORT void *entry(void *p) { helper(2); if (p) return mmap(0, 4096, 3, 0x22, -1, 0); return p; }
 EXPORT void *unused_bad(void *p) { return p; }
@@ -77,7 +85,9 @@ def self_test(script):
                     (0, 1, "--signal-safe: mmap is not async-signal-safe", True),
                     (7, 1, "--signal-safe: pthread_mutex_trylock is not async-signal-safe", True),
                     (7, 0, "pthread_mutex_trylock without --signal-safe", False),
-                    (8, 0, "--signal-safe: write only", True)]
+                    (8, 0, "--signal-safe: write only", True),
+                    (9, 1, "an Embedded Swift standard library function", False),
+                    (10, 0, "the project's own Embedded Swift function", False)]
     failures = 0
     with tempfile.TemporaryDirectory() as tmp:
         source = os.path.join(tmp, "probe.c")
