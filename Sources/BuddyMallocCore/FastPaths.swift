@@ -260,14 +260,13 @@ private func mallocSlow(_ size: Int, profiled: Bool) -> UnsafeMutableRawPointer?
     if reentered() { return __libc_malloc(size) }
     defer { buddy_thread_leave() }
     if buddy_report_pending() != 0 { ReportTriggers.servicePending() }
-    if !profiled { return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true) }
-    if let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes == 0 {
-        return allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
-    }
+    // (No pool yet: this call makes it, and the profile may be on in it.)
+    let existing = ProcessPool.existing
+    let check = profiled && (existing == nil || existing.unsafelyUnwrapped.state.pointee.stats.profileSampleBytes != 0)
     // (A cache made by this call starts its requested bytes at 0.)
-    let before = BuddyEngine.threadCounters()?.pointee.calls.requestedBytes ?? 0
+    let before = check ? BuddyEngine.threadCounters()?.pointee.calls.requestedBytes ?? 0 : 0
     let block = allocate(UInt(bitPattern: size), alignment: minimumAlignment, entry: .malloc, call: true)
-    if let block, let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes != 0,
+    if check, let block, let pool = ProcessPool.existing, pool.state.pointee.stats.profileSampleBytes != 0,
        let cache = BuddyEngine.threadCounters() {
         AllocationProfile.allocated(block, size: UInt(bitPattern: size), counted: cache.pointee.calls.requestedBytes != before, cache: cache)
     }
