@@ -96,10 +96,20 @@ public struct CallCounters {
 }
 
 /// One order's cached blocks: a LIFO stack linked through the blocks themselves.
+///
+///     count == limit - room;  0 <= count <= limit between calls
+///
+/// The bin keeps `room`, not its count: free's push decrements it and is full when it goes
+/// below 0, one read-modify-write and a sign test instead of two loads, an increment, a store
+/// and a compare (callgrind, the 64-byte malloc+free pair: 100.3 -> 98.3 instructions).
 struct CacheBin {
     var head: UnsafeMutableRawPointer?
-    var count: Int32
-    var limit: Int32
+    /// Blocks the bin may still take before it overflows (negative: it is over its limit).
+    var room: Int32
+    /// The most blocks the bin holds (setting it keeps the count: room moves with it).
+    var limit: Int32 {
+        didSet { room &+= limit &- oldValue }
+    }
     /// The bin's spare batch (Bonwick's "previous magazine", Depot.swift): all but the newest of
     /// the bin's last overflow, linked like the bin, `spareCount` blocks (0: none). An empty bin
     /// takes it back before it asks the depot, so a thread's own blocks return to it first.
@@ -109,6 +119,18 @@ struct CacheBin {
     /// same at the next one means the thread only frees this size (Depot.stashBatch). In the
     /// padding after spareCount: the bin stays 32 bytes.
     var allocatedAtOverflow: UInt32 = 0
+
+    init(head: UnsafeMutableRawPointer?, count: Int32, limit: Int32) {
+        self.head = head
+        self.room = limit &- count
+        self.limit = limit
+    }
+
+    /// Blocks on the bin.
+    var count: Int32 {
+        get { limit &- room }
+        set { room = limit &- newValue }
+    }
 }
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
@@ -320,7 +342,7 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         let tag = FreeLinks.decode(block.load(fromByteOffset: MemoryLayout<UInt>.stride, as: UInt.self), key: key)
         if _slowPath(!FreeLinks.valid(next: next, tag: tag)) { return (block, 0, false) }
         slot.pointee.head = UnsafeMutableRawPointer(bitPattern: next)
-        slot.pointee.count &-= 1
+        slot.pointee.room &+= 1
         // The block leaves the cache: no mark (its line is in this core's cache: just read).
         CacheMark.clear(block)
         return (block, tag, true)
@@ -339,8 +361,8 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         // (The encoded tag link is the cache mark: its one definition is CacheMark's.)
         block.storeBytes(of: CacheMark.value(tag: tag, key: key), toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
         slot.pointee.head = block
-        slot.pointee.count &+= 1
-        return slot.pointee.count > slot.pointee.limit
+        slot.pointee.room &-= 1
+        return slot.pointee.room < 0
     }
 }
 
