@@ -179,8 +179,27 @@ extension BuddyEngine {
     /// class's segments.
     private func growOrTakeAny(order: Int, sizeClass wanted: UInt8)
         -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
+        if segregated, adoptEmptySegment(sizeClass: wanted), let found = take(order: order, sizeClass: wanted) { return found }
         if let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) { return (top, geometry.maxOrder, grown, true) }
         return segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil
+    }
+
+    /// Gives size class `wanted` the oldest segment of another class that holds no block at all
+    /// (not the pool's first, which serves every class below the large blocks'); false when
+    /// there is none. An empty segment has nothing to keep apart from the new class's blocks, and
+    /// its pages were touched already: a program that moves through sizes (n blocks of one size,
+    /// freed, then n of another) reused the same memory instead of mapping a segment per class
+    /// and touching each one (the suite's `batches`: see the performance log's tenth stop).
+    private func adoptEmptySegment(sizeClass wanted: UInt8) -> Bool {
+        var candidate = state.pointee.segments
+        while let current = candidate {
+            if !current.pointee.pinned && current.pointee.sizeClass != wanted && current.pointee.freeBytes == current.pointee.size {
+                current.pointee.sizeClass = wanted
+                return true
+            }
+            candidate = current.pointee.next
+        }
+        return false
     }
 
     /// Matches a segment of any size class in `take`.

@@ -402,6 +402,46 @@ import Testing
         #expect(pool.release(object) == .released)
     }
 
+    /// A segment that holds no block goes to the class that needs one before the pool maps a
+    /// new segment (its class changes; with no block in it, serves() still holds for every
+    /// block); a segment that holds one block keeps its class.
+    @Test func anEmptySegmentGoesToTheClassThatNeedsOne() throws {
+        let pool = try segregatedPool()
+        defer { pool.destroy() }
+        let g = pool.geometry
+        let first = try #require(pool.state.pointee.segments)
+        let smallOrder = g.order(forSize: 1024), mediumOrder = g.order(forSize: 4096)
+        let largeOrder = g.order(forSize: 64 << 10)
+        // Small blocks until one lands beyond the first segment: it is alone in a small segment.
+        var smalls: [UnsafeMutableRawPointer] = []
+        var smallSegment = first
+        while smallSegment == first, smalls.count < 20_000 {
+            smalls.append(try #require(pool.allocate(order: smallOrder)))
+            smallSegment = try #require(SegmentMap.lookup(UInt(bitPattern: smalls.last!)))
+        }
+        #expect(smallSegment != first && smallSegment.pointee.sizeClass == 0)
+        let segments = pool.usage.segmentCount
+        // While its block lives, a medium block (the first segment is full) gets a new segment.
+        let medium = try #require(pool.allocate(order: mediumOrder))
+        let mediumSegment = try #require(SegmentMap.lookup(UInt(bitPattern: medium)))
+        #expect(mediumSegment != first && mediumSegment != smallSegment && mediumSegment.pointee.sizeClass == 1)
+        #expect(pool.usage.segmentCount == segments + 1)
+        #expect(smallSegment.pointee.sizeClass == 0, "a segment that holds a block keeps its class")
+        // Both emptied: the large block takes the older one, which becomes a large segment.
+        #expect(pool.release(medium) == .released)
+        let lastSmall = smalls.removeLast()
+        #expect(pool.release(lastSmall) == .released)
+        #expect(smallSegment.pointee.freeBytes == smallSegment.pointee.size)
+        let large = try #require(pool.allocate(order: largeOrder))
+        #expect(SegmentMap.lookup(UInt(bitPattern: large)) == smallSegment, "the emptied small segment serves the large block")
+        #expect(smallSegment.pointee.sizeClass == BuddyEngine.largeSizeClass)
+        #expect(pool.usage.segmentCount == segments + 1, "no segment mapped")
+        expectInvariants(pool)
+        for p in smalls + [large] { #expect(pool.release(p) == .released) }
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+    }
+
     @Test func atThePoolLimitAnySegmentServes() throws {
         // One segment allowed (1 MiB, class 0): a large block still fits in it, no ENOMEM.
         let pool = try segregatedPool(maxPoolSize: 1 << 20)
