@@ -179,7 +179,15 @@ extension BuddyEngine {
     /// class's segments.
     private func growOrTakeAny(order: Int, sizeClass wanted: UInt8)
         -> (block: UnsafeMutablePointer<FreeLink>, order: Int, segment: UnsafeMutablePointer<Segment>, carved: Bool)? {
-        if segregated, adoptEmptySegment(sizeClass: wanted), let found = take(order: order, sizeClass: wanted) { return found }
+        if segregated {
+            if adoptEmptySegment(sizeClass: wanted), let found = take(order: order, sizeClass: wanted) { return found }
+            // The empty slab each class keeps (Slab.swift) holds its segment: they go back first
+            // (free room in this class's segments, or an emptied segment of another class).
+            if releaseEmptySlabs() > 0 {
+                if let found = take(order: order, sizeClass: wanted) { return found }
+                if adoptEmptySegment(sizeClass: wanted), let found = take(order: order, sizeClass: wanted) { return found }
+            }
+        }
         if let grown = grow(sizeClass: wanted), let top = carveTopBlock(from: grown) { return (top, geometry.maxOrder, grown, true) }
         return segregated ? take(order: order, sizeClass: BuddyEngine.anySizeClass) : nil
     }
