@@ -442,6 +442,54 @@ import Testing
         #expect(pool.usage.allocatedBytes == 0)
     }
 
+    /// The empty slab a class keeps would hold its segment from ever being empty: before the
+    /// pool maps a segment, the kept empty slabs go back, and a segment they leave empty takes
+    /// the wanted class.
+    @Test func keptEmptySlabsGoBackBeforeASegmentIsMapped() throws {
+        var config = PoolConfig()
+        config.smallBlocksBelow = 2 << 10
+        config.largeBlocksFrom = 32 << 10
+        config.releaseDelay = 3600
+        config.slabs = true
+        let pool = try #require(BuddyEngine.create(config))
+        defer { pool.destroy() }
+        let g = pool.geometry
+        let first = try #require(pool.state.pointee.segments)
+        // Fill the first segment with small blocks, then 48-byte objects until one lands in a
+        // segment of its own (the small class's).
+        var smalls: [UnsafeMutableRawPointer] = []
+        while smalls.count < 20_000 {
+            let block = try #require(pool.allocate(order: g.order(forSize: 1024)))
+            if SegmentMap.lookup(UInt(bitPattern: block)) != first { #expect(pool.release(block) == .released); break }
+            smalls.append(block)
+        }
+        let code = pool.code(forSize: 48, alignment: 16)
+        #expect(code > g.maxOrder, "48 bytes: a slab object")
+        var objects: [UnsafeMutableRawPointer] = []
+        var slabSegment = first
+        while slabSegment == first, objects.count < 100_000 {
+            objects.append(try #require(pool.allocate(code: code, mayGrow: true)))
+            slabSegment = try #require(SegmentMap.lookup(UInt(bitPattern: objects.last!)))
+        }
+        #expect(slabSegment != first && slabSegment.pointee.sizeClass == 0)
+        // Its objects freed, the slab is empty and kept: the segment is not empty.
+        let beyond = objects.filter { SegmentMap.lookup(UInt(bitPattern: $0)) == slabSegment }
+        for o in beyond { #expect(pool.release(o) == .released) }
+        #expect(slabSegment.pointee.freeBytes < slabSegment.pointee.size, "the class keeps its empty slab")
+        let segments = pool.usage.segmentCount
+        // A large block (no segment of its class yet): the kept slab goes back, and the emptied
+        // segment serves the block instead of a new one.
+        let large = try #require(pool.allocate(order: g.order(forSize: 64 << 10)))
+        #expect(SegmentMap.lookup(UInt(bitPattern: large)) == slabSegment, "the segment the empty slab held serves the large block")
+        #expect(pool.usage.segmentCount == segments, "no segment mapped")
+        expectInvariants(pool)
+        for p in smalls + [large] { #expect(pool.release(p) == .released) }
+        for o in objects where SegmentMap.lookup(UInt(bitPattern: o)) != slabSegment { #expect(pool.release(o) == .released) }
+        _ = pool.releaseEmptySlabs()
+        expectInvariants(pool)
+        #expect(pool.usage.allocatedBytes == 0)
+    }
+
     @Test func atThePoolLimitAnySegmentServes() throws {
         // One segment allowed (1 MiB, class 0): a large block still fits in it, no ENOMEM.
         let pool = try segregatedPool(maxPoolSize: 1 << 20)
