@@ -310,12 +310,13 @@ import Testing
 ///     serves(s, c) = s.sizeClass == c || (s.pinned && c < large)
 /// for every block, unless the pool may not grow (then any segment serves).
 @Suite struct SizeClassTests {
-    func segregatedPool(maxPoolSize: Int = 0) throws -> BuddyEngine {
+    func segregatedPool(maxPoolSize: Int = 0, slabs: Bool = false) throws -> BuddyEngine {
         var config = PoolConfig()
         config.smallBlocksBelow = 2 << 10
         config.largeBlocksFrom = 32 << 10
         config.maxPoolSize = maxPoolSize
         config.releaseDelay = 3600
+        config.slabs = slabs
         return try #require(BuddyEngine.create(config))
     }
 
@@ -380,12 +381,7 @@ import Testing
     /// 311.1M under callgrind, and 1.13 s instead of 0.76 s.)
     @Test(arguments: [40, 700, 1100, 3000])
     func slabsLiveWithTheirObjectsSizeClass(size: Int) throws {
-        var config = PoolConfig()
-        config.smallBlocksBelow = 2 << 10
-        config.largeBlocksFrom = 32 << 10
-        config.releaseDelay = 3600
-        config.slabs = true
-        let pool = try #require(BuddyEngine.create(config))
+        let pool = try segregatedPool(slabs: true)
         defer { pool.destroy() }
         let code = pool.code(forSize: UInt(size), alignment: 16)
         #expect(code > pool.geometry.maxOrder, "\(size) bytes: a slab object")
@@ -446,12 +442,7 @@ import Testing
     /// pool maps a segment, the kept empty slabs go back, and a segment they leave empty takes
     /// the wanted class.
     @Test func keptEmptySlabsGoBackBeforeASegmentIsMapped() throws {
-        var config = PoolConfig()
-        config.smallBlocksBelow = 2 << 10
-        config.largeBlocksFrom = 32 << 10
-        config.releaseDelay = 3600
-        config.slabs = true
-        let pool = try #require(BuddyEngine.create(config))
+        let pool = try segregatedPool(slabs: true)
         defer { pool.destroy() }
         let g = pool.geometry
         let first = try #require(pool.state.pointee.segments)

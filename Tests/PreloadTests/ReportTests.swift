@@ -226,9 +226,9 @@ struct ReportTests {
     }
 
     /// The segments a phase of small blocks emptied serve the next phase's large blocks
-    /// (BuddyEngine.adoptEmptySegment): the pool's resident memory stays near one phase's, not
-    /// one phase's per size class. (Mapping a segment per class: 64 MiB resident for 24 MiB
-    /// phases, in 5 segments; reusing them: 40 MiB, in 4.)
+    /// (BuddyEngine.takeFromEmptySegment): the pool's resident memory stays near one phase's, not
+    /// one phase's per size class. (Mapping a segment per class: 56 MiB resident for 24 MiB
+    /// phases, in 4 segments; reusing them: 32 MiB, in 3.)
     @Test("a program that moves through sizes reuses the segments an earlier size emptied")
     func sizePhasesReuseSegments() throws {
         let result = try runPreloaded([try program("size_phases"), "4"],
