@@ -216,9 +216,9 @@ func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<
     if idle { buddy_thread_enter_idle() } else { buddy_thread_enter() }
     threadCache.pointee.calls.freed.add(code)
     threadCache.pointee.calls.countLiveFree()
-    let full = threadCache.push(pointer, into: slot, tag: tag)
+    _ = threadCache.push(pointer, into: slot, tag: tag)
     buddy_thread_leave()
-    if full { flushFullBin(threadCache, bin: threadCache.bin(of: slot)) }
+    if slot.pointee.room < 0 { flushFullBin(threadCache, bin: threadCache.bin(of: slot)) }
 }
 
 /// The call the countdown stopped at: timed (latency) and profiled (allocation sites) as due.
@@ -285,7 +285,6 @@ public func buddy_free(_ pointer: UnsafeMutableRawPointer?) {
 /// address.) Anything else takes the checked path. `sampling` as in mallocFast.
 @inline(__always)
 private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
-    guard let pointer else { return }
     let address = UInt(bitPattern: pointer)
     if buddy_thread_idle() != 0 {
         let cache = UInt(bitPattern: buddy_thread_cache())
@@ -300,6 +299,9 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
             // (A free sample due keeps the copy's size at 0, ThreadCache.setFreeSampleDue: this
             // one test also sends such a free to the sample check below.)
             if offset >= threadCache.pointee.lastSize {
+                // free(NULL) is tested here, not first: address 0 lies below every segment, so it
+                // always misses the copy's range (two instructions off every other free).
+                guard let pointer else { return }
                 // Pointers no pool owns go back to glibc (which preserves errno itself).
                 guard let found = SegmentMap.lookup(address) else { return freeForeign(pointer) }
                 if found.pointee.pool != UnsafeMutableRawPointer(threadCache.pointee.pool) { return freeSlow(pointer) }
@@ -320,13 +322,16 @@ private func freeFast(_ pointer: UnsafeMutableRawPointer?, sampling: Bool) {
                     threadCache.pointee.lastOrderMap = map
                 }
             }
+            // (In the copy's range: not NULL.)
+            let block = pointer.unsafelyUnwrapped
             if address & threadCache.pointee.minBlockMask == 0,
                let (tag, code, words) = threadCache.cachedUse(address, map: map, offset: offset) {
-                return keepCached(pointer, tag, code: code, threadCache.slot(words: words), threadCache, idle: true)
+                return keepCached(block, tag, code: code, threadCache.slot(words: words), threadCache, idle: true)
             }
-            return freeSlow(pointer)
+            return freeSlow(block)
         }
     }
+    guard let pointer else { return }
     // Pointers no pool owns go back to glibc (which preserves errno itself).
     guard SegmentMap.lookup(address) != nil else { return freeForeign(pointer) }
     freeSlow(pointer)
