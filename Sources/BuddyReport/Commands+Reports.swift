@@ -8,7 +8,7 @@ import Foundation
 
 struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Show a report: memory, blocks per order, slab classes, calls, errors, latency, sizes, sites, bad pointers.",
+        abstract: "Show a report: memory, blocks per order, slab classes, calls, locks, errors, latency, sizes, sites, bad pointers.",
         discussion: "A file with several reports (a stream) shows its last one, or all of them with --all."
     )
 
@@ -67,7 +67,7 @@ struct Show: ParsableCommand {
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "What grew or shrank between two reports (memory, calls, orders, slab classes, sizes, sites).",
+        abstract: "What grew or shrank between two reports (memory, calls, locks, orders, slab classes, sizes, sites).",
         discussion: """
         Each file's last report is compared; given one file holding a stream, its first and last \
         reports are. Rows are sorted by the size of their change within each section.

@@ -2,7 +2,7 @@ import Foundation
 
 /// `buddy-report html`: one self-contained HTML file (inline CSS and SVG, no script, nothing
 /// fetched) with a process's memory summary, its blocks per order and slab classes (tables and
-/// the per-order chart), requested sizes, a series' timeline, calls, errors and latency, the
+/// the per-order chart), requested sizes, a series' timeline, calls, locks, errors and latency, the
 /// allocation sites live at the report (estimated) with their stacks, the flame graph, the bad
 /// pointers with their frames, and, for several processes, their tree.
 ///
@@ -87,7 +87,7 @@ public struct HTMLReport {
                 }
             }
         }
-        section("calls", "Calls, errors and latency") { calls(r, &$0) }
+        section("calls", "Calls, locks, errors and latency") { calls(r, &$0) }
         let profiled = newest.filter { ($0.report.profile?.sampleBytes ?? 0) > 0 }
         if !r.sites.isEmpty || (r.profile?.sampleBytes ?? 0) > 0 {
             section("sites", r.reason == "exit" ? "Allocation sites live at exit" : "Allocation sites (live when written)") { sites(main, &$0) }
@@ -308,6 +308,8 @@ public struct HTMLReport {
         var e = table(["error", "count"], numeric: [1])
         for kind in kinds { e.row([.text(ShowRenderer.errorName(kind)), .count(r.errors[kind]!, "errors.\(kind)")]) }
         if !kinds.isEmpty { s.raw(e.html(id: "errors-table")) } else { s.element("p", "Errors: none reported.") }
+        let locks = ShowRenderer.lockLines(r)
+        if !locks.isEmpty { s.element("p", "Locks: " + locks.joined(separator: "; "), ["id": "locks"]) }
         if let l = r.latency {
             var parts: [String] = []
             if l.mode == "off" {

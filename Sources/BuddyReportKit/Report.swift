@@ -39,6 +39,8 @@ public struct Report: Sendable, Equatable, Decodable {
     /// Resident memory explained; nil in older reports.
     public var resident: Resident?
     public var segments: Segments?
+    /// Lock acquisitions and waits; nil in reports written before the library counted them.
+    public var locks: Locks?
     public var orders: [Order]
     /// One per slab class of the pool, smallest first; empty when the pool has no slabs.
     public var slabClasses: [SlabClass]
@@ -193,6 +195,42 @@ public struct Report: Sendable, Equatable, Decodable {
         public var count: Int
         public var added: Int
         public var released: Int
+    }
+
+    /// The pool's locks: the pool lock, which every thread shares, and the depot's shelf locks
+    /// (one per size), each taken once per batch of blocks moved between thread caches. A wait is
+    /// an acquisition that found the lock held. Every figure is 0 where the report lacks it.
+    public struct Locks: Sendable, Equatable, Decodable {
+        public var poolAcquisitions = 0
+        public var poolContended = 0
+        /// Batches put on the depot's shelves, taken from them, and given to the pool because
+        /// their shelf was full.
+        public var depotPuts = 0
+        public var depotTakes = 0
+        public var depotFull = 0
+        public var depotContended = 0
+        /// Bytes in the shelves' batches.
+        public var depotBytes = 0
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case poolAcquisitions = "pool_acquisitions", poolContended = "pool_contended"
+            case depotPuts = "depot_puts", depotTakes = "depot_takes", depotFull = "depot_full"
+            case depotContended = "depot_contended", depotBytes = "depot_bytes"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            func value(_ key: CodingKeys) throws -> Int { try c.decodeIfPresent(Int.self, forKey: key) ?? 0 }
+            poolAcquisitions = try value(.poolAcquisitions)
+            poolContended = try value(.poolContended)
+            depotPuts = try value(.depotPuts)
+            depotTakes = try value(.depotTakes)
+            depotFull = try value(.depotFull)
+            depotContended = try value(.depotContended)
+            depotBytes = try value(.depotBytes)
+        }
     }
 
     /// One order's blocks: `block_size = min_block << order`.
@@ -389,7 +427,7 @@ extension Report {
 extension Report {
     enum CodingKeys: String, CodingKey {
         case format, version, pid, ppid, program, reason, sequence, pool, time, config, memory, calls, failures
-        case errors, system, oversize, resident, segments, orders, sizes, alignments, latency, health, profile
+        case errors, system, oversize, resident, segments, locks, orders, sizes, alignments, latency, health, profile
         case badPointers = "bad_pointers", slabClasses = "slab_classes", modules
     }
 
@@ -414,6 +452,7 @@ extension Report {
         if memory.held < memory.used + oversize.bytes { memory.held = memory.used + oversize.bytes }
         resident = try c.decodeIfPresent(Resident.self, forKey: .resident)
         segments = try c.decodeIfPresent(Segments.self, forKey: .segments)
+        locks = try c.decodeIfPresent(Locks.self, forKey: .locks)
         orders = try c.decode([Order].self, forKey: .orders)
         slabClasses = try c.decodeIfPresent([SlabClass].self, forKey: .slabClasses) ?? []
         sizes = try c.decodeIfPresent([SizeBucket].self, forKey: .sizes) ?? []

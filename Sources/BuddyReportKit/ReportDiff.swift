@@ -103,6 +103,15 @@ public struct ReportDiff: Sendable {
             + errorKinds.map { Row(name: ShowRenderer.errorName($0), a: Double(a.errors[$0] ?? 0), b: Double(b.errors[$0] ?? 0), unit: .count) }
         )))
 
+        // Lock acquisitions and waits (reports written before the library counted them read as 0).
+        let aLocks = a.locks ?? Report.Locks(), bLocks = b.locks ?? Report.Locks()
+        func lockRow(_ name: String, _ f: (Report.Locks) -> Int) -> Row { Row(name: name, a: Double(f(aLocks)), b: Double(f(bLocks)), unit: .count) }
+        sections.append(Section(title: "locks", rows: sorted([
+            lockRow("pool lock taken") { $0.poolAcquisitions }, lockRow("pool lock waits") { $0.poolContended },
+            lockRow("depot batches in") { $0.depotPuts }, lockRow("depot batches out") { $0.depotTakes },
+            lockRow("depot batches to the pool") { $0.depotFull }, lockRow("shelf lock waits") { $0.depotContended },
+        ])))
+
         // Blocks per order, live and free, matched by order.
         let aOrders = Dictionary(a.orders.map { ($0.order, $0) }, uniquingKeysWith: { x, _ in x })
         let bOrders = Dictionary(b.orders.map { ($0.order, $0) }, uniquingKeysWith: { x, _ in x })

@@ -20,7 +20,7 @@ public struct ShowRenderer {
 
     public func render(_ report: Report) -> String {
         var sections: [[String]] = [header(report), memory(report), resident(report), orders(report), slabClasses(report),
-                                  calls(report), errors(report)]
+                                  calls(report), locks(report), errors(report)]
         sections.append(latency(report))
         sections.append(sizes(report))
         sections.append(sites(report))
@@ -212,6 +212,29 @@ public struct ShowRenderer {
         let unused = names.filter { !used.contains($0) }
         return ["calls by entry point"] + table.render()
             + (unused.isEmpty ? [] : ["  (no calls to \(unused.joined(separator: ", ")))"])
+    }
+
+    /// The pool lock (shared by every thread) and the depot's shelf locks: acquisitions, waits,
+    /// and the pool lock per 1,000 calls, the figure issue 12's larson target is stated in.
+    func locks(_ r: Report) -> [String] {
+        let lines = Self.lockLines(r)
+        guard lines.count == 2 else { return [] }
+        return ["locks  " + lines[0], "       " + lines[1]]
+    }
+
+    /// The locks' two lines (the pool lock; the depot), without indentation; none when the report
+    /// has no lock counts (`show` and `html` both print them).
+    static func lockLines(_ r: Report) -> [String] {
+        guard let k = r.locks else { return [] }
+        var pool = "pool lock taken \(k.poolAcquisitions) times, \(k.poolContended) after a wait"
+        if k.poolAcquisitions > 0 { pool += " (" + Units.percent(Double(k.poolContended) / Double(k.poolAcquisitions)) + ")" }
+        let calls = r.calls.values.reduce(0, +)
+        if calls > 0 { pool += String(format: "; %.2f per 1,000 calls", Double(k.poolAcquisitions) * 1000 / Double(calls)) }
+        var depot = "depot: batches in \(k.depotPuts), out \(k.depotTakes), to the pool \(k.depotFull) (shelf full); "
+            + "shelf locks \(k.depotContended) after a wait"
+        // (A text report does not print the shelves' bytes.)
+        if r.textOrigin == nil { depot += "; holding \(Units.bytes(k.depotBytes))" }
+        return [pool, depot]
     }
 
     func errors(_ r: Report) -> [String] {

@@ -206,9 +206,11 @@ enum TextReportReader {
                     let v = Self.fields(line, ["  segments    added ", ", released ", "; splits ", ", coalesces ", "; returned to the OS "])
                     count("segments.added", v[0]); count("segments.released", v[1]); bytes("segments.released_bytes", v[4])
                 case "locks":
-                    let v = Self.fields(line, ["  locks       pool lock taken ", " times (", " after a wait); depot batches in ", ", out ", ", to the pool ", " (shelf full)"])
+                    // (The shelf locks' waits are not in the text of libraries before 2026-12-06.)
+                    let v = Self.fields(line, ["  locks       pool lock taken ", " times (", " after a wait); depot batches in ", ", out ", ", to the pool ",
+                                               " (shelf full); shelf locks ", " after a wait"])
                     count("locks.pool_acquisitions", v[0]); count("locks.pool_contended", v[1]); count("locks.depot_puts", v[2])
-                    count("locks.depot_takes", v[3]); count("locks.depot_full", v[4])
+                    count("locks.depot_takes", v[3]); count("locks.depot_full", v[4]); count("locks.depot_contended", v[5])
                 case "latency":
                     latency = Self.latency(rest)
                 case "sizes":

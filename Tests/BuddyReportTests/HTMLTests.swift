@@ -123,6 +123,15 @@ import Testing
         #expect(try Self.checkFigures(slabPage, against: slabs) > 200)
     }
 
+    /// The locks, where the report counts them (the generated fixtures predate the counters).
+    @Test func theLocks() throws {
+        let page = try PageReader.read(try HTMLReport(documents: [try Support.report("truth-text.json")], resolver: .raw).render())
+        let locks = try #require(page.elements.first { $0.attributes["id"] == "locks" })
+        #expect(locks.text.hasPrefix("Locks: pool lock taken 1670 times, 108 after a wait (6.5%); 16.10 per 1,000 calls; depot: batches in 633"))
+        let older = try PageReader.read(try HTMLReport(documents: [try Support.report("kvstore-errors.json")], resolver: .raw).render())
+        #expect(!older.ids().contains("locks"))
+    }
+
     /// Several processes: their tree, the one that started the others in detail (or --pid).
     @Test func aProcessTree() throws {
         let parent = try Support.report("kvstore-errors.json")

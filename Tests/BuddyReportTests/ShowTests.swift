@@ -54,6 +54,20 @@ import Testing
         #expect(l.contains("latency  exact (1414 samples): allocation avg 48 ns, max 21 µs; free avg 35 ns, max 9.1 µs"))
     }
 
+    /// The locks: the pool lock's acquisitions, waits and rate per 1,000 calls (truth-text.json:
+    /// 1,670 acquisitions, 108 waits, 103,707 calls), the depot's batches and shelf-lock waits.
+    /// A report without them (the generated fixtures predate the counters) has no such section.
+    @Test func theLocks() throws {
+        let l = lines(ShowRenderer().render(try Support.report("truth-text.json").report))
+        #expect(l.contains("locks  pool lock taken 1670 times, 108 after a wait (6.5%); 16.10 per 1,000 calls"))
+        #expect(l.contains("       depot: batches in 633, out 32, to the pool 1032 (shelf full); shelf locks 0 after a wait; holding 4.2M"))
+        #expect(!ShowRenderer().render(try Support.report("python-exit.json").report).contains("pool lock"))
+        // Read from the text, the same figures but the depot's bytes, which the text does not print.
+        let fromText = lines(ShowRenderer().render(try Support.report("truth-text.txt").report))
+        #expect(fromText.contains("locks  pool lock taken 1669 times, 108 after a wait (6.5%); 16.09 per 1,000 calls"))
+        #expect(fromText.contains("       depot: batches in 633, out 32, to the pool 1032 (shelf full); shelf locks 0 after a wait"))
+    }
+
     @Test func asciiIsPlainASCII() throws {
         for name in ["python-exit.json", "kvstore-errors.json"] {
             let text = ShowRenderer(ascii: true).render(try Support.report(name).report)
@@ -116,6 +130,13 @@ import Testing
         #expect(sites.map { Int($0.change) } == [65536, -51200, 5120])
         #expect(sites.map(\.countChange) == [1, -5, 40])
         #expect(sites[0].name.hasPrefix("cache_put+0x40 (/srv/webapp) < handle_request+0x1f2 (/srv/webapp)"))
+    }
+
+    /// The locks section: a report from before the library counted its locks reads as zeros.
+    @Test func theLocksSection() throws {
+        let d = ReportDiff(try Support.report("python-exit.json"), try Support.report("truth-text.json"))
+        #expect(section(d, "locks").map { "\($0.name) \(Int($0.change))" }
+            == ["pool lock taken 1670", "depot batches to the pool 1032", "depot batches in 633", "pool lock waits 108", "depot batches out 32"])
     }
 
     @Test func theText() throws {

@@ -155,7 +155,7 @@ import Testing
         #expect(rows.map(\.blockSize) == [16384, 1280, 2304, 2304])
         let memory = d.sections.first { $0.title == "memory" }!.rows.filter { $0.change != 0 }
         #expect(memory.map(\.name) == ["slab spare"] && memory[0].change == -3584)
-        #expect(d.sections.map(\.title) == ["memory", "calls", "failures and errors", "blocks per order", "slab classes",
+        #expect(d.sections.map(\.title) == ["memory", "calls", "failures and errors", "locks", "blocks per order", "slab classes",
                                              "requested sizes", "allocation sites (live bytes)"])
     }
 
