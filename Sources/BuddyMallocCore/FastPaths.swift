@@ -218,6 +218,9 @@ func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<
     threadCache.pointee.calls.countLiveFree()
     _ = threadCache.push(pointer, into: slot, tag: tag)
     buddy_thread_leave()
+    // The room is read again after the leave, not kept from the push: the leave's decrement sets
+    // the flags, and keeping the push's sign across it cost two instructions (setns, test). A
+    // signal handler's call in between may have moved the room: the flush follows what it is.
     if slot.pointee.room < 0 { flushFullBin(threadCache, bin: threadCache.bin(of: slot)) }
 }
 
