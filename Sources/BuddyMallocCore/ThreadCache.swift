@@ -136,7 +136,7 @@ struct CacheBin {
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
 /// still tagged used, with the cache mark (Segment.swift) and not coalesced, until the bin is
 /// full; the next allocation of that order takes it back without the pool lock. Bins refill
-/// from the pool in batches of up to half their limit (refill), and overflow a bin's worth at a time into
+/// from the pool in batches of half their limit, and overflow a bin's worth at a time into
 /// their spare and the depot, so the lock is taken once per batch, not once per call.
 ///
 /// The cache lives in a pool block (a mapping of its own when the maximum block is smaller than
@@ -515,24 +515,16 @@ extension BuddyEngine {
         return FirstBlock(block: allocate(code: code, mayGrow: true, dirtyBytes: dirtyBytes), carved: true)
     }
 
-    /// An empty bin: takes up to half its limit in blocks (or slab objects) of allocation code
-    /// `code` from the pool under one lock, keeps all but the first (marked), and returns the
-    /// first; nil when the pool is full. (The pool tags them all used.) The batch is
-    ///
-    ///     batch = max(1, min(limit / 2, blocks of `code` the thread allocated so far))
-    ///
-    /// so a thread's refills of a code double from one block up to half the limit: each block of
-    /// a batch is written (its links), and a thread that allocates a few blocks of a size paid a
-    /// page fault for every page of a batch it never used (a process that makes 200 blocks of
-    /// 16 B..4 KiB and exits: 207 page faults, 173 this way; glibc 106, mimalloc 164).
+    /// An empty bin: takes half its limit in blocks (or slab objects) of allocation code `code`
+    /// from the pool under one lock, keeps all but the first (marked), and returns the first;
+    /// nil when the pool is full. (The pool tags them all used.)
     @inline(never)
     func refill(_ cache: UnsafeMutablePointer<ThreadCache>, code: Int) -> UnsafeMutableRawPointer? {
         let bin = cache.bin(ofCode: code)
         // The bin's own spare batch, else a batch another thread's bin gave up (Depot.swift):
         // no pool lock, no split.
         if let block = firstOfBatch(cache, bin: bin, code: code) { return block }
-        let allocated = Int(truncatingIfNeeded: min(cache.pointee.calls.allocated.load(code), UInt64(Int.max)))
-        let batch = max(1, min(Int((cache.bins + bin).pointee.limit) / 2, allocated))
+        let batch = max(1, Int((cache.bins + bin).pointee.limit) / 2)
         var locked = false
         let found = allocateBeforeGrowing(code: code, cache: cache, bin: bin, dirtyBytes: nil, locked: &locked)
         if found.fromBatch { return found.block }

@@ -48,10 +48,8 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         #expect(UInt(bitPattern: cache.bins) % 64 == 0)
         let cacheBytes = pool.usage.allocatedBytes
 
-        // An empty bin of a thread that has allocated many blocks of its code refills half its
-        // limit (128 blocks of 16 B: 64, one 1 KiB block split whole: one cache line of tags)
-        // under one lock. (A thread's first refills take fewer: refillsDoubleFromOneBlock.)
-        cache.pointee.calls.allocated.add(0, 1000)
+        // An empty bin refills half its limit (128 blocks of 16 B: 64, one 1 KiB block split
+        // whole: one cache line of tags) under one lock.
         let first = try #require(pool.refill(cache, code: 0))
         #expect(pool.classify(first) == .allocated(order: 0))
         #expect((cache.bins + 0).pointee.count == 63)
@@ -86,43 +84,6 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         expectInvariants(pool)
     }
 
-    /// A thread's refills of a code take as many blocks as it has allocated of that code, at
-    /// least one and at most half the bin's limit, so a thread that makes a few blocks of a size
-    /// does not write (and fault in) a whole batch of them:
-    ///
-    ///     batch = max(1, min(limit / 2, allocated(code)))
-    @Test func refillsDoubleFromOneBlock() throws {
-        let arena = Arena(size: 256 * 1024)
-        let pool = try makePool(arena: arena, maxBlock: 64 * 1024, maxPoolSize: 1 << 20)
-        try enableThreadCachesForTest(pool)
-        buddy_thread_set_cache(nil)
-        defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
-        let cache = try #require(pool.threadCache())
-        let limit = Int((cache.bins + 0).pointee.limit)
-        var taken: [UnsafeMutableRawPointer] = []
-        var batches: [Int] = []
-        // Each round: an empty bin refills, the thread counts the block it got and empties the
-        // bin the way malloc's fast path would (popping and counting each block).
-        for _ in 0..<9 {
-            #expect((cache.bins + 0).pointee.count == 0)
-            let block = try #require(pool.refill(cache, code: 0))
-            cache.pointee.calls.allocated.add(0)
-            taken.append(block)
-            batches.append(1 + Int((cache.bins + 0).pointee.count))
-            while let (next, _) = cache.pop(0) {
-                cache.pointee.calls.allocated.add(0)
-                taken.append(next)
-            }
-            expectInvariants(pool)
-        }
-        #expect(batches == [1, 1, 2, 4, 8, 16, 32, 64, 64])
-        #expect(batches.allSatisfy { $0 <= limit / 2 })
-        for block in taken { #expect(pool.release(block) == .released) }
-        pool.retire(cache)
-        #expect(pool.usage.allocatedBytes == 0)
-        expectInvariants(pool)
-    }
-
     /// The cache invariant is executable: each way of breaking it is caught by the checker.
     @Test func theCacheInvariantCatchesEachBreak() throws {
         // (A maximum block above the largest cached one: the pool has an order no bin keeps.)
@@ -132,7 +93,6 @@ func enableThreadCachesForTest(_ pool: BuddyEngine) throws {
         buddy_thread_set_cache(nil)
         defer { buddy_thread_set_cache(nil); buddy_thread_key_set(nil); pool.destroy() }
         let cache = try #require(pool.threadCache())
-        cache.pointee.calls.allocated.add(1, 1000) // (a full batch: refillsDoubleFromOneBlock)
         let first = try #require(pool.refill(cache, code: 1)) // order 1: 32-byte blocks
         #expect(pool.checkInvariantsWithCaches() == nil)
         let head = try #require((cache.bins + 1).pointee.head)
