@@ -221,7 +221,7 @@ func keepCached(_ pointer: UnsafeMutableRawPointer, _ tag: UnsafeMutablePointer<
     // The room is read again after the leave, not kept from the push: the leave's decrement sets
     // the flags, and keeping the push's sign across it cost two instructions (setns, test). A
     // signal handler's call in between may have moved the room: the flush follows what it is.
-    if slot.pointee.room < 0 { flushFullBin(threadCache, bin: threadCache.bin(of: slot)) }
+    if slot.pointee.isOverLimit { flushFullBin(threadCache, bin: threadCache.bin(of: slot)) }
 }
 
 /// The call the countdown stopped at: timed (latency) and profiled (allocation sites) as due.

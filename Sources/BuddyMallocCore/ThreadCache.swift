@@ -131,6 +131,9 @@ struct CacheBin {
         get { limit &- room }
         set { room = limit &- newValue }
     }
+
+    /// The bin holds more than its limit and must be flushed (count > limit).
+    @inline(__always) var isOverLimit: Bool { room < 0 }
 }
 
 /// A thread's cache of blocks per order: the lazy buddy. A block the thread frees stays here,
@@ -362,7 +365,7 @@ extension UnsafeMutablePointer where Pointee == ThreadCache {
         block.storeBytes(of: CacheMark.value(tag: tag, key: key), toByteOffset: MemoryLayout<UInt>.stride, as: UInt.self)
         slot.pointee.head = block
         slot.pointee.room &-= 1
-        return slot.pointee.room < 0
+        return slot.pointee.isOverLimit
     }
 }
 
